@@ -1,0 +1,43 @@
+# dgxie: the two commands are `make run` and `make test`; each installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)
+PYTEST_ARGS ?=
+
+.PHONY: run test venv deps lint unit clean bench
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+run: venv
+	@mkdir -p var
+	$(BIN)/dgxie db upgrade
+	@echo ""
+	@echo "  dgxie: API on http://127.0.0.1:8080 (OpenAPI at /docs), data under var/"
+	@echo "  create the first admin token in another shell:"
+	@echo "    $(BIN)/dgxie token create --role admin --name admin"
+	@echo ""
+	exec $(BIN)/dgxie serve
+
+deps:
+	bash scripts/test-deps.sh
+
+lint: venv
+	$(BIN)/ruff check dgxie tests migrations bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: venv deps lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache

@@ -1,0 +1,5 @@
+"""`python -m dgxie` is the `dgxie` CLI."""
+
+from dgxie.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""FastAPI dependencies: one database session per request, the site, the context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from dgxie.db import session_scope
+from dgxie.site import Site
+
+if TYPE_CHECKING:
+    from dgxie.app import Context
+
+
+def get_ctx(request: Request) -> Context:
+    ctx: Any = request.app.state.ctx
+    return ctx  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session committed when the handler returns normally, rolled back on any error."""
+    with session_scope(get_ctx(request).sessions) as s:
+        yield s
+
+
+def get_site(request: Request) -> Site:
+    return get_ctx(request).site
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SiteDep = Annotated[Site, Depends(get_site)]

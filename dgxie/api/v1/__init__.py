@@ -1,0 +1,11 @@
+"""The admin REST API, mounted at /api/v1."""
+
+from fastapi import APIRouter
+
+from dgxie.api.v1 import images, nodes, profiles, tokens
+
+router = APIRouter()
+router.include_router(nodes.router)
+router.include_router(profiles.router)
+router.include_router(images.router)
+router.include_router(tokens.router)

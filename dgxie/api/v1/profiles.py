@@ -1,0 +1,40 @@
+"""/api/v1/profiles: install profiles (admin to change, viewer to read)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from dgxie.api.auth import Admin, Principal, Viewer
+from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.boot import profiles
+from dgxie.boot.schemas import ProfileIn, ProfileOut, ProfileUpdate
+from dgxie.errors import NotFound
+
+router = APIRouter(prefix="/profiles", tags=["profiles"])
+
+
+@router.get("", response_model=list[ProfileOut])
+def list_profiles(s: SessionDep, _: Principal = Viewer) -> list[ProfileOut]:
+    return [profiles.to_out(p) for p in profiles.list_profiles(s)]
+
+
+@router.post("", response_model=ProfileOut, status_code=201)
+def create_profile(body: ProfileIn, s: SessionDep, site: SiteDep, who: Principal = Admin) -> ProfileOut:
+    return profiles.to_out(profiles.create_profile(s, site, body, actor=who.actor))
+
+
+@router.get("/{name}", response_model=ProfileOut)
+def get_profile(name: str, s: SessionDep, _: Principal = Viewer) -> ProfileOut:
+    return profiles.to_out(profiles.profile_by_name(s, name, missing=NotFound))
+
+
+@router.patch("/{name}", response_model=ProfileOut)
+def update_profile(name: str, body: ProfileUpdate, s: SessionDep, site: SiteDep, who: Principal = Admin) -> ProfileOut:
+    p = profiles.profile_by_name(s, name, missing=NotFound)
+    return profiles.to_out(profiles.update_profile(s, site, p, body, actor=who.actor))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_profile(name: str, s: SessionDep, who: Principal = Admin) -> Response:
+    profiles.delete_profile(s, profiles.profile_by_name(s, name, missing=NotFound), actor=who.actor)
+    return Response(status_code=204)

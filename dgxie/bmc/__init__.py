@@ -1,0 +1,1 @@
+"""BMC protocol clients (Redfish, IPMI). Never touches the database."""

@@ -1,0 +1,147 @@
+"""`dgxie node add|list|show|set|delete|import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.errors import Invalid
+from dgxie.nodes import events, importer, service
+from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
+from dgxie.validation import parse
+
+app = typer.Typer(help="Node inventory.", no_args_is_help=True)
+
+
+def _password(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise Invalid(f"--bmc-password-file {path}: {exc.strerror}") from None
+
+
+def _show(node: NodeOut) -> None:
+    t = Table(show_header=False, box=None)
+    for key, value in node.model_dump(mode="json").items():
+        t.add_row(f"[bold]{key}[/]", str(value))
+    console.print(t)
+
+
+@app.command("add")
+def add(hostname: str, mac: str = typer.Option(..., help="primary MAC"), ip: str | None = None,
+        profile: str | None = None, role: str | None = None,
+        tag: list[str] = typer.Option([], help="repeat for several tags"),
+        extra_mac: list[str] = typer.Option([], "--extra-mac", help="another interface's MAC"),
+        bmc: str | None = typer.Option(None, help="BMC URL, e.g. https://10.0.1.5"),
+        bmc_user: str | None = None, bmc_password_file: Path | None = None,
+        as_json: bool = typer.Option(False, "--json")) -> None:
+    """Enroll a node."""
+    data: dict[str, Any] = {"hostname": hostname, "mac": mac, "ip": ip, "profile": profile, "role": role,
+                            "tags": tag, "interfaces": [{"mac": m} for m in extra_mac]}
+    if bmc or bmc_user or bmc_password_file:
+        data["bmc"] = {"url": bmc, "username": bmc_user, "password": _password(bmc_password_file)}
+    body = parse(NodeCreate, data)
+    with session() as s:
+        out = service.to_out(service.create_node(s, context().site, body, actor=actor()))
+    dump_json(out) if as_json else err_console.print(f"enrolled {out.hostname} ({out.mac})")
+
+
+@app.command("list")
+def list_(state: str | None = None, role: str | None = None, tag: str | None = None, profile: str | None = None,
+          limit: int = typer.Option(1000, min=1, max=service.MAX_PAGE), offset: int = typer.Option(0, min=0),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """List nodes, optionally filtered."""
+    with session() as s:
+        nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
+                                          offset=offset)
+        rows = [service.to_out(n) for n in nodes]
+    if as_json:
+        dump_json(rows)
+        return
+    t = Table("hostname", "mac", "ip", "profile", "role", "state", "tags", caption=f"{len(rows)} of {total}")
+    for r in rows:
+        t.add_row(r.hostname, r.mac or "", r.ip or "", r.profile or "", r.role or "", r.state, ",".join(r.tags))
+    console.print(t)
+
+
+@app.command("show")
+def show(node: str, as_json: bool = typer.Option(False, "--json"),
+         with_events: bool = typer.Option(False, "--events", help="also print the node's events")) -> None:
+    """Show one node (by hostname or MAC)."""
+    with session() as s:
+        n = service.get_node(s, node)
+        out = service.to_out(n)
+        evs = events.list_events(s, node=n, limit=1000) if with_events else []
+    if as_json:
+        dump_json(out.model_dump(mode="json") | ({"events": [e.model_dump(mode="json") for e in evs]}
+                                                   if with_events else {}))
+        return
+    _show(out)
+    for e in evs:
+        console.print(f"{e.time:%Y-%m-%d %H:%M:%S} {e.actor:>16} {e.kind:<14} "
+                      f"{(e.from_state or '') + ('->' + e.to_state if e.to_state else ''):<22} {e.reason}")
+
+
+@app.command("set")
+def set_(node: str, hostname: str | None = None, mac: str | None = None,
+         ip: str | None = typer.Option(None, help="'' clears it"),
+         profile: str | None = typer.Option(None, help="'' clears it"),
+         role: str | None = typer.Option(None, help="'' clears it"),
+         tag: list[str] | None = typer.Option(None, help="replace the tags (repeat)"),
+         bmc: str | None = None, bmc_user: str | None = None, bmc_password_file: Path | None = None,
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Change a node's fields; only the options given change."""
+    data: dict[str, Any] = {}
+    for key, value in (("hostname", hostname), ("mac", mac), ("ip", ip), ("profile", profile), ("role", role)):
+        if value is not None:
+            data[key] = value or None
+    if tag:
+        data["tags"] = tag
+    bmc_data = {k: v for k, v in (("url", bmc), ("username", bmc_user),
+                                  ("password", _password(bmc_password_file))) if v is not None}
+    if bmc_data:
+        data["bmc"] = bmc_data
+    if not data:
+        raise Invalid("nothing to change (see dgxie node set --help)")
+    body = parse(NodeUpdate, data)
+    with session() as s:
+        n = service.get_node(s, node)
+        out = service.to_out(service.update_node(s, context().site, n, body, actor=actor()))
+    dump_json(out) if as_json else err_console.print(f"updated {out.hostname}")
+
+
+@app.command("delete")
+def delete(node: str) -> None:
+    """Remove a node from the inventory (its events are kept)."""
+    with session() as s:
+        n = service.get_node(s, node)
+        name = n.hostname
+        service.delete_node(s, n, actor=actor())
+    err_console.print(f"deleted {name}")
+
+
+@app.command("import")
+def import_(files: list[Path] = typer.Argument(..., help="CSV, YAML, DGXIE machines.json, dnsmasq conf")) -> None:
+    """Import nodes (and DGXIE profiles) from files: all of them or nothing."""
+    plans = []
+    for f in files:
+        try:
+            text = f.read_text()
+        except OSError as exc:
+            raise Invalid(f"{f}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise Invalid(f"{f}: not a text file") from None
+        plans.append(importer.parse_file(f.name, text))
+    merged = importer.ImportPlan()
+    for p in plans:
+        merged.profiles.extend(p.profiles)
+        merged.nodes.extend(p.nodes)
+    with session() as s:
+        n_nodes, n_profiles = service.import_plan(s, context().site, merged, actor=actor())
+    err_console.print(f"imported {n_nodes} node(s) and {n_profiles} profile(s)")

@@ -1,0 +1,1 @@
+"""Firmware baselines, inventory scans and compliance (issue: BMC control and firmware)."""

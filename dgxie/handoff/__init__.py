@@ -1,0 +1,1 @@
+"""Role handoff: Ansible inventory, Slurm config, bootstrap runners."""

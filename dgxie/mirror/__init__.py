@@ -1,0 +1,1 @@
+"""Air-gap mirrors: content-addressed store, APT and OCI sync, serving."""

@@ -1,0 +1,57 @@
+"""A bare-metal node and its network interfaces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dgxie.db import Base
+from dgxie.models.profile import Profile
+from dgxie.models.types import JSONType, UTCDateTime, utcnow
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(63), unique=True)
+    ip: Mapped[str | None] = mapped_column(String(45), unique=True)
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="RESTRICT"))
+    role: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32), default="enrolled")
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    vars: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    bmc_url: Mapped[str | None] = mapped_column(String(255))
+    bmc_username: Mapped[str | None] = mapped_column(String(128))
+    bmc_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    boot_token: Mapped[str] = mapped_column(String(64), unique=True)
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    profile: Mapped[Profile | None] = relationship(lazy="joined")
+    interfaces: Mapped[list[Interface]] = relationship(
+        back_populates="node", cascade="all, delete-orphan", lazy="selectin", order_by="Interface.id"
+    )
+
+    __table_args__ = (Index("ix_nodes_state", "state"), Index("ix_nodes_role", "role"))
+
+    @property
+    def mac(self) -> str | None:
+        """The primary (first) interface's MAC."""
+        return self.interfaces[0].mac if self.interfaces else None
+
+
+class Interface(Base):
+    __tablename__ = "interfaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    name: Mapped[str | None] = mapped_column(String(32))
+
+    node: Mapped[Node] = relationship(back_populates="interfaces")

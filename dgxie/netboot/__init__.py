@@ -1,0 +1,1 @@
+"""Network boot protocol servers (DHCP, TFTP). Pure codecs; no SQL."""

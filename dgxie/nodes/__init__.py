@@ -1,0 +1,1 @@
+"""Node inventory: enrollment, updates, the lifecycle state machine and its event log."""

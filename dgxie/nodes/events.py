@@ -1,0 +1,38 @@
+"""The event log: recording and reading events (one row per change)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dgxie.models import Event, Node
+from dgxie.nodes.schemas import EventOut
+
+
+def record(session: Session, *, actor: str, kind: str, node: Node | None = None, hostname: str | None = None,
+           from_state: str | None = None, to_state: str | None = None, reason: str = "",
+           data: dict[str, Any] | None = None) -> Event:
+    """Add one event to the session (committed with the change it describes)."""
+    ev = Event(actor=actor, kind=kind, node_id=node.id if node is not None else None,
+               hostname=node.hostname if node is not None else hostname, from_state=from_state,
+               to_state=to_state, reason=reason, data=data or {})
+    session.add(ev)
+    return ev
+
+
+def to_out(ev: Event) -> EventOut:
+    return EventOut(id=ev.id, time=ev.time, actor=ev.actor, node=ev.hostname, kind=ev.kind,
+                    from_state=ev.from_state, to_state=ev.to_state, reason=ev.reason, data=ev.data)
+
+
+def list_events(session: Session, *, node: Node | None = None, after_id: int = 0, limit: int = 100,
+                kind: str | None = None) -> list[EventOut]:
+    """Events in id order, optionally for one node, after a given id (for streaming)."""
+    q = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
+    if node is not None:
+        q = q.where(Event.node_id == node.id)
+    if kind is not None:
+        q = q.where(Event.kind == kind)
+    return [to_out(e) for e in session.scalars(q)]

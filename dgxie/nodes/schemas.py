@@ -1,0 +1,156 @@
+"""Input and output shapes of the node inventory, shared by the API and the CLI.
+
+Output field names are part of the operator contract (ARCHITECTURE.md): fields may be added,
+never renamed. The BMC password is write-only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from dgxie.nodes.macs import canonical_mac
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
+
+
+def check_hostname(v: str) -> str:
+    v = v.strip().lower()
+    if not HOSTNAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid hostname (RFC 1123 label: a-z, 0-9, '-', at most 63)")
+    return v
+
+
+def check_ip(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    try:
+        return str(ipaddress.IPv4Address(v.strip()))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IPv4 address") from None
+
+
+def check_bmc_url(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if not re.match(r"^(https?|ipmi|redfish\+https?)://[^\s/]+(/\S*)?$", v):
+        raise ValueError(f"{v!r} is not a BMC URL (https://HOST, http://HOST:PORT or ipmi://HOST[:PORT])")
+    return v.rstrip("/")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class InterfaceIn(_In):
+    mac: str
+    name: str | None = Field(default=None, max_length=32)
+
+    _mac = field_validator("mac")(classmethod(lambda cls, v: canonical_mac(v)))
+
+
+class BmcIn(_In):
+    url: str | None = None
+    username: str | None = Field(default=None, max_length=128)
+    password: SecretStr | None = None
+
+    _url = field_validator("url")(classmethod(lambda cls, v: check_bmc_url(v)))
+
+
+class NodeCreate(_In):
+    hostname: str
+    mac: str
+    ip: str | None = None
+    profile: str | None = None
+    role: str | None = None
+    state: str | None = Field(default=None, description="enrolled (default) or discovered")
+    tags: list[str] = []
+    interfaces: list[InterfaceIn] = Field(default=[], description="extra interfaces beyond the primary MAC")
+    bmc: BmcIn | None = None
+    facts: dict[str, Any] = {}
+    vars: dict[str, Any] = {}
+
+    _hostname = field_validator("hostname")(classmethod(lambda cls, v: check_hostname(v)))
+    _mac = field_validator("mac")(classmethod(lambda cls, v: canonical_mac(v)))
+    _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not TAG_RE.match(t):
+                raise ValueError(f"{t!r} is not a valid tag")
+        return sorted(set(v))
+
+
+class NodeUpdate(_In):
+    """A partial update: only the fields present change; `null` clears a nullable field."""
+
+    hostname: str | None = None
+    mac: str | None = None
+    ip: str | None = None
+    profile: str | None = None
+    role: str | None = None
+    tags: list[str] | None = None
+    interfaces: list[InterfaceIn] | None = None
+    bmc: BmcIn | None = None
+    facts: dict[str, Any] | None = None
+    vars: dict[str, Any] | None = None
+
+    _hostname = field_validator("hostname")(classmethod(lambda cls, v: None if v is None else check_hostname(v)))
+    _mac = field_validator("mac")(classmethod(lambda cls, v: None if v is None else canonical_mac(v)))
+    _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
+    _tags = field_validator("tags")(classmethod(lambda cls, v: None if v is None else NodeCreate._tags(v)))
+
+
+class BmcOut(BaseModel):
+    url: str | None
+    username: str | None
+    password_set: bool
+
+
+class InterfaceOut(BaseModel):
+    mac: str
+    name: str | None
+
+
+class NodeOut(BaseModel):
+    id: int
+    hostname: str
+    mac: str | None
+    ip: str | None
+    profile: str | None
+    role: str | None
+    state: str
+    tags: list[str]
+    interfaces: list[InterfaceOut]
+    bmc: BmcOut
+    facts: dict[str, Any]
+    vars: dict[str, Any]
+    state_changed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    actor: str
+    node: str | None
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    data: dict[str, Any]

@@ -1,0 +1,245 @@
+"""Node inventory service: enroll, update, delete, list. Shared by the API and the CLI.
+
+Every mutation records an event with its actor in the same transaction, so a change and its log
+entry land together or not at all. Callers own the transaction (`dgxie.db.session_scope`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dgxie.boot.profiles import profile_by_name
+from dgxie.crypto import new_boot_token
+from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.models import Interface, Node
+from dgxie.nodes.events import record
+from dgxie.nodes.lifecycle import INITIAL, State
+from dgxie.nodes.macs import canonical_mac
+from dgxie.nodes.schemas import BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
+from dgxie.site import Site
+
+MAX_PAGE = 1000
+
+
+def to_out(node: Node) -> NodeOut:
+    """The public JSON shape of a node (never the BMC password)."""
+    return NodeOut(
+        id=node.id, hostname=node.hostname, mac=node.mac, ip=node.ip,
+        profile=node.profile.name if node.profile else None, role=node.role, state=node.state,
+        tags=list(node.tags), interfaces=[InterfaceOut(mac=i.mac, name=i.name) for i in node.interfaces],
+        bmc=BmcOut(url=node.bmc_url, username=node.bmc_username, password_set=node.bmc_password_enc is not None),
+        facts=dict(node.facts), vars=dict(node.vars), state_changed_at=node.state_changed_at,
+        created_at=node.created_at, updated_at=node.updated_at,
+    )
+
+
+def get_node(session: Session, ref: str) -> Node:
+    """A node by hostname or by any of its MACs (any accepted MAC spelling)."""
+    node = session.scalar(select(Node).where(Node.hostname == ref.strip().lower()))
+    if node is None:
+        try:
+            mac = canonical_mac(ref)
+        except ValueError:
+            mac = None
+        if mac is not None:
+            node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
+    if node is None:
+        raise NotFound(f"no node {ref!r}")
+    return node
+
+
+def _check_unique(session: Session, *, hostname: str | None, macs: list[str], ip: str | None,
+                  self_id: int | None = None) -> None:
+    if hostname is not None:
+        other = session.scalar(select(Node).where(Node.hostname == hostname))
+        if other is not None and other.id != self_id:
+            raise Conflict(f"hostname {hostname} is already enrolled")
+    seen: set[str] = set()
+    for mac in macs:
+        if mac in seen:
+            raise Invalid(f"MAC {mac} is listed twice")
+        seen.add(mac)
+        holder = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
+        if holder is not None and holder.id != self_id:
+            raise Conflict(f"MAC {mac} belongs to node {holder.hostname}")
+    if ip is not None:
+        holder = session.scalar(select(Node).where(Node.ip == ip))
+        if holder is not None and holder.id != self_id:
+            raise Conflict(f"IP {ip} belongs to node {holder.hostname}")
+
+
+def _check_ip(site: Site, ip: str | None) -> None:
+    if ip is not None and site.subnets and site.subnet_of(ip) is None:
+        nets = ", ".join(str(n) for n in site.subnets)
+        raise Invalid(f"ip {ip} is outside every configured subnet ({nets})")
+
+
+def _check_role(site: Site, role: str | None) -> None:
+    if role is not None and role not in site.roles:
+        raise Invalid(f"unknown role {role!r} (known: {', '.join(sorted(site.roles))})")
+
+
+def _apply_bmc(site: Site, node: Node, bmc: BmcIn) -> None:
+    fields = bmc.model_fields_set
+    if "url" in fields:
+        node.bmc_url = bmc.url
+    if "username" in fields:
+        node.bmc_username = bmc.username
+    if "password" in fields:
+        node.bmc_password_enc = None if bmc.password is None else site.box.seal(bmc.password.get_secret_value())
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent writer won the race for a unique value
+        session.rollback()
+        raise Conflict(f"conflicts with an existing node ({exc.orig.__class__.__name__})") from None
+
+
+def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -> Node:
+    """Enroll one node. Raises Invalid (422) or Conflict (409) and changes nothing on bad input."""
+    macs = [data.mac, *[i.mac for i in data.interfaces]]
+    _check_unique(session, hostname=data.hostname, macs=macs, ip=data.ip)
+    _check_ip(site, data.ip)
+    profile = profile_by_name(session, data.profile) if data.profile else None
+    role = data.role or (profile.role if profile else None)
+    _check_role(site, role)
+    state = State(data.state) if data.state else State.ENROLLED
+    if state not in INITIAL:
+        raise Invalid(f"state: a new node is enrolled or discovered, not {data.state}")
+    node = Node(hostname=data.hostname, ip=data.ip, profile=profile, role=role, state=state.value,
+                tags=data.tags, facts=data.facts, vars=data.vars, boot_token=new_boot_token())
+    node.interfaces = [Interface(mac=data.mac, name=None)] + [
+        Interface(mac=i.mac, name=i.name) for i in data.interfaces
+    ]
+    if data.bmc is not None:
+        _apply_bmc(site, node, data.bmc)
+    session.add(node)
+    _flush(session)
+    record(session, actor=actor, kind="node.create", node=node, to_state=node.state,
+           reason="enrolled" if state is State.ENROLLED else "discovered")
+    return node
+
+
+def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, actor: str) -> Node:
+    """Apply a partial update; the event lists the fields that changed (never secret values)."""
+    fields = data.model_fields_set
+    changed: dict[str, Any] = {}
+    new_macs: list[str] | None = None
+    if "mac" in fields or "interfaces" in fields:
+        primary = data.mac if "mac" in fields and data.mac else node.mac
+        extra = [i.mac for i in data.interfaces] if data.interfaces is not None else [
+            i.mac for i in node.interfaces[1:]]
+        if primary is None:
+            raise Invalid("mac: a node needs a primary MAC")
+        new_macs = [primary, *extra]
+    _check_unique(session, hostname=data.hostname if "hostname" in fields else None,
+                  macs=new_macs or [], ip=data.ip if "ip" in fields else None, self_id=node.id)
+    if "hostname" in fields:
+        if data.hostname is None:
+            raise Invalid("hostname: cannot be null")
+        changed["hostname"] = data.hostname
+        node.hostname = data.hostname
+    if "ip" in fields:
+        _check_ip(site, data.ip)
+        node.ip = data.ip
+        changed["ip"] = data.ip
+    if "profile" in fields:
+        node.profile = profile_by_name(session, data.profile) if data.profile else None
+        changed["profile"] = data.profile
+    if "role" in fields:
+        _check_role(site, data.role)
+        node.role = data.role
+        changed["role"] = data.role
+    for name in ("tags", "facts", "vars"):
+        if name in fields:
+            value = getattr(data, name)
+            setattr(node, name, value if value is not None else ([] if name == "tags" else {}))
+            changed[name] = getattr(node, name)
+    if new_macs is not None:
+        names = {i.mac: i.name for i in node.interfaces}
+        if data.interfaces is not None:
+            names.update({i.mac: i.name for i in data.interfaces})
+        node.interfaces.clear()
+        _flush(session)
+        node.interfaces.extend(Interface(mac=m, name=names.get(m)) for m in new_macs)
+        changed["macs"] = new_macs
+    if "bmc" in fields and data.bmc is not None:
+        _apply_bmc(site, node, data.bmc)
+        changed["bmc"] = sorted(data.bmc.model_fields_set)
+    _flush(session)
+    if changed:
+        record(session, actor=actor, kind="node.update", node=node, reason="updated " + ", ".join(sorted(changed)),
+               data={k: v for k, v in changed.items() if k != "bmc"} | ({"bmc_fields": changed["bmc"]}
+                                                                          if "bmc" in changed else {}))
+    return node
+
+
+def delete_node(session: Session, node: Node, *, actor: str) -> None:
+    record(session, actor=actor, kind="node.delete", node=None, hostname=node.hostname, from_state=node.state,
+           reason="deleted", data={"macs": [i.mac for i in node.interfaces], "ip": node.ip})
+    session.delete(node)
+    _flush(session)
+
+
+def _tag_clause(session: Session, tag: str) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return text("nodes.tags @> jsonb_build_array(CAST(:tag AS text))").bindparams(tag=tag)
+    return text("EXISTS (SELECT 1 FROM json_each(nodes.tags) WHERE json_each.value = :tag)").bindparams(tag=tag)
+
+
+def list_nodes(session: Session, *, state: str | None = None, role: str | None = None, tag: str | None = None,
+               profile: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Node], int]:
+    """One page of nodes ordered by hostname, and the total that match the filters."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit: must be 1..{MAX_PAGE}")
+    if offset < 0:
+        raise Invalid("offset: must be >= 0")
+    if state is not None and state not in {s.value for s in State}:
+        raise Invalid(f"state: unknown state {state!r}")
+    q = select(Node)
+    if state is not None:
+        q = q.where(Node.state == state)
+    if role is not None:
+        q = q.where(Node.role == role)
+    if tag is not None:
+        q = q.where(_tag_clause(session, tag))
+    if profile is not None:
+        q = q.where(Node.profile_id == profile_by_name(session, profile).id)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    nodes = list(session.scalars(q.order_by(Node.hostname).limit(limit).offset(offset)).unique())
+    return nodes, total
+
+
+def import_plan(session: Session, site: Site, plan: Any, *, actor: str) -> tuple[int, int]:
+    """Apply an `ImportPlan` in the caller's transaction: all rows or none.
+
+    Profiles come first (DGXIE machines.json), then nodes; a node without a profile whose MAC
+    matches an imported profile's `mac_match` regex gets that profile. Errors name the row.
+    """
+    import re
+
+    from dgxie.boot.profiles import create_profile
+
+    made = []
+    for where, prof in plan.profiles:
+        try:
+            made.append(create_profile(session, site, prof, actor=actor, source="import"))
+        except (Invalid, Conflict) as exc:
+            raise exc.__class__(f"{where}: {exc.detail}") from None
+    for where, data in plan.nodes:
+        if data.profile is None:
+            for p in made:
+                if re.match(str(p.vars.get("mac_match", "")), data.mac, re.IGNORECASE):
+                    data = data.model_copy(update={"profile": p.name})
+                    break
+        try:
+            create_node(session, site, data, actor=actor)
+        except (Invalid, Conflict, NotFound) as exc:
+            raise exc.__class__(f"{where} ({data.hostname}): {exc.detail}") from None
+    return len(plan.nodes), len(plan.profiles)
