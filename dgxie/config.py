@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,7 +212,8 @@ def format_errors(exc: ValidationError) -> str:
         msg = str(err["msg"]).removeprefix("Value error, ")
         loc = _format_loc(tuple(err["loc"]))
         # A model validator's message may already start with the sub-key it is about.
-        lines.append(f"{loc}.{msg}" if loc and ":" in msg.split(" ")[0] else f"{loc}: {msg}" if loc else msg)
+        sub_key = re.match(r"^[a-z_][a-z0-9_.\[\]]*: ", msg)  # a model validator naming its own sub-key
+        lines.append(f"{loc}.{msg}" if loc and sub_key else f"{loc}: {msg}" if loc else msg)
     return "\n".join(lines)
 
 
