@@ -105,7 +105,8 @@ def main() -> None:
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{pgname}"')
         try:
-            for name, url in (("sqlite", f"sqlite:///{t}/bench.db"), ("postgresql", args.pg.rsplit("/", 1)[0] + "/" + pgname)):
+            pg_url = args.pg.rsplit("/", 1)[0] + "/" + pgname
+            for name, url in (("sqlite", f"sqlite:///{t}/bench.db"), ("postgresql", pg_url)):
                 d = t / name
                 d.mkdir()
                 port = free_port()
@@ -118,10 +119,11 @@ def main() -> None:
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{pgname}" WITH (FORCE)')
-    print(f"| database | workload | requests | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|")
+    print("| database | workload | requests | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|")
     for db, res in results.items():
         for wl, r in res.items():
-            print(f"| {db} | {wl} | {r['n']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+            print(f"| {db} | {wl} | {r['n']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+                  f"| {r['errors']} |")
 
 
 if __name__ == "__main__":
