@@ -77,9 +77,12 @@ def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
 
 
 def add_image(layout: Layout, tag: str, created: str, *, archs: tuple[str, ...] = ("amd64", "arm64"),
-              extra: bytes = b"") -> None:
-    """A multi-arch image: per arch a shared base layer + a tag-specific layer, a config, a manifest."""
+              extra: bytes = b"") -> dict[str, object]:
+    """A multi-arch image: per arch a shared base layer + a tag-specific layer, a config, a manifest.
+    Returns {"index": digest, "<arch>": manifest digest, "layers": {digest: size}}."""
     entries = []
+    info: dict[str, object] = {}
+    layers: dict[str, int] = {}
     for arch in archs:
         base, base_id = layer({f"etc/base-{arch}": f"base {arch}\n".encode()})
         top, top_id = layer({"app/version": f"{tag} {arch}\n".encode() + extra})
@@ -91,13 +94,18 @@ def add_image(layout: Layout, tag: str, created: str, *, archs: tuple[str, ...] 
             "config": layout.blob(config, "application/vnd.oci.image.config.v1+json"),
             "layers": [layout.blob(base, "application/vnd.oci.image.layer.v1.tar+gzip"),
                        layout.blob(top, "application/vnd.oci.image.layer.v1.tar+gzip")]}).encode()
+        doc = json.loads(manifest)
+        layers.update({str(x["digest"]): int(x["size"]) for x in doc["layers"]})
         entry = layout.blob(manifest, OCI_MANIFEST)
+        info[arch] = entry["digest"]
         entry["platform"] = {"os": "linux", "architecture": arch}
         entries.append(entry)
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
     ref = layout.blob(index, OCI_INDEX)
     ref["annotations"] = {"org.opencontainers.image.ref.name": tag}
     layout.refs.append(ref)
+    info["index"], info["layers"] = ref["digest"], layers
+    return info
 
 
 # -- docker-registry -------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def sync(name: str, as_json: bool = typer.Option(False, "--json", help="print th
     started = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TextColumn("{task.fields[files]} files"), TimeElapsedColumn(),
-                  console=err_console, disable=quiet or as_json) as bar:
+                  console=err_console, transient=True,
+                  disable=quiet or as_json or not err_console.is_terminal) as bar:
         task = bar.add_task(f"{name}", total=None, files=0)
 
         def on(ev: SyncEvent) -> None:
