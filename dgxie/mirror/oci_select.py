@@ -6,7 +6,8 @@ Tag selection (docs/mirrors-oci.md):
 3. `keep_newest: N`: the candidates are ordered newest first and the first N kept. Newest means
    the image config's `created` time (RFC 3339; for an index, that of its first manifest whose
    platform is mirrored); ties, and tags whose config has no `created`, are ordered by a
-   version-aware sort of the tag (`24.10` after `24.9`, `24.01-py3` after `24.01`), and tags without
+   version-aware sort of the tag (`24.10` after `24.9`, `24.01-py3` after `24.01`, text before
+   numbers so a moving tag like `latest` ranks oldest), and tags without
    a `created` time rank below every tag that has one.
 """
 

@@ -25,6 +25,12 @@ def oci_state_dir(data_dir: Path, name: str) -> Path:
     return data_dir / "mirrors" / "oci" / name
 
 
+def _canon(host: str) -> str:
+    """containerd sends `ns=docker.io` for Docker Hub, whose API host is registry-1.docker.io."""
+    host = host.lower()
+    return "docker.io" if host in ("registry-1.docker.io", "index.docker.io") else host
+
+
 class UnknownName(NotFound):
     """No mirror holds this repository (distribution error NAME_UNKNOWN)."""
 
@@ -75,7 +81,7 @@ class OciReader:
     def repo(self, name: str, ns: str | None = None) -> RepoSnapshot:
         snaps = self.snapshots()
         if ns:
-            snaps = [s for s in snaps if s.upstream_host == ns] or snaps
+            snaps = [s for s in snaps if _canon(s.upstream_host) == _canon(ns)] or snaps
         for s in snaps:
             if name in s.repositories:
                 return s.repositories[name]
