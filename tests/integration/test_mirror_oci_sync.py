@@ -20,7 +20,11 @@ from typing import Any
 
 import pytest
 
+from dgxie.errors import Unauthorized
+from dgxie.mirror.oci import RegistryClient
+from dgxie.mirror.oci_auth import Credentials
 from dgxie.mirror.oci_store import OciReader, UnknownManifest, oci_state_dir, store_root
+from dgxie.mirror.oci_sync import _sync_lock
 from dgxie.mirror.store import BlobStore
 from tests.helpers_oci import (
     Layout,
@@ -194,3 +198,22 @@ def test_killed_sync_resumes_partial_blob(upstream: tuple[Registry, dict[str, An
         s for d, s in images["big"]["layers"].items() if d != big)
     assert store.has(big) and store.partial_size(big) == 0
     assert hashlib.sha256(store.path(big).read_bytes()).hexdigest() == big.removeprefix("sha256:")
+
+
+def test_client_pages_tags_and_needs_credentials(upstream: tuple[Registry, dict[str, Any]]) -> None:
+    reg, _ = upstream
+    with RegistryClient(f"http://{reg.host}", credentials=Credentials("alice", "s3cret"), retries=0) as client:
+        assert client.list_tags("nvidia/pytorch", page_size=2) == sorted(TAGS)  # 3 pages via Link rel="next"
+    with RegistryClient(f"http://{reg.host}", retries=0) as anonymous, \
+            pytest.raises(Unauthorized, match="needs credentials"):
+        anonymous.ping()
+
+
+def test_one_sync_per_mirror_at_a_time(upstream: tuple[Registry, dict[str, Any]], tmp_path: Path) -> None:
+    reg, _ = upstream
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(f"http://{reg.host}", tmp_path)])
+    with _sync_lock(oci_state_dir(data, "ngc"), "ngc"):
+        r = run_cli(cfg, "mirror-oci", "sync", "ngc")
+    assert r.code == 1 and "a sync is already running" in r.err
+    assert not (oci_state_dir(data, "ngc") / "current.json").exists()
