@@ -64,6 +64,7 @@ class OciMirrorSpec(_Strict):
     ca_file: Path | None = None  # or trust this CA bundle
     timeout: float = Field(default=60.0, gt=0)
     retries: int = Field(default=4, ge=0, le=20)
+    concurrency: int = Field(default=4, ge=1, le=32)  # blobs downloaded at once
 
     @field_validator("registry")
     @classmethod

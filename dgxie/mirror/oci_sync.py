@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import fcntl
 import re
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,11 +140,23 @@ def _sync_repo(client: RegistryClient, cfg: OciMirrorSpec, store: BlobStore, rep
     for d, size in sorted(layers.items()):
         if d not in missing:
             progress(SyncEvent("skip", repo, ref=d, nbytes=size))
-        else:
-            client.fetch_blob(repo, d, store, size=size or None,
-                              on_bytes=lambda n: progress(SyncEvent("bytes", repo, nbytes=n)))
-            progress(SyncEvent("blob", repo, ref=d, nbytes=size))
         out.blobs[d] = size
+
+    def fetch(item: tuple[str, int]) -> None:
+        d, size = item
+        client.fetch_blob(repo, d, store, size=size or None,
+                          on_bytes=lambda n: progress(SyncEvent("bytes", repo, nbytes=n)))
+        progress(SyncEvent("blob", repo, ref=d, nbytes=size))
+
+    # Largest first, a few at a time; the first error cancels what has not started (partials stay).
+    with ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="oci-blob") as pool:
+        futures = [pool.submit(fetch, item) for item in sorted(missing.items(), key=lambda kv: -kv[1])]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return out
 
 
@@ -169,7 +183,13 @@ def sync_oci(cfg: OciMirrorSpec, store: BlobStore, state_dir: Path, progress: Oc
     matches), `CorruptContent` (a digest mismatch), `Unavailable` (network), `Conflict` (a sync
     of this mirror is already running); on any of them the published snapshot is unchanged.
     """
-    emit: OciProgress = progress or (lambda _e: None)
+    lock = threading.Lock()
+
+    def emit(ev: SyncEvent) -> None:  # blobs download in threads; callers see one event at a time
+        if progress is not None:
+            with lock:
+                progress(ev)
+
     creds = load_credentials(cfg.username, cfg.password_file)
     verify: bool | str = False if cfg.insecure else (str(cfg.ca_file) if cfg.ca_file else True)
     with _sync_lock(state_dir, cfg.name), RegistryClient(
