@@ -6,7 +6,8 @@
   `docker-registry`, configured with `auth: token: {realm, service, issuer, rootcertbundle}`,
   verifies against the self-signed certificate generated here with `cryptography`.
 - `FaultProxy`: a fault injector in front of the real registry. It forwards requests, and on
-  demand flips one byte of a blob body (`tamper`) or stalls after N bytes (`stall`); it records
+  demand flips one byte of a blob body (`tamper`), stalls after N bytes (`stall`), drops the
+  connection after N bytes once (`cut`) or answers 404 (`missing`); it records
   the Range headers clients send (`ranges`).
 """
 
@@ -125,6 +126,8 @@ class FaultProxy:
         self.upstream = upstream
         self.tamper: set[str] = set()
         self.stall: dict[str, int] = {}
+        self.cut: dict[str, int] = {}  # digest -> bytes sent before dropping the connection (once)
+        self.missing: set[str] = set()  # digests answered 404 BLOB_UNKNOWN
         self.ranges: list[tuple[str, str]] = []
         self.release = threading.Event()
         outer = self
@@ -141,6 +144,14 @@ class FaultProxy:
                 digest = self.path.split("?")[0].rsplit("/", 1)[-1] if "/blobs/" in self.path else ""
                 if "Range" in self.headers:
                     outer.ranges.append((digest, self.headers["Range"]))
+                if digest in outer.missing:
+                    body = b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}'
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 with client.stream(self.command, outer.upstream + self.path, headers=headers) as r:
                     body = b"" if self.command == "HEAD" else r.read()
                     self.send_response(r.status_code)
@@ -152,6 +163,11 @@ class FaultProxy:
                     self.end_headers()
                     if digest in outer.tamper and body:
                         body = bytes([body[0] ^ 0xFF]) + body[1:]
+                    if digest in outer.cut and self.command == "GET":
+                        self.wfile.write(body[: outer.cut.pop(digest)])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     if digest in outer.stall and self.command == "GET":
                         self.wfile.write(body[: outer.stall[digest]])
                         self.wfile.flush()

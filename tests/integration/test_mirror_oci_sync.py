@@ -61,6 +61,8 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registr
         for tag in TAGS:
             push(tmp / "layout", tag, reg)
         push(tmp / "layout", "big", reg, repo="nvidia/big")
+        skopeo("copy", "--all", "--format", "v2s2", "--dest-tls-verify=false", "--dest-creds", reg.creds,
+               f"oci:{tmp / 'layout'}:24.02", f"docker://{reg.host}/nvidia/dockerfmt:24.02")
         yield reg, images
 
 
@@ -217,3 +219,45 @@ def test_one_sync_per_mirror_at_a_time(upstream: tuple[Registry, dict[str, Any]]
         r = run_cli(cfg, "mirror-oci", "sync", "ngc")
     assert r.code == 1 and "a sync is already running" in r.err
     assert not (oci_state_dir(data, "ngc") / "current.json").exists()
+
+
+def test_dropped_connection_resumes_and_missing_blob_fails(upstream: tuple[Registry, dict[str, Any]],
+                                                           tmp_path: Path) -> None:
+    reg, images = upstream
+    data = tmp_path / "data"
+    big = max(images["big"]["layers"].items(), key=lambda kv: kv[1])[0]
+    with FaultProxy(f"http://{reg.host}") as proxy:
+        proxy.cut[big] = 1 << 20
+        cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(proxy.url, tmp_path, name="big",
+                                                                  repositories=["nvidia/big"], retries=2)])
+        r = sync(cfg, "big")  # the same sync retries and resumes from where the connection dropped
+        assert (big, "bytes=1048576-") in proxy.ranges
+        assert r["downloaded_bytes"] == sum(images["big"]["layers"].values())
+        current = oci_state_dir(data, "big") / "current.json"
+        before = current.read_bytes()
+
+        gone = next(d for d in images["24.03"]["layers"] if d not in images["big"]["layers"])
+        proxy.missing.add(gone)
+        write_config(cfg, data, [mirror(proxy.url, tmp_path, name="big", tags={"include": ["^24.03$"]})])
+        r2 = run_cli(cfg, "mirror-oci", "sync", "big")
+    assert r2.code == 1 and f"blob {gone} of nvidia/pytorch not found" in r2.err
+    assert current.read_bytes() == before
+
+
+def test_docker_manifest_list_media_types(upstream: tuple[Registry, dict[str, Any]], tmp_path: Path,
+                                          sqlite_url: str) -> None:
+    """Docker schema 2 (manifest list + v2 manifests), as Docker Hub and older NGC images are."""
+    reg, _ = upstream
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(f"http://{reg.host}", tmp_path,
+                                                              repositories=["nvidia/dockerfmt"])])
+    sync(cfg)
+    upstream_digest = raw_digest(f"docker://{reg.host}/nvidia/dockerfmt:24.02", reg.creds)
+    hit = OciReader(data).manifest("nvidia/dockerfmt", "24.02")
+    assert hit.media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    assert hit.digest == upstream_digest
+    with serve_dgxie(data, sqlite_url) as port:
+        out = tmp_path / "out"
+        skopeo("copy", "--all", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/nvidia/dockerfmt:24.02",
+               f"dir:{out}")
+        assert "sha256:" + hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest() == upstream_digest
