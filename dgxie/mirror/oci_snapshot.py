@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dgxie.errors import Invalid
+from dgxie.mirror.store import BlobStore
 
 FORMAT = "dgxie.oci-snapshot/1"
 
@@ -153,4 +154,16 @@ def switch_snapshot(state_dir: Path, snapshot_id: str) -> OciSnapshot:
     if snap is None:
         raise Invalid(f"no snapshot {snapshot_id!r} (have: {', '.join(list_history(state_dir)) or 'none'})")
     _atomic_write(state_dir / "current.json", json.dumps(snap.to_manifest(), indent=1).encode())
+    return snap
+
+
+def adopt_snapshot(state_dir: Path, doc: Any, store: BlobStore, *, keep: int = 5) -> OciSnapshot:
+    """Publish a snapshot document brought in from elsewhere (an air-gap bundle's import): every
+    blob it names must already be in `store` (imported and verified), or nothing is published."""
+    snap = OciSnapshot.from_manifest(doc)
+    missing = sorted(d for d in snap.blob_digests() if not store.has(d))
+    if missing:
+        raise Invalid(f"OCI snapshot {snap.name}: {len(missing)} blobs are not in the store "
+                      f"(first: {missing[0]}); nothing published")
+    publish_snapshot(state_dir, snap, keep=keep)
     return snap

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from dgxie.errors import Unauthorized
+from dgxie.errors import Invalid, Unauthorized
 from dgxie.mirror.oci import RegistryClient
 from dgxie.mirror.oci_auth import Credentials
+from dgxie.mirror.oci_snapshot import adopt_snapshot, current_snapshot
 from dgxie.mirror.oci_store import OciReader, UnknownManifest, oci_state_dir, store_root
 from dgxie.mirror.oci_sync import _sync_lock
 from dgxie.mirror.store import BlobStore
@@ -261,3 +262,28 @@ def test_docker_manifest_list_media_types(upstream: tuple[Registry, dict[str, An
         skopeo("copy", "--all", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/nvidia/dockerfmt:24.02",
                f"dir:{out}")
         assert "sha256:" + hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest() == upstream_digest
+
+
+def test_snapshot_carried_to_another_data_dir(upstream: tuple[Registry, dict[str, Any]], tmp_path: Path,
+                                               sqlite_url: str) -> None:
+    """What an export/import bundle does for OCI: blobs by `blob_digests()`, then the snapshot document."""
+    reg, images = upstream
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    cfg = write_config(tmp_path / "dgxie.yaml", src, [mirror(f"http://{reg.host}", tmp_path, tags={"include": ["^24.01$"]})])
+    sync(cfg)
+    snap = current_snapshot(oci_state_dir(src, "ngc"))
+    assert snap is not None
+    doc = json.loads(json.dumps(snap.to_manifest()))
+    src_store, dst_store = BlobStore(store_root(src)), BlobStore(store_root(dst))
+    digests = sorted(snap.blob_digests())
+    for d in digests[:-1]:
+        dst_store.put_file(src_store.path(d))
+    with pytest.raises(Invalid, match="1 blobs are not in the store"):
+        adopt_snapshot(oci_state_dir(dst, "ngc"), doc, dst_store)
+    assert current_snapshot(oci_state_dir(dst, "ngc")) is None
+    dst_store.put_file(src_store.path(digests[-1]))
+    adopt_snapshot(oci_state_dir(dst, "ngc"), doc, dst_store)
+    with serve_dgxie(dst, sqlite_url) as port:
+        assert raw_digest(f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01") == images["24.01"]["index"]
+        skopeo("copy", "--all", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01",
+               f"oci:{tmp_path / 'out'}:24.01")
