@@ -227,3 +227,32 @@ def serve_dgxie(data_dir: Path, database_url: str) -> Iterator[int]:
         server.should_exit = True
         thread.join(15)
         ctx.engine.dispose()
+
+
+@contextmanager
+def containerd(tmp: Path) -> Iterator[str]:
+    """A real containerd (CRI plugin off) with root, state and sockets under `tmp`; yields the socket."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    sock = tmp / "ctd.sock"
+    (tmp / "config.toml").write_text(
+        f'version = 2\nroot = "{tmp}/root"\nstate = "{tmp}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{sock}"\n[ttrpc]\n  address = "{tmp}/ctd-ttrpc.sock"\n'
+        f'[debug]\n  address = "{tmp}/ctd-debug.sock"\n')
+    log = (tmp / "containerd.log").open("wb")
+    proc = subprocess.Popen(["containerd", "--config", str(tmp / "config.toml")], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start: {(tmp / 'containerd.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield str(sock)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -31,6 +31,7 @@ from tests.helpers_oci import (
     Layout,
     Registry,
     add_image,
+    containerd,
     docker_registry,
     htpasswd,
     push,
@@ -287,3 +288,33 @@ def test_snapshot_carried_to_another_data_dir(upstream: tuple[Registry, dict[str
         assert raw_digest(f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01") == images["24.01"]["index"]
         skopeo("copy", "--all", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01",
                f"oci:{tmp_path / 'out'}:24.01")
+
+
+def test_containerd_pulls_through_hosts_toml_with_ns(upstream: tuple[Registry, dict[str, Any]], tmp_path: Path,
+                                                     sqlite_url: str) -> None:
+    """containerd as on a node: `hosts.toml` names dgxie as the mirror of an upstream host, and
+    containerd sends `?ns=<that host>`. Two mirrors hold nvidia/pytorch; only the one whose upstream is
+    that host has 24.01 (and it sorts second), so the pull succeeds only if `ns` picks the mirror. The
+    upstream itself is gone (a closed loopback port) by then, so everything comes from dgxie."""
+    reg, images = upstream
+    data = tmp_path / "data"
+    with FaultProxy(f"http://{reg.host}") as proxy:  # a second upstream address for the same registry
+        gone_host = f"127.0.0.1:{proxy.port}"
+        cfg = write_config(tmp_path / "dgxie.yaml", data, [
+            mirror(f"http://{reg.host}", tmp_path, name="a-direct", tags={"include": ["^24.03$"]}),
+            mirror(proxy.url, tmp_path, name="b-proxied", tags={"include": ["^24.01$"]})])
+        sync(cfg, "a-direct")
+        sync(cfg, "b-proxied")
+    hosts = tmp_path / "certs.d" / gone_host
+    hosts.mkdir(parents=True)
+    with serve_dgxie(data, sqlite_url) as port, containerd(tmp_path / "ctd") as sock:
+        (hosts / "hosts.toml").write_text(f'server = "http://{gone_host}"\n\n'
+                                          f'[host."http://127.0.0.1:{port}"]\n  capabilities = ["pull", "resolve"]\n')
+        r = subprocess.run(["ctr", "-a", sock, "-n", "dgxie-test", "content", "fetch", "--all-platforms",
+                            "--hosts-dir", str(tmp_path / "certs.d"), f"{gone_host}/nvidia/pytorch:24.01"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        held = subprocess.run(["ctr", "-a", sock, "-n", "dgxie-test", "content", "ls", "-q"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    want = {images["24.01"]["index"], images["24.01"]["amd64"], images["24.01"]["arm64"], *images["24.01"]["layers"]}
+    assert want <= set(held)
