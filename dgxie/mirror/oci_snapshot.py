@@ -167,3 +167,14 @@ def adopt_snapshot(state_dir: Path, doc: Any, store: BlobStore, *, keep: int = 5
                       f"(first: {missing[0]}); nothing published")
     publish_snapshot(state_dir, snap, keep=keep)
     return snap
+
+
+def referenced_digests(state_dir: Path) -> set[str]:
+    """Every digest the current and the kept snapshots need: what a store garbage collection must
+    keep for this mirror (blobs of pruned snapshots are not removed by the OCI code itself)."""
+    out: set[str] = set()
+    for path in [state_dir / "current.json", *sorted((state_dir / "snapshots").glob("*.json"))]:
+        snap = load_snapshot(path)
+        if snap is not None:
+            out |= snap.blob_digests()
+    return out

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, current_snapshot, list_history, publish_snapshot
+from dgxie.mirror.oci_snapshot import (
+    OciSnapshot,
+    RepoSnapshot,
+    current_snapshot,
+    list_history,
+    publish_snapshot,
+    referenced_digests,
+)
 from dgxie.mirror.oci_store import oci_state_dir
 from tests.helpers_oci import run_cli, write_config
 
 D = "sha256:" + "c" * 64
+E = "sha256:" + "d" * 64
 
 
 def test_bad_mirror_entries_are_one_line_errors(tmp_path: Path) -> None:
@@ -31,10 +39,12 @@ def test_snapshots_list_and_switch(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "dgxie.yaml", data, [{"name": "ngc", "kind": "oci", "registry": "https://nvcr.io",
                                                          "repositories": ["nvidia/pytorch"]}])
     state = oci_state_dir(data, "ngc")
-    for tag in ("24.01", "24.02"):
+    for tag, digest in (("24.01", D), ("24.02", E)):
         publish_snapshot(state, OciSnapshot(name="ngc", registry="https://nvcr.io", repositories={
-            "nvidia/pytorch": RepoSnapshot(tags={tag: D}, manifests={D: ("application/vnd.oci.image.index.v1+json", 1)})}))
+            "nvidia/pytorch": RepoSnapshot(tags={tag: digest},
+                                           manifests={digest: ("application/vnd.oci.image.index.v1+json", 1)})}))
     first, second = list_history(state)
+    assert referenced_digests(state) == {D, E}  # the kept older snapshot's blobs too
     r = run_cli(cfg, "mirror-oci", "snapshots", "ngc")
     assert r.code == 0 and r.out.splitlines() == [f"  {first}", f"* {second}"]
     r = run_cli(cfg, "mirror-oci", "switch", "ngc", first)
