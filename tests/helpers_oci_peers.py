@@ -7,7 +7,7 @@
   verifies against the self-signed certificate generated here with `cryptography`.
 - `FaultProxy`: a fault injector in front of the real registry. It forwards requests, and on
   demand flips one byte of a blob body (`tamper`), stalls after N bytes (`stall`), drops the
-  connection after N bytes once (`cut`) or answers 404 (`missing`); it records
+  connection after N bytes once (`cut`), answers 503 once (`unavailable`) or 404 (`missing`); it records
   the Range headers clients send (`ranges`).
 """
 
@@ -128,6 +128,7 @@ class FaultProxy:
         self.stall: dict[str, int] = {}
         self.cut: dict[str, int] = {}  # digest -> bytes sent before dropping the connection (once)
         self.missing: set[str] = set()  # digests answered 404 BLOB_UNKNOWN
+        self.unavailable: list[str] = []  # path substrings answered 503 once each
         self.ranges: list[tuple[str, str]] = []
         self.release = threading.Event()
         outer = self
@@ -144,6 +145,13 @@ class FaultProxy:
                 digest = self.path.split("?")[0].rsplit("/", 1)[-1] if "/blobs/" in self.path else ""
                 if "Range" in self.headers:
                     outer.ranges.append((digest, self.headers["Range"]))
+                hit = next((p for p in outer.unavailable if p in self.path), None)
+                if hit is not None:
+                    outer.unavailable.remove(hit)
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if digest in outer.missing:
                     body = b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}'
                     self.send_response(404)

@@ -230,10 +230,12 @@ def test_dropped_connection_resumes_and_missing_blob_fails(upstream: tuple[Regis
     big = max(images["big"]["layers"].items(), key=lambda kv: kv[1])[0]
     with FaultProxy(f"http://{reg.host}") as proxy:
         proxy.cut[big] = 1 << 20
+        proxy.unavailable += ["/tags/list", "/manifests/big"]  # 503 once each: retried with backoff
         cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(proxy.url, tmp_path, name="big",
                                                                   repositories=["nvidia/big"], retries=2)])
         r = sync(cfg, "big")  # the same sync retries and resumes from where the connection dropped
         assert (big, "bytes=1048576-") in proxy.ranges
+        assert proxy.unavailable == []  # both 503s were met and retried past
         assert r["downloaded_bytes"] == sum(images["big"]["layers"].values())
         current = oci_state_dir(data, "big") / "current.json"
         before = current.read_bytes()
