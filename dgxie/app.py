@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
-from dgxie.api import ops
+from dgxie.api import ops, registry
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -106,4 +106,5 @@ def create_app(ctx: Context) -> FastAPI:
     _errors(app)
     app.include_router(ops.router)
     app.include_router(v1_router, prefix="/api/v1")
+    app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
     return app
