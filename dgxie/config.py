@@ -142,7 +142,7 @@ class InstallConfig(_Strict):
     """Installer callbacks and the install timeout (docs/lifecycle.md)."""
 
     timeout_minutes: int = Field(default=90, ge=1)
-    sweep_seconds: int = Field(default=60, ge=1)
+    sweep_seconds: float = Field(default=60, gt=0)
     callback_max_bytes: int = Field(default=256 * 1024, ge=1024)
     progress_interval_seconds: float = Field(default=5.0, ge=0)
 

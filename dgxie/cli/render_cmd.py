@@ -10,12 +10,11 @@ import sys
 from collections.abc import Callable
 
 import typer
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from dgxie.boot import seed
 from dgxie.boot.vars import Merged
-from dgxie.cli.common import console, context, session
+from dgxie.cli.common import context, session
 from dgxie.errors import Invalid
 from dgxie.nodes import service
 from dgxie.site import Site
@@ -39,12 +38,16 @@ def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
 RENDERERS: dict[str, Renderer] = {a: _seed(a) for a in seed.ARTIFACTS} | {"ipxe": _ipxe}
 
 
-def explain_table(merged: Merged) -> Table:
-    t = Table("variable", "value", "from", "overrides", title="variables (default < global < site < profile "
-              "< node; dgxie = facts)")
-    for key, value, layer, lower in merged.explain():
-        t.add_row(key, json.dumps(value), layer, ", ".join(lower))
-    return t
+def explain_lines(merged: Merged) -> list[str]:
+    """`VARIABLE  LAYER  VALUE  [# over LOWER, ...]`, one per variable (layers: default < global <
+    site < profile < node; `dgxie` marks the node's facts)."""
+    rows = merged.explain()
+    width = max((len(k) for k, *_ in rows), default=8)
+    out = [f"{'# variable':<{width}}  {'layer':<7}  value  # layers it overrides"]
+    for key, value, layer, lower in rows:
+        over = f"  # over {', '.join(lower)}" if lower else ""
+        out.append(f"{key:<{width}}  {layer:<7}  {json.dumps(value)}{over}")
+    return out
 
 
 def render(node: str = typer.Argument(..., help="hostname or MAC"),
@@ -59,6 +62,6 @@ def render(node: str = typer.Argument(..., help="hostname or MAC"),
         text, merged = renderer(s, context().site, node)
     if explain:
         if merged is not None:
-            console.print(explain_table(merged))
+            sys.stdout.write("\n".join(explain_lines(merged)) + "\n")
         return
     sys.stdout.write(text)

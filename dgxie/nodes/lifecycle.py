@@ -134,7 +134,7 @@ def sweep_install_timeouts(session: Session, *, timeout: timedelta, now: datetim
     last = func.coalesce(Node.install_seen_at, Node.state_changed_at)
     q = select(Node).where(Node.state == State.INSTALLING.value, last < cutoff).order_by(Node.id)
     if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
+        q = q.with_for_update(of=Node, skip_locked=True)
     failed = []
     for node in session.scalars(q).unique():
         seen = node.install_seen_at or node.state_changed_at
