@@ -132,8 +132,9 @@ def node_vars(site: Site, node: Node) -> Merged:
     prof = node.profile
     if prof.image is None:
         spec = next((p for p in site.profiles if p.name == prof.name), None)
-        named = f" image {spec.image!r} is not registered (dgxie image add)" if spec and spec.image else " no image"
-        raise Invalid(f"profile {prof.name}: names{named}")
+        if spec is not None and spec.image:
+            raise Invalid(f"profile {prof.name}: image {spec.image!r} is not registered (dgxie image add)")
+        raise Invalid(f"profile {prof.name}: has no image")
     if OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family_of(node)):
         raise Invalid(f"profile {prof.name}: template {prof.template} does not fit image {prof.image.name} "
                       f"(os {prof.image.os})")

@@ -95,3 +95,11 @@ def test_watch_failed_and_timeout(cli: Callable[..., Any], ctx: Context) -> None
     assert r.code == 1 and r.err.strip() == "dgxie: error: dgx02: still enrolled after 0.3s"
     with db.session_scope(ctx.sessions) as s:
         assert service.get_node(s, "dgx02").state == "enrolled"
+
+
+def test_profile_naming_a_missing_image(cli: Callable[..., Any], ctx: Context, config_file: Callable[..., Path]) -> None:
+    config_file(profiles={"dgx-worker": {"image": "ubuntu-24.04", "template": "ubuntu/autoinstall"}})
+    assert cli("node", "add", "dgx09", "--mac", "aa:bb:cc:00:00:19", "--profile", "dgx-worker").code == 0
+    r = cli("render", "dgx09", "user-data")
+    assert r.code == 1
+    assert r.err.strip() == "dgxie: error: profile dgx-worker: image 'ubuntu-24.04' is not registered (dgxie image add)"

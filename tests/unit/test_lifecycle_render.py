@@ -130,7 +130,7 @@ def test_schema_error_names_the_rendered_line() -> None:
 
 
 def test_profile_without_image_and_mismatched_image() -> None:
-    with pytest.raises(Invalid, match="names no image"):
+    with pytest.raises(Invalid, match="ubuntu-worker: has no image"):
         seed.render(site(), node("ubuntu", image=False), "user-data")
     n = node("ubuntu")
     assert n.profile is not None and n.profile.image is not None
