@@ -25,6 +25,7 @@ import yaml
 from dgxie.errors import Invalid
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema_data" / "subiquity-autoinstall-schema.json"
+SECRET_WORDS = ("password", "token", "secret", "key")  # schema errors under these keys never echo the value
 DEBCONF_TYPES = frozenset({"string", "boolean", "select", "multiselect", "password", "note", "text", "title",
                            "error", "seen"})
 
@@ -101,7 +102,9 @@ def validate_user_data(text: str, template: str) -> dict[str, Any]:
     if errors:
         err = errors[0]
         path: list[str | int] = ["autoinstall", *err.absolute_path]
-        raise RenderError(template, err.message, key=".".join(str(p) for p in path),
+        secret = any(w in str(p).lower() for p in path for w in SECRET_WORDS)
+        message = f"fails the schema's {err.validator!r} rule (value not shown)" if secret else err.message
+        raise RenderError(template, message, key=".".join(str(p) for p in path),
                           line=_line_of(text, path), where="user-data")
     return data
 

@@ -138,6 +138,9 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
         node.progress_logged_at, node.progress_suppressed = now, 0
         changed = logged = True
     node.install_seen_at = now
+    if cb.kind in ("finished", "failed") and node.progress_suppressed:
+        cb = Callback(cb.kind, cb.message, cb.data | {"suppressed": node.progress_suppressed})
+        node.progress_suppressed = 0
     if cb.kind == "finished":
         transition(session, node, State.INSTALLED, actor=INSTALLER, kind="install.finished",
                    reason=cb.message or "installer finished", data=cb.data)

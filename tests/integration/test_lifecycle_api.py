@@ -132,6 +132,11 @@ def test_chatty_installer_is_aggregated(lc: TestClient, lctx: Context) -> None:
         assert [e.data.get("suppressed", 0) for e in evs] == [199, 1]
         assert evs[0].data["result"] == "FAIL" and evs[0].reason.startswith("finish cmd-install/stage-x: FAIL")
     assert kinds(lctx, "dgx01") == ["node.create", "install.start", "install.progress", "install.progress"]
+    assert post(lc, tok, webhook).json()["logged"] is False
+    assert post(lc, tok, {"event": "finished"}).json()["state"] == "installed"
+    with db.session_scope(lctx.sessions) as s:
+        fin = s.query(Event).filter(Event.kind == "install.finished").one()
+        assert fin.data["suppressed"] == 1 and s.query(Node).one().progress_suppressed == 0
 
 
 def test_webhook_top_level_fail_fails_the_install(lc: TestClient, lctx: Context) -> None:

@@ -185,3 +185,10 @@ def test_preseed_and_kickstart_validators() -> None:
         validate.validate_kickstart("%post\ntrue\n", "t")
     with pytest.raises(RenderError, match="without a section"):
         validate.validate_kickstart("%end\n", "t")
+
+
+def test_schema_errors_never_echo_a_password() -> None:
+    with pytest.raises(RenderError) as err:
+        seed.render(site(), node("ubuntu", node_vars={"admin_password_hash": 123456789}), "user-data")
+    assert err.value.key == "autoinstall.identity.password" and "123456789" not in err.value.detail
+    assert "fails the schema's 'type' rule (value not shown)" in err.value.detail
