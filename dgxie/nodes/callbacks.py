@@ -35,6 +35,7 @@ from dgxie.nodes.lifecycle import State, transition
 KINDS = ("started", "progress", "finished", "failed")
 MAX_TEXT = 500
 INSTALLER = "installer"
+SEEN_RESOLUTION = 10.0  # seconds: how fresh install_seen_at must be kept by config fetches
 SEED_ARTIFACTS = frozenset({"user-data", "preseed", "kickstart"})  # fetching one means the install began
 
 
@@ -160,5 +161,6 @@ def note_fetch(session: Session, node: Node, artifact: str, *, now: datetime | N
     if artifact in SEED_ARTIFACTS and node.state == State.ENROLLED.value:
         transition(session, node, State.INSTALLING, actor=INSTALLER, kind="install.start",
                    reason=f"fetched {artifact}", data={"artifact": artifact})
-    if node.state == State.INSTALLING.value:
-        node.install_seen_at = now
+    seen = node.install_seen_at
+    if node.state == State.INSTALLING.value and (seen is None or (now - seen).total_seconds() >= SEEN_RESOLUTION):
+        node.install_seen_at = now  # coarse, so a re-fetching installer does not write on every GET
