@@ -9,8 +9,9 @@ Two shapes are accepted (both as the raw body, whatever the Content-Type says):
   "start"|"finish", "origin", "timestamp", "result": "SUCCESS"|"WARN"|"FAIL", "files": [...]}`.
   These are progress; curtin's top-level `cmd-install` finishing with FAIL is a failure.
 
-State effects (always through `lifecycle.transition`): the first callback moves `enrolled ->
-installing`; `finished` -> `installed`; `failed` -> `failed`; progress is logged at most once per
+State effects (always through `lifecycle.transition`): the first callback (or a config fetch) moves
+`enrolled -> installing`; `finished` -> `installed` (refused, out of order, for a node that never
+started); `failed` -> `failed`; progress is logged at most once per
 interval per node (the rest are counted into the next logged event). A repeated `finished` (or
 `failed`) changes nothing; any other callback for a node that is not enrolled/installing is a 409.
 """
@@ -133,6 +134,14 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
     if state not in (State.ENROLLED.value, State.INSTALLING.value):
         raise Conflict(f"{node.hostname} is {state}: installer callbacks are taken only while enrolled or installing")
     changed = logged = False
+    if state == State.ENROLLED.value and cb.kind == "finished":
+        raise Conflict(f"{node.hostname} has not started installing (no config fetch, no started callback): "
+                       "a finished callback now is out of order")
+    if state == State.ENROLLED.value and cb.kind == "failed":  # e.g. an initrd that could not fetch its config
+        transition(session, node, State.FAILED, actor=INSTALLER, kind="install.failed",
+                   reason=cb.message or "installer reported failure", data=cb.data)
+        node.install_seen_at = now
+        return {"state": node.state, "changed": True, "logged": True}
     if state == State.ENROLLED.value:
         transition(session, node, State.INSTALLING, actor=INSTALLER, kind="install.start",
                    reason=f"installer reported {cb.kind}" + (f": {cb.message}" if cb.message else ""), data=cb.data)

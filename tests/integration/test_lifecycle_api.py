@@ -88,7 +88,17 @@ def test_failed_then_replayed_failed(lc: TestClient, lctx: Context) -> None:
     assert post(lc, tok, {"event": "failed", "message": "no disk"}).json()["state"] == "failed"
     assert post(lc, tok, {"event": "failed"}).json()["changed"] is False
     assert post(lc, tok, {"event": "finished"}).status_code == 409
-    assert kinds(lctx, "dgx01") == ["node.create", "install.start", "install.failed"]
+    assert kinds(lctx, "dgx01") == ["node.create", "install.failed"]
+
+
+def test_finished_before_started_is_out_of_order(lc: TestClient, lctx: Context) -> None:
+    tok = enroll(lctx)
+    r = post(lc, tok, {"event": "finished"})
+    assert r.status_code == 409 and "out of order" in r.json()["detail"]
+    assert state_of(lctx, "dgx01") == "enrolled" and kinds(lctx, "dgx01") == ["node.create"]
+    assert post(lc, tok, {"event": "progress", "message": "partitioning"}).json()["state"] == "installing"
+    assert post(lc, tok, {"event": "started"}).json() == {"state": "installing", "changed": False, "logged": False}
+    assert post(lc, tok, {"event": "finished"}).json()["state"] == "installed"
 
 
 def test_wrong_token_unknown_node_garbage_and_huge_bodies(lc: TestClient, lctx: Context) -> None:
@@ -148,7 +158,8 @@ def test_webhook_top_level_fail_fails_the_install(lc: TestClient, lctx: Context)
 
 def test_reprovision_rotates_the_token(lc: TestClient, lctx: Context, auth: Callable[[str], dict[str, str]]) -> None:
     tok = enroll(lctx)
-    post(lc, tok, {"event": "finished"})
+    post(lc, tok, {"event": "started"})
+    assert post(lc, tok, {"event": "finished"}).json()["state"] == "installed"
     calls: list[tuple[str, str, str]] = []
     hooks = lifecycle.ReprovisionHooks(
         before=[lambda s, site, n, actor: calls.append(("before", n.hostname, n.state))],
