@@ -230,3 +230,25 @@ def test_sse_stream_and_resume(lc: TestClient, lctx: Context, auth: Callable[[st
     assert lc.get(url, headers=auth("viewer") | {"Last-Event-ID": "x"}).status_code == 422
     assert lc.get("/api/v1/nodes/nope/events/stream", headers=auth("viewer")).status_code == 404
     assert lc.get(url).status_code == 401
+
+
+def test_service_level_install_sequence(lctx: Context) -> None:
+    """What the VM lifecycle test drives over HTTP (enroll -> boot -> busybox callbacks -> local disk),
+    through the services alone: the boot decision before, during and after, and after reprovision."""
+    from dgxie.boot.decide import Action, decide
+    from dgxie.nodes import callbacks
+
+    tok = enroll(lctx)
+    assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.INSTALL
+    with db.session_scope(lctx.sessions) as s:
+        callbacks.note_fetch(s, callbacks.node_by_token(s, tok), "user-data")
+    for body in (b"event=started", b"event=progress&message=partitioning", b"event=finished"):
+        with db.session_scope(lctx.sessions) as s:
+            callbacks.apply(s, callbacks.node_by_token(s, tok), callbacks.parse(body), interval=0)
+    assert state_of(lctx, "dgx01") == "installed"
+    assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.LOCAL_DISK
+    assert kinds(lctx, "dgx01") == ["node.create", "install.start", "install.progress", "install.progress",
+                                    "install.finished"]
+    with db.session_scope(lctx.sessions) as s:
+        lifecycle.reprovision(s, lctx.site, service.get_node(s, "dgx01"), actor="test")
+    assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.INSTALL
