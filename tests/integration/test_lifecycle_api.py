@@ -252,3 +252,15 @@ def test_service_level_install_sequence(lctx: Context) -> None:
     with db.session_scope(lctx.sessions) as s:
         lifecycle.reprovision(s, lctx.site, service.get_node(s, "dgx01"), actor="test")
     assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.INSTALL
+
+
+def test_sse_heartbeat(lc: TestClient, lctx: Context, auth: Callable[[str], dict[str, str]],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgxie.api.v1 import lifecycle as api_lifecycle
+
+    monkeypatch.setattr(api_lifecycle, "HEARTBEAT_SECONDS", 0.2)
+    enroll(lctx)
+    with lc.stream("GET", "/api/v1/nodes/dgx01/events/stream?timeout=1&poll=0.1&after=999",
+                   headers=auth("viewer")) as r:
+        text = "".join(r.iter_text())
+    assert text.startswith("retry: 100\n\n") and ": heartbeat\n\n" in text and "id: " not in text
