@@ -235,3 +235,26 @@ def test_reprovision_then_old_urls_are_gone(served: Served) -> None:
 
 def test_shared_reference_is_reachable() -> None:
     assert (SHARED / "reference" / "subiquity-autoinstall-schema.json").is_file()
+
+
+def test_curl_follows_the_event_stream(served: Served) -> None:
+    """SSE through uvicorn to curl: events arrive while the stream is open."""
+    from dgxie import db, tokens
+
+    with db.session_scope(served.ctx.sessions) as s:
+        _, viewer = tokens.create_token(s, name="watcher", role="viewer", actor="test")
+    tok = enroll(served.ctx)
+    proc = subprocess.Popen(["curl", "-sN", "--max-time", "30", "-H", f"Authorization: Bearer {viewer}",
+                             f"{served.url}/api/v1/nodes/dgx01/events/stream?timeout=8&poll=0.2"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        for body in (b"event=started", b"event=finished"):
+            assert httpx.post(f"{served.url}/boot/n/{tok}/events", content=body, timeout=10).status_code == 200
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    kinds_seen = [ln.removeprefix("event: ") for ln in out.splitlines() if ln.startswith("event: ")]
+    assert kinds_seen == ["node.create", "install.start", "install.finished"]
