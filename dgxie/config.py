@@ -129,6 +129,25 @@ def default_roles() -> dict[str, RoleConfig]:
     }
 
 
+class SiteConfig(_Strict):
+    """The site's identity and the variables every node's install config sees (docs/lifecycle.md)."""
+
+    name: str = "dgxie"
+    domain: str = "cluster.local"
+    vars: dict[str, Any] = {}
+    ssh_authorized_keys: list[str] = []
+    timezone: str = "UTC"
+
+
+class InstallConfig(_Strict):
+    """Installer callbacks and the install timeout (docs/lifecycle.md)."""
+
+    timeout_minutes: int = Field(default=90, ge=1)
+    sweep_seconds: float = Field(default=60, gt=0)
+    callback_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    progress_interval_seconds: float = Field(default=5.0, ge=0)
+
+
 class MirrorConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -151,6 +170,9 @@ class Settings(BaseSettings):
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     mirrors: list[MirrorConfig] = []
+    vars: dict[str, Any] = {}
+    site: SiteConfig = SiteConfig()
+    install: InstallConfig = InstallConfig()
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from dgxie.cli import common, db_cmd, node_cmd, oci_cmd, serve_cmd, token_cmd
+from dgxie.cli import common, db_cmd, lifecycle_cmd, node_cmd, oci_cmd, render_cmd, serve_cmd, token_cmd
 from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
@@ -20,6 +20,8 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(oci_cmd.app, name="mirror-oci")  # until merge: `dgxie mirror sync` routes kind oci here
+app.command("render", help="Print what a node would be served (user-data, ...; --explain).")(render_cmd.render)
+_ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
 
 
 def _take_config(argv: list[str]) -> list[str]:
