@@ -6,12 +6,14 @@ status: 0 on success, 1 on a user error with one line on stderr, never a traceba
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 import typer
 
-from dgxie.cli import common, db_cmd, node_cmd, serve_cmd, token_cmd
+from dgxie.cli import common, db_cmd, inventory_cmd, node_cmd, secret_cmd, serve_cmd, token_cmd
+from dgxie.config import CONFIG_ENV
 from dgxie.errors import DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
@@ -20,6 +22,8 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(secret_cmd.app, name="secret")
 
 
 def _take_config(argv: list[str]) -> list[str]:
@@ -32,8 +36,10 @@ def _take_config(argv: list[str]) -> list[str]:
             if value is None:
                 raise click.UsageError("--config needs a FILE")
             common.CONFIG_PATH[0] = value
+            os.environ[CONFIG_ENV] = value  # children (ansible -> the inventory script) read the same config
         elif arg.startswith("--config="):
-            common.CONFIG_PATH[0] = arg.split("=", 1)[1]
+            common.CONFIG_PATH[0] = value = arg.split("=", 1)[1]
+            os.environ[CONFIG_ENV] = value  # likewise
         elif arg == "--":
             out.append(arg)
             out.extend(it)
