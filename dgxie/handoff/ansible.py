@@ -16,6 +16,7 @@ a static INI file.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -134,7 +135,11 @@ def inventory_host(records: Sequence[NodeRecord], hostname: str) -> dict[str, An
 def _ini_value(value: Any) -> str:
     """A host variable as Ansible's INI parser reads it back (literal_eval of a shell-quoted word)."""
     if isinstance(value, str):
-        return shlex.quote(value)
+        try:
+            ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return shlex.quote(value)
+        return shlex.quote(repr(value))  # "1234" must stay a string, not become an int
     if value is None:
         return "None"
     if isinstance(value, bool | int | float):
