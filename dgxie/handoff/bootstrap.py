@@ -35,7 +35,7 @@ def fetch_command(public_url: str, boot_token: str) -> str:
     """The one line the install config runs at first boot (cloud-init `runcmd`, late-command, %post)."""
     url = bootstrap_url(public_url, boot_token)
     return (f"curl -fsS --retry 10 --retry-delay 5 -o /run/dgxie-bootstrap.sh {shlex.quote(url)} "
-            "&& bash /run/dgxie-bootstrap.sh; rm -f /run/dgxie-bootstrap.sh")
+            "&& bash /run/dgxie-bootstrap.sh; rc=$?; rm -f /run/dgxie-bootstrap.sh; exit $rc")
 
 
 def node_by_token(session: Session, token: str) -> Node:
