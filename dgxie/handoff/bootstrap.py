@@ -53,6 +53,15 @@ def redact(text: str, values: list[str]) -> str:
     return text
 
 
+def summary(output: str) -> str:
+    """The most telling line of a failed run: Ansible's last `fatal:`/`ERROR` line, else the last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith(("fatal:", "[ERROR]", "ERROR!", "dgxie:")):
+            return ln[:200]
+    return lines[-1][:200] if lines else "no output"
+
+
 def _env(site: Site) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir(site))),
                              undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -116,8 +125,7 @@ def finish(session: Session, site: Site, node: Node, *, ok: bool, output: str, a
                    kind="bootstrap.done", data=data)
         hooks.resume_if_drained(session, site, node, actor=actor)
     else:
-        last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "no output")
-        transition(session, node, State.FAILED, actor=actor, reason=f"{method} bootstrap failed: {last[:200]}",
+        transition(session, node, State.FAILED, actor=actor, reason=f"{method} bootstrap failed: {summary(tail)}",
                    kind="bootstrap.done", data=data)
 
 
