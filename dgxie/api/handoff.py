@@ -24,6 +24,7 @@ MAX_OUTPUT = 256 * 1024
 @router.get("/bootstrap", response_class=Response)
 def get_bootstrap(token: str, s: SessionDep, site: SiteDep) -> Response:
     script = bootstrap.serve_script(s, site, token)
+    s.commit()  # the script may report back before a yield-dependency would commit
     return Response(script, media_type="text/x-shellscript", headers={"Cache-Control": "no-store"})
 
 
@@ -44,4 +45,5 @@ async def bootstrap_done(token: str, request: Request, s: SessionDep, site: Site
     if status not in ("ok", "failed"):
         raise Invalid("status: must be ok or failed")
     node = bootstrap.report_done(s, site, token, ok=status == "ok", output=output)
+    s.commit()
     return {"node": node.hostname, "state": node.state}
