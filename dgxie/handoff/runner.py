@@ -140,7 +140,7 @@ class BootstrapWorker:
             q = (select(Node).where(Node.state == state.value, Node.role.in_(roles))
                  .where(Node.id.not_in(list(self.running) or [-1])).order_by(Node.state_changed_at).limit(limit))
             if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
+                q = q.with_for_update(skip_locked=True, of=Node)
             for node in s.scalars(q) if limit > 0 and roles else []:
                 pb = self.site.roles[node.role or ""].playbook or ""
                 if resume:

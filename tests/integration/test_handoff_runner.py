@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,13 +113,20 @@ def test_worker_runs_playbooks_ok_failing_hanging_and_resumes(hctx: Context, tmp
     assert "bootstrap.resume" in kinds
 
 
-def test_claim_respects_the_concurrency_limit(hctx: Context, tmp_path: Path) -> None:
+def test_claim_respects_the_concurrency_limit(make_ctx: Callable[..., Context]) -> None:
+    """On both databases (PostgreSQL claims with FOR UPDATE SKIP LOCKED)."""
+    ctx = make_ctx(roles={"ok": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "ok.yml"},
+                          "plain": {"groups": ["etcd"]}}, handoff={"enabled": False})
     for i in range(3):
-        add_node(hctx, f"gpu0{i}", 10 + i, role="ok", vars=local(tmp_path))
-    worker = BootstrapWorker(hctx.sessions, hctx.site)
-    assert len(worker.claim(2)) == 2
-    assert [node_state(hctx, f"gpu0{i}") for i in range(3)].count("bootstrapping") == 2
+        add_node(ctx, f"gpu0{i}", 10 + i, role="ok")
+    add_node(ctx, "mgmt01", 20, role="plain")
+    worker = BootstrapWorker(ctx.sessions, ctx.site)
+    jobs = worker.claim(2)
+    assert len(jobs) == 2 and {j.playbook for j in jobs} == {"ok.yml"}
+    assert [node_state(ctx, f"gpu0{i}") for i in range(3)].count("bootstrapping") == 2
+    assert node_state(ctx, "mgmt01") == "ready"  # bootstrap none
     assert worker.claim(0) == []
+    assert [j.hostname for j in worker.claim(5, resume=True)] == sorted(j.hostname for j in jobs)
 
 
 def test_run_command_keeps_a_bounded_tail_and_kills_the_group() -> None:
