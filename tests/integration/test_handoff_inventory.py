@@ -71,12 +71,7 @@ def site_config(sqlite_url: str, tmp_path: Path) -> Path:
     return cfg
 
 
-def inventory_script(tmp_path: Path) -> Path:
-    """The two-line wrapper docs/handoff.md tells operators to write."""
-    script = tmp_path / "dgxie-inventory"
-    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m dgxie inventory ansible "$@"\n')
-    script.chmod(0o755)
-    return script
+SHIPPED_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dgxie-inventory"
 
 
 def test_ansible_inventory_reads_the_dynamic_script_and_the_ini(site_config: Path, tmp_path: Path) -> None:
@@ -88,8 +83,9 @@ def test_ansible_inventory_reads_the_dynamic_script_and_the_ini(site_config: Pat
     add_node(ctx, "gpu01", 2, role="k8s-worker", state=State.INSTALLED, facts=FACTS_DGX)
     add_node(ctx, "gpu02", 3, role="slurmd", state=State.BOOTSTRAPPING, facts={"gpus": 4})
     ctx.engine.dispose()
-    env = dict(os.environ, DGXIE_CONFIG=str(site_config), ANSIBLE_INVENTORY_UNPARSED_WARNING="1")
-    script = inventory_script(tmp_path)
+    env = dict(os.environ, DGXIE_CONFIG=str(site_config),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    script = SHIPPED_SCRIPT
     run = lambda *a: subprocess.run([ANSIBLE_INVENTORY, *a], env=env, capture_output=True, text=True,  # noqa: E731
                                     timeout=120, check=False)
     lst = run("-i", str(script), "--list")
@@ -116,3 +112,7 @@ def test_ansible_inventory_reads_the_dynamic_script_and_the_ini(site_config: Pat
     for group in ("kube_control_plane", "etcd", "kube_node", "slurm-master", "slurm-node"):
         assert sorted(from_ini.get(group, {}).get("hosts", [])) == sorted(inv[group]["hosts"]), group
     assert set(from_ini["slurm-cluster"]["children"]) == set(inv["slurm-cluster"]["children"])
+    # the shipped script passes DGXIE_INVENTORY_ARGS through (DeepOps 23.08 names)
+    old = subprocess.run([ANSIBLE_INVENTORY, "-i", str(script), "--list"], capture_output=True, text=True,
+                         env=env | {"DGXIE_INVENTORY_ARGS": "--layout hyphenated"}, timeout=120, check=False)
+    assert json.loads(old.stdout)["kube-master"]["hosts"] == ["mgmt01"]

@@ -113,3 +113,12 @@ def test_site_groups_are_appended_and_checked() -> None:
     with pytest.raises(ValueError, match="not a valid Ansible group"):
         ansible.inventory_list([NodeRecord("x", None, "r", "ready", ("bad group",))])
     assert re.search(r"^\[nfs_server\]\nnfs01$", ansible.inventory_ini([rec]), re.M)
+
+
+def test_failure_summary_and_redaction() -> None:
+    from dgxie.handoff.bootstrap import redact, summary
+
+    out = "PLAY [all]\nfatal: [gpu03]: FAILED! => {\"msg\": \"boom\"}\n\nPLAY RECAP\ngpu03 : ok=0 failed=1\n"
+    assert summary(out) == 'fatal: [gpu03]: FAILED! => {"msg": "boom"}'
+    assert summary("just one line\n\n") == "just one line" and summary("") == "no output"
+    assert redact("token abcdef.0123 and abc", ["abcdef.0123", "abc"]) == "token [redacted] and abc"
