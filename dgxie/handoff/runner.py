@@ -6,7 +6,8 @@ The worker polls the database (so a restart loses nothing: a node left `bootstra
 process is run again at start; playbooks are idempotent), claims at most `concurrency` nodes at a
 time, kills a run after `timeout_seconds` (its whole process group), and keeps the last
 `output_tail_bytes` of the output in the node's `bootstrap.done` event. It also moves nodes whose
-role bootstraps with `none` to `ready`. One worker per database: run one `dgxie serve` with
+role bootstraps with `none` to `ready`, and fails cloud-init nodes whose script never reported back
+within `timeout_seconds`. One worker per database: run one `dgxie serve` with
 `handoff.enabled: true` (PostgreSQL claims rows with SKIP LOCKED, so a second one only idles).
 """
 
@@ -20,6 +21,7 @@ import shlex
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.db import session_scope
 from dgxie.handoff import bootstrap
 from dgxie.models import Node
+from dgxie.models.types import utcnow
 from dgxie.nodes.events import record
 from dgxie.nodes.lifecycle import State, transition
 from dgxie.site import Site
@@ -136,6 +139,7 @@ class BootstrapWorker:
             for node in s.scalars(select(Node).where(Node.state == State.INSTALLED.value, Node.role.in_(
                     [n for n, r in self.site.roles.items() if r.bootstrap == "none"])).limit(100)):
                 bootstrap.on_installed(s, self.site, node, actor=ACTOR)
+            self._expire_scripts(s)
             state = State.BOOTSTRAPPING if resume else State.INSTALLED
             q = (select(Node).where(Node.state == state.value, Node.role.in_(roles))
                  .where(Node.id.not_in(list(self.running) or [-1])).order_by(Node.state_changed_at).limit(limit))
@@ -151,6 +155,16 @@ class BootstrapWorker:
                                reason=f"ansible-playbook {pb}", data={"method": "ansible", "playbook": pb})
                 jobs.append(Job(node.id, node.hostname, pb))
         return jobs
+
+    def _expire_scripts(self, s: Session) -> None:
+        """cloud-init nodes that fetched their script but never reported within the timeout -> failed."""
+        roles = [n for n, r in self.site.roles.items() if r.bootstrap == "cloud-init"]
+        cutoff = utcnow() - timedelta(seconds=self.site.handoff.timeout_seconds)
+        for node in s.scalars(select(Node).where(Node.state == State.BOOTSTRAPPING.value, Node.role.in_(roles),
+                                                 Node.state_changed_at < cutoff).limit(100)):
+            transition(s, node, State.FAILED, actor="handoff:cloud-init", kind="bootstrap.done",
+                       reason=f"cloud-init bootstrap failed: no report within {self.site.handoff.timeout_seconds:g}s",
+                       data={"method": "cloud-init", "timed_out": True})
 
     def finish(self, job: Job, result: RunResult) -> None:
         with session_scope(self.sessions) as s:

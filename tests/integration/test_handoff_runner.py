@@ -10,6 +10,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from dgxie.app import Context, build_context, create_app
 from dgxie.config import Settings
 from dgxie.handoff.runner import BootstrapWorker, run_command
 from dgxie.models import Event
+from dgxie.models.types import utcnow
 from dgxie.nodes.lifecycle import State
 from tests.helpers_handoff import add_node, node_state
 
@@ -116,7 +118,9 @@ def test_worker_runs_playbooks_ok_failing_hanging_and_resumes(hctx: Context, tmp
 def test_claim_respects_the_concurrency_limit(make_ctx: Callable[..., Context]) -> None:
     """On both databases (PostgreSQL claims with FOR UPDATE SKIP LOCKED)."""
     ctx = make_ctx(roles={"ok": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "ok.yml"},
-                          "plain": {"groups": ["etcd"]}}, handoff={"enabled": False})
+                          "plain": {"groups": ["etcd"]},
+                          "script": {"groups": ["slurm-node"], "bootstrap": "cloud-init",
+                                     "script": "bootstrap/slurmd.sh.j2"}}, handoff={"enabled": False})
     for i in range(3):
         add_node(ctx, f"gpu0{i}", 10 + i, role="ok")
     add_node(ctx, "mgmt01", 20, role="plain")
@@ -126,6 +130,16 @@ def test_claim_respects_the_concurrency_limit(make_ctx: Callable[..., Context]) 
     assert [node_state(ctx, f"gpu0{i}") for i in range(3)].count("bootstrapping") == 2
     assert node_state(ctx, "mgmt01") == "ready"  # bootstrap none
     assert worker.claim(0) == []
+    # a cloud-init node that fetched its script long ago and never reported: failed by the timeout
+    add_node(ctx, "gpu09", 30, role="script", state=State.BOOTSTRAPPING)
+    add_node(ctx, "gpu08", 31, role="script", state=State.BOOTSTRAPPING)
+    with db.session_scope(ctx.sessions) as s:
+        from dgxie.nodes.service import get_node
+
+        get_node(s, "gpu09").state_changed_at = utcnow() - timedelta(seconds=7200)
+    worker.claim(0)
+    assert node_state(ctx, "gpu09") == "failed" and node_state(ctx, "gpu08") == "bootstrapping"
+    assert "no report within 3600s" in last_event(ctx, "gpu09").reason
     assert [j.hostname for j in worker.claim(5, resume=True)] == sorted(j.hostname for j in jobs)
 
 
