@@ -44,3 +44,17 @@ def test_hook_argv_substitutes_per_word_without_a_shell() -> None:
         hook_argv("echo 'unterminated", "x")
     with pytest.raises(Invalid):
         hook_argv("   ", "x")
+
+
+def test_config_flag_is_exported_for_child_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dgxie serve --config F` -> ansible -> the inventory script must read the same F."""
+    import os
+
+    from dgxie.cli import _take_config, common
+
+    monkeypatch.delenv("DGXIE_CONFIG", raising=False)
+    monkeypatch.setattr(common, "CONFIG_PATH", [None])
+    assert _take_config(["inventory", "--config", "/etc/dgxie/x.yaml", "ansible"]) == ["inventory", "ansible"]
+    assert os.environ["DGXIE_CONFIG"] == "/etc/dgxie/x.yaml"
+    assert _take_config(["--config=/etc/dgxie/y.yaml", "serve"]) == ["serve"]
+    assert os.environ["DGXIE_CONFIG"] == "/etc/dgxie/y.yaml" and common.CONFIG_PATH[0] == "/etc/dgxie/y.yaml"
