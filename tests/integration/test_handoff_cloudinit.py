@@ -167,3 +167,18 @@ def test_real_bash_and_curl_run_the_served_script(served: Context, tmp_path: Pat
     assert "hello from gpu01" in done.data["output_tail"]
     assert ("about to fail" in done.data["output_tail"]) is fail
     assert "probe-secret-42" not in json.dumps(done.data)
+
+
+def test_missing_or_broken_role_templates(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
+    from dgxie.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"roles.r.script: template bootstrap/nosuch.sh.j2 not found"):
+        make_ctx(roles={"r": {"groups": ["g"], "bootstrap": "cloud-init", "script": "bootstrap/nosuch.sh.j2"}})
+    tdir = templates_with(tmp_path, "broken.sh.j2", "echo {{ unclosed\n")
+    ctx = make_ctx(roles={"r": {"groups": ["g"], "bootstrap": "cloud-init", "script": "bootstrap/broken.sh.j2"}},
+                   handoff={"enabled": False, "templates_dir": str(tdir)})
+    add_node(ctx, "gpu01", 11, role="r")
+    with TestClient(create_app(ctx)) as c:
+        r = c.get(f"/boot/n/{boot_token(ctx, 'gpu01')}/bootstrap")
+    assert r.status_code == 503 and "bootstrap template bootstrap/broken.sh.j2" in r.json()["detail"]
+    assert node_state(ctx, "gpu01") == "installed"
