@@ -81,8 +81,44 @@ def playbook_argv(site: Site, inventory: Path, hostname: str, playbook: str) -> 
     return [*shlex.split(site.handoff.ansible_playbook), "-i", str(inventory), "--limit", hostname, str(pb)]
 
 
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (Linux /proc), collected before anything is killed."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL `root`'s whole tree: its process group, and any group or session a descendant made
+    for itself (Ansible's workers call setsid(), so killing the first group alone leaves them running)."""
+    pids = descendants(root)
+    groups = {root}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(pid))
+    for pgid in groups - {os.getpgrp()}:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
 async def run_command(argv: list[str], *, timeout: float, tail_bytes: int, cwd: Path | None = None) -> RunResult:
-    """Run `argv` in its own process group; keep only the output's tail; kill the group on timeout."""
+    """Run `argv` in its own process group; keep only the output's tail; kill its tree on timeout."""
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
     try:
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
@@ -104,8 +140,7 @@ async def run_command(argv: list[str], *, timeout: float, tail_bytes: int, cwd: 
         await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
     except (TimeoutError, asyncio.CancelledError) as exc:
         timed_out = isinstance(exc, TimeoutError)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 10)
         if not timed_out:

@@ -40,7 +40,7 @@ OK = """    - name: mark this host
 FAIL = """    - ansible.builtin.fail:
         msg: boom from the playbook
 """
-HANG = """    - ansible.builtin.command: sleep 600
+HANG = """    - ansible.builtin.shell: "sleep 600; echo {{ marker_dir }}"
 """
 
 
@@ -67,6 +67,19 @@ def hctx(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Co
 def local(tmp_path: Path) -> dict[str, str]:
     return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
             "marker_dir": str(tmp_path)}
+
+
+def leftovers(marker: str) -> list[str]:
+    """Processes whose command line mentions `marker` (this test's tmp dir)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker in cmd:
+            out.append(f"{entry.name}: {cmd}")
+    return out
 
 
 def wait_for(ctx: Context, want: dict[str, str], timeout: float = 150) -> dict[str, str]:
@@ -110,6 +123,10 @@ def test_worker_runs_playbooks_ok_failing_hanging_and_resumes(hctx: Context, tmp
     assert bad.reason.startswith("ansible bootstrap failed: fatal: [gpu03]: FAILED!")
     hung = last_event(hctx, "gpu04")
     assert hung.data["timed_out"] is True and "timed out after 25s" in hung.data["output_tail"]
+    deadline = time.monotonic() + 15  # the whole tree is gone, setsid()'d Ansible workers and `sleep` included
+    while leftovers(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert leftovers(str(tmp_path)) == []
     with db.session_scope(hctx.sessions) as s:
         kinds = [e.kind for e in s.scalars(select(Event).where(Event.hostname == "gpu05"))]
     assert "bootstrap.resume" in kinds
