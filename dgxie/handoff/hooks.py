@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.errors import Conflict, Invalid
+from dgxie.handoff.procs import kill_tree
 from dgxie.models import Event, Node
 from dgxie.nodes.events import record
 from dgxie.site import Site
@@ -44,16 +45,21 @@ def hook_argv(command: str, hostname: str) -> list[str]:
 
 
 def run_hook(argv: list[str], *, timeout: float, tail_bytes: int) -> HookResult:
+    """Run a hook in its own session; on timeout its whole tree is killed (no orphan holds the pipe)."""
     try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else ""
-        return HookResult(ran=True, ok=False, rc=None, output=(out + f"\ntimed out after {timeout:g}s")[-tail_bytes:])
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
     except OSError as exc:
         return HookResult(ran=True, ok=False, rc=None, output=f"{argv[0]}: {exc.strerror}")
-    return HookResult(ran=True, ok=p.returncode == 0, rc=p.returncode,
-                      output=p.stdout.decode(errors="replace")[-tail_bytes:])
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(p.pid)
+        out, _ = p.communicate()
+        text = out.decode(errors="replace") + f"\ntimed out after {timeout:g}s"
+        return HookResult(ran=True, ok=False, rc=None, output=text[-tail_bytes:])
+    text = out.decode(errors="replace")
+    return HookResult(ran=True, ok=p.returncode == 0, rc=p.returncode, output=text[-tail_bytes:])
 
 
 def _run(session: Session, site: Site, node: Node, which: str, *, actor: str) -> HookResult:

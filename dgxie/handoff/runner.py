@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import shlex
-import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.db import session_scope
 from dgxie.handoff import bootstrap
+from dgxie.handoff.procs import kill_tree
 from dgxie.models import Node
 from dgxie.models.types import utcnow
 from dgxie.nodes.events import record
@@ -79,42 +79,6 @@ def playbook_argv(site: Site, inventory: Path, hostname: str, playbook: str) -> 
     if not pb.is_absolute() and site.handoff.playbook_dir is not None:
         pb = site.handoff.playbook_dir / pb
     return [*shlex.split(site.handoff.ansible_playbook), "-i", str(inventory), "--limit", hostname, str(pb)]
-
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it (Linux /proc), collected before anything is killed."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def kill_tree(root: int) -> None:
-    """SIGKILL `root`'s whole tree: its process group, and any group or session a descendant made
-    for itself (Ansible's workers call setsid(), so killing the first group alone leaves them running)."""
-    pids = descendants(root)
-    groups = {root}
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            groups.add(os.getpgid(pid))
-    for pgid in groups - {os.getpgrp()}:
-        with contextlib.suppress(OSError):
-            os.killpg(pgid, signal.SIGKILL)
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 async def run_command(argv: list[str], *, timeout: float, tail_bytes: int, cwd: Path | None = None) -> RunResult:

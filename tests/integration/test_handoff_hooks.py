@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +82,26 @@ def test_no_hook_or_not_ready_is_a_no_op(hctx: Context, tmp_path: Path) -> None:
         assert not hooks.drain(s, hctx.site, get_node(s, "gpu04"), "test").ran
     assert not (tmp_path / "scheduler.log").exists()
     assert hook_events(hctx, "gpu03") == [] and hook_events(hctx, "gpu04") == []
+
+
+def test_hanging_drain_times_out_and_leaves_no_process(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
+    marker = str(tmp_path)
+    ctx = make_ctx(roles={"slow": {"groups": ["kube_node"], "drain": f"sh -c 'sleep 600 & sleep 600; echo {marker}'"}},
+                   handoff={"enabled": False, "hook_timeout_seconds": 2})
+    add_node(ctx, "gpu05", 5, role="slow", state=State.READY)
+    t0 = time.monotonic()
+    with pytest.raises(Conflict, match="timed out after 2s"), db.session_scope(ctx.sessions) as s:
+        hooks.drain(s, ctx.site, get_node(s, "gpu05"), "test")
+    assert time.monotonic() - t0 < 30
+    assert leftovers(marker) == []
+
+
+def leftovers(marker: str) -> list[str]:
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and marker.encode() in (p / "cmdline").read_bytes():
+                out.append(p.name)
+        except OSError:
+            continue
+    return out
