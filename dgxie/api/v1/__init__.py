@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import images, lifecycle, nodes, profiles, tokens
+from dgxie.api.v1 import images, inventory, lifecycle, nodes, profiles, secrets, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -10,3 +10,5 @@ router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
 router.include_router(lifecycle.router)
+router.include_router(inventory.router)
+router.include_router(secrets.router)
