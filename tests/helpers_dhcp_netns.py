@@ -10,6 +10,7 @@ No namespace has a route out; everything is deleted in teardown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,10 +48,8 @@ def teardown() -> None:
     for ns in all_ns():
         pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         sh("ip", "netns", "del", ns, check=False)
 
 
