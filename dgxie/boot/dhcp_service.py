@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.db import session_scope
@@ -94,21 +93,46 @@ def load_leases(session: Session, now: datetime) -> list[Lease]:
                   r.expires_at.timestamp(), "bound", r.hostname) for r in rows]
 
 
+_UPSERT = ("INSERT INTO dhcp_leases (mac, ip, subnet, expires_at, hostname, updated_at) VALUES ({p}) "
+           "ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, subnet = excluded.subnet, "
+           "expires_at = excluded.expires_at, hostname = excluded.hostname, updated_at = excluded.updated_at")
+
+
+def _sqlite_time(t: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME storage format (naive UTC), as `UTCDateTime` reads it back."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def write_leases(session: Session, batch: Dirty) -> None:
-    """Upsert bound leases and delete released ones, in the caller's transaction."""
-    now = datetime.now(UTC)
+    """Upsert bound leases and delete released ones, in the caller's transaction.
+
+    The upsert goes straight to the driver's executemany (one statement, tuples): at thousands of
+    leases a second the ORM's per-row bookkeeping would cost more CPU than answering the packets.
+    """
     gone = [mac_str(m) for m, v in batch.items() if v is None]
-    rows = [{"mac": mac_str(m), "ip": str(ipaddress.IPv4Address(v[0])), "subnet": v[1],
-             "expires_at": datetime.fromtimestamp(v[2], UTC), "hostname": v[3], "updated_at": now}
-            for m, v in batch.items() if v is not None]
     for i in range(0, len(gone), 500):
         session.execute(delete(DhcpLease).where(DhcpLease.mac.in_(gone[i : i + 500])))
-    if rows:
-        dialect = session.get_bind().dialect.name
-        ins = (postgresql.insert(DhcpLease) if dialect == "postgresql" else sqlite.insert(DhcpLease))
-        stmt = ins.on_conflict_do_update(index_elements=["mac"], set_={
-            k: getattr(ins.excluded, k) for k in ("ip", "subnet", "expires_at", "hostname", "updated_at")})
-        session.execute(stmt, rows)
+    live = [(m, v) for m, v in batch.items() if v is not None]
+    if not live:
+        return
+    conn = session.connection()
+    now = datetime.now(UTC)
+    sqlite = conn.dialect.name == "sqlite"
+    sql = _UPSERT.format(p=", ".join(["?" if sqlite else "%s"] * 6))
+    stamps: dict[int, Any] = {}  # a batch spans ~0.5 s: whole-second expiries repeat, format each once
+
+    def when(t: float) -> Any:
+        sec = int(t)
+        v = stamps.get(sec)
+        if v is None:
+            v = stamps[sec] = datetime.fromtimestamp(sec, UTC)
+            if sqlite:
+                v = stamps[sec] = _sqlite_time(v)
+        return v
+
+    stamp = _sqlite_time(now) if sqlite else now
+    to_ip = ipaddress.IPv4Address
+    conn.exec_driver_sql(sql, [(mac_str(m), str(to_ip(v[0])), v[1], when(v[2]), v[3], stamp) for m, v in live])
 
 
 def create_discovered(session: Session, site: Site, macs: list[bytes]) -> int:

@@ -8,10 +8,10 @@ for another server. Counters are plain ints (read by the metrics collector at sc
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
+from socket import inet_ntoa
 
 from dgxie.boot.decide import BOOT_FILES, Action, Client, client_of, decide
 from dgxie.boot.urls import ipxe_script_url
@@ -78,9 +78,9 @@ class Responder:
         the client's MAC in the ARP cache from user space without raw sockets)."""
         s = self.settings
         if req.giaddr != c.ZERO4:
-            return str(ipaddress.IPv4Address(req.giaddr)), s.relay_port
+            return inet_ntoa(req.giaddr), s.relay_port
         if req.ciaddr != c.ZERO4 and not nak:
-            return str(ipaddress.IPv4Address(req.ciaddr)), s.client_port
+            return inet_ntoa(req.ciaddr), s.client_port
         return s.broadcast, s.client_port
 
     def _boot(self, client: Client, server: bytes) -> tuple[bytes, bytes, bytes]:
