@@ -50,3 +50,12 @@ def test_lifespan_serves_dhcp_and_metrics(make_ctx) -> None:
         assert 'dgxie_dhcp_packets_total{outcome="dropped-malformed",type="unknown"} 1.0' in text
         assert 'dgxie_dhcp_leases_in_use{subnet="127.0.0.0/8"} 0.0' in text
     assert not server.sockets, "the shutdown hook closed it"
+
+
+def test_proxy_mode_listens_on_4011_too(make_ctx) -> None:
+    port = free_port()
+    ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["lo"], "listen_port": port, "mode": "proxy",
+                         "subnets": SUBNETS})
+    server, _service = serve_dhcp.build(ctx)
+    assert [b.port for b in server.binds] == [port, serve_dhcp.PXE_PORT]
+    assert server.responder.settings.mode == "proxy"
