@@ -20,7 +20,7 @@ import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -36,6 +36,7 @@ from dgxie.site import Site
 log = logging.getLogger("dgxie.dhcp")
 FLUSH_EVERY = 0.5
 REFRESH_EVERY = 1.0
+PURGE_TICKS = 7200  # once an hour
 Dirty = dict[bytes, tuple[int, str, float, str | None] | None]
 
 
@@ -141,6 +142,11 @@ def write_leases(session: Session, batch: Dirty) -> None:
     conn.exec_driver_sql(sql, [(mac_str(m), str(to_ip(v[0])), v[1], when(v[2]), v[3], stamp) for m, v in live])
 
 
+def purge_expired(session: Session) -> None:
+    """Delete leases that expired more than a day ago (kept a while for operators to look at)."""
+    session.execute(delete(DhcpLease).where(DhcpLease.expires_at < datetime.now(UTC) - timedelta(days=1)))
+
+
 def create_discovered(session: Session, site: Site, macs: list[bytes]) -> int:
     """Create each unknown MAC as a `discovered` node `node-<mac hex>`; existing ones are skipped."""
     from dgxie.nodes.schemas import NodeCreate
@@ -223,6 +229,11 @@ class DhcpService:
             await asyncio.sleep(FLUSH_EVERY)
             ticks += 1
             await self.flush()
+            if ticks % PURGE_TICKS == 0:
+                try:
+                    await self._call(purge_expired)
+                except Exception:
+                    log.exception("dhcp: purging expired leases failed")
             if ticks % round(REFRESH_EVERY / FLUSH_EVERY) == 0:
                 try:
                     await self.refresh()

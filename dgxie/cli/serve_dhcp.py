@@ -34,7 +34,10 @@ def build(ctx: Context) -> tuple[DhcpServer, DhcpService]:
                           table)
     binds = []
     for iface in cfg.interfaces:
-        addr = interface_address(iface)
+        try:
+            addr = interface_address(iface)
+        except OSError as exc:
+            raise ConfigError(f"dhcp.interfaces: {exc}") from None
         subnet = table.subnet_for(int(ipaddress.IPv4Address(addr)))
         ports = [cfg.listen_port] + ([PXE_PORT] if cfg.mode == "proxy" else [])
         binds += [Bind(iface, "0.0.0.0", p, Listener(addr, subnet)) for p in ports]

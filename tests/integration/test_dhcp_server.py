@@ -25,7 +25,7 @@ from dgxie.netboot.dhcp.responder import Listener, Responder, Settings
 from dgxie.netboot.dhcp.server import Bind, DhcpServer
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
-from tests.helpers_dhcp import BIOS_OPTS, PUBLIC, client_packet, mac, subnets
+from tests.helpers_dhcp import BIOS_OPTS, PUBLIC, client_packet, ip_int, mac, subnets
 
 LOCAL = ipaddress.IPv4Address("127.0.0.1").packed
 
@@ -190,3 +190,29 @@ def test_malformed_packets_dropped_logged_once_and_serving_goes_on(ctx, caplog) 
     asyncio.run(run())
     warnings = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_write_leases_upsert_delete_and_purge(ctx) -> None:
+    """The writer's raw upsert round-trips through the ORM types; old expired rows are purged."""
+    import time as _t
+
+    from dgxie.boot.dhcp_service import load_leases, purge_expired, write_leases
+
+    now = _t.time()
+    with db.session_scope(ctx.sessions) as s:
+        write_leases(s, {mac(1): (ip_int("10.201.0.100"), "10.201.0.0/24", now + 600, "dgx01"),
+                         mac(2): (ip_int("10.201.0.101"), "10.201.0.0/24", now - 3 * 86400, None)})
+    with db.session_scope(ctx.sessions) as s:  # the same MAC again: an update, not a second row
+        write_leases(s, {mac(1): (ip_int("10.201.0.102"), "10.201.0.0/24", now + 900, "dgx01")})
+    with db.session_scope(ctx.sessions) as s:
+        from datetime import UTC, datetime
+        got = load_leases(s, datetime.now(UTC))
+        assert [(x.mac, x.ip, x.hostname) for x in got] == [(mac(1), ip_int("10.201.0.102"), "dgx01")]
+        assert abs(got[0].expires - (now + 900)) < 1.5
+        assert s.get(DhcpLease, mac(2).hex(":")) is not None
+        purge_expired(s)
+    with db.session_scope(ctx.sessions) as s:
+        assert s.get(DhcpLease, mac(2).hex(":")) is None and s.get(DhcpLease, mac(1).hex(":")) is not None
+        write_leases(s, {mac(1): None})
+    with ctx.sessions() as s:
+        assert s.scalar(select(DhcpLease)) is None

@@ -59,3 +59,9 @@ def test_proxy_mode_listens_on_4011_too(make_ctx) -> None:
     server, _service = serve_dhcp.build(ctx)
     assert [b.port for b in server.binds] == [port, serve_dhcp.PXE_PORT]
     assert server.responder.settings.mode == "proxy"
+
+
+def test_interface_without_address_is_a_config_error(make_ctx) -> None:
+    ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["ddnope0"], "subnets": SUBNETS})
+    with pytest.raises(ConfigError, match=r"dhcp\.interfaces: interface ddnope0: no IPv4 address"):
+        serve_dhcp.register(ctx)

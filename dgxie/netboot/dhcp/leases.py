@@ -141,8 +141,8 @@ class LeaseTable:
         ip = self.address_for(subnet, mac, now, requested)
         if ip is not None:
             lease = self._take(mac, ip, subnet, now + OFFER_HOLD)
-            if lease.state == "bound" and lease.expires < now:
-                lease.state = "offered"
+            if lease.state == "bound" and lease.expires < now:  # expired: hold it again as an offer
+                lease.state, lease.expires = "offered", now + OFFER_HOLD
         return ip
 
     def ack(self, subnet: Subnet, mac: bytes, ip: int, now: float, hostname: str | None = None) -> Lease | None:

@@ -19,6 +19,7 @@ from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.leases import LeaseTable, Subnet
 
 _U32 = struct.Struct("!I")
+MAX_PENDING_DISCOVERIES = 10000  # per flush; the rest are queued again when they ask again
 HTTP_BOOT_FILES = {Client.HTTP_X64: "ipxe.efi", Client.HTTP_ARM64: "arm64/ipxe.efi"}
 
 
@@ -127,7 +128,8 @@ class Responder:
         if subnet is None:
             self.counts[name, "ignored"] += 1
             return None
-        if action is Action.DISCOVERY and req.mac not in self.table.reservations:
+        if (action is Action.DISCOVERY and req.mac not in self.table.reservations
+                and len(self.discovered) < MAX_PENDING_DISCOVERIES):
             self.discovered[req.mac] = None
         if mt == c.DISCOVER:
             return self._offer(req, subnet, action, client, listener, now)
