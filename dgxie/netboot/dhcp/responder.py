@@ -114,7 +114,7 @@ class Responder:
         """Answer one datagram (raises codec.CodecError for a malformed one)."""
         req = c.decode(data)
         mt = req.msg_type
-        name = c.MSG_NAMES.get(mt or 0, "bootp")
+        name = "bootp" if mt is None else c.MSG_NAMES.get(mt, "other")
         if req.op != c.BOOTREQUEST or mt is None or req.hlen != 6:
             self.counts[name, "ignored"] += 1
             return None
