@@ -107,7 +107,11 @@ def test_relayed_request_uses_giaddr_subnet_and_echoes_82() -> None:
 def test_request_for_wrong_address_is_naked() -> None:
     r, lst = responder(reservations=enrolled(1, "10.201.0.53"))
     nak = ask(r, lst, client_packet(mac(1), "request", options=[("requested_addr", "10.201.0.54")]))
-    assert nak[0].msg_type == c.NAK and nak[1] == ("255.255.255.255", 68)
+    assert nak[0].msg_type == c.NAK and nak[1] == ("255.255.255.255", 68) and nak[0].flags == 0
+    relayed = ask(r, lst, client_packet(mac(1), "request", giaddr="10.202.0.1",
+                                        options=[("requested_addr", "10.202.0.54")]))
+    assert relayed[0].msg_type == c.NAK and relayed[1] == ("10.202.0.1", 67)
+    assert relayed[0].flags & c.BROADCAST_FLAG  # the relay must broadcast a NAK (RFC 2131 4.3.2)
 
 
 def test_request_for_other_server_is_silent() -> None:

@@ -182,12 +182,12 @@ PXE_VENDOR_DIRECT = opt(OPT_VENDOR_OPTS, b"\x06\x01\x08\xff")  # PXE_DISCOVERY_C
 
 def encode_reply(req: Packet, msg_type: int, *, yiaddr: bytes = ZERO4, siaddr: bytes = ZERO4,
                  ciaddr: bytes | None = None, file: bytes = b"", sname: bytes = b"",
-                 options: bytes = b"") -> bytes:
+                 options: bytes = b"", flags: int | None = None) -> bytes:
     """A BOOTREPLY for `req`: header, cookie, option 53, `options` (already encoded), echoed
     option 82 last (RFC 3046 2.2), end, padded to 300 bytes."""
     if len(file) > 128 or len(sname) > 64:
         raise CodecError("boot file or server name too long for the BOOTP header")
-    head = HEADER.pack(BOOTREPLY, req.htype, req.hlen, 0, req.xid, 0, req.flags,
+    head = HEADER.pack(BOOTREPLY, req.htype, req.hlen, 0, req.xid, 0, req.flags if flags is None else flags,
                        req.ciaddr if ciaddr is None else ciaddr, yiaddr, siaddr, req.giaddr, req.chaddr,
                        sname, file)
     relay = req.options.get(OPT_RELAY_AGENT)

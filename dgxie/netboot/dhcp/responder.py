@@ -175,7 +175,9 @@ class Responder:
 
     def _nak(self, req: c.Packet, listener: Listener) -> tuple[bytes, tuple[str, int]]:
         self.counts["request", "nak"] += 1
-        return (c.encode_reply(req, c.NAK, ciaddr=c.ZERO4, options=c.opt(c.OPT_SERVER_ID, listener.address)),
+        flags = req.flags | c.BROADCAST_FLAG if req.giaddr != c.ZERO4 else req.flags  # RFC 2131 4.3.2
+        return (c.encode_reply(req, c.NAK, ciaddr=c.ZERO4, options=c.opt(c.OPT_SERVER_ID, listener.address),
+                               flags=flags),
                 self._dest(req, c.ZERO4, nak=True))
 
     def _request(self, req: c.Packet, subnet: Subnet, action: Action, client: Client, listener: Listener,
