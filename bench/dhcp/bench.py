@@ -2,11 +2,13 @@
 
     sudo .venv/bin/python bench/dhcp/bench.py [--clients 50000] [--period 8] [--only dgxie,kea,dnsmasq]
 
-Topology (names start with `dd`, deleted at the end):
-    netns ddbsrv: veth ddbs0 10.201.0.1/24, route 10.202.0.0/16 on-link   <- server, taskset core 0
-    netns ddbgen: veth ddbg0 10.202.0.1/16 (the relay), route 10.201.0.0/24   <- perfdhcp, taskset core 1
-perfdhcp sends relayed DORAs (giaddr 10.202.0.1) from N client MACs (-M file) at a fixed rate for
-`period` seconds; a rate passes when <= 1% of the exchanges are lost. Each server keeps its leases
+Topology (names start with `dd`, deleted at the end), one identical pair per server (N = 1, 2, 3):
+    netns ddbsrvN: veth ddbs0 10.201.0.1/24, route 10.202.0.0/16 on-link     <- server, taskset core 0
+    netns ddbgenN: veth ddbg0 10.202.0.1/16 (the relay), route 10.201.0.0/24  <- perfdhcp, taskset core 1
+All servers start first and stay up; at each rate they take turns (dgxie, then Kea), so they
+meet the same machine load; dnsmasq climbs its own, slower ladder. perfdhcp sends relayed DORAs
+(giaddr 10.202.0.1) from N client MACs (-M file) at a fixed rate for `period` seconds; a rate
+passes when <= 1% of the exchanges are lost. Each server keeps its leases
 on disk (dgxie: SQLite, write-behind; Kea: memfile persist=true; dnsmasq: its lease file).
 dgxie's clients are enrolled first (bulk insert: 50,000 nodes without an ip -> pool addresses).
 """
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SRV, GEN = "ddbsrv", "ddbgen"
+PAIRS = {"dgxie": ("ddbsrv1", "ddbgen1"), "kea": ("ddbsrv2", "ddbgen2"), "dnsmasq": ("ddbsrv3", "ddbgen3")}
 DEFAULT_RATES = "250,500,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,12000"
 SLOW_RATES = [50, 100, 150, 200, 250, 300, 400, 500]  # dnsmasq rewrites its whole lease file per change
 RATES = [int(x) for x in os.environ.get("DD_RATES", DEFAULT_RATES).split(",")]
@@ -39,25 +41,30 @@ def sh(*args: str, check: bool = True) -> str:
 
 
 def netns_down() -> None:
-    for ns in (SRV, GEN):
-        for pid in sh("ip", "netns", "pids", ns, check=False).split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        sh("ip", "netns", "del", ns, check=False)
+    for pair in PAIRS.values():
+        for ns in pair:
+            for pid in sh("ip", "netns", "pids", ns, check=False).split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            sh("ip", "netns", "del", ns, check=False)
 
 
 def netns_up() -> None:
+    """One identical server/generator namespace pair per server, so all three stay up and the
+    rate steps can alternate between them under the same machine load."""
     netns_down()
-    for ns in (SRV, GEN):
-        sh("ip", "netns", "add", ns)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-    sh("ip", "netns", "exec", SRV, "ip", "link", "add", "ddbs0", "type", "veth", "peer", "name", "ddbg0", "netns", GEN)
-    sh("ip", "netns", "exec", SRV, "ip", "addr", "add", "10.201.0.1/24", "dev", "ddbs0")
-    sh("ip", "netns", "exec", SRV, "ip", "link", "set", "ddbs0", "up")
-    sh("ip", "netns", "exec", GEN, "ip", "addr", "add", "10.202.0.1/16", "dev", "ddbg0")
-    sh("ip", "netns", "exec", GEN, "ip", "link", "set", "ddbg0", "up")
-    sh("ip", "netns", "exec", GEN, "ip", "route", "add", "10.201.0.0/24", "dev", "ddbg0")
-    sh("ip", "netns", "exec", SRV, "ip", "route", "add", "10.202.0.0/16", "dev", "ddbs0")
+    for srv, gen in PAIRS.values():
+        for ns in (srv, gen):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", srv, "ip", "link", "add", "ddbs0", "type", "veth", "peer", "name", "ddbg0",
+           "netns", gen)
+        sh("ip", "netns", "exec", srv, "ip", "addr", "add", "10.201.0.1/24", "dev", "ddbs0")
+        sh("ip", "netns", "exec", srv, "ip", "link", "set", "ddbs0", "up")
+        sh("ip", "netns", "exec", gen, "ip", "addr", "add", "10.202.0.1/16", "dev", "ddbg0")
+        sh("ip", "netns", "exec", gen, "ip", "link", "set", "ddbg0", "up")
+        sh("ip", "netns", "exec", gen, "ip", "route", "add", "10.201.0.0/24", "dev", "ddbg0")
+        sh("ip", "netns", "exec", srv, "ip", "route", "add", "10.202.0.0/16", "dev", "ddbs0")
 
 
 def macs(n: int) -> list[str]:
@@ -86,6 +93,7 @@ def enroll(db_url: str, mac_list: list[str]) -> None:
 def start_dgxie(work: Path) -> subprocess.Popen[bytes]:
     import yaml
 
+    srv = PAIRS["dgxie"][0]
     db_url = f"sqlite:///{work}/dgxie.db"
     enroll(db_url, macs(ARGS.clients))
     cfg = {"database_url": db_url, "data_dir": str(work / "data"), "log_level": "warning",
@@ -96,13 +104,14 @@ def start_dgxie(work: Path) -> subprocess.Popen[bytes]:
     (work / "dgxie.yaml").write_text(yaml.safe_dump(cfg))
     dgxie = str(Path(sys.executable).parent / "dgxie")
     log = (work / "dgxie.log").open("wb")
-    p = subprocess.Popen(["ip", "netns", "exec", SRV, "taskset", "-c", "0", dgxie, "serve", "--config",
+    p = subprocess.Popen(["ip", "netns", "exec", srv, "taskset", "-c", "0", dgxie, "serve", "--config",
                           str(work / "dgxie.yaml")], stdout=log, stderr=subprocess.STDOUT)
-    wait_port(p, work / "dgxie.log", lambda: "127.0.0.1:18099" in sh("ip", "netns", "exec", SRV, "ss", "-ltn"))
+    wait_port(p, work / "dgxie.log", lambda: "127.0.0.1:18099" in sh("ip", "netns", "exec", srv, "ss", "-ltn"))
     return p
 
 
 def start_kea(work: Path) -> subprocess.Popen[bytes]:
+    srv = PAIRS["kea"][0]
     cfg = {"Dhcp4": {
         "interfaces-config": {"interfaces": ["ddbs0"], "dhcp-socket-type": "udp"},
         "lease-database": {"type": "memfile", "persist": True, "name": str(work / "kea-leases4.csv"),
@@ -116,20 +125,21 @@ def start_kea(work: Path) -> subprocess.Popen[bytes]:
     (work / "kea.json").write_text(json.dumps(cfg, indent=1))
     env = os.environ | {"KEA_PIDFILE_DIR": str(work), "KEA_LOCKFILE_DIR": str(work)}
     log = (work / "kea.out").open("wb")
-    p = subprocess.Popen(["ip", "netns", "exec", SRV, "taskset", "-c", "0", "kea-dhcp4", "-c", str(work / "kea.json")],
+    p = subprocess.Popen(["ip", "netns", "exec", srv, "taskset", "-c", "0", "kea-dhcp4", "-c", str(work / "kea.json")],
                          stdout=log, stderr=subprocess.STDOUT, env=env)
-    wait_port(p, work / "kea.out", lambda: ":67 " in sh("ip", "netns", "exec", SRV, "ss", "-lun"))
+    wait_port(p, work / "kea.out", lambda: ":67 " in sh("ip", "netns", "exec", srv, "ss", "-lun"))
     return p
 
 
 def start_dnsmasq(work: Path) -> subprocess.Popen[bytes]:
+    srv = PAIRS["dnsmasq"][0]
     log = (work / "dnsmasq.out").open("wb")
-    p = subprocess.Popen(["ip", "netns", "exec", SRV, "taskset", "-c", "0", "dnsmasq", "-k", "-p", "0", "--user=root",
+    p = subprocess.Popen(["ip", "netns", "exec", srv, "taskset", "-c", "0", "dnsmasq", "-k", "-p", "0", "--user=root",
                           "--interface=ddbs0", "--dhcp-range=10.202.1.0,10.202.255.250,255.255.0.0,1h",
                           f"--dhcp-leasefile={work}/dnsmasq.leases", "--dhcp-lease-max=100000", "--no-ping",
                           f"--pid-file={work}/dnsmasq.pid", "--dhcp-authoritative", "-q",
                           f"--log-facility={work}/dnsmasq.log"], stdout=log, stderr=subprocess.STDOUT)
-    wait_port(p, work / "dnsmasq.out", lambda: ":67 " in sh("ip", "netns", "exec", SRV, "ss", "-lun"))
+    wait_port(p, work / "dnsmasq.out", lambda: ":67 " in sh("ip", "netns", "exec", srv, "ss", "-lun"))
     return p
 
 
@@ -151,8 +161,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def perfdhcp(rate: int, work: Path) -> dict[str, float]:
-    cmd = ["ip", "netns", "exec", GEN, "taskset", "-c", "1", "perfdhcp", "-4", "-l", "ddbg0", "-r", str(rate),
+def perfdhcp(name: str, rate: int, work: Path) -> dict[str, float]:
+    cmd = ["ip", "netns", "exec", PAIRS[name][1], "taskset", "-c", "1", "perfdhcp", "-4", "-l", "ddbg0",
+           "-r", str(rate),
            "-p", str(ARGS.period), "-R", str(ARGS.clients), "-M", str(work / "macs.txt"), "-W", "2000000",
            "10.201.0.1"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=ARGS.period + 60).stdout
@@ -167,39 +178,55 @@ def perfdhcp(rate: int, work: Path) -> dict[str, float]:
             "perfdhcp_rate": float(m.group(1)) if m else 0.0}
 
 
-def run_server(name: str, starter: object, root: Path) -> dict[str, object]:
-    work = root / name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / "macs.txt").write_text("\n".join(macs(ARGS.clients)) + "\n")
-    proc = starter(work)  # type: ignore[operator]
-    steps = []
-    best = 0.0
-    fails = 0
+def step(name: str, proc: subprocess.Popen[bytes], rate: int, work: Path) -> dict[str, float]:
+    cpu0 = cpu_seconds(proc.pid)
+    r = perfdhcp(name, rate, work)
+    r["cpu_us_per_dora"] = (cpu_seconds(proc.pid) - cpu0) * 1e6 / max(1.0, r["dora"] * ARGS.period)
+    r["load1"] = os.getloadavg()[0]
+    print(f"{name:8s} rate {rate:6d}/s -> {r['dora']:8.1f} DORA/s, loss {r['loss'] * 100:5.2f}%, "
+          f"server CPU {r['cpu_us_per_dora']:6.1f} us/DORA, load {r['load1']:.1f}", flush=True)
+    time.sleep(1)
+    return r
+
+
+def run_all(names: list[str], root: Path) -> list[dict[str, object]]:
+    """Start every server, then climb the rate ladder with the servers taking turns at each rate
+    (dnsmasq on its own slower ladder); a server leaves after two failed steps in a row."""
+    starters = {"dgxie": start_dgxie, "kea": start_kea, "dnsmasq": start_dnsmasq}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    works: dict[str, Path] = {}
+    res: dict[str, dict[str, object]] = {}
     try:
-        for rate in (SLOW_RATES if name == "dnsmasq" else RATES):
-            cpu0 = cpu_seconds(proc.pid)
-            r = perfdhcp(rate, work)
-            r["cpu_us_per_dora"] = (cpu_seconds(proc.pid) - cpu0) * 1e6 / max(1.0, r["dora"] * ARGS.period)
-            r["load1"] = os.getloadavg()[0]
-            steps.append(r)
-            print(f"{name:8s} rate {rate:6d}/s -> {r['dora']:8.1f} DORA/s, loss {r['loss'] * 100:5.2f}%, "
-                  f"server CPU {r['cpu_us_per_dora']:6.1f} us/DORA, load {r['load1']:.1f}", flush=True)
-            if r["loss"] <= 0.01:
-                best = max(best, r["dora"])
-                fails = 0
-            else:
-                fails += 1
-                if fails >= 2:
+        for name in names:
+            work = works[name] = root / name
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            (work / "macs.txt").write_text("\n".join(macs(ARGS.clients)) + "\n")
+            procs[name] = starters[name](work)
+            res[name] = {"server": name, "best": 0.0, "steps": []}
+        fails = dict.fromkeys(names, 0)
+        for ladder, group in ((SLOW_RATES, [n for n in names if n == "dnsmasq"]),
+                              (RATES, [n for n in names if n != "dnsmasq"])):
+            for rate in ladder:
+                live = [n for n in group if fails[n] < 2]
+                if not live:
                     break
-            time.sleep(1)
+                for name in live:
+                    r = step(name, procs[name], rate, works[name])
+                    res[name]["steps"].append(r)  # type: ignore[attr-defined]
+                    if r["loss"] <= 0.01:
+                        res[name]["best"] = max(float(res[name]["best"]), r["dora"])  # type: ignore[arg-type]
+                        fails[name] = 0
+                    else:
+                        fails[name] += 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return {"server": name, "best": best, "steps": steps}
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return list(res.values())
 
 
 def main() -> None:
@@ -211,12 +238,9 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/dd-bench-dhcp")
     ARGS = ap.parse_args()
     root = Path(ARGS.work)
-    starters = {"dgxie": start_dgxie, "kea": start_kea, "dnsmasq": start_dnsmasq}
     netns_up()
-    results = []
     try:
-        for name in ARGS.only.split(","):
-            results.append(run_server(name, starters[name], root))
+        results = run_all(ARGS.only.split(","), root)
     finally:
         netns_down()
     print(json.dumps([{"server": r["server"], "best": r["best"]} for r in results]))
