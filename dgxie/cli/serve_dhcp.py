@@ -49,6 +49,10 @@ def register(ctx: Context) -> None:
     if not ctx.settings.dhcp.enabled:
         return
     server, service = build(ctx)
+    try:
+        server.open()  # bind now: a busy port or a missing privilege is one clear error, before serving
+    except OSError as exc:
+        raise ConfigError(f"dhcp: {exc.strerror}") from None
     ctx.registry.register(DhcpCollector(server.responder))
     ctx.extras["dhcp"] = (server, service)
 

@@ -36,8 +36,8 @@ def test_lifespan_serves_dhcp_and_metrics(make_ctx) -> None:
     serve_dhcp.register(ctx)
     server, _service = ctx.extras["dhcp"]
     assert server.binds[0].listener.address == bytes([127, 0, 0, 1])
+    assert server.sockets, "register() binds the socket before serving"
     with TestClient(create_app(ctx)) as client, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        assert server.sockets, "the lifespan hook opened the DHCP socket"
         s.sendto(c.encode_request(bytes.fromhex("5254dd0000ee"), c.DISCOVER), ("127.0.0.1", port))
         s.sendto(b"garbage", ("127.0.0.1", port))
         text = ""
@@ -65,3 +65,13 @@ def test_interface_without_address_is_a_config_error(make_ctx) -> None:
     ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["ddnope0"], "subnets": SUBNETS})
     with pytest.raises(ConfigError, match=r"dhcp\.interfaces: interface ddnope0: no IPv4 address"):
         serve_dhcp.register(ctx)
+
+
+def test_busy_port_is_one_clear_error(make_ctx) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("0.0.0.0", 0))
+        port = busy.getsockname()[1]
+        ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["lo"], "listen_port": port, "subnets": SUBNETS})
+        with pytest.raises(ConfigError, match=rf"dhcp: cannot listen on lo:{port}: Address already in use"):
+            serve_dhcp.register(ctx)
+        assert "lifespan_hooks" not in ctx.extras

@@ -75,16 +75,27 @@ class DhcpServer:
     def table(self) -> LeaseTable:
         return self.responder.table
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
+    def open(self) -> None:
+        """Bind every socket now (so a busy port or missing privilege shows before serving).
+        Raises OSError naming the interface and port; nothing stays open after a failure."""
+        if self.sockets:
+            return
         try:
             for b in self.binds:
-                s = open_socket(b)
-                self.sockets.append(s)
-                loop.add_reader(s.fileno(), self._readable, s, b.listener)
+                try:
+                    self.sockets.append(open_socket(b))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot listen on {b.interface or b.host}:{b.port}: "
+                                             f"{exc.strerror}") from None
         except BaseException:
             self.stop()
             raise
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.open()
+        for s, b in zip(self.sockets, self.binds, strict=True):
+            loop.add_reader(s.fileno(), self._readable, s, b.listener)
         log.info("dhcp: serving on %s", ", ".join(f"{b.interface or b.host}:{b.port}" for b in self.binds))
 
     def stop(self) -> None:
@@ -93,7 +104,7 @@ class DhcpServer:
         except RuntimeError:
             loop = None
         for s in self.sockets:
-            if loop is not None:
+            if loop is not None and s.fileno() >= 0:
                 loop.remove_reader(s.fileno())
             s.close()
         self.sockets.clear()
