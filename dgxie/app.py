@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
+from dgxie.api import mirror as mirror_api
 from dgxie.api import ops
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
@@ -28,7 +29,7 @@ from dgxie.boot.profiles import sync_config_profiles
 from dgxie.config import Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
-from dgxie.site import ProfileSpec, RoleSpec, Site
+from dgxie.site import MirrorSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
 
@@ -50,8 +51,12 @@ def build_site(settings: Settings) -> Site:
                          script=r.script, drain=r.drain, resume=r.resume) for n, r in settings.roles.items()}
     profiles = tuple(ProfileSpec(name=n, image=p.image, template=p.template, role=p.role,
                                  description=p.description, vars=p.vars) for n, p in settings.profiles.items())
+    common = {"name", "kind", "keep_snapshots", "interval"}
+    mirrors = tuple(MirrorSpec(name=m.name, kind=m.kind, keep_snapshots=m.keep_snapshots, interval=m.interval,
+                               options=m.model_dump(mode="json", exclude=common)) for m in settings.mirrors)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
-                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles)
+                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
+                mirrors=mirrors)
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
@@ -106,4 +111,6 @@ def create_app(ctx: Context) -> FastAPI:
     _errors(app)
     app.include_router(ops.router)
     app.include_router(v1_router, prefix="/api/v1")
+    app.include_router(mirror_api.router)
+    mirror_api.wire(ctx)
     return app

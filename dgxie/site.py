@@ -38,6 +38,17 @@ class ProfileSpec:
 
 
 @dataclass(frozen=True)
+class MirrorSpec:
+    """A mirror declared in the config: kind-specific options already validated (config.py)."""
+
+    name: str
+    kind: str
+    options: dict[str, Any]
+    keep_snapshots: int = 3
+    interval: float | None = None  # seconds between scheduled syncs; None: only on demand
+
+
+@dataclass(frozen=True)
 class Site:
     box: SecretBox
     data_dir: Path
@@ -45,6 +56,7 @@ class Site:
     subnets: tuple[ipaddress.IPv4Network, ...] = ()
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     profiles: tuple[ProfileSpec, ...] = ()
+    mirrors: tuple[MirrorSpec, ...] = ()
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

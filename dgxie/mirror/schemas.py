@@ -1,0 +1,56 @@
+"""JSON shapes of mirrors, snapshots and sync jobs (API and `--json` CLI output)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobOut(BaseModel):
+    id: int
+    mirror: str
+    kind: str
+    status: str
+    trigger: str
+    phase: str
+    files_total: int
+    files_done: int
+    bytes_total: int
+    bytes_done: int
+    files_fetched: int
+    bytes_fetched: int
+    snapshot: str | None
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SnapshotOut(BaseModel):
+    snapshot: str
+    created_at: datetime
+    files: int
+    bytes: int
+    source: str
+    current: bool
+    meta: dict[str, Any] = {}
+
+
+class MirrorOut(BaseModel):
+    name: str
+    kind: str
+    configured: bool
+    upstream: str | None = None
+    url: str | None = None  # where clients reach it
+    current_snapshot: str | None = None
+    files: int = 0
+    bytes: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    failures: int = 0
+    last_error: str = ""
+    interval: float | None = None
+    keep_snapshots: int | None = None
+    job: JobOut | None = None  # the running job, else the latest one

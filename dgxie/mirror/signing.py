@@ -1,0 +1,70 @@
+"""dgxie's own archive key, for filtered mirrors whose indexes are rewritten and so re-signed.
+
+The key is generated with gpg on first use in `<mirror dir>/gnupg` (one per mirror, no
+passphrase: it lives beside the data it signs, readable only by dgxie). Its public half is served
+as `/mirror/apt/NAME/dgxie-archive-key.gpg` for nodes' `Signed-By`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dgxie.mirror.apt import FileRef, Package
+
+UID = "dgxie archive signing key <dgxie@localhost>"
+
+
+class ArchiveKey:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def _gpg(self, *args: str, data: bytes | None = None) -> bytes:
+        res = subprocess.run(["gpg", "--batch", "--quiet", "--homedir", str(self.home), *args], input=data,
+                             capture_output=True, timeout=120)
+        if res.returncode != 0:
+            raise RuntimeError(f"gpg {args[0]}: {res.stderr.decode(errors='replace').strip()[:300]}")
+        return res.stdout
+
+    def ensure(self) -> None:
+        if (self.home / "dgxie-key.done").exists():
+            return
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key", UID, "ed25519", "sign",
+                  "never")
+        (self.home / "dgxie-key.done").write_text("ok\n")
+
+    def public_key(self) -> bytes:
+        self.ensure()
+        return self._gpg("--export", UID)
+
+    def sign(self, release: bytes) -> dict[str, bytes]:
+        """Release, Release.gpg (detached) and InRelease (clearsigned) for `release`."""
+        self.ensure()
+        common = ("--pinentry-mode", "loopback", "--passphrase", "", "--digest-algo", "SHA512", "--local-user", UID)
+        return {"Release": release,
+                "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release),
+                "InRelease": self._gpg(*common, "--clearsign", data=release)}
+
+
+def packages_files(packages: Iterable[Package]) -> list[tuple[str, bytes]]:
+    text = "\n\n".join(p.stanza for p in sorted(packages, key=lambda p: (p.name, p.version))) + "\n"
+    data = text.encode()
+    return [("Packages", data), ("Packages.gz", gzip.compress(data, mtime=0))]
+
+
+def release_text(upstream: dict[str, str], suite: str, refs: list[FileRef]) -> bytes:
+    keys = {"origin": "Origin", "label": "Label", "suite": "Suite", "codename": "Codename",
+            "version": "Version", "architectures": "Architectures", "components": "Components",
+            "description": "Description"}
+    lines = [f"{k}: {upstream[lk]}" for lk, k in keys.items() if lk in upstream]
+    if "suite" not in upstream and "codename" not in upstream:
+        lines.append(f"Suite: {suite}")
+    lines.append("Date: " + datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S UTC"))
+    lines.append("Acquire-By-Hash: yes")
+    lines.append("SHA256:")
+    lines += [f" {r.sha256} {r.size:>16} {r.path}" for r in sorted(refs, key=lambda r: r.path)]
+    return ("\n".join(lines) + "\n").encode()
