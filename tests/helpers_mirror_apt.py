@@ -169,3 +169,67 @@ Acquire::By-Hash "{'force' if by_hash else 'yes'}"; APT::Sandbox::User "root";
 """)
     env = dict(os.environ, APT_CONFIG=str(conf), DEBIAN_FRONTEND="noninteractive")
     return subprocess.run(["apt-get", "-q", "-y", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def dgxie_http(ctx: object) -> Iterator[str]:
+    """The real dgxie app under uvicorn on a free loopback port, in a thread."""
+    import socket
+    import time
+
+    import uvicorn
+
+    from dgxie.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), log_level="warning", access_log=False))  # type: ignore[arg-type]
+    t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise AssertionError("dgxie did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        t.join(timeout=10)
+        sock.close()
+
+
+@dataclass
+class World:
+    """An upstream repo (hello, world -> hello) served on loopback, its key and keyring."""
+
+    tmp: Path
+    repo: Repo
+    keyring: Path
+    url: str
+    handler: type[Handler]
+    debs: Path
+
+    def add(self, name: str, **kw: object) -> Path:
+        deb = build_deb(self.debs, name, **kw)  # type: ignore[arg-type]
+        self.repo.add(deb)
+        return deb
+
+    def mirror(self, name: str = "up", **kw: object) -> dict[str, object]:
+        return {"name": name, "kind": "apt", "url": self.url, "suites": ["stable"], "components": ["main"],
+                "architectures": ["amd64"], "keyring": str(self.keyring)} | kw
+
+
+@contextmanager
+def world(tmp: Path) -> Iterator[World]:
+    key = make_key(tmp / "upstream-gnupg", "Test Repo <repo@example.org>")
+    keyring = key.export(tmp / "upstream-keyring.gpg")
+    repo = Repo(tmp / "upstream", key=key)
+    debs = tmp / "debs"
+    debs.mkdir()
+    repo.add(build_deb(debs, "hello"))
+    repo.add(build_deb(debs, "world", depends="hello (>= 1.0)"))
+    repo.publish()
+    with serve(repo.root) as (url, handler):
+        yield World(tmp, repo, keyring, url, handler, debs)

@@ -37,6 +37,14 @@ def new_snapshot_id(root: Path) -> str:
     return sid
 
 
+def check_path(rel: str) -> str:
+    """A manifest path must stay inside the snapshot: relative, no `..`, no empty parts."""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"unsafe path in manifest: {rel!r}")
+    return rel
+
+
 def _link(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -65,7 +73,7 @@ def materialize(store: BlobStore, root: Path, manifest: Manifest) -> Path:
     try:
         made: set[Path] = set()
         for rel, entry in sorted(manifest.files.items()):
-            dst = tmp / rel
+            dst = tmp / check_path(rel)
             if dst.parent not in made:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 made.add(dst.parent)
