@@ -57,7 +57,7 @@ class Fetcher:
         self.workers = workers
         self.client = client or httpx.Client(timeout=timeout, follow_redirects=True,
                                              limits=httpx.Limits(max_connections=workers * 2),
-                                             headers={"User-Agent": "dgxie-mirror"})
+                                             headers={"User-Agent": "dgxie-mirror", "Accept-Encoding": "identity"})
         self.counters = Counters()
         self.cancel = threading.Event()
 
@@ -108,7 +108,7 @@ class Fetcher:
                     append = False
                 else:
                     raise FetchError(f"{w.url}: HTTP {r.status_code}")
-                self.store.write(w.sha256, self._chunks(r.iter_bytes(1 << 16), w.size, have if append else 0),
+                self.store.write(w.sha256, self._chunks(r.iter_raw(), w.size, have if append else 0),
                                  resume=append)
         except httpx.HTTPError as exc:
             raise FetchError(f"{w.url}: {type(exc).__name__}: {exc}") from None

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,14 +80,27 @@ def job_out(j: MirrorJob) -> JobOut:
 def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
     m = spec(site, name)
     with session_scope(sessions) as s:
-        busy = s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
-                                                 MirrorJob.status.in_(("queued", "running")))).first()
-        if busy is not None:
-            raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
+        for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
+                                                      MirrorJob.status.in_(("queued", "running")))):
+            if not _stale(site, busy):
+                raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
+            busy.status, busy.finished_at = "failed", utcnow()
+            busy.error = "interrupted (the process running it stopped)"
         j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
         s.add(j)
         s.flush()
         return job_out(j)
+
+
+def _stale(site: Site, j: MirrorJob) -> bool:
+    """A running job whose mirror lock nobody holds, or a job queued for over a minute, is dead."""
+    if j.status == "queued":
+        return j.created_at < utcnow() - timedelta(seconds=60)
+    try:
+        with mirror_lock(root_of(site, j.kind, j.mirror), j.mirror):
+            return True
+    except Conflict:
+        return False
 
 
 def _save_progress(sessions: sessionmaker[Session], job_id: int, p: Progress) -> None:
@@ -108,9 +122,14 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
         if j is None:
             raise NotFound(f"no mirror job {job_id}")
         name = j.mirror
-        j.status, j.started_at = "running", utcnow()
     m = spec(site, name)
     root = root_of(site, m.kind, name)
+
+    def running() -> None:
+        with session_scope(sessions) as s:
+            j = s.get(MirrorJob, job_id)
+            assert j is not None
+            j.status, j.started_at = "running", utcnow()
     progress = Progress()
     last = [0.0]
 
@@ -125,6 +144,7 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
     status, error, snap = "failed", "", None
     try:
         with mirror_lock(root, name):
+            running()
             snap = _sync(site, m, root, progress, tick)
         status = "succeeded"
     except Exception as exc:  # every failure is reported on the job, nothing is published
@@ -219,15 +239,12 @@ def sync_now(sessions: sessionmaker[Session], site: Site, name: str, trigger: st
 
 
 def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:
-    """At start-up: jobs left queued/running by a dead process are marked failed (unless a live
+    """At start-up: jobs left running by a dead process are marked failed (unless a live
     process still holds the mirror's lock)."""
     n = 0
     with session_scope(sessions) as s:
         for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
-            try:
-                with mirror_lock(root_of(site, j.kind, j.mirror), j.mirror):
-                    pass
-            except Conflict:
+            if not _stale(site, j):
                 continue
             j.status, j.error, j.finished_at = "failed", "interrupted (dgxie stopped during the sync)", utcnow()
             n += 1
