@@ -13,9 +13,9 @@ import logging
 import os
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select

@@ -139,7 +139,7 @@ def test_killed_sync_resumes(up: World, sqlite_url: str, tmp_path: Path) -> None
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert list(store_partial.iterdir())[0].stat().st_size == 1_000_000
+    assert next(iter(store_partial.iterdir())).stat().st_size == 1_000_000
     del up.handler.truncate[path]
     up.handler.log.clear()
     res = subprocess.run([sys.executable, "-m", "dgxie", "mirror", "sync", "up", "-q"], env=env,
