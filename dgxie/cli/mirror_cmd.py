@@ -8,7 +8,6 @@ import typer
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -54,13 +53,15 @@ def sync(name: str, as_json: bool = typer.Option(False, "--json"),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Sync NAME now, with progress (files, bytes, rate). Exit 1 if the sync fails."""
     ctx = context()
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
+    service.spec(ctx.site, name)
+    cols = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeElapsedColumn())
     with Bar(*cols, console=err_console, disable=quiet or as_json, transient=False) as bar:
         task = bar.add_task(name, total=None)
 
         def show(p: Progress) -> None:
-            bar.update(task, description=f"{name}: {p.phase}", total=p.bytes_total or None,
+            files = f" {p.counters.files_done}/{p.files_total} files" if p.files_total else ""
+            bar.update(task, description=f"{name}: {p.phase}{files}", total=p.bytes_total or None,
                        completed=p.counters.bytes_done)
 
         job = service.sync_now(ctx.sessions, ctx.site, name, trigger=actor(), on_progress=show)

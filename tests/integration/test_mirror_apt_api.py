@@ -1,0 +1,105 @@
+"""Mirror admin API, read API, metrics and CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dgxie.app import create_app
+from tests.helpers_mirror_apt import World, world
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[World]:
+    with world(tmp_path) as w:
+        yield w
+
+
+def wait_job(c: TestClient, h: dict[str, str], name: str, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        j: dict[str, Any] = c.get(f"/api/v1/mirrors/{name}/jobs/{job_id}", headers=h).json()
+        if j["status"] in ("succeeded", "failed"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")
+
+
+def test_api_sync_job_snapshots_rollback_metrics(up: World, make_ctx: Callable[..., Any],
+                                                 auth: Callable[[str], dict[str, str]]) -> None:
+    ctx = make_ctx(mirrors=[up.mirror()])
+    op, viewer = auth("operator"), auth("viewer")
+    with TestClient(create_app(ctx)) as c:
+        assert c.get("/api/v1/mirrors").status_code == 401
+        assert c.post("/api/v1/mirrors/up/sync", headers=viewer).status_code == 403
+        assert c.post("/api/v1/mirrors/nope/sync", headers=op).status_code == 404
+        assert c.get("/mirror/apt/up/dists/stable/InRelease").status_code == 404  # nothing published yet
+
+        r = c.post("/api/v1/mirrors/up/sync", headers=op)
+        assert r.status_code == 202, r.text
+        j = wait_job(c, viewer, "up", r.json()["id"])
+        assert j["status"] == "succeeded" and j["files_fetched"] == 4 and j["bytes_done"] > 0, j
+        first = j["snapshot"]
+        m = c.get("/api/v1/mirrors/up", headers=viewer).json()
+        assert m["current_snapshot"] == first and m["files"] == 7 and m["job"]["id"] == j["id"]
+        assert [x["name"] for x in c.get("/api/v1/mirrors", headers=viewer).json()] == ["up"]
+
+        deb = c.get("/mirror/apt/up/pool/main/h/hello_1.0_amd64.deb")
+        assert deb.status_code == 200
+        part = c.get("/mirror/apt/up/pool/main/h/hello_1.0_amd64.deb", headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206 and part.content == deb.content[10:20]
+        assert c.get("/mirror/apt/up/../../secret").status_code == 404
+        assert c.get("/mirror/apt/up/pool/main/h/nothing.deb").status_code == 404
+
+        up.add("extra")
+        up.repo.publish()
+        j2 = wait_job(c, viewer, "up", c.post("/api/v1/mirrors/up/sync", headers=op).json()["id"])
+        assert j2["status"] == "succeeded" and j2["snapshot"] != first
+        assert c.get("/mirror/apt/up/pool/main/e/extra_1.0_amd64.deb").status_code == 200
+        snaps = c.get("/api/v1/mirrors/up/snapshots", headers=viewer).json()
+        assert [(s["snapshot"], s["current"]) for s in snaps] == [(first, False), (j2["snapshot"], True)]
+
+        assert c.post("/api/v1/mirrors/up/rollback", json={"snapshot": "nope"}, headers=op).status_code == 422
+        r = c.post("/api/v1/mirrors/up/rollback", json={"snapshot": first}, headers=op)
+        assert r.status_code == 200 and r.json()["current_snapshot"] == first
+        assert c.get("/mirror/apt/up/pool/main/e/extra_1.0_amd64.deb").status_code == 404
+
+        up.handler.fail.add("/dists/stable/InRelease")
+        up.handler.fail.add("/dists/stable/Release")
+        j3 = wait_job(c, viewer, "up", c.post("/api/v1/mirrors/up/sync", headers=op).json()["id"])
+        assert j3["status"] == "failed" and "not found" in j3["error"]
+
+        metrics = c.get("/metrics").text
+        assert 'dgxie_mirror_files{kind="apt",mirror="up"} 7.0' in metrics
+        assert 'dgxie_mirror_sync_failures_total{kind="apt",mirror="up"} 1.0' in metrics
+        assert 'dgxie_mirror_last_success_timestamp_seconds{kind="apt",mirror="up"}' in metrics
+
+
+def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path]) -> None:
+    config_file(mirrors=[up.mirror()])
+    r = cli("mirror", "sync", "up", "-q")
+    assert r.code == 0, r.err
+    assert "fetched 4 files" in r.err
+    r = cli("mirror", "list", "--json")
+    assert r.code == 0 and '"current_snapshot": "2' in r.out
+    r = cli("mirror", "snapshots", "up")
+    assert r.code == 0 and "*" in r.out
+    r = cli("mirror", "rollback", "up", "nope")
+    assert r.code == 1 and r.err.startswith("dgxie: error: mirror up has no snapshot 'nope'")
+    r = cli("mirror", "sync", "nope")
+    assert r.code == 1 and r.err == "dgxie: error: no mirror named 'nope' in the configuration\n"
+    up.handler.fail.add("/pool/main/w/world_1.0_amd64.deb")  # already stored: not asked again
+    up.handler.fail.add("/pool/main/e/extra_1.0_amd64.deb")
+    up.add("extra")
+    up.repo.publish()
+    r = cli("mirror", "sync", "up", "-q")
+    assert r.code == 1 and r.err.startswith("dgxie: error: mirror up: sync failed: http://127.0.0.1")
+    assert r.err.endswith("/pool/main/e/extra_1.0_amd64.deb: HTTP 404\n") and r.err.count("\n") == 1
+    r = cli("mirror", "jobs", "up", "--json")
+    assert r.code == 0 and [j["status"] for j in json.loads(r.out)] == ["failed", "succeeded"]
