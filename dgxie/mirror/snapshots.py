@@ -117,7 +117,8 @@ def load_manifest(root: Path, snapshot: str) -> Manifest:
 
 
 def prune(root: Path, keep: int) -> list[str]:
-    """Remove the oldest snapshots beyond `keep`, never the current one. Returns what went."""
+    """Keep the `keep` newest snapshots and the current one (after a rollback it may be older);
+    remove the rest. Returns what went."""
     snaps = list_snapshots(root)
     cur = current(root)
     gone = []
