@@ -140,10 +140,23 @@ def sync(ctx: SyncContext) -> Manifest:
     ctx.fetcher.fetch_many(wanted, on_tick=ctx.tick)
     for p in pkgs.values():
         files[p.filename] = FileEntry(p.sha256, p.size)
+    _keep_previous_by_hash(ctx, files)
     meta = {"upstream": src.url, "suites": src.suites, "components": src.components,
             "architectures": src.architectures, "packages": len(pkgs), "filtered": bool(src.filter),
             "fingerprint": fp}
     return Manifest(mirror=ctx.source.name, kind="apt", files=files, meta=meta)
+
+
+def _keep_previous_by_hash(ctx: SyncContext, files: dict[str, FileEntry]) -> None:
+    """Keep the previous snapshot's indexes reachable by hash, so a client that read the old
+    InRelease just before the switch still gets matching indexes (as Debian's archive does)."""
+    if ctx.previous is None:
+        return
+    for path, f in ctx.previous.files.items():
+        if path.startswith("dists/") and "/by-hash/" not in path and not path.endswith(("Release", ".gpg")):
+            bh = f"{posixpath.dirname(path)}/by-hash/SHA256/{f.sha256}"
+            if bh not in files and ctx.store.has(f.sha256):
+                files[bh] = f
 
 
 def _resign(ctx: SyncContext, key: signing.ArchiveKey, suite: str, upstream: apt.Release,

@@ -3,10 +3,12 @@ throwaway gpg key, served on 127.0.0.1; dgxie syncs it and a real apt-get uses d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dgxie.app import Context, build_context
@@ -50,6 +52,9 @@ def test_sync_serve_apt_get_then_incremental(up: World, sqlite_url: str, tmp_pat
         r = apt_get(tmp_path / "c2", url, up.keyring, "install", "--download-only", "world", by_hash=True)
         assert r.returncode == 0, r.stdout + r.stderr
 
+        idx = f"{url}/dists/stable/main/binary-amd64"
+        old_packages = hashlib.sha256(httpx.get(f"{idx}/Packages").content).hexdigest()
+
         # upstream gains a package: the next sync fetches only it and the new indexes
         up.add("extra", payload=5000)
         up.repo.publish()
@@ -60,6 +65,9 @@ def test_sync_serve_apt_get_then_incremental(up: World, sqlite_url: str, tmp_pat
         assert job.files_fetched == 3
         assert 5000 < job.bytes_fetched < 12000
         assert job.snapshot != first
+        # the previous indexes stay reachable by hash (a client mid-update still gets them)
+        assert httpx.get(f"{idx}/by-hash/SHA256/{old_packages}").status_code == 200
+        assert hashlib.sha256(httpx.get(f"{idx}/Packages").content).hexdigest() != old_packages
         r = apt_get(tmp_path / "c1", url, up.keyring, "update")
         assert r.returncode == 0, r.stdout + r.stderr
         r = apt_get(tmp_path / "c1", url, up.keyring, "install", "--download-only", "extra")
