@@ -97,7 +97,7 @@ def main() -> None:
         results["wget -r pool/"] = time.monotonic() - t
         got = sum(1 for p in (w / "wget").rglob("*.deb"))
         mb = a.packages * a.size / 1e6
-        print(f"| step | seconds | files/s | MB/s |\n|---|---|---|---|")
+        print("| step | seconds | files/s | MB/s |\n|---|---|---|---|")
         for k, v in results.items():
             files = 0 if k == "no-op re-sync" else a.packages
             print(f"| {k} | {v:.1f} | {files / v:.0f} | {(mb if files else 0) / v:.2f} |")
