@@ -103,3 +103,33 @@ def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path
     assert r.err.endswith("/pool/main/e/extra_1.0_amd64.deb: HTTP 404\n") and r.err.count("\n") == 1
     r = cli("mirror", "jobs", "up", "--json")
     assert r.code == 0 and [j["status"] for j in json.loads(r.out)] == ["failed", "succeeded"]
+
+
+def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
+    from datetime import timedelta
+
+    from dgxie.mirror.schedule import Scheduler, due
+    from dgxie.models import MirrorJob
+
+    ctx = make_ctx(mirrors=[up.mirror(interval="1m"), up.mirror("manual")])
+    with ctx.sessions() as s:
+        assert due(s, ctx.site) == ["up"]
+    sched = Scheduler(ctx.sessions, ctx.site, check_every=0.1)
+    sched.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with ctx.sessions() as s:
+                jobs = s.query(MirrorJob).all()
+                if jobs and jobs[0].status == "succeeded":
+                    break
+            time.sleep(0.1)
+    finally:
+        sched.stop()
+    with ctx.sessions() as s:
+        jobs = s.query(MirrorJob).all()
+        assert [(j.mirror, j.trigger, j.status) for j in jobs] == [("up", "schedule", "succeeded")]
+        assert due(s, ctx.site) == []
+        jobs[0].created_at -= timedelta(seconds=61)
+        s.commit()
+        assert due(s, ctx.site) == ["up"]
