@@ -27,6 +27,7 @@ class Wanted:
     url: str
     sha256: str
     size: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. (("Authorization", "Bearer ..."),) for a registry
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Fetcher:
         have = self.store.partial_size(w.sha256) if resume else 0
         if w.size is not None and have >= w.size:
             have = 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        headers = dict(w.headers) | ({"Range": f"bytes={have}-"} if have else {})
         try:
             with self.client.stream("GET", w.url, headers=headers) as r:
                 if r.status_code == 206 and have:
