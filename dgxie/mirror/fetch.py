@@ -130,7 +130,8 @@ class Fetcher:
             yield chunk
 
     def fetch_many(self, wanted: list[Wanted], on_tick: Callable[[], None] | None = None) -> None:
-        """Fetch all of `wanted` with `workers` threads; the first failure cancels the rest."""
+        """Fetch all of `wanted` with `workers` threads. The first failure cancels what has not
+        started; downloads in flight are let finish (stored, or kept partial), then it is raised."""
         if not wanted:
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgxie-fetch") as pool:
@@ -142,12 +143,10 @@ class Fetcher:
                     on_tick()
                 for f in done:
                     if f.exception() is not None:
-                        self.cancel.set()
                         for p in pending:
                             p.cancel()
                         wait(pending)
                         raise f.exception()  # type: ignore[misc]
-        self.cancel.clear()
 
 
 def _content_range_start(value: str) -> int:
