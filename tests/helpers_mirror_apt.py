@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     fail: set[str] = set()
     log: list[tuple[str, str]] = []
     truncate: dict[str, int] = {}  # path -> stop after this many bytes (then drop the connection)
+    stall: dict[str, int] = {}  # path -> stop after this many bytes, then hang (<= 30 s) before dropping
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -117,7 +119,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return
         fs = Path(self.translate_path(path))
         rng = self.headers.get("Range", "")
-        if not fs.is_file() or (not rng and path not in self.truncate):
+        if not fs.is_file() or (not rng and path not in self.truncate and path not in self.stall):
             super().do_GET()
             return
         data = fs.read_bytes()
@@ -128,15 +130,20 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        cut = self.truncate.get(path)
+        cut = self.truncate.get(path, self.stall.get(path))
         self.wfile.write(body[:cut] if cut is not None else body)
+        if path in self.stall:
+            self.wfile.flush()
+            deadline = time.monotonic() + 30
+            while path in self.stall and time.monotonic() < deadline:
+                time.sleep(0.05)
         if cut is not None:
             self.close_connection = True
 
 
 @contextmanager
 def serve(root: Path) -> Iterator[tuple[str, type[Handler]]]:
-    handler = type("H", (Handler,), {"fail": set(), "log": [], "truncate": {}})
+    handler = type("H", (Handler,), {"fail": set(), "log": [], "truncate": {}, "stall": {}})
 
     def factory(*a: object, **kw: object) -> Handler:
         return handler(*a, directory=str(root), **kw)  # type: ignore[arg-type]

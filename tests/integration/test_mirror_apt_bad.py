@@ -127,29 +127,30 @@ def test_killed_sync_resumes(up: World, sqlite_url: str, tmp_path: Path) -> None
     big = up.add("big", payload=3_000_000)
     up.repo.publish()
     path = "/pool/main/b/" + big.name
-    up.handler.truncate[path] = 1_000_000  # the server sends 1 MB then stalls the connection closed
+    up.handler.stall[path] = 1_000_000  # the server sends 1 MB, then hangs: the client is killed mid-file
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"database_url": sqlite_url, "data_dir": str(tmp_path / "data"),
                                    "mirrors": [up.mirror()]}))
     env = dict(os.environ, DGXIE_CONFIG=str(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "dgxie", "mirror", "sync", "up", "-q"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    store_partial = tmp_path / "data/mirror/store/partial"
+    partial = tmp_path / "data/mirror/store/partial" / hashlib.sha256(big.read_bytes()).hexdigest()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        parts = list(store_partial.iterdir()) if store_partial.exists() else []
-        if parts and parts[0].stat().st_size >= 1_000_000:
+        if partial.exists() and partial.stat().st_size >= 900_000:
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "the sync should still be waiting for the rest of the file"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert next(iter(store_partial.iterdir())).stat().st_size == 1_000_000
-    del up.handler.truncate[path]
+    have = partial.stat().st_size
+    assert 900_000 <= have <= 1_000_000
+    del up.handler.stall[path]
     up.handler.log.clear()
     res = subprocess.run([sys.executable, "-m", "dgxie", "mirror", "sync", "up", "-q"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert (path, "bytes=1000000-") in up.handler.log
+    assert (path, f"bytes={have}-") in up.handler.log
     assert published(tmp_path) != []
 
 
