@@ -110,6 +110,14 @@ def rollback(name: str, snapshot: str) -> None:
     err_console.print(f"{name}: now serving {snapshot}")
 
 
+@app.command("gc")
+def gc(dry_run: bool = typer.Option(False, "--dry-run", help="only count what would go")) -> None:
+    """Delete stored blobs that no kept snapshot (of any mirror) references."""
+    ctx = context()
+    n, size = service.collect_garbage(ctx.sessions, ctx.site, dry_run=dry_run)
+    err_console.print(f"{'would remove' if dry_run else 'removed'} {n} blobs, {_size(size)}")
+
+
 @app.command("export")
 def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR"),
            since: str | None = typer.Option(None, help="carry only what is new since this snapshot"),

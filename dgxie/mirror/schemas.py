@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 
 class JobOut(BaseModel):
@@ -26,6 +26,15 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rate_bytes_per_second(self) -> float | None:
+        """Network transfer rate of the job so far (or over its whole run once finished)."""
+        if self.started_at is None:
+            return None
+        secs = ((self.finished_at or datetime.now(UTC)) - self.started_at).total_seconds()
+        return round(self.bytes_fetched / secs, 1) if secs > 0 else None
 
 
 class SnapshotOut(BaseModel):

@@ -8,6 +8,7 @@ are updated at most twice a second from the syncing thread.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -236,6 +237,19 @@ def sync_now(sessions: sessionmaker[Session], site: Site, name: str, trigger: st
              on_progress: ProgressHook | None = None) -> JobOut:
     job = create_job(sessions, site, name, trigger)
     return run_job(sessions, site, job.id, on_progress)
+
+
+def collect_garbage(sessions: sessionmaker[Session], site: Site, *, dry_run: bool = False) -> tuple[int, int]:
+    """Delete blobs no kept snapshot of any mirror references; refused while any sync runs."""
+    with session_scope(sessions) as s:
+        for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
+            if not _stale(site, j):
+                raise Conflict(f"mirror {j.mirror} is syncing (job {j.id}); try again when it is done")
+    locks = [root_of(site, m.kind, m.name) for m in site.mirrors]
+    with contextlib.ExitStack() as stack:
+        for root in locks:
+            stack.enter_context(mirror_lock(root, root.name))
+        return snapshots.gc(site.data_dir, dry_run=dry_run)
 
 
 def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:

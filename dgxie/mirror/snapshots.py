@@ -129,3 +129,26 @@ def prune(root: Path, keep: int) -> list[str]:
         shutil.rmtree(root / "snapshots" / sid, ignore_errors=True)
         gone.append(sid)
     return gone
+
+
+def referenced(data_dir: Path) -> set[str]:
+    """Every digest named by a kept manifest of any mirror of any kind."""
+    out: set[str] = set()
+    for mfile in (data_dir / "mirror").glob("*/*/manifests/*.json"):
+        out |= Manifest.load(mfile).digests()
+    return out
+
+
+def gc(data_dir: Path, *, dry_run: bool = False) -> tuple[int, int]:
+    """Remove store blobs that no kept snapshot references; returns (blobs, bytes) removed.
+    Run it with no sync in progress (a running sync's new blobs are not referenced yet)."""
+    store = store_for(data_dir)
+    keep = referenced(data_dir)
+    n = size = 0
+    for p in (store.root / "blobs" / "sha256").glob("*/*"):
+        if p.name not in keep:
+            n += 1
+            size += p.stat().st_size
+            if not dry_run:
+                p.unlink()
+    return n, size

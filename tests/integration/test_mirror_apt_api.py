@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,7 @@ def test_api_sync_job_snapshots_rollback_metrics(up: World, make_ctx: Callable[.
         assert r.status_code == 202, r.text
         j = wait_job(c, viewer, "up", r.json()["id"])
         assert j["status"] == "succeeded" and j["files_fetched"] == 4 and j["bytes_done"] > 0, j
+        assert j["rate_bytes_per_second"] > 0
         first = j["snapshot"]
         m = c.get("/api/v1/mirrors/up", headers=viewer).json()
         assert m["current_snapshot"] == first and m["files"] == 7 and m["job"]["id"] == j["id"]
@@ -133,3 +135,26 @@ def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
         jobs[0].created_at -= timedelta(seconds=61)
         s.commit()
         assert due(s, ctx.site) == ["up"]
+
+
+def test_gc_keeps_what_snapshots_reference(up: World, cli: Callable[..., Any],
+                                           config_file: Callable[..., Path], tmp_path: Path) -> None:
+    config_file(mirrors=[up.mirror(keep_snapshots=1)])
+    assert cli("mirror", "sync", "up", "-q").code == 0
+    first_inrelease = (tmp_path / "data/mirror/apt/up/current/dists/stable/InRelease").read_bytes()
+    up.add("extra")
+    up.repo.publish()
+    assert cli("mirror", "sync", "up", "-q").code == 0  # the first snapshot is pruned (keep 1)
+    r = cli("mirror", "gc", "--dry-run")
+    # only the old InRelease goes: the old indexes stay referenced by-hash from the new snapshot
+    assert r.code == 0 and r.err.startswith("would remove 1 blobs")
+    r = cli("mirror", "gc")
+    assert r.code == 0 and r.err.startswith("removed 1 blobs")
+    from dgxie.mirror.snapshots import store_for
+
+    store = store_for(tmp_path / "data")
+    assert not store.has(hashlib.sha256(first_inrelease).hexdigest())
+    for p in (tmp_path / "data/mirror/apt/up/current").rglob("*"):
+        if p.is_file():
+            p.read_bytes()  # every file of the published snapshot is still there
+    assert cli("mirror", "gc").err.startswith("removed 0 blobs")
