@@ -3,6 +3,7 @@ real throwaway gpg key, a loopback HTTP server (stdlib, with Range), and a real 
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import os
 import shutil
@@ -77,7 +78,8 @@ class Repo:
         shutil.copy(deb, pool / deb.name)
         self.debs.append(pool / deb.name)
 
-    def publish(self, *, sign: bool = True, inrelease: bool = True, faked_time: str | None = None) -> None:
+    def publish(self, *, sign: bool = True, inrelease: bool = True, faked_time: str | None = None,
+                by_hash: bool = False) -> None:
         """Regenerate Packages(.gz) and Release with apt-ftparchive, then sign."""
         d = self.root / "dists" / self.suite
         bdir = d / self.component / f"binary-{self.arch}"
@@ -91,6 +93,12 @@ class Repo:
                   "-o", f"APT::FTPArchive::Release::Codename={self.suite}",
                   "-o", f"APT::FTPArchive::Release::Components={self.component}",
                   "-o", f"APT::FTPArchive::Release::Architectures={self.arch}", "release", str(d))
+        if by_hash:  # Debian-style: indexes also under by-hash/SHA256/<hex>, announced in Release
+            bh = bdir / "by-hash/SHA256"
+            bh.mkdir(parents=True, exist_ok=True)
+            for f in ("Packages", "Packages.gz"):
+                shutil.copy(bdir / f, bh / hashlib.sha256((bdir / f).read_bytes()).hexdigest())
+            rel = "Acquire-By-Hash: yes\n" + rel
         (d / "Release").write_text(rel)
         if sign and self.key is not None:
             extra = ["--faked-system-time", faked_time] if faked_time else []

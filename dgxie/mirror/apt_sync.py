@@ -73,12 +73,10 @@ def _indexes(ctx: SyncContext, src: AptSource, suite: str, release: apt.Release,
     got: dict[str, FileRef] = {}
     for ref in apt.select_indexes(release, src.components, src.architectures):
         d = posixpath.dirname(ref.path)
-        url = f"{src.url}/dists/{suite}/" + (f"{d}/by-hash/SHA256/{ref.sha256}" if release.by_hash else ref.path)
-        try:
-            ctx.fetcher.fetch(Wanted(url, ref.sha256, ref.size))
-        except FetchError as exc:
-            if "HTTP 404" not in str(exc):
-                raise
+        urls = [f"{src.url}/dists/{suite}/{ref.path}"]
+        if release.by_hash:  # by-hash first (immune to upstream updating mid-sync), then the plain path
+            urls.insert(0, f"{src.url}/dists/{suite}/{d}/by-hash/SHA256/{ref.sha256}")
+        if not _fetch_first(ctx, urls, ref):
             continue
         got[ref.path] = ref
         _add(files, f"dists/{suite}/{ref.path}", ref)
@@ -95,6 +93,18 @@ def _indexes(ctx: SyncContext, src: AptSource, suite: str, release: apt.Release,
             data = apt.decompress(v.path, ctx.store.path(v.sha256).read_bytes())
             out[prefix] = apt.parse_packages(data.decode("utf-8", errors="replace"))
     return out
+
+
+def _fetch_first(ctx: SyncContext, urls: list[str], ref: FileRef) -> bool:
+    """Fetch `ref` from the first URL that has it; False if every one answers 404."""
+    for url in urls:
+        try:
+            ctx.fetcher.fetch(Wanted(url, ref.sha256, ref.size))
+            return True
+        except FetchError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+    return False
 
 
 def _fingerprint(src: AptSource, files: dict[str, FileEntry]) -> str:

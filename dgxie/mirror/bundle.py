@@ -62,8 +62,8 @@ def export(s: Session, site: Site, names: list[str], dest: Path, *, since: str |
            incremental: bool = False) -> BundleSummary:
     if since is not None and len(names) != 1:
         raise Invalid("--since names one snapshot, so it takes exactly one mirror")
-    if dest.exists() and any(dest.iterdir()):
-        raise Invalid(f"{dest} is not empty")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Invalid(f"{dest} exists and is not an empty directory")
     store = snapshots.store_for(site.data_dir)
     mans, bases, blobs = [], {}, {}
     for name in names:

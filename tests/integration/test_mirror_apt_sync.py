@@ -117,3 +117,13 @@ def test_tampered_upstream_keeps_the_published_snapshot(up: World, sqlite_url: s
 
         m = queries.get_mirror(s, ctx.site, "up")
         assert m.failures == 2 and m.current_snapshot == good.snapshot and m.last_error == "bad signature"
+
+
+def test_upstream_by_hash_is_used(up: World, sqlite_url: str, tmp_path: Path) -> None:
+    """Upstream announces Acquire-By-Hash: indexes are fetched by hash (the plain paths 404 here)."""
+    up.repo.publish(by_hash=True)
+    up.handler.fail.update({"/dists/stable/main/binary-amd64/Packages", "/dists/stable/main/binary-amd64/Packages.gz"})
+    ctx = make(sqlite_url, tmp_path / "data", [up.mirror()])
+    job = service.sync_now(ctx.sessions, ctx.site, "up", "test")
+    assert job.status == "succeeded", job.error
+    assert sum("/by-hash/SHA256/" in p for p, _ in up.handler.log) == 2
