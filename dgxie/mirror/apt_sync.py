@@ -131,7 +131,9 @@ def sync(ctx: SyncContext) -> Manifest:
         keep = apt.closure([p for idx in per_suite.values() for ps in idx.values() for p in ps], src.filter)
         if not keep:
             raise AptError(f"filter {src.filter} matches no package in {src.url} {' '.join(src.suites)}")
-        key = signing.ArchiveKey(ctx.work_dir / "gnupg")
+        if ctx.box is None:
+            raise AptError("a filtered mirror needs the site's secret box to keep its signing key")
+        key = signing.ArchiveKey(ctx.work_dir / "gnupg", ctx.box)
         for suite, idx in per_suite.items():
             per_suite[suite] = {d: [p for p in ps if p.name in keep] for d, ps in idx.items()}
             _resign(ctx, key, suite, releases[suite], per_suite[suite], files)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from dgxie.crypto import SecretBox
 from dgxie.mirror.fetch import Counters, Fetcher
 from dgxie.mirror.store import BlobStore
 from dgxie.site import MirrorSpec as MirrorSource
@@ -82,6 +83,7 @@ class SyncContext:
     previous: Manifest | None
     progress: Progress
     tick: Callable[[], None] = lambda: None  # call often; reports progress, may raise to cancel
+    box: SecretBox | None = None  # the site's secret box, to keep secrets (signing keys) sealed at rest
 
 
 class Syncer(Protocol):

@@ -187,7 +187,8 @@ def _sync(site: Site, m: MirrorSpec, root: Path, progress: Progress, tick: Calla
     progress.counters = fetcher.counters
     try:
         manifest = syncer_for(m.kind)(SyncContext(source=m, store=store, fetcher=fetcher, work_dir=root,
-                                                  previous=previous, progress=progress, tick=tick))
+                                                  previous=previous, progress=progress, tick=tick,
+                                                  box=site.box))
     finally:
         fetcher.close()
     if previous is not None and (manifest is previous or manifest.files == previous.files):

@@ -1,40 +1,60 @@
 """dgxie's own archive key, for filtered mirrors whose indexes are rewritten and so re-signed.
 
-The key is generated with gpg on first use in `<mirror dir>/gnupg` (one per mirror, no
-passphrase: it lives beside the data it signs, readable only by dgxie). Its public half is served
-as `/mirror/apt/NAME/dgxie-archive-key.gpg` for nodes' `Signed-By`.
+The key is generated with gpg on first use in `<mirror dir>/gnupg` (one per mirror). Its secret
+half is protected by a random passphrase that is stored only sealed with the site's secret box
+(`passphrase.sealed`, encrypted at rest) and handed to gpg through a pipe, never on a command
+line. Its public half is served as `/mirror/apt/NAME/dgxie-archive-key.gpg` for `Signed-By`.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
+import secrets
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dgxie.crypto import SecretBox
 from dgxie.mirror.apt import FileRef, Package
 
 UID = "dgxie archive signing key <dgxie@localhost>"
 
 
 class ArchiveKey:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, box: SecretBox) -> None:
         self.home = home
+        self.box = box
 
-    def _gpg(self, *args: str, data: bytes | None = None) -> bytes:
-        res = subprocess.run(["gpg", "--batch", "--quiet", "--homedir", str(self.home), *args], input=data,
-                             capture_output=True, timeout=120)
+    def _gpg(self, *args: str, data: bytes | None = None, passphrase: str | None = None) -> bytes:
+        cmd = ["gpg", "--batch", "--quiet", "--homedir", str(self.home)]
+        fds: tuple[int, ...] = ()
+        if passphrase is not None:
+            r, w = os.pipe()
+            os.write(w, passphrase.encode() + b"\n")
+            os.close(w)
+            cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", str(r)]
+            fds = (r,)
+        try:
+            res = subprocess.run([*cmd, *args], input=data, capture_output=True, timeout=120, pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
         if res.returncode != 0:
             raise RuntimeError(f"gpg {args[0]}: {res.stderr.decode(errors='replace').strip()[:300]}")
         return res.stdout
+
+    def _passphrase(self) -> str:
+        return self.box.open((self.home / "passphrase.sealed").read_bytes())
 
     def ensure(self) -> None:
         if (self.home / "dgxie-key.done").exists():
             return
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key", UID, "ed25519", "sign",
-                  "never")
+        secret = secrets.token_urlsafe(32)
+        (self.home / "passphrase.sealed").write_bytes(self.box.seal(secret))
+        self._gpg("--quick-gen-key", UID, "ed25519", "sign", "never", passphrase=secret)
         (self.home / "dgxie-key.done").write_text("ok\n")
 
     def public_key(self) -> bytes:
@@ -44,10 +64,11 @@ class ArchiveKey:
     def sign(self, release: bytes) -> dict[str, bytes]:
         """Release, Release.gpg (detached) and InRelease (clearsigned) for `release`."""
         self.ensure()
-        common = ("--pinentry-mode", "loopback", "--passphrase", "", "--digest-algo", "SHA512", "--local-user", UID)
+        common = ("--digest-algo", "SHA512", "--local-user", UID)
+        pw = self._passphrase()
         return {"Release": release,
-                "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release),
-                "InRelease": self._gpg(*common, "--clearsign", data=release)}
+                "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release, passphrase=pw),
+                "InRelease": self._gpg(*common, "--clearsign", data=release, passphrase=pw)}
 
 
 def packages_files(packages: Iterable[Package]) -> list[tuple[str, bytes]]:

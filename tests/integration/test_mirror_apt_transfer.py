@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def test_filtered_mirror_is_resigned_by_dgxie(up: World, sqlite_url: str, tmp_pa
         pk = httpx.get(f"{url}/dists/stable/main/binary-amd64/Packages").text
         names = sorted(line.split()[1] for line in pk.splitlines() if line.startswith("Package:"))
         assert names == ["hello", "libbar", "tool", "world"]  # world -> hello; tool -> libbar (libfoo absent)
+    # the signing key is sealed at rest: without the site's passphrase gpg cannot sign with it
+    home = tmp_path / "data/mirror/apt/f/gnupg"
+    r2 = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "",
+                         "--clearsign"], input=b"x", capture_output=True)
+    assert r2.returncode != 0 and (home / "passphrase.sealed").is_file()
 
 
 def test_export_import_and_incremental(up: World, sqlite_url: str, tmp_path: Path) -> None:
