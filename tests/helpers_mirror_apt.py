@@ -246,5 +246,14 @@ def world(tmp: Path) -> Iterator[World]:
     repo.add(build_deb(debs, "hello"))
     repo.add(build_deb(debs, "world", depends="hello (>= 1.0)"))
     repo.publish()
-    with serve(repo.root) as (url, handler):
-        yield World(tmp, repo, keyring, url, handler, debs)
+    try:
+        with serve(repo.root) as (url, handler):
+            yield World(tmp, repo, keyring, url, handler, debs)
+    finally:
+        stop_gpg_agents(tmp)
+
+
+def stop_gpg_agents(tmp: Path) -> None:
+    """Stop the gpg-agents that gpg started for the test's home directories (and dgxie's)."""
+    for home in {p.parent for p in tmp.rglob("pubring.kbx")} | {p.parent for p in tmp.rglob("private-keys-v1.d")}:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, timeout=30)

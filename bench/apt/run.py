@@ -55,6 +55,7 @@ def build_repo(root: Path, n: int, size: int, home: Path) -> Path:
     sh(*gpg, "--clearsign", "--output", str(d / "InRelease"), str(d / "Release"))
     kr = root.parent / "keyring.gpg"
     kr.write_bytes(sh(*gpg, "--export").stdout)
+    sh("gpgconf", "--homedir", str(home), "--kill", "all")
     return kr
 
 

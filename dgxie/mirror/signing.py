@@ -54,7 +54,10 @@ class ArchiveKey:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(32)
         (self.home / "passphrase.sealed").write_bytes(self.box.seal(secret))
-        self._gpg("--quick-gen-key", UID, "ed25519", "sign", "never", passphrase=secret)
+        try:
+            self._gpg("--quick-gen-key", UID, "ed25519", "sign", "never", passphrase=secret)
+        finally:
+            self.stop_agent()
         (self.home / "dgxie-key.done").write_text("ok\n")
 
     def public_key(self) -> bytes:
@@ -66,9 +69,17 @@ class ArchiveKey:
         self.ensure()
         common = ("--digest-algo", "SHA512", "--local-user", UID)
         pw = self._passphrase()
-        return {"Release": release,
-                "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release, passphrase=pw),
-                "InRelease": self._gpg(*common, "--clearsign", data=release, passphrase=pw)}
+        try:
+            return {"Release": release,
+                    "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release, passphrase=pw),
+                    "InRelease": self._gpg(*common, "--clearsign", data=release, passphrase=pw)}
+        finally:
+            self.stop_agent()
+
+    def stop_agent(self) -> None:
+        """No gpg-agent left running (nor holding the unlocked key) after signing."""
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True,
+                       timeout=30, check=False)
 
 
 def packages_files(packages: Iterable[Package]) -> list[tuple[str, bytes]]:
