@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from dgxie.errors import Invalid, NotFound
 from dgxie.mirror import snapshots
 from dgxie.mirror.base import Manifest
-from dgxie.mirror.queries import _kind
-from dgxie.mirror.service import _record_current, _state, mirror_lock, record_snapshot, root_of
+from dgxie.mirror.queries import kind_of
+from dgxie.mirror.service import mirror_lock, record_current, record_snapshot, root_of, state_row
 from dgxie.mirror.store import DigestMismatch
 from dgxie.models.types import utcnow
 from dgxie.site import Site
@@ -67,7 +67,7 @@ def export(s: Session, site: Site, names: list[str], dest: Path, *, since: str |
     store = snapshots.store_for(site.data_dir)
     mans, bases, blobs = [], {}, {}
     for name in names:
-        kind, _ = _kind(s, site, name)
+        kind, _ = kind_of(s, site, name)
         root = root_of(site, kind, name)
         cur = snapshots.current(root)
         if cur is None:
@@ -145,7 +145,7 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
             snapshots.check_path(p)
     for m in mans:
         try:
-            kind, spec = _kind(s, site, m.mirror)
+            kind, spec = kind_of(s, site, m.mirror)
         except NotFound:
             kind, spec = m.kind, None
         if kind != m.kind:
@@ -156,8 +156,8 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
             snapshots.materialize(store, root, m)
             snapshots.publish(root, m.snapshot)
             snapshots.prune(root, spec.keep_snapshots if spec else 3)
-        st = _state(s, m.mirror, m.kind)
+        st = state_row(s, m.mirror, m.kind)
         record_snapshot(s, m, "import")
-        _record_current(s, site, m.kind, m.mirror, st, "import")
+        record_current(s, site, m.kind, m.mirror, st, "import")
         st.last_success_at = utcnow()
     return BundleSummary([m.mirror for m in mans], [m.snapshot for m in mans], len(index["blobs"]), total)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.errors import Invalid, NotFound
 from dgxie.mirror import snapshots
 from dgxie.mirror.schemas import JobOut, MirrorOut, SnapshotOut
-from dgxie.mirror.service import _record_current, _state, job_out, root_of
+from dgxie.mirror.service import job_out, record_current, root_of, state_row
 from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
 from dgxie.site import MirrorSpec, Site
 
@@ -43,7 +43,7 @@ def list_mirrors(s: Session, site: Site) -> list[MirrorOut]:
     return out
 
 
-def _kind(s: Session, site: Site, name: str) -> tuple[str, MirrorSpec | None]:
+def kind_of(s: Session, site: Site, name: str) -> tuple[str, MirrorSpec | None]:
     for m in site.mirrors:
         if m.name == name:
             return m.kind, m
@@ -54,7 +54,7 @@ def _kind(s: Session, site: Site, name: str) -> tuple[str, MirrorSpec | None]:
 
 
 def get_mirror(s: Session, site: Site, name: str) -> MirrorOut:
-    kind, m = _kind(s, site, name)
+    kind, m = kind_of(s, site, name)
     st = s.scalars(select(MirrorState).where(MirrorState.name == name)).one_or_none()
     return _out(s, site, name, kind, m, st)
 
@@ -72,7 +72,7 @@ def list_jobs(s: Session, name: str, limit: int = 20) -> list[JobOut]:
 
 
 def list_snapshots(s: Session, site: Site, name: str) -> list[SnapshotOut]:
-    kind, _ = _kind(s, site, name)
+    kind, _ = kind_of(s, site, name)
     root = root_of(site, kind, name)
     cur = snapshots.current(root)
     rows = {r.snapshot: r for r in s.scalars(select(MirrorSnapshot).where(MirrorSnapshot.mirror == name))}
@@ -91,12 +91,12 @@ def list_snapshots(s: Session, site: Site, name: str) -> list[SnapshotOut]:
 
 def rollback(s: Session, site: Site, name: str, snapshot: str) -> MirrorOut:
     """Serve an older kept snapshot again (atomic switch of `current`)."""
-    kind, _ = _kind(s, site, name)
+    kind, _ = kind_of(s, site, name)
     root = root_of(site, kind, name)
     if snapshot not in snapshots.list_snapshots(root):
         raise Invalid(f"mirror {name} has no snapshot {snapshot!r} (see `dgxie mirror snapshots {name}`)")
     snapshots.publish(root, snapshot)
-    _record_current(s, site, kind, name, _state(s, name, kind))
+    record_current(s, site, kind, name, state_row(s, name, kind))
     return get_mirror(s, site, name)
 
 

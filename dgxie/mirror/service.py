@@ -65,7 +65,7 @@ def mirror_lock(root: Path, name: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _state(s: Session, name: str, kind: str) -> MirrorState:
+def state_row(s: Session, name: str, kind: str) -> MirrorState:
     st = s.scalars(select(MirrorState).where(MirrorState.name == name)).one_or_none()
     if st is None:
         st = MirrorState(name=name, kind=kind, files=0, bytes=0, failures=0, last_error="")
@@ -159,10 +159,10 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
         assert j is not None
         j.status, j.error, j.finished_at, j.snapshot = status, error, utcnow(), snap
         j.phase = "done" if status == "succeeded" else "failed"
-        st = _state(s, name, m.kind)
+        st = state_row(s, name, m.kind)
         if status == "succeeded":
             st.last_success_at = j.finished_at
-            _record_current(s, site, m.kind, name, st)
+            record_current(s, site, m.kind, name, st)
             _drop_pruned(s, root, name)
         else:
             st.failures += 1
@@ -211,7 +211,7 @@ def record_snapshot(s: Session, manifest: Manifest, source: str) -> None:
                              files=len(manifest.files), bytes=manifest.total_bytes, source=source, meta=manifest.meta))
 
 
-def _record_current(s: Session, site: Site, kind: str, name: str, st: MirrorState, source: str = "sync") -> None:
+def record_current(s: Session, site: Site, kind: str, name: str, st: MirrorState, source: str = "sync") -> None:
     root = root_of(site, kind, name)
     cur = snapshots.current(root)
     if cur is None:
