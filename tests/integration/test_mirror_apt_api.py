@@ -158,3 +158,45 @@ def test_gc_keeps_what_snapshots_reference(up: World, cli: Callable[..., Any],
         if p.is_file():
             p.read_bytes()  # every file of the published snapshot is still there
     assert cli("mirror", "gc").err.startswith("removed 0 blobs")
+
+
+def test_second_sync_while_one_runs_is_409(up: World, make_ctx: Callable[..., Any],
+                                           auth: Callable[[str], dict[str, str]]) -> None:
+    big = up.add("big", payload=200_000)
+    up.repo.publish()
+    path = "/pool/main/b/" + big.name
+    up.handler.stall[path] = 50_000  # the first sync hangs mid-file until released
+    ctx = make_ctx(mirrors=[up.mirror()])
+    op = auth("operator")
+    with TestClient(create_app(ctx)) as c:
+        first = c.post("/api/v1/mirrors/up/sync", headers=op).json()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p == path for p, _ in up.handler.log):
+            time.sleep(0.05)
+        running = c.get(f"/api/v1/mirrors/up/jobs/{first['id']}", headers=op).json()
+        assert running["status"] == "running"
+        r = c.post("/api/v1/mirrors/up/sync", headers=op)
+        assert r.status_code == 409 and r.json()["detail"] == f"mirror up is already syncing (job {first['id']})"
+        del up.handler.stall[path]  # the stalled response ends short: this sync fails, resumable
+        j = wait_job(c, op, "up", first["id"])
+        assert j["status"] == "failed"
+        j = wait_job(c, op, "up", c.post("/api/v1/mirrors/up/sync", headers=op).json()["id"])
+        assert j["status"] == "succeeded", j
+
+
+def test_cli_export_import(up: World, cli: Callable[..., Any], config_file: Callable[..., Path],
+                           tmp_path: Path) -> None:
+    config_file(mirrors=[up.mirror()])
+    assert cli("mirror", "export", "up", str(tmp_path / "b")).err.startswith("dgxie: error: mirror up has no published")
+    assert cli("mirror", "sync", "up", "-q").code == 0
+    r = cli("mirror", "export", str(tmp_path / "b"))
+    assert r.code == 1 and r.err == "dgxie: error: usage: dgxie mirror export NAME... DIR\n"
+    r = cli("mirror", "export", "up", str(tmp_path / "b"))
+    assert r.code == 0 and "5 blobs" in r.err
+    r = cli("mirror", "export", "up", str(tmp_path / "b"))
+    assert r.code == 1 and "is not an empty directory" in r.err
+    r = cli("mirror", "import", str(tmp_path / "nothing"))
+    assert r.code == 1 and "not a complete dgxie mirror bundle" in r.err
+    (tmp_path / "b/dgxie-bundle.json").write_text((tmp_path / "b/dgxie-bundle.json").read_text().replace("up", "uq"))
+    r = cli("mirror", "import", str(tmp_path / "b"))
+    assert r.code == 1 and "checksum mismatch" in r.err
