@@ -174,14 +174,14 @@ class AptMirrorConfig(MirrorConfig):
     @classmethod
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
-            raise ValueError(f"{v!r} is not an http(s) URL")
+            raise ValueError(f"not an http(s) URL ({v!r})")
         return v.rstrip("/")
 
     @field_validator("keyring")
     @classmethod
     def _keyring(cls, v: Path) -> Path:
         if not v.is_absolute():
-            raise ValueError(f"{v}: the keyring must be an absolute path")
+            raise ValueError(f"the keyring must be an absolute path (got {str(v)!r})")
         return v
 
 
@@ -269,6 +269,8 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part.startswith(("function-", "function_")):
             continue
+        elif loc[:1] == ("mirrors",) and part in ("apt", "oci"):
+            continue  # the discriminator tag of a mirror entry
         else:
             out += ("." if out else "") + part
     return out

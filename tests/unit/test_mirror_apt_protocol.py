@@ -78,7 +78,7 @@ def test_paragraph_continuations() -> None:
     assert f["description"] == "one\ntwo\nthree"
 
 
-def test_config_validation() -> None:
+def test_config_validation(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="absolute"):
         Settings(mirrors=[{"name": "u", "kind": "apt", "url": "http://x", "suites": ["s"], "keyring": "k"}])
     with pytest.raises(Exception, match="at least 60"):
@@ -89,9 +89,15 @@ def test_config_validation() -> None:
     assert s.mirrors[0].interval == 21600 and s.mirrors[0].url == "http://x"  # type: ignore[union-attr]
     from dgxie.config import load
 
-    p = Path("/nonexistent")
-    with pytest.raises(ConfigError):
-        load(p)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('mirrors:\n  - {name: u, kind: apt, url: "ftp://x", suites: [s], keyring: k}\n'
+                   '  - {name: v, kind: oci, registry: "https://r", repositories: [a], bogus: 1}\n')
+    with pytest.raises(ConfigError) as exc:
+        load(cfg)
+    assert exc.value.detail.splitlines() == [
+        "mirrors[0].url: not an http(s) URL ('ftp://x')",
+        "mirrors[0].keyring: the keyring must be an absolute path (got 'k')",
+        "mirrors[1].bogus: Extra inputs are not permitted"]
 
 
 def test_snapshot_publish_prune_and_paths(tmp_path: Path) -> None:
