@@ -127,3 +127,42 @@ def test_upstream_by_hash_is_used(up: World, sqlite_url: str, tmp_path: Path) ->
     job = service.sync_now(ctx.sessions, ctx.site, "up", "test")
     assert job.status == "succeeded", job.error
     assert sum("/by-hash/SHA256/" in p for p, _ in up.handler.log) == 2
+
+
+def test_readers_see_whole_snapshots_while_publishing(up: World, sqlite_url: str, tmp_path: Path) -> None:
+    """A client reading InRelease and then the Packages it names by hash, in a loop, while three
+    syncs publish new snapshots: every pair matches (old or new snapshot, never a mix)."""
+    import threading
+
+    from dgxie.mirror import apt
+
+    ctx = make(sqlite_url, tmp_path / "data", [up.mirror()])
+    assert service.sync_now(ctx.sessions, ctx.site, "up", "test").status == "succeeded"
+    errors: list[str] = []
+    checks = [0]
+    stop = threading.Event()
+    with dgxie_http(ctx) as base:
+        url = f"{base}/mirror/apt/up/dists/stable"
+
+        def reader() -> None:
+            with httpx.Client() as c:
+                while not stop.is_set() and checks[0] < 5000:
+                    text = c.get(f"{url}/InRelease").text
+                    body = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE", 1)[0]
+                    ref = apt.parse_release(body).files["main/binary-amd64/Packages"]
+                    r = c.get(f"{url}/main/binary-amd64/by-hash/SHA256/{ref.sha256}")
+                    if r.status_code != 200 or hashlib.sha256(r.content).hexdigest() != ref.sha256:
+                        errors.append(f"{r.status_code} for {ref.sha256}")
+                    checks[0] += 1
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            for i in range(3):
+                up.add(f"new{i}")
+                up.repo.publish()
+                assert service.sync_now(ctx.sessions, ctx.site, "up", "test").status == "succeeded"
+        finally:
+            stop.set()
+            t.join(timeout=30)
+    assert errors == [] and checks[0] > 3
