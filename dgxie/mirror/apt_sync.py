@@ -136,7 +136,7 @@ def sync(ctx: SyncContext) -> Manifest:
         key = signing.ArchiveKey(ctx.work_dir / "gnupg", ctx.box)
         for suite, idx in per_suite.items():
             per_suite[suite] = {d: [p for p in ps if p.name in keep] for d, ps in idx.items()}
-            _resign(ctx, key, suite, releases[suite], per_suite[suite], files)
+            _resign(ctx, key, src, suite, releases[suite], per_suite[suite], files)
     pkgs: dict[str, Package] = {}
     for idx in per_suite.values():
         for ps in idx.values():
@@ -171,7 +171,7 @@ def _keep_previous_by_hash(ctx: SyncContext, files: dict[str, FileEntry]) -> Non
                 files[bh] = f
 
 
-def _resign(ctx: SyncContext, key: signing.ArchiveKey, suite: str, upstream: apt.Release,
+def _resign(ctx: SyncContext, key: signing.ArchiveKey, src: AptSource, suite: str, upstream: apt.Release,
             idx: dict[str, list[Package]], files: dict[str, FileEntry]) -> None:
     """Replace the suite's indexes with filtered Packages(.gz) and a Release signed by dgxie."""
     for p in [p for p in files if p.startswith(f"dists/{suite}/")]:
@@ -183,7 +183,7 @@ def _resign(ctx: SyncContext, key: signing.ArchiveKey, suite: str, upstream: apt
             ref = FileRef(d + name, len(data), digest)
             refs.append(ref)
             _add(files, f"dists/{suite}/{ref.path}", ref)
-    release = signing.release_text(upstream.fields, suite, refs)
+    release = signing.release_text(upstream.fields, suite, refs, src.components, src.architectures)
     for name, data in key.sign(release).items():
         files[f"dists/{suite}/{name}"] = FileEntry(ctx.store.put_bytes(data), len(data))
     pub = key.public_key()

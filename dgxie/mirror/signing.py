@@ -88,11 +88,13 @@ def packages_files(packages: Iterable[Package]) -> list[tuple[str, bytes]]:
     return [("Packages", data), ("Packages.gz", gzip.compress(data, mtime=0))]
 
 
-def release_text(upstream: dict[str, str], suite: str, refs: list[FileRef]) -> bytes:
+def release_text(upstream: dict[str, str], suite: str, refs: list[FileRef], components: list[str],
+                 architectures: list[str]) -> bytes:
+    """A Release for the filtered indexes: upstream's identity, only the mirrored parts."""
     keys = {"origin": "Origin", "label": "Label", "suite": "Suite", "codename": "Codename",
-            "version": "Version", "architectures": "Architectures", "components": "Components",
-            "description": "Description"}
+            "version": "Version", "description": "Description"}
     lines = [f"{k}: {upstream[lk]}" for lk, k in keys.items() if lk in upstream]
+    lines += [f"Architectures: {' '.join(architectures)}", f"Components: {' '.join(components)}"]
     if "suite" not in upstream and "codename" not in upstream:
         lines.append(f"Suite: {suite}")
     lines.append("Date: " + datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S UTC"))
