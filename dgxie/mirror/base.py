@@ -19,7 +19,8 @@ from dgxie.mirror.fetch import Counters, Fetcher
 from dgxie.mirror.store import BlobStore
 from dgxie.site import MirrorSpec as MirrorSource
 
-__all__ = ["FileEntry", "Manifest", "MirrorSource", "Progress", "SyncContext", "Syncer", "register_syncer"]
+__all__ = ["FileEntry", "Manifest", "MirrorSource", "Progress", "SelfPublished", "SyncContext", "Syncer",
+           "register_syncer"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,20 @@ class SyncContext:
     box: SecretBox | None = None  # the site's secret box, to keep secrets (signing keys) sealed at rest
 
 
+@dataclass(frozen=True)
+class SelfPublished:
+    """What a kind that publishes its own snapshots (OCI: `oci_snapshot.publish_snapshot`)
+    returns instead of a Manifest: the snapshot it made current, and its size."""
+
+    snapshot: str
+    files: int
+    bytes: int
+
+
 class Syncer(Protocol):
-    def __call__(self, ctx: SyncContext) -> Manifest:
-        """Fetch and verify everything; return the new snapshot's manifest (blobs stored).
+    def __call__(self, ctx: SyncContext) -> Manifest | SelfPublished:
+        """Fetch and verify everything; return the new snapshot's manifest (blobs stored), which
+        the service then publishes, or `SelfPublished` when the kind published it itself.
 
         Raise an exception with a clear message on any failure: nothing is published then.
         Return `ctx.previous` unchanged when upstream has not changed.
@@ -100,11 +112,7 @@ class KindUnavailable(Exception):
     pass
 
 
-def _oci_unavailable(ctx: SyncContext) -> Manifest:
-    raise KindUnavailable("mirror kind 'oci' is not available in this build")
-
-
-SYNCERS: dict[str, Syncer] = {"oci": _oci_unavailable}
+SYNCERS: dict[str, Syncer] = {}
 
 
 def register_syncer(kind: str, fn: Syncer) -> None:

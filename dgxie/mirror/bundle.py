@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Invalid, NotFound
-from dgxie.mirror import snapshots
+from dgxie.mirror import oci_kind, snapshots
 from dgxie.mirror.base import Manifest
 from dgxie.mirror.queries import kind_of
 from dgxie.mirror.service import mirror_lock, record_current, record_snapshot, root_of, state_row
@@ -69,11 +69,18 @@ def export(s: Session, site: Site, names: list[str], dest: Path, *, since: str |
     for name in names:
         kind, _ = kind_of(s, site, name)
         root = root_of(site, kind, name)
-        cur = snapshots.current(root)
-        if cur is None:
-            raise Invalid(f"mirror {name} has no published snapshot to export")
-        man = snapshots.load_manifest(root, cur)
-        base = _base_for(root, since, incremental)
+        if kind == "oci":
+            oman = oci_kind.to_manifest(name, root)
+            if oman is None:
+                raise Invalid(f"mirror {name} has no published snapshot to export")
+            man = oman
+            base = None  # OCI bundles carry the whole current snapshot (no incremental yet)
+        else:
+            cur = snapshots.current(root)
+            if cur is None:
+                raise Invalid(f"mirror {name} has no published snapshot to export")
+            man = snapshots.load_manifest(root, cur)
+            base = _base_for(root, since, incremental)
         have = base.digests() if base else set()
         bases[name] = base.snapshot if base else None
         mans.append(man)
@@ -143,6 +150,8 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
                           f"incremental from snapshot {base}: import that one first")
         for p in m.files:
             snapshots.check_path(p)
+        if m.kind not in ("apt", "oci"):
+            raise Invalid(f"mirror {m.mirror}: unknown kind {m.kind!r} in the bundle")
     for m in mans:
         try:
             kind, spec = kind_of(s, site, m.mirror)
@@ -152,12 +161,16 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
             raise Invalid(f"mirror {m.mirror} is {kind} here but {m.kind} in the bundle")
         root = root_of(site, m.kind, m.mirror)
         with mirror_lock(root, m.mirror):
-            snapshots.clean_tmp(root)
-            snapshots.materialize(store, root, m)
-            snapshots.publish(root, m.snapshot)
-            snapshots.prune(root, spec.keep_snapshots if spec else 3)
+            if m.kind == "oci":
+                oci_kind.adopt(root, m, store, spec.keep_snapshots if spec else 3)
+            else:
+                snapshots.clean_tmp(root)
+                snapshots.materialize(store, root, m)
+                snapshots.publish(root, m.snapshot)
+                snapshots.prune(root, spec.keep_snapshots if spec else 3)
         st = state_row(s, m.mirror, m.kind)
-        record_snapshot(s, m, "import")
+        if m.kind != "oci":
+            record_snapshot(s, m, "import")
         record_current(s, site, m.kind, m.mirror, st, "import")
         st.last_success_at = utcnow()
     return BundleSummary([m.mirror for m in mans], [m.snapshot for m in mans], len(index["blobs"]), total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.errors import Invalid, NotFound
-from dgxie.mirror import snapshots
+from dgxie.mirror import oci_kind, snapshots
 from dgxie.mirror.schemas import JobOut, MirrorOut, SnapshotOut
 from dgxie.mirror.service import job_out, record_current, root_of, state_row
 from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
@@ -71,9 +72,22 @@ def list_jobs(s: Session, name: str, limit: int = 20) -> list[JobOut]:
     return [job_out(j) for j in s.scalars(q)]
 
 
+def _oci_time(sid: str) -> datetime:
+    try:
+        return datetime.strptime(sid[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
 def list_snapshots(s: Session, site: Site, name: str) -> list[SnapshotOut]:
     kind, _ = kind_of(s, site, name)
     root = root_of(site, kind, name)
+    if kind == "oci":
+        pub = oci_kind.current(root)
+        return [SnapshotOut(snapshot=sid, created_at=_oci_time(sid),
+                            files=pub.files if pub and pub.snapshot == sid else 0,
+                            bytes=pub.bytes if pub and pub.snapshot == sid else 0, source="oci",
+                            current=bool(pub and pub.snapshot == sid)) for sid in oci_kind.history(root)]
     cur = snapshots.current(root)
     rows = {r.snapshot: r for r in s.scalars(select(MirrorSnapshot).where(MirrorSnapshot.mirror == name))}
     out = []
@@ -93,6 +107,10 @@ def rollback(s: Session, site: Site, name: str, snapshot: str) -> MirrorOut:
     """Serve an older kept snapshot again (atomic switch of `current`)."""
     kind, _ = kind_of(s, site, name)
     root = root_of(site, kind, name)
+    if kind == "oci":
+        oci_kind.rollback(root, snapshot)
+        record_current(s, site, kind, name, state_row(s, name, kind))
+        return get_mirror(s, site, name)
     if snapshot not in snapshots.list_snapshots(root):
         raise Invalid(f"mirror {name} has no snapshot {snapshot!r} (see `dgxie mirror snapshots {name}`)")
     snapshots.publish(root, snapshot)

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.db import session_scope
 from dgxie.errors import Conflict, NotFound
-from dgxie.mirror import apt_sync, snapshots
-from dgxie.mirror.base import Manifest, Progress, SyncContext, register_syncer, syncer_for
+from dgxie.mirror import apt_sync, oci_kind, snapshots
+from dgxie.mirror.base import Manifest, Progress, SelfPublished, SyncContext, register_syncer, syncer_for
 from dgxie.mirror.fetch import Fetcher
 from dgxie.mirror.schemas import JobOut
 from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
@@ -35,7 +35,7 @@ from dgxie.site import MirrorSpec, Site
 log = logging.getLogger("dgxie.mirror")
 
 register_syncer("apt", apt_sync.sync)
-# The OCI helper registers its kind here: register_syncer("oci", oci_sync.sync)
+register_syncer("oci", oci_kind.sync)
 
 ProgressHook = Callable[[Progress], None]
 
@@ -163,7 +163,7 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
         if status == "succeeded":
             st.last_success_at = j.finished_at
             record_current(s, site, m.kind, name, st)
-            _drop_pruned(s, root, name)
+            _drop_pruned(s, root, name, m.kind)
         else:
             st.failures += 1
             st.last_failure_at, st.last_error = j.finished_at, error
@@ -191,6 +191,8 @@ def _sync(site: Site, m: MirrorSpec, root: Path, progress: Progress, tick: Calla
                                                   box=site.box))
     finally:
         fetcher.close()
+    if isinstance(manifest, SelfPublished):
+        return manifest.snapshot
     if previous is not None and (manifest is previous or manifest.files == previous.files):
         progress.phase = "up to date"
         return previous.snapshot
@@ -213,6 +215,11 @@ def record_snapshot(s: Session, manifest: Manifest, source: str) -> None:
 
 def record_current(s: Session, site: Site, kind: str, name: str, st: MirrorState, source: str = "sync") -> None:
     root = root_of(site, kind, name)
+    if kind == "oci":  # the OCI code keeps its own snapshot documents
+        pub = oci_kind.current(root)
+        if pub is not None:
+            st.current_snapshot, st.files, st.bytes = pub.snapshot, pub.files, pub.bytes
+        return
     cur = snapshots.current(root)
     if cur is None:
         return
@@ -221,8 +228,13 @@ def record_current(s: Session, site: Site, kind: str, name: str, st: MirrorState
     st.current_snapshot, st.files, st.bytes = cur, len(man.files), man.total_bytes
 
 
-def _drop_pruned(s: Session, root: Path, name: str) -> None:
-    kept = set(snapshots.list_snapshots(root))
+def history(root: Path, kind: str) -> list[str]:
+    """Kept snapshot ids, oldest first."""
+    return oci_kind.history(root) if kind == "oci" else snapshots.list_snapshots(root)
+
+
+def _drop_pruned(s: Session, root: Path, name: str, kind: str) -> None:
+    kept = set(history(root, kind))
     s.execute(delete(MirrorSnapshot).where(MirrorSnapshot.mirror == name, MirrorSnapshot.snapshot.not_in(kept or {""})))
 
 

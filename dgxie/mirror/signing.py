@@ -11,8 +11,11 @@ from __future__ import annotations
 import gzip
 import os
 import secrets
+import shutil
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +30,25 @@ class ArchiveKey:
         self.home = home
         self.box = box
 
-    def _gpg(self, *args: str, data: bytes | None = None, passphrase: str | None = None) -> bytes:
-        cmd = ["gpg", "--batch", "--quiet", "--homedir", str(self.home)]
+    @contextmanager
+    def _session(self, *, save: bool = False) -> Iterator[Path]:
+        """A copy of the key's home in a short temporary directory (gpg-agent's socket path must
+        stay under 108 bytes, which a deep data dir exceeds); the agent is stopped afterwards."""
+        tmp = Path(tempfile.mkdtemp(prefix="dgxie-gpg-"))
+        work = tmp / "h"
+        try:
+            shutil.copytree(self.home, work, ignore=shutil.ignore_patterns("S.*"))
+            os.chmod(work, 0o700)
+            yield work
+            if save:
+                shutil.copytree(work, self.home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("S.*"))
+        finally:
+            subprocess.run(["gpgconf", "--homedir", str(work), "--kill", "gpg-agent"], capture_output=True,
+                           timeout=30, check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _gpg(self, home: Path, *args: str, data: bytes | None = None, passphrase: str | None = None) -> bytes:
+        cmd = ["gpg", "--batch", "--quiet", "--homedir", str(home)]
         fds: tuple[int, ...] = ()
         if passphrase is not None:
             r, w = os.pipe()
@@ -54,32 +74,24 @@ class ArchiveKey:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(32)
         (self.home / "passphrase.sealed").write_bytes(self.box.seal(secret))
-        try:
-            self._gpg("--quick-gen-key", UID, "ed25519", "sign", "never", passphrase=secret)
-        finally:
-            self.stop_agent()
+        with self._session(save=True) as home:
+            self._gpg(home, "--quick-gen-key", UID, "ed25519", "sign", "never", passphrase=secret)
         (self.home / "dgxie-key.done").write_text("ok\n")
 
     def public_key(self) -> bytes:
         self.ensure()
-        return self._gpg("--export", UID)
+        with self._session() as home:
+            return self._gpg(home, "--export", UID)
 
     def sign(self, release: bytes) -> dict[str, bytes]:
         """Release, Release.gpg (detached) and InRelease (clearsigned) for `release`."""
         self.ensure()
         common = ("--digest-algo", "SHA512", "--local-user", UID)
         pw = self._passphrase()
-        try:
+        with self._session() as home:
             return {"Release": release,
-                    "Release.gpg": self._gpg(*common, "--armor", "--detach-sign", data=release, passphrase=pw),
-                    "InRelease": self._gpg(*common, "--clearsign", data=release, passphrase=pw)}
-        finally:
-            self.stop_agent()
-
-    def stop_agent(self) -> None:
-        """No gpg-agent left running (nor holding the unlocked key) after signing."""
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True,
-                       timeout=30, check=False)
+                    "Release.gpg": self._gpg(home, *common, "--armor", "--detach-sign", data=release, passphrase=pw),
+                    "InRelease": self._gpg(home, *common, "--clearsign", data=release, passphrase=pw)}
 
 
 def packages_files(packages: Iterable[Package]) -> list[tuple[str, bytes]]:

@@ -16,16 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dgxie.mirror.base import Manifest
+from dgxie.mirror.oci_snapshot import referenced_digests
+from dgxie.mirror.oci_store import store_root
 from dgxie.mirror.store import BlobStore
 
 
 def mirror_dir(data_dir: Path, kind: str, name: str) -> Path:
-    return data_dir / "mirror" / kind / name
+    """`data_dir/mirrors/<kind>/<name>` (for `oci` the same as `oci_store.oci_state_dir`)."""
+    return data_dir / "mirrors" / kind / name
 
 
 def store_for(data_dir: Path) -> BlobStore:
-    """The one blob store every mirror shares."""
-    return BlobStore(data_dir / "mirror" / "store")
+    """The one blob store every mirror of every kind shares (`oci_store.store_root`)."""
+    return BlobStore(store_root(data_dir))
 
 
 def new_snapshot_id(root: Path) -> str:
@@ -132,10 +135,13 @@ def prune(root: Path, keep: int) -> list[str]:
 
 
 def referenced(data_dir: Path) -> set[str]:
-    """Every digest named by a kept manifest of any mirror of any kind."""
+    """Every digest a kept snapshot of any mirror of any kind needs (manifest-based kinds, and
+    the OCI mirrors' own snapshot documents)."""
     out: set[str] = set()
-    for mfile in (data_dir / "mirror").glob("*/*/manifests/*.json"):
+    for mfile in (data_dir / "mirrors").glob("*/*/manifests/*.json"):
         out |= Manifest.load(mfile).digests()
+    for state_dir in (data_dir / "mirrors" / "oci").glob("*"):
+        out |= {d.removeprefix("sha256:") for d in referenced_digests(state_dir)}
     return out
 
 
@@ -146,7 +152,7 @@ def gc(data_dir: Path, *, dry_run: bool = False) -> tuple[int, int]:
     keep = referenced(data_dir)
     n = size = 0
     for p in (store.root / "blobs" / "sha256").glob("*/*"):
-        if p.name not in keep:
+        if p.name not in keep and p.is_file():
             n += 1
             size += p.stat().st_size
             if not dry_run:

@@ -141,7 +141,7 @@ def test_gc_keeps_what_snapshots_reference(up: World, cli: Callable[..., Any],
                                            config_file: Callable[..., Path], tmp_path: Path) -> None:
     config_file(mirrors=[up.mirror(keep_snapshots=1)])
     assert cli("mirror", "sync", "up", "-q").code == 0
-    first_inrelease = (tmp_path / "data/mirror/apt/up/current/dists/stable/InRelease").read_bytes()
+    first_inrelease = (tmp_path / "data/mirrors/apt/up/current/dists/stable/InRelease").read_bytes()
     up.add("extra")
     up.repo.publish()
     assert cli("mirror", "sync", "up", "-q").code == 0  # the first snapshot is pruned (keep 1)
@@ -154,7 +154,7 @@ def test_gc_keeps_what_snapshots_reference(up: World, cli: Callable[..., Any],
 
     store = store_for(tmp_path / "data")
     assert not store.has(hashlib.sha256(first_inrelease).hexdigest())
-    for p in (tmp_path / "data/mirror/apt/up/current").rglob("*"):
+    for p in (tmp_path / "data/mirrors/apt/up/current").rglob("*"):
         if p.is_file():
             p.read_bytes()  # every file of the published snapshot is still there
     assert cli("mirror", "gc").err.startswith("removed 0 blobs")

@@ -134,7 +134,7 @@ def test_killed_sync_resumes(up: World, sqlite_url: str, tmp_path: Path) -> None
     env = dict(os.environ, DGXIE_CONFIG=str(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "dgxie", "mirror", "sync", "up", "-q"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    partial = tmp_path / "data/mirror/store/partial" / hashlib.sha256(big.read_bytes()).hexdigest()
+    partial = tmp_path / "data/store/partial" / hashlib.sha256(big.read_bytes()).hexdigest()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if partial.exists() and partial.stat().st_size >= 900_000:
@@ -182,8 +182,13 @@ def test_filter_matching_nothing(up: World, sqlite_url: str, tmp_path: Path) -> 
     assert published(tmp_path) == []
 
 
-def test_oci_kind_is_reported_unavailable(sqlite_url: str, tmp_path: Path) -> None:
+def test_oci_job_failure_is_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    """Kind oci runs in the same job framework: an unreachable registry fails the job cleanly."""
     ctx = make(sqlite_url, tmp_path / "data", [{"name": "ngc", "kind": "oci", "registry": "https://127.0.0.1:1",
-                                                "repositories": ["nvidia/pytorch"]}])
+                                                "repositories": ["nvidia/pytorch"], "retries": 0}])
     job = sync(ctx, "ngc")
-    assert job.status == "failed" and job.error == "mirror kind 'oci' is not available in this build"
+    assert job.status == "failed" and job.error.startswith("registry 127.0.0.1:1") and "\n" not in job.error
+    with ctx.sessions() as s:
+        from dgxie.mirror import queries
+
+        assert queries.get_mirror(s, ctx.site, "ngc").failures == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,10 +51,18 @@ def test_filtered_mirror_is_resigned_by_dgxie(up: World, sqlite_url: str, tmp_pa
         names = sorted(line.split()[1] for line in pk.splitlines() if line.startswith("Package:"))
         assert names == ["hello", "libbar", "tool", "world"]  # world -> hello; tool -> libbar (libfoo absent)
     # the signing key is sealed at rest: without the site's passphrase gpg cannot sign with it
-    home = tmp_path / "data/mirror/apt/f/gnupg"
-    r2 = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "",
-                         "--clearsign"], input=b"x", capture_output=True)
-    assert r2.returncode != 0 and (home / "passphrase.sealed").is_file()
+    home = tmp_path / "data/mirrors/apt/f/gnupg"
+    assert (home / "passphrase.sealed").is_file()
+    short = Path(tempfile.mkdtemp(prefix="mirror-apt-")) / "h"  # gpg-agent needs a short socket path
+    shutil.copytree(home, short)
+    try:
+        gpg = ["gpg", "--batch", "--homedir", str(short), "--pinentry-mode", "loopback"]
+        assert subprocess.run([*gpg, "--list-secret-keys"], capture_output=True).stdout  # the key is there
+        r2 = subprocess.run([*gpg, "--passphrase", "", "--clearsign"], input=b"x", capture_output=True)
+        assert r2.returncode != 0 and b"passphrase" in r2.stderr.lower()  # the key is locked
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(short), "--kill", "all"], capture_output=True)
+        shutil.rmtree(short.parent, ignore_errors=True)
 
 
 def test_export_import_and_incremental(up: World, sqlite_url: str, tmp_path: Path) -> None:
@@ -86,7 +96,7 @@ def test_export_import_and_incremental(up: World, sqlite_url: str, tmp_path: Pat
     c = make(c_url, tmp_path / "c", [])
     with c.sessions() as s, pytest.raises(Invalid, match="incremental from snapshot"):
         bundle.import_(s, c.site, tmp_path / "b2")
-    assert not (tmp_path / "c/mirror/apt/up/current").exists()
+    assert not (tmp_path / "c/mirrors/apt/up/current").exists()
 
     # a damaged blob is refused
     victim = next((tmp_path / "b2/blobs/sha256").iterdir())

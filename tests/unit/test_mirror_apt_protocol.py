@@ -91,7 +91,7 @@ def test_config_validation(tmp_path: Path) -> None:
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text('mirrors:\n  - {name: u, kind: apt, url: "ftp://x", suites: [s], keyring: k}\n'
-                   '  - {name: v, kind: oci, registry: "https://r", repositories: [a], bogus: 1}\n')
+                   '  - {name: v, kind: apt, url: "http://r", suites: [s], keyring: /k, bogus: 1}\n')
     with pytest.raises(ConfigError) as exc:
         load(cfg)
     assert exc.value.detail.splitlines() == [

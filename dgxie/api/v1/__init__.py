@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import images, mirrors, nodes, profiles, tokens
+from dgxie.api.v1 import images, lifecycle, mirrors, nodes, profiles, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
 router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
+router.include_router(lifecycle.router)
 router.include_router(mirrors.router)
