@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie import __version__, db
 from dgxie.api import handoff as handoff_api
 from dgxie.api import install, ops, registry
+from dgxie.api import mirror as mirror_api
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -35,7 +36,7 @@ from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
 from dgxie.models import Node
 from dgxie.nodes.lifecycle import ReprovisionHooks
-from dgxie.site import HandoffSpec, InstallSpec, ProfileSpec, RoleSpec, Site
+from dgxie.site import HandoffSpec, InstallSpec, MirrorSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
 
@@ -63,9 +64,12 @@ def build_site(settings: Settings) -> Site:
                           output_tail_bytes=h.output_tail_bytes, ansible_playbook=h.ansible_playbook,
                           playbook_dir=h.playbook_dir, inventory_script=h.inventory_script,
                           templates_dir=h.templates_dir, config_path=os.environ.get(CONFIG_ENV))
+    common = {"name", "kind", "keep_snapshots", "interval"}
+    mirrors = tuple(MirrorSpec(name=m.name, kind=m.kind, keep_snapshots=m.keep_snapshots, interval=m.interval,
+                               options=m.model_dump(mode="json", exclude=common)) for m in settings.mirrors)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
                 subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
-                install=build_install_spec(settings), handoff=handoff)
+                install=build_install_spec(settings), handoff=handoff, mirrors=mirrors)
 
 
 def build_install_spec(settings: Settings) -> InstallSpec:
@@ -153,4 +157,6 @@ def create_app(ctx: Context) -> FastAPI:
         worker = BootstrapWorker(ctx.sessions, ctx.site)
         ctx.extras.setdefault("lifespan_hooks", []).append(lambda _c: worker.start())
         ctx.extras.setdefault("shutdown_hooks", []).append(lambda _c: worker.stop())
+    app.include_router(mirror_api.router)
+    mirror_api.wire(ctx)
     return app

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -163,10 +163,72 @@ class InstallConfig(_Strict):
     progress_interval_seconds: float = Field(default=5.0, ge=0)
 
 
+def _duration(v: Any) -> float | None:
+    """Seconds, or a number with a unit: `90s`, `30m`, `6h`, `1d`."""
+    if v is None or isinstance(v, int | float):
+        return None if v is None else float(v)
+    s = str(v).strip().lower()
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(s[-1:], 0)
+    try:
+        return float(s[:-1]) * unit if unit else float(s)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a duration (e.g. 3600, 30m, 6h, 1d)") from None
+
+
 class MirrorConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Keys every mirror has; `AptMirrorConfig` / `OciMirrorConfig` add their kind's keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)
     kind: Literal["apt", "oci"]
+    keep_snapshots: int = Field(default=3, ge=1)
+    interval: float | None = None  # scheduled sync every N seconds (also "6h", "30m", "1d")
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, v: Any) -> float | None:
+        d = _duration(v)
+        if d is not None and d < 60:
+            raise ValueError("interval must be at least 60 seconds")
+        return d
+
+
+_APT_WORD = r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$"
+
+
+class AptMirrorConfig(MirrorConfig):
+    kind: Literal["apt"]
+    url: str
+    suites: list[Annotated[str, Field(pattern=_APT_WORD)]] = Field(min_length=1)
+    components: list[Annotated[str, Field(pattern=_APT_WORD)]] = ["main"]
+    architectures: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] = ["amd64"]
+    keyring: Path
+    filter: list[str] = []  # package names or fnmatch patterns; their dependency closure is kept
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL ({v!r})")
+        return v.rstrip("/")
+
+    @field_validator("keyring")
+    @classmethod
+    def _keyring(cls, v: Path) -> Path:
+        if not v.is_absolute():
+            raise ValueError(f"the keyring must be an absolute path (got {str(v)!r})")
+        return v
+
+
+class OciMirrorConfig(MirrorConfig):
+    """Kind `oci`: its keys (registry, username, password_file, repositories, tags, platforms, ...)
+    are validated by `dgxie.mirror.oci_spec.OciMirrorSpec`, their one home."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["oci"]
+
+
+AnyMirrorConfig = Annotated[AptMirrorConfig | OciMirrorConfig, Field(discriminator="kind")]
 
 
 class Settings(BaseSettings):
@@ -185,7 +247,7 @@ class Settings(BaseSettings):
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     handoff: HandoffConfig = HandoffConfig()
-    mirrors: list[MirrorConfig] = []
+    mirrors: list[AnyMirrorConfig] = []
     vars: dict[str, Any] = {}
     site: SiteConfig = SiteConfig()
     install: InstallConfig = InstallConfig()
@@ -242,6 +304,8 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part.startswith(("function-", "function_")):
             continue
+        elif loc[:1] == ("mirrors",) and part in ("apt", "oci"):
+            continue  # the discriminator tag of a mirror entry
         else:
             out += ("." if out else "") + part
     return out

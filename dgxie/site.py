@@ -55,6 +55,17 @@ class ProfileSpec:
 
 
 @dataclass(frozen=True)
+class MirrorSpec:
+    """A mirror declared in the config: kind-specific options already validated (config.py)."""
+
+    name: str
+    kind: str
+    options: dict[str, Any]
+    keep_snapshots: int = 3
+    interval: float | None = None  # seconds between scheduled syncs; None: only on demand
+
+
+@dataclass(frozen=True)
 class InstallSpec:
     """Install configs and callbacks: the variable layers above profile/node, mirrors, timeouts."""
 
@@ -82,6 +93,7 @@ class Site:
     profiles: tuple[ProfileSpec, ...] = ()
     install: InstallSpec = field(default_factory=InstallSpec)
     handoff: HandoffSpec = field(default_factory=HandoffSpec)
+    mirrors: tuple[MirrorSpec, ...] = ()
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

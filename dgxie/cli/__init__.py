@@ -16,6 +16,7 @@ from dgxie.cli import (
     db_cmd,
     inventory_cmd,
     lifecycle_cmd,
+    mirror_cmd,
     node_cmd,
     oci_cmd,
     render_cmd,
@@ -32,6 +33,7 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(mirror_cmd.app, name="mirror")
 app.add_typer(oci_cmd.app, name="mirror-oci")  # until merge: `dgxie mirror sync` routes kind oci here
 app.command("render", help="Print what a node would be served (user-data, ...; --explain).")(render_cmd.render)
 _ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app

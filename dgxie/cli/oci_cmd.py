@@ -26,7 +26,7 @@ def oci_spec(cfg: Settings, name: str) -> OciMirrorSpec:
         if m.name == name:
             if m.kind != "oci":
                 raise Invalid(f"mirror {name} is of kind {m.kind}, not oci")
-            return OciMirrorSpec.from_entry(m.model_dump())
+            return OciMirrorSpec.from_entry(m.model_dump(exclude={"keep_snapshots", "interval"}))
     raise NotFound(f"no mirror {name!r} in the config (have: {', '.join(m.name for m in cfg.mirrors) or 'none'})")
 
 

@@ -3,9 +3,11 @@
 from dgxie.models.event import Event
 from dgxie.models.image import Image
 from dgxie.models.lease import DhcpLease
+from dgxie.models.mirror import MirrorJob, MirrorSnapshot, MirrorState
 from dgxie.models.node import Interface, Node
 from dgxie.models.profile import Profile
 from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
 
-__all__ = ["ApiToken", "DhcpLease", "Event", "Image", "Interface", "Node", "Profile", "Secret"]
+__all__ = ["ApiToken", "DhcpLease", "Event", "Image", "Interface", "MirrorJob", "MirrorSnapshot", "MirrorState", "Node",
+           "Profile", "Secret"]

@@ -20,7 +20,8 @@ from tests.helpers_lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 
 SETTINGS: dict[str, Any] = {
     "site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},
-    "mirrors": [{"name": "ubuntu-noble", "kind": "apt"}],
+    "mirrors": [{"name": "ubuntu-noble", "kind": "apt", "url": "http://127.0.0.1:9/ubuntu", "suites": ["noble"],
+                 "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg"}],
     "install": {"progress_interval_seconds": 3600, "callback_max_bytes": 4096},
     # an ansible role with the handoff worker off: a finished node stays `installed` for these tests
     # (tests/integration/test_wiring_lifecycle_handoff.py covers the handoff after "finished")

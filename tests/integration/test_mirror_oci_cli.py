@@ -21,7 +21,8 @@ E = "sha256:" + "d" * 64
 
 def test_bad_mirror_entries_are_one_line_errors(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    apt = {"name": "ubuntu", "kind": "apt", "url": "http://archive.ubuntu.com/ubuntu"}
+    apt = {"name": "ubuntu", "kind": "apt", "url": "http://archive.ubuntu.com/ubuntu", "suites": ["noble"],
+           "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg"}
     bad = {"name": "ngc", "kind": "oci", "registry": "https://nvcr.io", "repositories": ["nvidia/pytorch"],
            "tags": {"include": ["[unclosed"]}}
     cfg = write_config(tmp_path / "dgxie.yaml", data, [apt, bad])

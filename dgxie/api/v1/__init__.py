@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import images, inventory, lifecycle, nodes, profiles, secrets, tokens
+from dgxie.api.v1 import images, inventory, lifecycle, mirrors, nodes, profiles, secrets, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -12,3 +12,4 @@ router.include_router(tokens.router)
 router.include_router(lifecycle.router)
 router.include_router(inventory.router)
 router.include_router(secrets.router)
+router.include_router(mirrors.router)

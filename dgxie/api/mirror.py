@@ -1,0 +1,61 @@
+"""Unauthenticated read API for APT clients: `/mirror/apt/NAME/...` (dists, pool, by-hash).
+
+Each request resolves the mirror's `current` symlink once, so it reads one whole snapshot even
+while a sync publishes the next. Files are served with FileResponse (Range, HEAD, Last-Modified).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from dgxie.api.deps import get_site
+from dgxie.errors import NotFound
+from dgxie.mirror import service
+from dgxie.mirror.queries import MirrorCollector
+from dgxie.mirror.schedule import Scheduler
+from dgxie.mirror.snapshots import mirror_dir
+
+if TYPE_CHECKING:
+    from dgxie.app import Context
+
+router = APIRouter(tags=["mirror"])
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_TYPES = {".gpg": "application/pgp-keys", ".deb": "application/vnd.debian.binary-package",
+          ".gz": "application/gzip", ".xz": "application/x-xz"}
+
+
+@router.api_route("/mirror/apt/{name}/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+def apt_file(name: str, path: str, request: Request) -> Response:
+    if not _NAME.match(name) or not path or any(p in ("", ".", "..") for p in path.split("/")):
+        raise NotFound("no such file")
+    root = mirror_dir(get_site(request).data_dir, "apt", name)
+    snap = os.path.realpath(root / "current")
+    if not os.path.isdir(snap):
+        raise NotFound(f"mirror {name} has no published snapshot")
+    full = os.path.join(snap, path)
+    if not os.path.isfile(full):
+        raise NotFound("no such file")
+    ext = os.path.splitext(path)[1]
+    return FileResponse(full, media_type=_TYPES.get(ext, "application/octet-stream" if ext else "text/plain"))
+
+
+def wire(ctx: Context) -> None:
+    """Metrics collector, start-up clean-up of dead jobs, and the sync scheduler."""
+    ctx.registry.register(MirrorCollector(ctx.sessions))
+    sched = Scheduler(ctx.sessions, ctx.site)
+
+    async def start(_: Context) -> None:
+        service.fail_interrupted(ctx.sessions, ctx.site)
+        sched.start()
+
+    async def stop(_: Context) -> None:
+        sched.stop()
+
+    ctx.extras.setdefault("lifespan_hooks", []).append(start)
+    ctx.extras.setdefault("shutdown_hooks", []).append(stop)

@@ -1,0 +1,176 @@
+"""Air-gap transfer: export published snapshots to a self-describing bundle, import it elsewhere.
+
+Bundle layout (kind-agnostic, works for any manifest):
+`blobs/sha256/<hex>` (each blob once, named by its sha256), then `dgxie-bundle.json` (format,
+snapshots' manifests, the blob list, and each mirror's `base` snapshot for an incremental
+bundle), and `dgxie-bundle.json.sha256`. The JSON is written last, so a bundle without it is
+incomplete. Import verifies every blob while copying it into the store, checks every snapshot is
+complete, and only then publishes, all mirrors or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dgxie.errors import Invalid, NotFound
+from dgxie.mirror import oci_kind, snapshots
+from dgxie.mirror.base import Manifest
+from dgxie.mirror.queries import kind_of
+from dgxie.mirror.service import mirror_lock, record_current, record_snapshot, root_of, state_row
+from dgxie.mirror.store import DigestMismatch
+from dgxie.models.types import utcnow
+from dgxie.site import Site
+
+FORMAT = "dgxie-mirror-bundle"
+INDEX = "dgxie-bundle.json"
+
+
+@dataclass
+class BundleSummary:
+    mirrors: list[str]
+    snapshots: list[str]
+    blobs: int
+    bytes: int
+
+
+def _exports_file(root: Path) -> Path:
+    return root / "exports.json"
+
+
+def _base_for(root: Path, since: str | None, incremental: bool) -> Manifest | None:
+    if since is not None:
+        if since not in snapshots.list_snapshots(root):
+            raise Invalid(f"no snapshot {since!r} to export from (see `dgxie mirror snapshots`)")
+        return snapshots.load_manifest(root, since)
+    if incremental and _exports_file(root).exists():
+        for sid in reversed(json.loads(_exports_file(root).read_text())):
+            if sid in snapshots.list_snapshots(root):
+                return snapshots.load_manifest(root, sid)
+    return None
+
+
+def export(s: Session, site: Site, names: list[str], dest: Path, *, since: str | None = None,
+           incremental: bool = False) -> BundleSummary:
+    if since is not None and len(names) != 1:
+        raise Invalid("--since names one snapshot, so it takes exactly one mirror")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Invalid(f"{dest} exists and is not an empty directory")
+    store = snapshots.store_for(site.data_dir)
+    mans, bases, blobs = [], {}, {}
+    for name in names:
+        kind, _ = kind_of(s, site, name)
+        root = root_of(site, kind, name)
+        if kind == "oci":
+            oman = oci_kind.to_manifest(name, root)
+            if oman is None:
+                raise Invalid(f"mirror {name} has no published snapshot to export")
+            man = oman
+            base = None  # OCI bundles carry the whole current snapshot (no incremental yet)
+        else:
+            cur = snapshots.current(root)
+            if cur is None:
+                raise Invalid(f"mirror {name} has no published snapshot to export")
+            man = snapshots.load_manifest(root, cur)
+            base = _base_for(root, since, incremental)
+        have = base.digests() if base else set()
+        bases[name] = base.snapshot if base else None
+        mans.append(man)
+        for f in man.files.values():
+            if f.sha256 not in have:
+                blobs[f.sha256] = f.size
+    bdir = dest / "blobs" / "sha256"
+    bdir.mkdir(parents=True, exist_ok=True)
+    for digest in sorted(blobs):
+        src, dst = store.path(digest), bdir / digest
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+    index = {"format": FORMAT, "version": 1, "created_at": utcnow().isoformat(), "base": bases,
+             "snapshots": [m.to_json() for m in mans], "blobs": blobs}
+    data = json.dumps(index, separators=(",", ":")).encode()
+    (dest / INDEX).write_bytes(data)
+    (dest / f"{INDEX}.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {INDEX}\n")
+    for m in mans:
+        ef = _exports_file(root_of(site, m.kind, m.mirror))
+        done = json.loads(ef.read_text()) if ef.exists() else []
+        ef.write_text(json.dumps([*done, m.snapshot][-50:]))
+    return BundleSummary([m.mirror for m in mans], [m.snapshot for m in mans], len(blobs), sum(blobs.values()))
+
+
+def _read_index(src: Path) -> dict[str, Any]:
+    try:
+        data = (src / INDEX).read_bytes()
+        want = (src / f"{INDEX}.sha256").read_text().split()[0]
+    except (OSError, IndexError):
+        raise Invalid(f"{src} is not a complete dgxie mirror bundle (no {INDEX} and its .sha256)") from None
+    if hashlib.sha256(data).hexdigest() != want:
+        raise Invalid(f"{src}/{INDEX}: checksum mismatch, the bundle is damaged")
+    index: dict[str, Any] = json.loads(data)
+    if index.get("format") != FORMAT or index.get("version") != 1:
+        raise Invalid(f"{src}: not a dgxie mirror bundle version 1")
+    return index
+
+
+def _read_chunks(p: Path) -> Iterator[bytes]:
+    with p.open("rb") as f:
+        while block := f.read(1 << 20):
+            yield block
+
+
+def import_(s: Session, site: Site, src: Path) -> BundleSummary:
+    index = _read_index(src)
+    store = snapshots.store_for(site.data_dir)
+    total = 0
+    for digest, size in index["blobs"].items():
+        p = src / "blobs" / "sha256" / digest
+        if not p.is_file() or p.stat().st_size != size:
+            raise Invalid(f"bundle blob {digest} is missing or has the wrong size")
+        if not store.has(digest):
+            try:
+                store.write(digest, _read_chunks(p), resume=False)
+            except DigestMismatch:
+                raise Invalid(f"bundle blob {digest} is corrupt (sha256 mismatch)") from None
+        total += size
+    mans = [Manifest.from_json(m) for m in index["snapshots"]]
+    for m in mans:
+        lacking = [p for p, f in m.files.items() if not store.has(f.sha256)]
+        if lacking:
+            base = index["base"].get(m.mirror)
+            raise Invalid(f"mirror {m.mirror}: {len(lacking)} files missing (e.g. {lacking[0]}); this bundle is "
+                          f"incremental from snapshot {base}: import that one first")
+        for p in m.files:
+            snapshots.check_path(p)
+        if m.kind not in ("apt", "oci"):
+            raise Invalid(f"mirror {m.mirror}: unknown kind {m.kind!r} in the bundle")
+    for m in mans:
+        try:
+            kind, spec = kind_of(s, site, m.mirror)
+        except NotFound:
+            kind, spec = m.kind, None
+        if kind != m.kind:
+            raise Invalid(f"mirror {m.mirror} is {kind} here but {m.kind} in the bundle")
+        root = root_of(site, m.kind, m.mirror)
+        with mirror_lock(root, m.mirror):
+            if m.kind == "oci":
+                oci_kind.adopt(root, m, store, spec.keep_snapshots if spec else 3)
+            else:
+                snapshots.clean_tmp(root)
+                snapshots.materialize(store, root, m)
+                snapshots.publish(root, m.snapshot)
+                snapshots.prune(root, spec.keep_snapshots if spec else 3)
+        st = state_row(s, m.mirror, m.kind)
+        if m.kind != "oci":
+            record_snapshot(s, m, "import")
+        record_current(s, site, m.kind, m.mirror, st, "import")
+        st.last_success_at = utcnow()
+    return BundleSummary([m.mirror for m in mans], [m.snapshot for m in mans], len(index["blobs"]), total)
