@@ -24,6 +24,7 @@ from dgxie.api import ops
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
+from dgxie.bmc.base import Options as BmcOptions
 from dgxie.boot.profiles import sync_config_profiles
 from dgxie.config import Settings
 from dgxie.crypto import SecretBox, load_or_create_key
@@ -50,8 +51,12 @@ def build_site(settings: Settings) -> Site:
                          script=r.script, drain=r.drain, resume=r.resume) for n, r in settings.roles.items()}
     profiles = tuple(ProfileSpec(name=n, image=p.image, template=p.template, role=p.role,
                                  description=p.description, vars=p.vars) for n, p in settings.profiles.items())
+    b = settings.bmc
+    bmc = BmcOptions(timeout=b.timeout, retries=b.retries, per_bmc=b.per_bmc,
+                     verify=str(b.ca_file) if b.ca_file else b.tls_verify)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
-                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles)
+                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
+                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines)
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:

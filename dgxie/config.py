@@ -128,6 +128,21 @@ def default_roles() -> dict[str, RoleConfig]:
     }
 
 
+class BmcConfig(_Strict):
+    """How dgxie talks to BMCs (Redfish and IPMI); see docs/firmware.md."""
+
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    retries: int = Field(default=2, ge=0, le=10)
+    per_bmc: int = Field(default=4, ge=1, le=64)
+    scan_concurrency: int = Field(default=100, ge=1, le=2000)
+    tls_verify: bool = False
+    ca_file: Path | None = None
+
+
+class FirmwareConfig(_Strict):
+    baselines: Path = Path("firmware")
+
+
 class MirrorConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -150,6 +165,8 @@ class Settings(BaseSettings):
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     mirrors: list[MirrorConfig] = []
+    bmc: BmcConfig = BmcConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     @field_validator("database_url")
     @classmethod

@@ -1,9 +1,11 @@
 """ORM models, one module per aggregate. Importing this package registers every table."""
 
 from dgxie.models.event import Event
+from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan
 from dgxie.models.image import Image
 from dgxie.models.node import Interface, Node
 from dgxie.models.profile import Profile
 from dgxie.models.token import ApiToken
 
-__all__ = ["ApiToken", "Event", "Image", "Interface", "Node", "Profile"]
+__all__ = ["ApiToken", "BmcEndpoint", "Event", "FirmwareReading", "FirmwareScan", "Image", "Interface", "Node",
+           "Profile"]
