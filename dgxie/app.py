@@ -29,6 +29,7 @@ from dgxie.boot.profiles import sync_config_profiles
 from dgxie.config import Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
+from dgxie.firmware.metrics import FirmwareCollector
 from dgxie.site import ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
@@ -106,6 +107,7 @@ def create_app(ctx: Context) -> FastAPI:
                   description="Bare-metal provisioning for GPU clusters")
     app.state.ctx = ctx
     ctx.registry.register(NodeStateCollector(ctx.sessions))
+    ctx.registry.register(FirmwareCollector(ctx.sessions, ctx.site))
     app.add_middleware(HttpMetrics, registry=ctx.registry)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
     _errors(app)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dgxie import bmc as bmc_pkg
-from dgxie.bmc.base import POWER_ACTIONS, Bmc, BmcError, Endpoint, PowerAction
+from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevice, Endpoint, PowerAction
 from dgxie.errors import Conflict, Invalid, Unavailable
 from dgxie.models import Node
 from dgxie.nodes.events import record
@@ -71,3 +71,18 @@ def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> 
     record(session, actor=actor, kind="node.pxe_cycle", node=node, reason="PXE once + power cycle",
            data={"boot": "pxe", "power": state, "protocol": b.endpoint.protocol})
     return {"node": node.hostname, "boot": "pxe", "power": state}
+
+
+def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> dict[str, Any]:
+    """Boot from `device` (pxe | disk) on the next boot only."""
+    if device not in BOOT_DEVICES:
+        raise Invalid(f"device: must be one of {', '.join(BOOT_DEVICES)}, not {device!r}")
+    b = bmc_of(site, node)
+    dev: BootDevice = device  # type: ignore[assignment]
+    try:
+        b.boot_once(dev)
+    except BmcError as exc:
+        raise _fail(session, node, actor, "node.bootdev", exc, {"boot": device}) from None
+    record(session, actor=actor, kind="node.bootdev", node=node, reason=f"next boot: {device}",
+           data={"boot": device, "protocol": b.endpoint.protocol})
+    return {"node": node.hostname, "boot": device}

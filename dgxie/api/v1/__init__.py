@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import images, nodes, profiles, tokens
+from dgxie.api.v1 import firmware, images, nodes, power, profiles, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
 router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
+router.include_router(power.router)
+router.include_router(firmware.router)
