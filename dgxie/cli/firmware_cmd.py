@@ -31,7 +31,7 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
         raise Invalid("name nodes to scan, or --all")
     ctx = context()
     with session() as s:
-        targets = [nodes.get_node(s, n) for n in node]
+        targets = [nodes.get_node(s, n) for n in node or []]
         if all_:
             offset = 0
             while True:
