@@ -46,6 +46,17 @@ class Endpoint:
         return (self.url.rstrip("/"), self.username, digest)
 
     @property
+    def base(self) -> str:
+        """scheme://host[:port] (a URL may name one system: .../redfish/v1/Systems/ID)."""
+        return self.url.split("/redfish/", 1)[0].rstrip("/")
+
+    @property
+    def system(self) -> str | None:
+        """The ComputerSystem path when the URL names one (multi-system services, emulators)."""
+        _, sep, rest = self.url.partition("/redfish/v1/Systems/")
+        return f"/redfish/v1/Systems/{rest.strip('/')}" if sep and rest.strip("/") else None
+
+    @property
     def protocol(self) -> str:
         return "ipmi" if self.url.startswith("ipmi://") else "redfish"
 

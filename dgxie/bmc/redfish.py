@@ -60,10 +60,10 @@ class RedfishBmc(Bmc):
     def __init__(self, endpoint: Endpoint, opts: Options | None = None) -> None:
         self.endpoint = endpoint
         self.opts = opts or Options()
-        self.base = endpoint.url.rstrip("/")
+        self.base = endpoint.base
         with _lock:
             self._limit = _limits.setdefault(endpoint.key, threading.BoundedSemaphore(max(1, self.opts.per_bmc)))
-        self._system_uri: str | None = None
+        self._system_uri: str | None = endpoint.system
 
     # -- transport -------------------------------------------------------------------------
     def _connect(self) -> Any:

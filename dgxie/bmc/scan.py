@@ -29,7 +29,7 @@ class Reader:
 
     def __init__(self, client: httpx.AsyncClient, ep: Endpoint, opts: Options) -> None:
         self.client, self.ep, self.opts = client, ep, opts
-        self.base = ep.url.rstrip("/")
+        self.base = ep.base
         self.sem = asyncio.Semaphore(max(1, opts.per_bmc))
         self.auth = httpx.BasicAuth(ep.username, ep.password or "") if ep.username else None
         self.requests = 0

@@ -109,3 +109,9 @@ def test_ipmitool_output_parsing() -> None:
     assert parse_power("") == "unknown"
     out = parse_bootparam(" Boot Flags :\n   - Options apply to only next boot\n   - Boot Device Selector : Force PXE\n")
     assert out == {"device": "pxe", "once": True, "efi": False}
+
+
+def test_endpoint_url_may_name_a_system() -> None:
+    ep = Endpoint("http://127.0.0.1:8000/redfish/v1/Systems/abc/")
+    assert (ep.base, ep.system) == ("http://127.0.0.1:8000", "/redfish/v1/Systems/abc")
+    assert Endpoint("https://10.0.0.5").system is None and Endpoint("https://10.0.0.5/").base == "https://10.0.0.5"
