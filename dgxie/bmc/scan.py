@@ -10,9 +10,11 @@ The `redfish` library stays for actions (dgxie.bmc.redfish): sessions, resets, P
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import certifi
 import httpx
 
 from dgxie.bmc import quirks
@@ -59,25 +61,32 @@ class Reader:
                 raise err from None
         raise AssertionError("unreachable")
 
-    async def members(self, path: str) -> list[dict[str, Any]]:
-        """Every member document of a collection: one `$expand` GET if it works, else one GET each."""
+    async def members(self, path: str, *, fetch: bool = True) -> list[dict[str, Any]]:
+        """Every member document of a collection: one `$expand` GET if it works, else one GET each.
+
+        Members the BMC left unexpanded (or every member, when `$expand` failed) are read one by
+        one; `fetch=False` returns such members as bare links instead.
+        """
+        coll: dict[str, Any] | None = None
         if self.expand:
             try:
                 coll = await self.get(path, expand=True)
-                if quirks.is_expanded(coll):
-                    items, note = quirks.members(coll)
-                    self._note(note)
-                    return items
-                self._note(f"{path}: $expand advertised but members came back unexpanded")
             except BmcAuthError:
                 raise
             except BmcError as exc:
                 self._note(f"{path}: $expand advertised but failed ({exc.message}); reading members one by one")
-            self.expand = False
-        coll = await self.get(path)
-        uris, note = quirks.member_uris(coll)
+                self.expand = False
+        if coll is None:
+            coll = await self.get(path)
+        items, note = quirks.members(coll)
         self._note(note)
-        return list(await asyncio.gather(*(self.get(u) for u in uris)))
+        if not fetch:
+            return items
+        bare = [i for i, m in enumerate(items) if not quirks.is_expanded({"Members": [m]})]
+        docs = await asyncio.gather(*(self.get(str(items[i].get("@odata.id", ""))) for i in bare))
+        for i, d in zip(bare, docs, strict=True):
+            items[i] = d
+        return items
 
     def _note(self, note: str | None) -> None:
         if note and note not in self.notes:
@@ -128,24 +137,30 @@ async def read_endpoint(client: httpx.AsyncClient, ep: Endpoint, opts: Options, 
 
 
 async def _processors(rd: Reader, path: str) -> list[dict[str, Any]]:
-    """Processor docs where readable, else the bare links (a trimmed capture 404s on members)."""
-    if rd.expand:
-        try:
-            coll = await rd.get(path, expand=True)
-            if quirks.is_expanded(coll):
-                return quirks.members(coll)[0]
-        except BmcAuthError:
-            raise
-        except BmcError:
-            pass
-    coll = await rd.get(path)
-    return quirks.members(coll)[0]
+    """Processor docs where the BMC expands them, else the bare links (counted by their Ids)."""
+    try:
+        return await rd.members(path, fetch=False)
+    except BmcAuthError:
+        raise
+    except BmcError:
+        return []
 
 
-def make_client(opts: Options, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=max(1, concurrency * opts.per_bmc),
-                          max_keepalive_connections=max(1, concurrency * opts.per_bmc))
-    return httpx.AsyncClient(verify=opts.verify, timeout=httpx.Timeout(opts.timeout), limits=limits,
+def tls_context(opts: Options) -> ssl.SSLContext:
+    """One TLS context for the whole scan (building one per client costs milliseconds each)."""
+    if opts.verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=opts.verify if isinstance(opts.verify, str) else certifi.where())
+
+
+def make_client(opts: Options, tls: ssl.SSLContext) -> httpx.AsyncClient:
+    """A client for one BMC: its own small keep-alive pool (httpx's pool scans every connection
+    per request, so one shared pool of thousands of connections is quadratic)."""
+    limits = httpx.Limits(max_connections=opts.per_bmc, max_keepalive_connections=opts.per_bmc)
+    return httpx.AsyncClient(verify=tls, timeout=httpx.Timeout(opts.timeout), limits=limits,
                              headers={"Accept": "application/json", "OData-Version": "4.0"})
 
 
@@ -155,21 +170,22 @@ async def scan_async(endpoints: Sequence[Endpoint], opts: Options, *, concurrenc
     """Read every endpoint, at most `concurrency` BMCs at once; a failure is returned, not raised."""
     gate = asyncio.Semaphore(max(1, concurrency))
     results: list[Inventory | BmcError] = [BmcError("not read")] * len(endpoints)
+    tls = tls_context(opts)
 
-    async with make_client(opts, concurrency) as client:
-        async def one(i: int, ep: Endpoint) -> None:
-            async with gate:
-                try:
+    async def one(i: int, ep: Endpoint) -> None:
+        async with gate:
+            try:
+                async with make_client(opts, tls) as client:
                     res: Inventory | BmcError = await read_endpoint(client, ep, opts, facts=facts)
-                except BmcError as exc:
-                    res = exc
-                except Exception as exc:  # a bug or an odd document: report it for this BMC only
-                    res = BmcProtocolError(f"{ep.url}: unexpected {type(exc).__name__}: {exc}")
-            results[i] = res
-            if on_done is not None:
-                on_done(i, res)
+            except BmcError as exc:
+                res = exc
+            except Exception as exc:  # a bug or an odd document: report it for this BMC only
+                res = BmcProtocolError(f"{ep.url}: unexpected {type(exc).__name__}: {exc}")
+        results[i] = res
+        if on_done is not None:
+            on_done(i, res)
 
-        await asyncio.gather(*(one(i, ep) for i, ep in enumerate(endpoints)))
+    await asyncio.gather(*(one(i, ep) for i, ep in enumerate(endpoints)))
     return results
 
 
