@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
-from dgxie.api import ops
+from dgxie.api import firmware_files, ops
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -112,5 +112,6 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
     _errors(app)
     app.include_router(ops.router)
+    app.include_router(firmware_files.router)
     app.include_router(v1_router, prefix="/api/v1")
     return app
