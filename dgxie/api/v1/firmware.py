@@ -29,9 +29,13 @@ def scan(body: ScanIn, s: SessionDep, site: SiteDep, who: Principal = Operator) 
     if not body.nodes and not body.all:
         raise Invalid("nodes: name nodes to scan, or set all: true")
     targets = [nodes.get_node(s, n) for n in body.nodes]
-    if body.all:
-        page, _ = nodes.list_nodes(s, limit=nodes.MAX_PAGE)
+    offset = 0
+    while body.all:
+        page, total = nodes.list_nodes(s, limit=nodes.MAX_PAGE, offset=offset)
         targets.extend(n for n in page if n.bmc_url and n not in targets)
+        offset += len(page)
+        if offset >= total or not page:
+            break
     return [r.__dict__ for r in service.scan(s, site, targets, actor=who.actor)]
 
 
