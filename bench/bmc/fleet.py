@@ -46,6 +46,8 @@ def _resp(status: int, doc: dict[str, Any]) -> bytes:
 
 
 class Bmc(asyncio.Protocol):
+    latency = 0.0  # seconds before each answer (real BMCs take tens to hundreds of ms per GET)
+
     def __init__(self, table: dict[str, bytes]) -> None:
         self.table, self.buf = table, b""
 
@@ -59,15 +61,25 @@ class Bmc(asyncio.Protocol):
             path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else "/"
             path = path.replace("%24", "$").replace("%28", "(").replace("%29", ")").replace("%3D", "=")
             key = path.rstrip("/") if "?" not in path else path
-            self.t.write(self.table.get(key, self.table["404"]))
+            resp = self.table.get(key, self.table["404"])
+            if self.latency:
+                asyncio.get_running_loop().call_later(self.latency, self._write, resp)
+            else:
+                self.t.write(resp)
+
+    def _write(self, resp: bytes) -> None:
+        if not self.t.is_closing():
+            self.t.write(resp)
 
 
-async def main(bmcs: int, base_port: int, expand: bool) -> None:
+async def main(bmcs: int, base_port: int, expand: bool, latency_ms: float) -> None:
     table = load(expand)
+    Bmc.latency = latency_ms / 1000
     loop = asyncio.get_running_loop()
     servers = [await loop.create_server(lambda: Bmc(table), "127.0.0.1", base_port + i, backlog=64)
                for i in range(bmcs)]
-    print(f"fleet: {bmcs} BMCs on 127.0.0.1:{base_port}-{base_port + bmcs - 1} expand={expand}", flush=True)
+    print(f"fleet: {bmcs} BMCs on 127.0.0.1:{base_port}-{base_port + bmcs - 1} expand={expand} "
+          f"latency={latency_ms} ms", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
@@ -76,5 +88,6 @@ if __name__ == "__main__":
     ap.add_argument("--bmcs", type=int, default=1000)
     ap.add_argument("--base-port", type=int, default=30000)
     ap.add_argument("--no-expand", action="store_true")
+    ap.add_argument("--latency-ms", type=float, default=0.0)
     a = ap.parse_args()
-    asyncio.run(main(a.bmcs, a.base_port, not a.no_expand))
+    asyncio.run(main(a.bmcs, a.base_port, not a.no_expand, a.latency_ms))

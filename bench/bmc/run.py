@@ -24,8 +24,9 @@ from dgxie.bmc.scan import scan
 HERE = Path(__file__).resolve().parent
 
 
-def start_fleet(bmcs: int, port: int, expand: bool) -> subprocess.Popen[bytes]:
-    args = [sys.executable, str(HERE / "fleet.py"), "--bmcs", str(bmcs), "--base-port", str(port)]
+def start_fleet(bmcs: int, port: int, expand: bool, latency_ms: float = 0) -> subprocess.Popen[bytes]:
+    args = [sys.executable, str(HERE / "fleet.py"), "--bmcs", str(bmcs), "--base-port", str(port),
+            "--latency-ms", str(latency_ms)]
     p = subprocess.Popen([*args, *([] if expand else ["--no-expand"])], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -49,20 +50,30 @@ def run_dgxie(port: int, n: int, concurrency: int) -> tuple[float, int, int]:
     return dt, sum(r.requests for r in res if not isinstance(r, BmcError)), n
 
 
-def run_redfish_lib(port: int, n: int, threads: int) -> tuple[float, int, int]:
-    """Same reads (root, UpdateService, FirmwareInventory, 66 members) with the DMTF library."""
+def run_redfish_lib(port: int, n: int, threads: int, expand: bool = False) -> tuple[float, int, int]:
+    """The same reads with the DMTF library (sync, `requests`), in a thread pool: with $expand
+    the 7 GETs dgxie's scanner makes; without it root, UpdateService, the collection, 66 members."""
     import redfish
 
     count = [0]
+    q = {"$expand": ".($levels=1)"}
 
     def one(i: int) -> int:
         c = redfish.redfish_client(base_url=f"http://127.0.0.1:{port + i}", username="admin", password="password",
                                    timeout=30, max_retry=1)
         root = c.get("/redfish/v1").dict
         upd = c.get(root["UpdateService"]["@odata.id"]).dict
+        if expand:
+            systems = c.get(root["Systems"]["@odata.id"], args=q).dict["Members"]
+            versions = [m.get("Version") for m in c.get(upd["FirmwareInventory"]["@odata.id"], args=q).dict["Members"]]
+            c.get(root["Managers"]["@odata.id"], args=q)
+            for s in systems:
+                c.get(s["Processors"]["@odata.id"], args=q)
+            count[0] += 6 + len(systems)  # + the client's own root GET
+            return len([v for v in versions if v])
         coll = c.get(upd["FirmwareInventory"]["@odata.id"]).dict
         versions = [c.get(m["@odata.id"]).dict.get("Version") for m in coll["Members"]]
-        count[0] += 4 + len(versions)  # + the client's own root GET
+        count[0] += 4 + len(versions)
         return len(versions)
 
     t = time.perf_counter()
@@ -84,29 +95,33 @@ def main() -> None:
     ap.add_argument("--bmcs", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--sequential-sample", type=int, default=100, help="BMCs read one at a time (extrapolated)")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="the fleet waits this long before each answer")
+    ap.add_argument("--no-expand-sample", type=int, default=1000, help="BMCs in the concurrent no-$expand run")
     a = ap.parse_args()
-    fx = start_fleet(a.bmcs, 30000, True)
-    fn = start_fleet(a.bmcs, 32000, False)
+    fx = start_fleet(a.bmcs, 30000, True, a.latency_ms)
+    fn = start_fleet(a.bmcs, 32000, False, a.latency_ms)
+    seq = a.sequential_sample
     try:
         rows = [
             ("dgxie, $expand, concurrent", run_dgxie(30000, a.bmcs, a.concurrency)),
-            ("dgxie, no $expand (66 GETs/BMC), concurrent", run_dgxie(32000, a.bmcs, a.concurrency)),
-            ("dgxie, $expand, sequential", run_dgxie(30000, a.sequential_sample, 1)),
-            ("dgxie, no $expand, sequential", run_dgxie(32000, a.sequential_sample, 1)),
-            ("DMTF redfish lib, 64 threads, no $expand", run_redfish_lib(32000, a.sequential_sample * 2, 64)),
-            ("DMTF redfish lib, sequential, no $expand", run_redfish_lib(32000, a.sequential_sample // 2, 1)),
+            ("dgxie, $expand, sequential", run_dgxie(30000, seq, 1)),
+            ("DMTF redfish lib, $expand, 64 threads", run_redfish_lib(30000, a.bmcs, 64, expand=True)),
+            ("DMTF redfish lib, $expand, sequential", run_redfish_lib(30000, seq, 1, expand=True)),
+            ("dgxie, no $expand (66 GETs/BMC), concurrent", run_dgxie(32000, a.no_expand_sample, a.concurrency)),
+            ("dgxie, no $expand, sequential", run_dgxie(32000, seq, 1)),
+            ("DMTF redfish lib, no $expand, 64 threads", run_redfish_lib(32000, seq * 2, 64)),
         ]
     finally:
         fx.terminate()
         fn.terminate()
+    print(f"fleet latency {a.latency_ms} ms per answer, concurrency {a.concurrency}")
     print(f"| client | BMCs run | time | requests | req/s | per BMC | est. {a.bmcs} BMCs |")
     print("|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(line(name, r, a.bmcs))
     base = rows[0][1][0] / rows[0][1][2]
-    seq = rows[2][1][0] / rows[2][1][2]
-    print(f"\nconcurrent vs sequential ($expand): {seq / base:.1f}x; "
-          f"vs sequential without $expand: {(rows[3][1][0] / rows[3][1][2]) / base:.1f}x")
+    print(f"\ndgxie concurrent $expand vs sequential $expand: {(rows[1][1][0] / rows[1][1][2]) / base:.1f}x; "
+          f"vs sequential without $expand: {(rows[5][1][0] / rows[5][1][2]) / base:.1f}x")
 
 
 if __name__ == "__main__":
