@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
-from dgxie.api import firmware_files, ops
+from dgxie.api import firmware_files, install, ops, registry
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -30,7 +30,7 @@ from dgxie.config import Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
 from dgxie.firmware.metrics import FirmwareCollector
-from dgxie.site import ProfileSpec, RoleSpec, Site
+from dgxie.site import InstallSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
 
@@ -57,7 +57,18 @@ def build_site(settings: Settings) -> Site:
                      verify=str(b.ca_file) if b.ca_file else b.tls_verify)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
                 subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
-                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines)
+                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines,
+                install=build_install_spec(settings))
+
+
+def build_install_spec(settings: Settings) -> InstallSpec:
+    st, ins = settings.site, settings.install
+    return InstallSpec(global_vars=dict(settings.vars), site_name=st.name, domain=st.domain,
+                       site_vars=dict(st.vars), ssh_authorized_keys=tuple(st.ssh_authorized_keys),
+                       timezone=st.timezone, apt_mirrors=tuple(m.name for m in settings.mirrors if m.kind == "apt"),
+                       timeout_minutes=ins.timeout_minutes, sweep_seconds=ins.sweep_seconds,
+                       callback_max_bytes=ins.callback_max_bytes,
+                       progress_interval_seconds=ins.progress_interval_seconds)
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
@@ -114,4 +125,9 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(firmware_files.router)
     app.include_router(v1_router, prefix="/api/v1")
+    app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
+    app.include_router(install.router)
+    if install.start_sweeper not in ctx.extras.setdefault("lifespan_hooks", []):
+        ctx.extras["lifespan_hooks"].append(install.start_sweeper)
+        ctx.extras.setdefault("shutdown_hooks", []).append(install.stop_sweeper)
     return app

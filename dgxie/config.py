@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +129,25 @@ def default_roles() -> dict[str, RoleConfig]:
     }
 
 
+class SiteConfig(_Strict):
+    """The site's identity and the variables every node's install config sees (docs/lifecycle.md)."""
+
+    name: str = "dgxie"
+    domain: str = "cluster.local"
+    vars: dict[str, Any] = {}
+    ssh_authorized_keys: list[str] = []
+    timezone: str = "UTC"
+
+
+class InstallConfig(_Strict):
+    """Installer callbacks and the install timeout (docs/lifecycle.md)."""
+
+    timeout_minutes: int = Field(default=90, ge=1)
+    sweep_seconds: float = Field(default=60, gt=0)
+    callback_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    progress_interval_seconds: float = Field(default=5.0, ge=0)
+
+
 class BmcConfig(_Strict):
     """How dgxie talks to BMCs (Redfish and IPMI); see docs/firmware.md."""
 
@@ -165,6 +185,9 @@ class Settings(BaseSettings):
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     mirrors: list[MirrorConfig] = []
+    vars: dict[str, Any] = {}
+    site: SiteConfig = SiteConfig()
+    install: InstallConfig = InstallConfig()
     bmc: BmcConfig = BmcConfig()
     firmware: FirmwareConfig = FirmwareConfig()
 
@@ -228,7 +251,8 @@ def format_errors(exc: ValidationError) -> str:
         msg = str(err["msg"]).removeprefix("Value error, ")
         loc = _format_loc(tuple(err["loc"]))
         # A model validator's message may already start with the sub-key it is about.
-        lines.append(f"{loc}.{msg}" if loc and ":" in msg.split(" ")[0] else f"{loc}: {msg}" if loc else msg)
+        sub_key = re.match(r"^[a-z_][a-z0-9_.\[\]]*: ", msg)  # a model validator naming its own sub-key
+        lines.append(f"{loc}.{msg}" if loc and sub_key else f"{loc}: {msg}" if loc else msg)
     return "\n".join(lines)
 
 

@@ -39,6 +39,24 @@ class ProfileSpec:
 
 
 @dataclass(frozen=True)
+class InstallSpec:
+    """Install configs and callbacks: the variable layers above profile/node, mirrors, timeouts."""
+
+    global_vars: dict[str, Any] = field(default_factory=dict)
+    site_name: str = "dgxie"
+    domain: str = "cluster.local"
+    site_vars: dict[str, Any] = field(default_factory=dict)
+    ssh_authorized_keys: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    apt_mirrors: tuple[str, ...] = ()  # names of the configured `kind: apt` mirrors
+    timeout_minutes: int = 90
+    sweep_seconds: float = 60.0
+    callback_max_bytes: int = 256 * 1024
+    progress_interval_seconds: float = 5.0
+    templates_dir: Path | None = None  # None: the templates/ shipped beside the package
+
+
+@dataclass(frozen=True)
 class Site:
     box: SecretBox
     data_dir: Path
@@ -46,6 +64,7 @@ class Site:
     subnets: tuple[ipaddress.IPv4Network, ...] = ()
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     profiles: tuple[ProfileSpec, ...] = ()
+    install: InstallSpec = field(default_factory=InstallSpec)
     bmc: BmcOptions = field(default_factory=BmcOptions)
     bmc_scan_concurrency: int = 100
     firmware_dir: Path = Path("firmware")

@@ -5,7 +5,7 @@ root stops advertising it, so clients read the 66 members one by one).
 
 Plain asyncio protocol, pre-rendered responses, HTTP/1.1 keep-alive; no auth checks.
 
-    python bench/bmc/fleet.py --bmcs 1000 --base-port 30000 [--no-expand]
+    python bench/bmc/fleet.py --bmcs 1000 --base-port 24000 [--no-expand]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def main(bmcs: int, base_port: int, expand: bool, latency_ms: float) -> No
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--bmcs", type=int, default=1000)
-    ap.add_argument("--base-port", type=int, default=30000)
+    ap.add_argument("--base-port", type=int, default=24000)
     ap.add_argument("--no-expand", action="store_true")
     ap.add_argument("--latency-ms", type=float, default=0.0)
     a = ap.parse_args()

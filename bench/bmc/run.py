@@ -22,6 +22,8 @@ from dgxie.bmc.base import BmcError, Endpoint, Options
 from dgxie.bmc.scan import scan
 
 HERE = Path(__file__).resolve().parent
+# Below the ephemeral range (32768-60999 here), so no client connection holds one of them.
+FLEET_PORTS = (24000, 26000)
 
 
 def start_fleet(bmcs: int, port: int, expand: bool, latency_ms: float = 0) -> subprocess.Popen[bytes]:
@@ -98,18 +100,18 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=0.0, help="the fleet waits this long before each answer")
     ap.add_argument("--no-expand-sample", type=int, default=1000, help="BMCs in the concurrent no-$expand run")
     a = ap.parse_args()
-    fx = start_fleet(a.bmcs, 30000, True, a.latency_ms)
-    fn = start_fleet(a.bmcs, 32000, False, a.latency_ms)
+    fx = start_fleet(a.bmcs, FLEET_PORTS[0], True, a.latency_ms)
+    fn = start_fleet(a.bmcs, FLEET_PORTS[1], False, a.latency_ms)
     seq = a.sequential_sample
     try:
         rows = [
-            ("dgxie, $expand, concurrent", run_dgxie(30000, a.bmcs, a.concurrency)),
-            ("dgxie, $expand, sequential", run_dgxie(30000, seq, 1)),
-            ("DMTF redfish lib, $expand, 64 threads", run_redfish_lib(30000, a.bmcs, 64, expand=True)),
-            ("DMTF redfish lib, $expand, sequential", run_redfish_lib(30000, seq, 1, expand=True)),
-            ("dgxie, no $expand (66 GETs/BMC), concurrent", run_dgxie(32000, a.no_expand_sample, a.concurrency)),
-            ("dgxie, no $expand, sequential", run_dgxie(32000, seq, 1)),
-            ("DMTF redfish lib, no $expand, 64 threads", run_redfish_lib(32000, seq * 2, 64)),
+            ("dgxie, $expand, concurrent", run_dgxie(FLEET_PORTS[0], a.bmcs, a.concurrency)),
+            ("dgxie, $expand, sequential", run_dgxie(FLEET_PORTS[0], seq, 1)),
+            ("DMTF redfish lib, $expand, 64 threads", run_redfish_lib(FLEET_PORTS[0], a.bmcs, 64, expand=True)),
+            ("DMTF redfish lib, $expand, sequential", run_redfish_lib(FLEET_PORTS[0], seq, 1, expand=True)),
+            ("dgxie, no $expand (66 GETs), concurrent", run_dgxie(FLEET_PORTS[1], a.no_expand_sample, a.concurrency)),
+            ("dgxie, no $expand, sequential", run_dgxie(FLEET_PORTS[1], seq, 1)),
+            ("DMTF redfish lib, no $expand, 64 threads", run_redfish_lib(FLEET_PORTS[1], seq * 2, 64)),
         ]
     finally:
         fx.terminate()

@@ -29,6 +29,23 @@ class NodeStateCollector(Collector):
         yield g
 
 
+def route_label(scope: Scope) -> str:
+    """The matched route's template with its mount prefix (`/api/v1/nodes/{ref}`), never the raw
+    path, so labels stay few."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None:
+        return "unmatched"
+    fmt = getattr(route, "path_format", template)
+    try:
+        concrete = fmt.format(**{k: str(v) for k, v in scope.get("path_params", {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return str(template)
+    path = str(scope.get("path", ""))
+    prefix = path[: len(path) - len(concrete)] if concrete and path.endswith(concrete) else ""
+    return prefix + str(template)
+
+
 class HttpMetrics:
     """Counts requests by route template and status; times them."""
 
@@ -56,7 +73,6 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, wrapped)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = route_label(scope)
             self.requests.labels(scope["method"], path, str(status)).inc()
             self.latency.labels(path).observe(time.perf_counter() - start)

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from dgxie.cli import common, db_cmd, firmware_cmd, node_cmd, power_cmd, serve_cmd, token_cmd  # noqa: F401 - power_cmd registers `node power`
-from dgxie.errors import DgxieError
+from dgxie.cli import (
+    common,
+    db_cmd,
+    firmware_cmd,
+    lifecycle_cmd,
+    node_cmd,
+    oci_cmd,
+    power_cmd,
+    render_cmd,
+    serve_cmd,
+    token_cmd,
+)
+from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -20,7 +30,11 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(oci_cmd.app, name="mirror-oci")  # until merge: `dgxie mirror sync` routes kind oci here
+app.command("render", help="Print what a node would be served (user-data, ...; --explain).")(render_cmd.render)
+_ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
 app.add_typer(firmware_cmd.app, name="firmware")
+_registered = power_cmd  # registers `node power` and `node bootdev` onto node_cmd.app
 
 
 def _take_config(argv: list[str]) -> list[str]:
@@ -31,7 +45,7 @@ def _take_config(argv: list[str]) -> list[str]:
         if arg == "--config":
             value = next(it, None)
             if value is None:
-                raise click.UsageError("--config needs a FILE")
+                raise ConfigError("--config needs a FILE")
             common.CONFIG_PATH[0] = value
         elif arg.startswith("--config="):
             common.CONFIG_PATH[0] = arg.split("=", 1)[1]
@@ -55,13 +69,27 @@ def main(argv: list[str] | None = None) -> None:
         for line in rest:
             print(f"dgxie: error: {line}", file=sys.stderr)
         sys.exit(1)
-    except click.exceptions.Abort:
-        print("dgxie: aborted", file=sys.stderr)
-        sys.exit(1)
-    except click.ClickException as exc:
-        print(f"dgxie: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        _cli_exit(exc)
+
+
+def _cli_exit(exc: Exception) -> None:
+    """Map click's (or typer's vendored click's) exceptions to one line and an exit status."""
+    name = type(exc).__name__
+    if name == "Exit":
+        sys.exit(int(getattr(exc, "exit_code", 0)))
+    if name == "Abort":
+        print("dgxie: aborted", file=sys.stderr)
+        sys.exit(1)
+    fmt = getattr(exc, "format_message", None)
+    if not callable(fmt):
+        raise exc
+    if name == "NoArgsIsHelpError":
+        print(fmt())
+        sys.exit(0)
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None and getattr(ctx, "command_path", None) else ""
+    print(f"dgxie: error: {where}{fmt()}", file=sys.stderr)
+    sys.exit(1)

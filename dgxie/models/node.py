@@ -32,6 +32,11 @@ class Node(Base):
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Install progress (migration 0004, lifecycle): the last installer contact, for the timeout sweep,
+    # and the progress-event aggregation (one logged event per interval, the rest counted).
+    install_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    progress_logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    progress_suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     profile: Mapped[Profile | None] = relationship(lazy="joined")
     interfaces: Mapped[list[Interface]] = relationship(

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import firmware, images, nodes, power, profiles, tokens
+from dgxie.api.v1 import firmware, images, lifecycle, nodes, power, profiles, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
 router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
+router.include_router(lifecycle.router)
 router.include_router(power.router)
 router.include_router(firmware.router)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from dgxie import tokens
-from dgxie.api.auth import Admin, Principal
+from dgxie.api.auth import Admin, Principal, forget
 from dgxie.api.deps import SessionDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -34,5 +34,7 @@ def create_token(body: TokenIn, s: SessionDep, who: Principal = Admin) -> TokenC
 
 
 @router.delete("/{name}", response_model=tokens.TokenOut)
-def revoke_token(name: str, s: SessionDep, who: Principal = Admin) -> tokens.TokenOut:
-    return tokens.to_out(tokens.revoke_token(s, name, actor=who.actor))
+def revoke_token(name: str, request: Request, s: SessionDep, who: Principal = Admin) -> tokens.TokenOut:
+    out = tokens.to_out(tokens.revoke_token(s, name, actor=who.actor))
+    forget(request, name)
+    return out

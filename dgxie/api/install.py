@@ -1,0 +1,121 @@
+"""Install configs and installer callbacks under each node's secret URL (unauthenticated).
+
+    GET  /boot/n/{token}/user-data|meta-data|vendor-data|preseed|kickstart
+    POST /boot/n/{token}/events
+
+A wrong token, an unknown node and an artefact the node's template set lacks are all the same
+404 (no oracle). A config that fails to render or validate is a 503 `config not available` for the
+node (never half a config) and an error in the log and in the node's events for the admin.
+Also here: the install-timeout sweep task the app starts in its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from dgxie.api.deps import get_ctx
+from dgxie.boot import seed
+from dgxie.db import session_scope
+from dgxie.errors import Invalid, NotFound, TooLarge
+from dgxie.nodes import callbacks
+from dgxie.nodes.events import record
+from dgxie.nodes.lifecycle import sweep_install_timeouts
+
+if TYPE_CHECKING:
+    from dgxie.app import Context
+
+log = logging.getLogger("dgxie.install")
+router = APIRouter(tags=["install"])
+UNAVAILABLE = {"detail": "config not available"}
+
+
+def _serve(ctx: Context, token: str, artifact: str) -> seed.Rendered | None:
+    with session_scope(ctx.sessions) as s:
+        node = callbacks.node_by_token(s, token, lock=True)
+        try:
+            rendered = seed.render(ctx.site, node, artifact)
+        except NotFound:
+            raise NotFound("not found") from None
+        except Invalid as exc:
+            log.error("install config %s for %s is not available: %s", artifact, node.hostname, exc.detail)
+            record(s, actor="dgxie", kind="render.error", node=node, reason=exc.detail[:2000],
+                   data={"artifact": artifact})
+            return None
+        callbacks.note_fetch(s, node, artifact)
+        return rendered
+
+
+@router.get("/boot/n/{token}/{artifact}", include_in_schema=False)
+def seed_file(token: str, artifact: str, request: Request) -> Response:
+    if artifact not in seed.ARTIFACTS:
+        raise NotFound("not found")
+    rendered = _serve(get_ctx(request), token, artifact)
+    if rendered is None:
+        return JSONResponse(UNAVAILABLE, status_code=503)
+    return Response(rendered.text, media_type=rendered.content_type, headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(f"callback body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"callback body larger than {limit} bytes")
+    return bytes(body)
+
+
+def _callback(ctx: Context, token: str, body: bytes) -> dict[str, Any]:
+    with session_scope(ctx.sessions) as s:
+        node = callbacks.node_by_token(s, token, lock=True)
+        cb = callbacks.parse(body)
+        return callbacks.apply(s, node, cb, interval=ctx.site.install.progress_interval_seconds)
+
+
+@router.post("/boot/n/{token}/events", include_in_schema=False)
+async def installer_event(token: str, request: Request) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    body = await _body(request, ctx.site.install.callback_max_bytes)
+    return await run_in_threadpool(_callback, ctx, token, body)
+
+
+# --- the install-timeout sweep ------------------------------------------------------------------
+
+def sweep_once(ctx: Context) -> list[str]:
+    with session_scope(ctx.sessions) as s:
+        failed = sweep_install_timeouts(s, timeout=timedelta(minutes=ctx.site.install.timeout_minutes))
+    for name in failed:
+        log.warning("install of %s timed out: marked failed", name)
+    return failed
+
+
+async def _sweeper(ctx: Context, every: float) -> None:
+    while True:
+        try:
+            await run_in_threadpool(sweep_once, ctx)
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("install-timeout sweep failed")
+        await asyncio.sleep(every)
+
+
+async def start_sweeper(ctx: Context) -> None:
+    every = ctx.site.install.sweep_seconds
+    ctx.extras["install_sweeper"] = asyncio.get_running_loop().create_task(_sweeper(ctx, every))
+
+
+async def stop_sweeper(ctx: Context) -> None:
+    task = ctx.extras.pop("install_sweeper", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

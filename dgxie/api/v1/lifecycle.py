@@ -1,0 +1,89 @@
+"""/api/v1/nodes/{name}/reprovision and the live event stream (Server-Sent Events).
+
+The stream polls the events table by id (bounded: one query per `poll` seconds, at most 1000 rows
+each), sends a comment heartbeat every 15 s so proxies keep it open, and resumes after the id in
+`Last-Event-ID` (or `?after=`). It ends after `timeout` seconds or when the client goes away;
+EventSource clients reconnect by themselves with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.deps import SessionDep, SiteDep, get_ctx
+from dgxie.db import session_scope
+from dgxie.errors import Invalid
+from dgxie.models import Node
+from dgxie.nodes import events, lifecycle, service
+from dgxie.nodes.schemas import EventOut, NodeOut
+
+router = APIRouter(prefix="/nodes", tags=["nodes"])
+HEARTBEAT_SECONDS = 15.0
+
+
+def hooks_of(request: Request) -> lifecycle.ReprovisionHooks:
+    """The reprovision hooks registered on the context (`ctx.extras["reprovision_hooks"]`)."""
+    hooks = get_ctx(request).extras.setdefault("reprovision_hooks", lifecycle.ReprovisionHooks())
+    assert isinstance(hooks, lifecycle.ReprovisionHooks)
+    return hooks
+
+
+@router.post("/{ref}/reprovision", response_model=NodeOut)
+def reprovision(ref: str, request: Request, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeOut:
+    """Back to `enrolled` with a new boot token; then the after-hooks (e.g. BMC PXE-once + power cycle)."""
+    hooks = hooks_of(request)
+    node = lifecycle.reprovision(s, site, service.get_node(s, ref), actor=who.actor, hooks=hooks)
+    out = service.to_out(node)
+    s.commit()
+    lifecycle.run_after_reprovision(get_ctx(request).sessions, site, out.hostname, actor=who.actor, hooks=hooks)
+    return out
+
+
+def sse(ev: EventOut) -> str:
+    """One Server-Sent Events message (WHATWG HTML, server-sent events): id, event type, JSON data."""
+    return f"id: {ev.id}\nevent: {ev.kind}\ndata: {json.dumps(ev.model_dump(mode='json'))}\n\n"
+
+
+@router.get("/{ref}/events/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def stream_events(ref: str, request: Request, _: Principal = Viewer, after: int = Query(0, ge=0),
+                  timeout: float = Query(300, gt=0, le=3600), poll: float = Query(1.0, ge=0.1, le=30),
+                  last_event_id: str | None = Header(None)) -> StreamingResponse:
+    ctx = get_ctx(request)
+    if last_event_id:
+        if not last_event_id.isdigit():
+            raise Invalid("Last-Event-ID: must be an event id")
+        after = max(after, int(last_event_id))
+    with session_scope(ctx.sessions) as s:
+        node_id = service.get_node(s, ref).id
+
+    def fetch(after_id: int) -> list[EventOut]:
+        with session_scope(ctx.sessions) as s:
+            node = s.get(Node, node_id)
+            return [] if node is None else events.list_events(s, node=node, after_id=after_id, limit=1000)
+
+    async def gen() -> AsyncIterator[str]:
+        last, deadline = after, time.monotonic() + timeout
+        beat = time.monotonic()
+        yield f"retry: {int(poll * 1000)}\n\n"
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            batch = await run_in_threadpool(fetch, last)
+            for ev in batch:
+                last = ev.id
+                yield sse(ev)
+            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                beat = time.monotonic()
+                yield ": heartbeat\n\n"
+            if len(batch) < 1000:
+                await asyncio.sleep(poll)
+
+    return StreamingResponse(gen(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,182 @@
+"""Install configs: render a node's user-data, meta-data, vendor-data, preseed or kickstart.
+
+A profile's `template` names its template set (`ubuntu/autoinstall`, `debian/preseed`,
+`rhel/kickstart`): the part before `/` picks the directory under `templates/` and so the artefacts
+the node can fetch. Rendering uses its own Jinja2 environment with StrictUndefined; the output is
+validated (`boot.validate`) before anyone sees it, so a node gets a whole config or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shlex
+import traceback
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, NoReturn
+
+import jinja2
+
+from dgxie.boot import urls
+from dgxie.boot.validate import VALIDATORS, RenderError
+from dgxie.boot.vars import Merged, layered, site_layer
+from dgxie.errors import Invalid, NotFound
+from dgxie.models import Node
+from dgxie.site import Site
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+ARTIFACTS = ("user-data", "meta-data", "vendor-data", "preseed", "kickstart")
+FAMILIES: dict[str, dict[str, str]] = {
+    "ubuntu": {"user-data": "ubuntu/user-data.j2", "meta-data": "ubuntu/meta-data.j2",
+               "vendor-data": "ubuntu/vendor-data.j2"},
+    "debian": {"preseed": "debian/preseed.j2"},
+    "rhel": {"kickstart": "rhel/kickstart.j2"},
+    "rocky": {"kickstart": "rhel/kickstart.j2"},
+}
+CONTENT_TYPES = {"user-data": "text/cloud-config", "vendor-data": "text/cloud-config"}
+OS_FAMILY = {"ubuntu": "ubuntu", "debian": "debian", "rhel": "rhel", "rocky": "rhel"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    artifact: str
+    template: str
+    text: str
+    merged: Merged
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(self.artifact, "text/plain") + "; charset=utf-8"
+
+
+def _fail(message: str) -> NoReturn:
+    raise jinja2.TemplateRuntimeError(message)
+
+
+def _yaml(value: Any) -> str:
+    """JSON is YAML: a safely quoted scalar or flow value (an undefined variable stays an error)."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    return json.dumps(value)
+
+
+@cache
+def environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters["yaml"] = _yaml
+    env.filters["sh"] = lambda v: shlex.quote(str(v))
+    env.filters["b64"] = lambda v: base64.b64encode(str(v).encode()).decode()
+    env.globals["fail"] = _fail
+    return env
+
+
+def _template_line(exc: BaseException, templates_dir: Path) -> tuple[str | None, int | None]:
+    """The innermost template frame of a Jinja2 runtime error (Jinja2 rewrites them to template lines)."""
+    root = str(templates_dir)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(root):
+            return str(Path(frame.filename).relative_to(templates_dir)), frame.lineno
+    return None, None
+
+
+def render_template(templates_dir: Path, name: str, values: dict[str, Any]) -> str:
+    """Render one template; any template mistake becomes a RenderError naming template and line."""
+    env = environment(templates_dir)
+    try:
+        return env.get_template(name).render(values)
+    except jinja2.TemplateSyntaxError as exc:
+        where = str(Path(exc.filename).relative_to(templates_dir)) if exc.filename else name
+        raise RenderError(where, f"syntax error: {exc.message}", line=exc.lineno) from None
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(name, f"template {exc.name} not found under {templates_dir}") from None
+    except jinja2.UndefinedError as exc:
+        at, line = _template_line(exc, templates_dir)
+        msg = exc.message or "undefined variable"
+        raise RenderError(at or name, msg, line=line, key=msg.split("'")[1] if "'" in msg else None) from None
+    except jinja2.TemplateRuntimeError as exc:
+        at, line = _template_line(exc, templates_dir)
+        raise RenderError(at or name, str(exc), line=line) from None
+    except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError) as exc:  # a filter on a bad type
+        at, line = _template_line(exc, templates_dir)
+        raise RenderError(at or name, f"{exc.__class__.__name__}: {exc}", line=line) from None
+
+
+def family_of(node: Node) -> str:
+    if node.profile is None:
+        raise Invalid(f"{node.hostname}: has no profile, so no install config")
+    family = node.profile.template.split("/", 1)[0]
+    if family not in FAMILIES:
+        raise Invalid(f"profile {node.profile.name}: template {node.profile.template!r} has no install configs "
+                      f"(known: {', '.join(sorted(FAMILIES))})")
+    return family
+
+
+def artifacts_of(node: Node) -> tuple[str, ...]:
+    return tuple(FAMILIES[family_of(node)])
+
+
+def install_id(boot_token: str) -> str:
+    """A stable id per install (changes with the token on reprovision), never the token itself."""
+    return hashlib.sha256(boot_token.encode()).hexdigest()[:12]
+
+
+def node_vars(site: Site, node: Node) -> Merged:
+    """Every variable the node's templates see, with the layer each came from."""
+    ins = site.install
+    if node.profile is None:
+        raise Invalid(f"{node.hostname}: has no profile, so no install config")
+    prof = node.profile
+    if prof.image is None:
+        spec = next((p for p in site.profiles if p.name == prof.name), None)
+        if spec is not None and spec.image:
+            raise Invalid(f"profile {prof.name}: image {spec.image!r} is not registered (dgxie image add)")
+        raise Invalid(f"profile {prof.name}: has no image")
+    if OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family_of(node)):
+        raise Invalid(f"profile {prof.name}: template {prof.template} does not fit image {prof.image.name} "
+                      f"(os {prof.image.os})")
+    base = urls.node_base_url(site.public_url, node.boot_token)
+    facts: dict[str, Any] = {
+        "hostname": node.hostname, "mac": node.mac, "macs": [i.mac for i in node.interfaces], "ip": node.ip,
+        "profile": prof.name, "role": node.role, "image": prof.image.name, "os": prof.image.os,
+        "arch": prof.image.arch, "public_url": site.public_url, "seed_url": base, "events_url": base + "events",
+        "instance_id": f"dgxie-{node.hostname}-{install_id(node.boot_token)}",
+    }
+    site_vars = site_layer(ins.site_name, ins.domain, ins.timezone, ins.ssh_authorized_keys, ins.site_vars)
+    merged = layered(global_vars=ins.global_vars, site=site_vars, profile=prof.vars, node=node.vars, facts=facts)
+    derived = _derived(site, merged.values)
+    merged.values.update(derived)
+    merged.source.update(dict.fromkeys(derived, "dgxie"))
+    return merged
+
+
+def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"fqdn": f"{values['hostname']}.{values['domain']}" if values.get("domain")
+                           else values["hostname"], "apt_mirror_url": None}
+    name = values.get("apt_mirror")
+    if name:
+        if name not in site.install.apt_mirrors:
+            known = ", ".join(site.install.apt_mirrors) or "none configured"
+            raise Invalid(f"apt_mirror: no APT mirror named {name!r} (known: {known})")
+        out["apt_mirror_url"] = f"{site.public_url}/mirror/apt/{name}"
+    return out
+
+
+def render(site: Site, node: Node, artifact: str) -> Rendered:
+    """Render and validate one artefact for `node`; raise NotFound if its profile has no such file."""
+    if artifact not in ARTIFACTS:
+        raise NotFound(f"no artefact {artifact!r} (known: {', '.join(ARTIFACTS)})")
+    family = family_of(node)
+    template = FAMILIES[family].get(artifact)
+    if template is None:
+        raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
+                       f"(it has {', '.join(FAMILIES[family])})")
+    merged = node_vars(site, node)
+    templates_dir = site.install.templates_dir or TEMPLATES_DIR
+    text = render_template(templates_dir, template, dict(merged.values))
+    VALIDATORS[artifact](text, template)
+    return Rendered(artifact=artifact, template=template, text=text, merged=merged)
+

@@ -1,0 +1,67 @@
+"""`dgxie render NODE ARTIFACT [--explain]`: exactly what the node would be served.
+
+Artefacts dispatch through `RENDERERS`; `ipxe` is plugged in by the netboot area at merge.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import typer
+from sqlalchemy.orm import Session
+
+from dgxie.boot import seed
+from dgxie.boot.vars import Merged
+from dgxie.cli.common import context, session
+from dgxie.errors import Invalid
+from dgxie.nodes import service
+from dgxie.site import Site
+
+Renderer = Callable[[Session, Site, str], tuple[str, Merged | None]]
+"""`renderer(session, site, node_ref) -> (text, merged vars or None)`."""
+
+
+def _seed(artifact: str) -> Renderer:
+    def run(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
+        r = seed.render(site, service.get_node(s, ref), artifact)
+        return r.text, r.merged
+
+    return run
+
+
+def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
+    raise Invalid("ipxe rendering not available in this build")
+
+
+RENDERERS: dict[str, Renderer] = {a: _seed(a) for a in seed.ARTIFACTS} | {"ipxe": _ipxe}
+
+
+def explain_lines(merged: Merged) -> list[str]:
+    """`VARIABLE  LAYER  VALUE  [# over LOWER, ...]`, one per variable (layers: default < global <
+    site < profile < node; `dgxie` marks the node's facts)."""
+    rows = merged.explain()
+    width = max((len(k) for k, *_ in rows), default=8)
+    out = [f"{'# variable':<{width}}  {'layer':<7}  value  # layers it overrides"]
+    for key, value, layer, lower in rows:
+        over = f"  # over {', '.join(lower)}" if lower else ""
+        out.append(f"{key:<{width}}  {layer:<7}  {json.dumps(value)}{over}")
+    return out
+
+
+def render(node: str = typer.Argument(..., help="hostname or MAC"),
+           artifact: str = typer.Argument(..., help=", ".join(RENDERERS)),
+           explain: bool = typer.Option(False, "--explain", help="show every variable and the layer it came from")
+           ) -> None:
+    """Print what NODE would be served as ARTIFACT (nothing changes)."""
+    renderer = RENDERERS.get(artifact)
+    if renderer is None:
+        raise Invalid(f"unknown artefact {artifact!r} (known: {', '.join(RENDERERS)})")
+    with session() as s:
+        text, merged = renderer(s, context().site, node)
+    if explain:
+        if merged is not None:
+            sys.stdout.write("\n".join(explain_lines(merged)) + "\n")
+        return
+    sys.stdout.write(text)

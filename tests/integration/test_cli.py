@@ -1,0 +1,90 @@
+"""The `dgxie` CLI against SQLite and PostgreSQL: same service layer, same validation, same events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.paths import SHARED
+
+
+def test_node_lifecycle_commands(cli, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("bmc-secret-1\n")
+    r = cli("node", "add", "dgx01", "--mac", "AA-BB-CC-00-00-01", "--ip", "10.0.0.11", "--tag", "rack1",
+            "--extra-mac", "aabb.cc00.0101", "--bmc", "https://10.0.1.11", "--bmc-user", "admin",
+            "--bmc-password-file", str(pw), "--json")
+    assert r.code == 0, r.err
+    node = json.loads(r.out)
+    assert node["mac"] == "aa:bb:cc:00:00:01" and node["bmc"]["password_set"] is True
+    assert "bmc-secret-1" not in r.out + r.err
+    r = cli("node", "show", "aa:bb:cc:00:01:01", "--json", "--events")
+    shown = json.loads(r.out)
+    assert shown["hostname"] == "dgx01" and shown["events"][0]["actor"].startswith("cli:")
+    assert "bmc-secret-1" not in r.out
+    r = cli("node", "set", "dgx01", "--role", "slurmd", "--tag", "rack2", "--tag", "h100", "--json")
+    assert r.code == 0 and json.loads(r.out)["tags"] == ["h100", "rack2"]
+    assert json.loads(cli("node", "list", "--json", "--role", "slurmd").out)[0]["hostname"] == "dgx01"
+    assert json.loads(cli("node", "list", "--json", "--tag", "rack1").out) == []
+    r = cli("node", "list")
+    assert r.code == 0 and "dgx01" in r.out
+    assert cli("node", "delete", "dgx01").code == 0
+    assert json.loads(cli("node", "list", "--json").out) == []
+
+
+def test_bad_input_is_one_line_and_exit_1(cli) -> None:
+    assert cli("node", "add", "n1", "--mac", "02:00:00:00:00:01").code == 0
+    cases = [
+        (("node", "add", "n2", "--mac", "02:00:00:00:00:01"), "MAC 02:00:00:00:00:01 belongs to node n1"),
+        (("node", "add", "n2", "--mac", "nope"), "is not a MAC address"),
+        (("node", "add", "n2", "--mac", "02:00:00:00:00:02", "--profile", "x"), "unknown profile 'x'"),
+        (("node", "add", "N_2", "--mac", "02:00:00:00:00:02"), "not a valid hostname"),
+        (("node", "add", "n2", "--mac", "02:00:00:00:00:02", "--bmc-password-file", "/nonexistent"),
+         "No such file"),
+        (("node", "show", "ghost"), "no node 'ghost'"),
+        (("node", "set", "n1"), "nothing to change"),
+        (("node", "list", "--state", "weird"), "unknown state"),
+        (("node", "frobnicate"), "No such command"),
+        (("node", "add"), "Missing argument"),
+        (("token", "create", "--role", "root", "--name", "x"), "role"),
+    ]
+    for args, needle in cases:
+        r = cli(*args)
+        assert r.code == 1, (args, r)
+        assert needle in r.err, (args, r.err)
+        assert len(r.err.strip().splitlines()) == 1, (args, r.err)
+        assert "Traceback" not in r.err
+    assert [n["hostname"] for n in json.loads(cli("node", "list", "--json").out)] == ["n1"]
+
+
+def test_token_create_prints_once(cli) -> None:
+    r = cli("token", "create", "--role", "admin", "--name", "root")
+    assert r.code == 0 and r.out.strip().startswith("dgxie_")
+    listed = cli("token", "list", "--json").out
+    assert r.out.strip() not in listed and '"root"' in listed
+    assert cli("token", "create", "--role", "admin", "--name", "root").code == 1
+
+
+def test_import_all_or_nothing(cli, tmp_path: Path) -> None:
+    good = tmp_path / "nodes.csv"
+    good.write_text("hostname,mac,ip,role,tags,bmc_url,bmc_username,bmc_password\n"
+                    "gpu01,d8:c4:97:00:00:01,10.0.0.21,slurmd,a;b,https://10.0.1.21,admin,pw1\n"
+                    "gpu02,d8:c4:97:00:00:02,10.0.0.22,,,,,\n")
+    bad = tmp_path / "more.yaml"
+    bad.write_text("- {hostname: gpu03, mac: '02:00:00:00:00:03'}\n- {hostname: gpu04, mac: 'd8:c4:97:00:00:01'}\n")
+    r = cli("node", "import", str(good), str(bad))
+    assert r.code == 1 and "more.yaml entry 2 (gpu04): MAC d8:c4:97:00:00:01 belongs to node gpu01" in r.err
+    assert json.loads(cli("node", "list", "--json").out) == []
+    machines = SHARED / "reference/deepops/dgxie-machines.example.json"
+    r = cli("node", "import", str(machines), str(good))
+    assert r.code == 0, r.err
+    nodes = {n["hostname"]: n for n in json.loads(cli("node", "list", "--json").out)}
+    assert nodes["gpu01"]["profile"] == "dgx-1-example"  # d8:c4:97.* from DGXIE's machines.json
+    assert nodes["gpu01"]["bmc"]["password_set"] and nodes["gpu01"]["tags"] == ["a", "b"]
+    dns = tmp_path / "dnsmasq.conf"
+    dns.write_text("# site hosts\ndhcp-host=02:00:00:00:00:0a,login01,10.0.0.5\ndhcp-host=02:00:00:00:00:0b,10.0.0.6\n")
+    assert cli("node", "import", str(dns)).code == 0
+    nodes = {n["hostname"]: n for n in json.loads(cli("node", "list", "--json").out)}
+    assert nodes["login01"]["ip"] == "10.0.0.5" and nodes["node-02000000000b"]["ip"] == "10.0.0.6"
+    r = cli("node", "import", str(dns))  # again: every row conflicts, nothing changes
+    assert r.code == 1 and "dnsmasq.conf line 2 (login01): hostname login01 is already enrolled" in r.err

@@ -1,0 +1,6 @@
+"""Where the repository and the shared reference data are (CI clones with shared/ beside the repo)."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared").resolve()
