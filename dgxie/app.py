@@ -30,6 +30,8 @@ from dgxie.config import Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
 from dgxie.firmware.metrics import FirmwareCollector
+from dgxie.nodes.lifecycle import ReprovisionHooks
+from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
 from dgxie.site import InstallSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
@@ -80,6 +82,8 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     ctx = Context(settings=settings, engine=engine, sessions=db.session_factory(engine), site=build_site(settings))
     with db.session_scope(ctx.sessions) as s:
         sync_config_profiles(s, ctx.site)
+    # After a reprovision commits: PXE once + power cycle through the node's BMC, if it has one.
+    ctx.extras.setdefault("reprovision_hooks", ReprovisionHooks()).after.append(bmc_reprovision_hook)
     return ctx
 
 

@@ -6,6 +6,7 @@ A failed BMC action is recorded too: the failure event is committed before the e
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -86,3 +87,12 @@ def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: s
     record(session, actor=actor, kind="node.bootdev", node=node, reason=f"next boot: {device}",
            data={"boot": device, "protocol": b.endpoint.protocol})
     return {"node": node.hostname, "boot": device}
+
+
+def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> None:
+    """The reprovision after-hook: PXE once + cycle when the node has a BMC. A BMC failure is
+    recorded (`node.pxe_cycle.failed`) but does not fail the already committed reprovision."""
+    if not node.bmc_url:
+        return
+    with contextlib.suppress(Unavailable):
+        pxe_once_and_cycle(session, site, node, actor)
