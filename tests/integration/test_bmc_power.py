@@ -128,3 +128,24 @@ def test_ipmi_power_and_pxe_through_cli(cli: Any, ipmi: int, tmp_path: Path) -> 
     assert cli("node", "add", "nobmc", "--mac", "00:5c:52:31:3b:02").code == 0
     r = cli("node", "power", "nobmc", "on")
     assert r.code == 1 and "has no BMC" in r.err
+
+
+def test_reprovision_sets_pxe_once_and_cycles(cli: Any, emulator: str, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("password\n")
+    system = "/redfish/v1/Systems/22222222-2222-4222-8222-222222222222"
+    assert cli("node", "add", "emu04", "--mac", "00:5c:52:31:3a:04", "--bmc", emulator + system, "--bmc-user",
+               "admin", "--bmc-password-file", str(pw)).code == 0
+    assert cli("node", "add", "plain", "--mac", "00:5c:52:31:3a:05").code == 0
+    r = cli("node", "reprovision", "emu04")
+    assert r.code == 0, r.err
+    boot = httpx.get(emulator + system, auth=("admin", "password")).json()["Boot"]
+    assert boot["BootSourceOverrideTarget"] == "Pxe"
+    kinds = [e["kind"] for e in json.loads(cli("node", "show", "emu04", "--json", "--events").out)["events"]]
+    assert "node.pxe_cycle" in kinds
+    assert cli("node", "reprovision", "plain").code == 0  # no BMC: nothing to do, no error
+    pw.write_text("wrong\n")
+    assert cli("node", "set", "emu04", "--bmc-password-file", str(pw)).code == 0
+    assert cli("node", "reprovision", "emu04").code == 0  # a BMC failure does not undo the reprovision
+    kinds = [e["kind"] for e in json.loads(cli("node", "show", "emu04", "--json", "--events").out)["events"]]
+    assert kinds[-1] == "node.pxe_cycle.failed"
