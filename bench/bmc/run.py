@@ -54,7 +54,7 @@ def run_dgxie(port: int, n: int, concurrency: int) -> tuple[float, int, int]:
 
 def run_httpx(port: int, n: int, concurrency: int) -> tuple[float, int, int]:
     """The httpx asyncio variant dgxie used before this benchmark (bench/bmc/httpx_scan.py)."""
-    from bench.bmc.httpx_scan import scan as httpx_scan
+    from httpx_scan import scan as httpx_scan  # bench/bmc/ is on sys.path when run as a script
 
     eps = [Endpoint(f"http://127.0.0.1:{port + i}", "admin", "password") for i in range(n)]
     t = time.perf_counter()
