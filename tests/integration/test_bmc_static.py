@@ -135,3 +135,18 @@ def test_api_compliance_report_and_metrics(make_ctx: Any, auth: Any, peers: dict
         assert 'dgxie_firmware_components{status="compliant"}' in metrics
         ch = client.get("/api/v1/firmware/changes", params={"since": "1d"}, headers=auth("viewer"))
         assert ch.status_code == 200 and ch.json() == []
+
+
+def test_baseline_check_cli(cli: Any, peers: dict[str, str], tmp_path: Path) -> None:
+    r = cli("firmware", "baseline", "check")
+    assert r.code == 0 and "dgx-h100.yaml: ok (dgx-h100" in r.err
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("platform: typo\nmodels: [DGXH100]\ncomponents:\n  HostBMC_0: 23.11\n  PSU_[0-5: '1'\n")
+    r = cli("firmware", "baseline", "check", str(bad))
+    assert r.code == 1
+    assert "typo.yaml: components.HostBMC_0: version 23.11 was read as a number; quote it" in r.err
+    assert "typo.yaml: components.PSU_[0-5: not a component Id or pattern" in r.err
+    _add(cli, tmp_path, "old05", "aa:00:00:00:07:01", peers["old"])
+    assert cli("firmware", "scan", "old05").code == 0
+    r = cli("firmware", "baseline", "check", "--node", "old05")
+    assert r.code == 1 and "old05: PSU_5: missing" in r.err and "1 baseline entry not found on old05" in r.err
