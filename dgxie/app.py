@@ -7,6 +7,7 @@ factory, `Site`); the CLI uses it too, so both entry points wire dgxie the same 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,18 +22,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
 from dgxie.api import firmware_files, install, ops, registry
+from dgxie.api import handoff as handoff_api
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
 from dgxie.bmc.base import Options as BmcOptions
 from dgxie.boot.profiles import sync_config_profiles
-from dgxie.config import Settings
+from dgxie.config import CONFIG_ENV, Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
 from dgxie.firmware.metrics import FirmwareCollector
+from dgxie.handoff.hooks import drain
+from dgxie.handoff.runner import BootstrapWorker
+from dgxie.handoff.service import check_roles
+from dgxie.models import Node
 from dgxie.nodes.lifecycle import ReprovisionHooks
 from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
-from dgxie.site import InstallSpec, ProfileSpec, RoleSpec, Site
+from dgxie.site import HandoffSpec, InstallSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
 
@@ -54,13 +60,19 @@ def build_site(settings: Settings) -> Site:
                          script=r.script, drain=r.drain, resume=r.resume) for n, r in settings.roles.items()}
     profiles = tuple(ProfileSpec(name=n, image=p.image, template=p.template, role=p.role,
                                  description=p.description, vars=p.vars) for n, p in settings.profiles.items())
+    h = settings.handoff
+    handoff = HandoffSpec(enabled=h.enabled, poll_seconds=h.poll_seconds, concurrency=h.concurrency,
+                          timeout_seconds=h.timeout_seconds, hook_timeout_seconds=h.hook_timeout_seconds,
+                          output_tail_bytes=h.output_tail_bytes, ansible_playbook=h.ansible_playbook,
+                          playbook_dir=h.playbook_dir, inventory_script=h.inventory_script,
+                          templates_dir=h.templates_dir, config_path=os.environ.get(CONFIG_ENV))
     b = settings.bmc
     bmc = BmcOptions(timeout=b.timeout, retries=b.retries, per_bmc=b.per_bmc,
                      verify=str(b.ca_file) if b.ca_file else b.tls_verify)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
                 subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
-                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines,
-                install=build_install_spec(settings))
+                install=build_install_spec(settings), handoff=handoff,
+                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines)
 
 
 def build_install_spec(settings: Settings) -> InstallSpec:
@@ -76,15 +88,26 @@ def build_install_spec(settings: Settings) -> InstallSpec:
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     """Migrate (by default), connect, and sync config-declared profiles."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    site = build_site(settings)
+    check_roles(site)
     if migrate:
         db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
-    ctx = Context(settings=settings, engine=engine, sessions=db.session_factory(engine), site=build_site(settings))
+    ctx = Context(settings=settings, engine=engine, sessions=db.session_factory(engine), site=site)
     with db.session_scope(ctx.sessions) as s:
         sync_config_profiles(s, ctx.site)
-    # After a reprovision commits: PXE once + power cycle through the node's BMC, if it has one.
-    ctx.extras.setdefault("reprovision_hooks", ReprovisionHooks()).after.append(bmc_reprovision_hook)
+    ctx.extras["reprovision_hooks"] = reprovision_hooks()
     return ctx
+
+
+def reprovision_hooks() -> ReprovisionHooks:
+    """What reprovision does around the state change: drain a ready node's scheduler first (a
+    failing drain refuses the reprovision); after the commit, PXE-once + power-cycle via the BMC."""
+
+    def drain_first(s: Session, site: Site, node: Node, actor: str) -> None:
+        drain(s, site, node, actor)
+
+    return ReprovisionHooks(before=[drain_first], after=[bmc_reprovision_hook])
 
 
 def _errors(app: FastAPI) -> None:
@@ -130,8 +153,13 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(firmware_files.router)
     app.include_router(v1_router, prefix="/api/v1")
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
+    app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
     if install.start_sweeper not in ctx.extras.setdefault("lifespan_hooks", []):
         ctx.extras["lifespan_hooks"].append(install.start_sweeper)
         ctx.extras.setdefault("shutdown_hooks", []).append(install.stop_sweeper)
+    if ctx.site.handoff.enabled:
+        worker = BootstrapWorker(ctx.sessions, ctx.site)
+        ctx.extras.setdefault("lifespan_hooks", []).append(lambda _c: worker.start())
+        ctx.extras.setdefault("shutdown_hooks", []).append(lambda _c: worker.stop())
     return app

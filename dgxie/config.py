@@ -118,6 +118,21 @@ class RoleConfig(_Strict):
     resume: str | None = None
 
 
+class HandoffConfig(_Strict):
+    """Role handoff (docs/handoff.md): the ansible bootstrap worker and the drain/resume hooks."""
+
+    enabled: bool = True
+    poll_seconds: float = Field(default=5.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+    hook_timeout_seconds: float = Field(default=300.0, gt=0)
+    output_tail_bytes: int = Field(default=8192, ge=256, le=1 << 20)
+    ansible_playbook: str = "ansible-playbook"
+    playbook_dir: Path | None = None
+    inventory_script: Path | None = None
+    templates_dir: Path | None = None
+
+
 def default_roles() -> dict[str, RoleConfig]:
     """DeepOps' group layout for the built-in roles (see docs/roles.md)."""
     return {
@@ -184,6 +199,7 @@ class Settings(BaseSettings):
     tftp: TftpConfig = TftpConfig()
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
+    handoff: HandoffConfig = HandoffConfig()
     mirrors: list[MirrorConfig] = []
     vars: dict[str, Any] = {}
     site: SiteConfig = SiteConfig()
@@ -210,6 +226,10 @@ class Settings(BaseSettings):
         for name, role in self.roles.items():
             if not role.groups:
                 raise ValueError(f"roles.{name}.groups: a role needs at least one Ansible group")
+            if role.bootstrap == "ansible" and not role.playbook:
+                raise ValueError(f"roles.{name}.playbook: bootstrap ansible needs a playbook")
+            if role.bootstrap == "cloud-init" and not role.script:
+                raise ValueError(f"roles.{name}.script: bootstrap cloud-init needs a script template")
         for name, prof in self.profiles.items():
             if prof.role is not None and prof.role not in self.roles:
                 raise ValueError(f"profiles.{name}.role: unknown role {prof.role!r}")

@@ -27,6 +27,23 @@ class RoleSpec:
 
 
 @dataclass(frozen=True)
+class HandoffSpec:
+    """Role handoff settings (config `handoff:`); see dgxie/handoff and docs/handoff.md."""
+
+    enabled: bool = True
+    poll_seconds: float = 5.0
+    concurrency: int = 4
+    timeout_seconds: float = 3600.0
+    hook_timeout_seconds: float = 300.0
+    output_tail_bytes: int = 8192
+    ansible_playbook: str = "ansible-playbook"
+    playbook_dir: Path | None = None
+    inventory_script: Path | None = None
+    templates_dir: Path | None = None
+    config_path: str | None = None
+
+
+@dataclass(frozen=True)
 class ProfileSpec:
     """A profile declared in the config file; synced into the database at start."""
 
@@ -65,6 +82,7 @@ class Site:
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     profiles: tuple[ProfileSpec, ...] = ()
     install: InstallSpec = field(default_factory=InstallSpec)
+    handoff: HandoffSpec = field(default_factory=HandoffSpec)
     bmc: BmcOptions = field(default_factory=BmcOptions)
     bmc_scan_concurrency: int = 100
     firmware_dir: Path = Path("firmware")

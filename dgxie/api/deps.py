@@ -30,5 +30,7 @@ def get_site(request: Request) -> Site:
     return get_ctx(request).site
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client that acts on a 2xx sees the change
+# (and a failed commit is an error response, not a 2xx for a change that did not land).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SiteDep = Annotated[Site, Depends(get_site)]

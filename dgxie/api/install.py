@@ -25,9 +25,10 @@ from dgxie.api.deps import get_ctx
 from dgxie.boot import seed
 from dgxie.db import session_scope
 from dgxie.errors import Invalid, NotFound, TooLarge
+from dgxie.handoff.bootstrap import on_installed
 from dgxie.nodes import callbacks
 from dgxie.nodes.events import record
-from dgxie.nodes.lifecycle import sweep_install_timeouts
+from dgxie.nodes.lifecycle import State, sweep_install_timeouts
 
 if TYPE_CHECKING:
     from dgxie.app import Context
@@ -79,7 +80,11 @@ def _callback(ctx: Context, token: str, body: bytes) -> dict[str, Any]:
     with session_scope(ctx.sessions) as s:
         node = callbacks.node_by_token(s, token, lock=True)
         cb = callbacks.parse(body)
-        return callbacks.apply(s, node, cb, interval=ctx.site.install.progress_interval_seconds)
+        result = callbacks.apply(s, node, cb, interval=ctx.site.install.progress_interval_seconds)
+        if result["changed"] and node.state == State.INSTALLED.value:
+            result["bootstrap"] = on_installed(s, ctx.site, node, actor=callbacks.INSTALLER)
+            result["state"] = node.state
+        return result
 
 
 @router.post("/boot/n/{token}/events", include_in_schema=False)

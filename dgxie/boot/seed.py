@@ -24,6 +24,7 @@ from dgxie.boot import urls
 from dgxie.boot.validate import VALIDATORS, RenderError
 from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
+from dgxie.handoff.bootstrap import fetch_command
 from dgxie.models import Node
 from dgxie.site import Site
 
@@ -144,6 +145,9 @@ def node_vars(site: Site, node: Node) -> Merged:
         "profile": prof.name, "role": node.role, "image": prof.image.name, "os": prof.image.os,
         "arch": prof.image.arch, "public_url": site.public_url, "seed_url": base, "events_url": base + "events",
         "instance_id": f"dgxie-{node.hostname}-{install_id(node.boot_token)}",
+        # cloud-init bootstrap roles: the installed system fetches its role script at first boot
+        "bootstrap_command": (fetch_command(site.public_url, node.boot_token)
+                              if node.role in site.roles and site.roles[node.role].bootstrap == "cloud-init" else ""),
     }
     site_vars = site_layer(ins.site_name, ins.domain, ins.timezone, ins.ssh_authorized_keys, ins.site_vars)
     merged = layered(global_vars=ins.global_vars, site=site_vars, profile=prof.vars, node=node.vars, facts=facts)

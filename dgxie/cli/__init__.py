@@ -6,6 +6,7 @@ status: 0 on success, 1 on a user error with one line on stderr, never a traceba
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -14,14 +15,17 @@ from dgxie.cli import (
     common,
     db_cmd,
     firmware_cmd,
+    inventory_cmd,
     lifecycle_cmd,
     node_cmd,
     oci_cmd,
     power_cmd,
     render_cmd,
+    secret_cmd,
     serve_cmd,
     token_cmd,
 )
+from dgxie.config import CONFIG_ENV
 from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
@@ -33,6 +37,8 @@ app.add_typer(node_cmd.app, name="node")
 app.add_typer(oci_cmd.app, name="mirror-oci")  # until merge: `dgxie mirror sync` routes kind oci here
 app.command("render", help="Print what a node would be served (user-data, ...; --explain).")(render_cmd.render)
 _ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
+app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 _registered = power_cmd  # registers `node power` and `node bootdev` onto node_cmd.app
 
@@ -47,8 +53,10 @@ def _take_config(argv: list[str]) -> list[str]:
             if value is None:
                 raise ConfigError("--config needs a FILE")
             common.CONFIG_PATH[0] = value
+            os.environ[CONFIG_ENV] = value  # children (ansible -> the inventory script) read the same config
         elif arg.startswith("--config="):
-            common.CONFIG_PATH[0] = arg.split("=", 1)[1]
+            common.CONFIG_PATH[0] = value = arg.split("=", 1)[1]
+            os.environ[CONFIG_ENV] = value  # likewise
         elif arg == "--":
             out.append(arg)
             out.extend(it)

@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from dgxie.app import build_context, create_app
+from dgxie.cli import serve_dhcp
 from dgxie.cli.common import err_console, settings
 
 
@@ -15,6 +16,7 @@ def serve() -> None:
     s = settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
+    serve_dhcp.register(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")
     err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")

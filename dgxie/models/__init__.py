@@ -3,9 +3,11 @@
 from dgxie.models.event import Event
 from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan
 from dgxie.models.image import Image
+from dgxie.models.lease import DhcpLease
 from dgxie.models.node import Interface, Node
 from dgxie.models.profile import Profile
+from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
 
-__all__ = ["ApiToken", "BmcEndpoint", "Event", "FirmwareReading", "FirmwareScan", "Image", "Interface", "Node",
-           "Profile"]
+__all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "Event", "FirmwareReading", "FirmwareScan", "Image",
+           "Interface", "Node", "Profile", "Secret"]

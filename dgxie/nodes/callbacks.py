@@ -129,8 +129,9 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
     """Apply one callback to `node`; returns `{"state", "changed", "logged"}` for the reply."""
     now = now or utcnow()
     state = node.state
-    if (cb.kind, state) in (("finished", State.INSTALLED.value), ("failed", State.FAILED.value)):
-        return {"state": state, "changed": False, "logged": False}
+    handed_off = (State.INSTALLED.value, State.BOOTSTRAPPING.value, State.READY.value)
+    if (cb.kind == "finished" and state in handed_off) or (cb.kind, state) == ("failed", State.FAILED.value):
+        return {"state": state, "changed": False, "logged": False}  # a replay: the installer retried
     if state not in (State.ENROLLED.value, State.INSTALLING.value):
         raise Conflict(f"{node.hostname} is {state}: installer callbacks are taken only while enrolled or installing")
     changed = logged = False

@@ -22,6 +22,10 @@ SETTINGS: dict[str, Any] = {
     "site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},
     "mirrors": [{"name": "ubuntu-noble", "kind": "apt"}],
     "install": {"progress_interval_seconds": 3600, "callback_max_bytes": 4096},
+    # an ansible role with the handoff worker off: a finished node stays `installed` for these tests
+    # (tests/integration/test_wiring_lifecycle_handoff.py covers the handoff after "finished")
+    "roles": {"k8s-worker": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "site.yml"}},
+    "handoff": {"enabled": False},
 }
 
 

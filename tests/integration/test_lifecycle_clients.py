@@ -108,7 +108,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
     cfg = {"database_url": f"sqlite:///{tmp_path / 'dgxie.db'}", "data_dir": str(tmp_path / "data"),
            "public_url": url, "api": {"listen": f"127.0.0.1:{port}"}, "log_level": "warning",
            "site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},
-           "mirrors": [{"name": "ubuntu-noble", "kind": "apt"}]}
+           "mirrors": [{"name": "ubuntu-noble", "kind": "apt"}],
+           # ansible role, worker off: "finished" leaves the node `installed` (handoff has its own tests)
+           "roles": {"k8s-worker": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "site.yml"}},
+           "handoff": {"enabled": False}}
     path = tmp_path / "dgxie.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ctx = build_context(config.load(path))

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import firmware, images, lifecycle, nodes, power, profiles, tokens
+from dgxie.api.v1 import firmware, images, inventory, lifecycle, nodes, power, profiles, secrets, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -10,5 +10,7 @@ router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
 router.include_router(lifecycle.router)
+router.include_router(inventory.router)
+router.include_router(secrets.router)
 router.include_router(power.router)
 router.include_router(firmware.router)

@@ -1,0 +1,95 @@
+"""Handoff service: node records from the database, and the inventories built from them.
+
+The pure builders (`ansible.py`, `slurm.py`) never see the database; this module reads the nodes,
+resolves each role to its Ansible groups through the `Site`, and hands plain records over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dgxie.errors import ConfigError, Invalid, NotFound
+from dgxie.handoff import ansible, slurm
+from dgxie.handoff.records import NodeRecord
+from dgxie.models import Node
+from dgxie.site import Site
+
+# States in which a node has an OS to configure; `--all` lifts this filter.
+DEFAULT_STATES = ("installed", "bootstrapping", "ready")
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def templates_dir(site: Site) -> Path:
+    return site.handoff.templates_dir or TEMPLATES_DIR
+
+
+def record_of(site: Site, node: Node) -> NodeRecord:
+    role = site.roles.get(node.role) if node.role else None
+    return NodeRecord(hostname=node.hostname, ip=node.ip, role=node.role, state=node.state,
+                      groups=role.groups if role else (), tags=tuple(node.tags or ()),
+                      facts=dict(node.facts or {}), vars=dict(node.vars or {}))
+
+
+def node_records(session: Session, site: Site, *, states: Iterable[str] | None = DEFAULT_STATES) -> list[NodeRecord]:
+    """Every node with a role (in `states`, or any state when None), ordered by hostname."""
+    q = select(Node).where(Node.role.is_not(None)).order_by(Node.hostname)
+    if states is not None:
+        q = q.where(Node.state.in_(list(states)))
+    return [record_of(site, n) for n in session.scalars(q)]
+
+
+def _layout(layout: str) -> ansible.Layout:
+    if layout not in ansible.LAYOUTS:
+        raise Invalid(f"layout: {layout!r} is not one of {', '.join(ansible.LAYOUTS)}")
+    return layout
+
+
+def ansible_list(session: Session, site: Site, *, layout: str = "head", all_states: bool = False) -> dict[str, Any]:
+    recs = node_records(session, site, states=None if all_states else DEFAULT_STATES)
+    return ansible.inventory_list(recs, _layout(layout))
+
+
+def ansible_host(session: Session, site: Site, hostname: str) -> dict[str, Any]:
+    return ansible.inventory_host(node_records(session, site, states=None), hostname)
+
+
+def ansible_ini(session: Session, site: Site, *, layout: str = "head", all_states: bool = False) -> str:
+    recs = node_records(session, site, states=None if all_states else DEFAULT_STATES)
+    return ansible.inventory_ini(recs, _layout(layout))
+
+
+def slurm_config(session: Session, site: Site, *, by: str = "role", reserve_percent: float = 2.0,
+                 all_states: bool = False) -> slurm.SlurmConfig:
+    if by not in ("role", "tag"):
+        raise Invalid(f"partition-by: {by!r} is not role or tag")
+    if not 0 <= reserve_percent < 100:
+        raise Invalid("memory reserve: must be 0..99 percent")
+    recs = node_records(session, site, states=None if all_states else DEFAULT_STATES)
+    return slurm.render(recs, by=by, reserve_percent=reserve_percent)  # type: ignore[arg-type]
+
+
+def check_roles(site: Site) -> None:
+    """Startup check of what config validation cannot see: script templates and playbooks exist."""
+    problems: list[str] = []
+    tdir = templates_dir(site)
+    for name, role in sorted(site.roles.items()):
+        if role.bootstrap == "cloud-init" and role.script and not (tdir / role.script).is_file():
+            problems.append(f"roles.{name}.script: template {role.script} not found under {tdir}")
+        if role.bootstrap == "ansible" and role.playbook and site.handoff.playbook_dir is not None:
+            pb = site.handoff.playbook_dir / role.playbook
+            if not pb.is_file():
+                problems.append(f"roles.{name}.playbook: {pb} not found")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def role_of(site: Site, node: Node) -> str:
+    """The node's role name, or NotFound when it has none or the config no longer knows it."""
+    if not node.role or node.role not in site.roles:
+        raise NotFound(f"{node.hostname}: no role to hand off to")
+    return node.role
