@@ -21,21 +21,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
+from dgxie.api import firmware_files, install, ops, registry
 from dgxie.api import handoff as handoff_api
-from dgxie.api import install, ops, registry
 from dgxie.api import mirror as mirror_api
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
+from dgxie.bmc.base import Options as BmcOptions
 from dgxie.boot.profiles import sync_config_profiles
 from dgxie.config import CONFIG_ENV, Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError
+from dgxie.firmware.metrics import FirmwareCollector
 from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
 from dgxie.models import Node
 from dgxie.nodes.lifecycle import ReprovisionHooks
+from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
 from dgxie.site import HandoffSpec, InstallSpec, MirrorSpec, ProfileSpec, RoleSpec, Site
 
 log = logging.getLogger("dgxie")
@@ -67,9 +70,13 @@ def build_site(settings: Settings) -> Site:
     common = {"name", "kind", "keep_snapshots", "interval"}
     mirrors = tuple(MirrorSpec(name=m.name, kind=m.kind, keep_snapshots=m.keep_snapshots, interval=m.interval,
                                options=m.model_dump(mode="json", exclude=common)) for m in settings.mirrors)
+    b = settings.bmc
+    bmc = BmcOptions(timeout=b.timeout, retries=b.retries, per_bmc=b.per_bmc,
+                     verify=str(b.ca_file) if b.ca_file else b.tls_verify)
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
                 subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
-                install=build_install_spec(settings), handoff=handoff, mirrors=mirrors)
+                install=build_install_spec(settings), handoff=handoff, mirrors=mirrors,
+                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines)
 
 
 def build_install_spec(settings: Settings) -> InstallSpec:
@@ -104,7 +111,7 @@ def reprovision_hooks() -> ReprovisionHooks:
     def drain_first(s: Session, site: Site, node: Node, actor: str) -> None:
         drain(s, site, node, actor)
 
-    return ReprovisionHooks(before=[drain_first], after=[])
+    return ReprovisionHooks(before=[drain_first], after=[bmc_reprovision_hook])
 
 
 def _errors(app: FastAPI) -> None:
@@ -142,10 +149,12 @@ def create_app(ctx: Context) -> FastAPI:
                   description="Bare-metal provisioning for GPU clusters")
     app.state.ctx = ctx
     ctx.registry.register(NodeStateCollector(ctx.sessions))
+    ctx.registry.register(FirmwareCollector(ctx.sessions, ctx.site))
     app.add_middleware(HttpMetrics, registry=ctx.registry)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
     _errors(app)
     app.include_router(ops.router)
+    app.include_router(firmware_files.router)
     app.include_router(v1_router, prefix="/api/v1")
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}

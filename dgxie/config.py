@@ -173,6 +173,19 @@ def _duration(v: Any) -> float | None:
         return float(s[:-1]) * unit if unit else float(s)
     except ValueError:
         raise ValueError(f"{v!r} is not a duration (e.g. 3600, 30m, 6h, 1d)") from None
+class BmcConfig(_Strict):
+    """How dgxie talks to BMCs (Redfish and IPMI); see docs/firmware.md."""
+
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    retries: int = Field(default=2, ge=0, le=10)
+    per_bmc: int = Field(default=4, ge=1, le=64)
+    scan_concurrency: int = Field(default=100, ge=1, le=2000)
+    tls_verify: bool = False
+    ca_file: Path | None = None
+
+
+class FirmwareConfig(_Strict):
+    baselines: Path = Path("firmware")
 
 
 class MirrorConfig(BaseModel):
@@ -251,6 +264,8 @@ class Settings(BaseSettings):
     vars: dict[str, Any] = {}
     site: SiteConfig = SiteConfig()
     install: InstallConfig = InstallConfig()
+    bmc: BmcConfig = BmcConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dgxie.bmc.base import Options as BmcOptions
 from dgxie.crypto import SecretBox
 
 
@@ -94,6 +95,9 @@ class Site:
     install: InstallSpec = field(default_factory=InstallSpec)
     handoff: HandoffSpec = field(default_factory=HandoffSpec)
     mirrors: tuple[MirrorSpec, ...] = ()
+    bmc: BmcOptions = field(default_factory=BmcOptions)
+    bmc_scan_concurrency: int = 100
+    firmware_dir: Path = Path("firmware")
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

@@ -14,11 +14,13 @@ import typer
 from dgxie.cli import (
     common,
     db_cmd,
+    firmware_cmd,
     inventory_cmd,
     lifecycle_cmd,
     mirror_cmd,
     node_cmd,
     oci_cmd,
+    power_cmd,
     render_cmd,
     secret_cmd,
     serve_cmd,
@@ -39,6 +41,8 @@ app.command("render", help="Print what a node would be served (user-data, ...; -
 _ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(secret_cmd.app, name="secret")
+app.add_typer(firmware_cmd.app, name="firmware")
+_registered = power_cmd  # registers `node power` and `node bootdev` onto node_cmd.app
 
 
 def _take_config(argv: list[str]) -> list[str]:

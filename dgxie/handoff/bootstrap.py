@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dgxie.errors import Conflict, NotFound, Unavailable
 from dgxie.handoff import hooks, secrets
+from dgxie.handoff.records import flat_facts
 from dgxie.handoff.service import role_of, templates_dir
 from dgxie.models import Node
 from dgxie.nodes.lifecycle import State, transition
@@ -93,7 +94,7 @@ def bootstrap_script(session: Session, site: Site, node: Node) -> str:
 
     try:
         return _env(site).get_template(WRAPPER).render(
-            script=role.script, hostname=node.hostname, ip=node.ip, role=role.name, facts=dict(node.facts or {}),
+            script=role.script, hostname=node.hostname, ip=node.ip, role=role.name, facts=flat_facts(node.facts),
             vars=merged, secret=secret, var=var, public_url=site.public_url,
             done_url=bootstrap_url(site.public_url, node.boot_token) + "/done",
             tail_bytes=site.handoff.output_tail_bytes)

@@ -14,6 +14,16 @@ FACT_KEYS = ("cpus", "sockets", "cores_per_socket", "threads_per_core", "memory_
              "model", "manufacturer", "serial")
 
 
+def flat_facts(facts: dict[str, Any] | None) -> dict[str, Any]:
+    """A node's facts with what the BMC scan read (`facts["hardware"]`, see dgxie/firmware/service.py)
+    underneath what was set through the API (an admin's value wins); empty values the BMC
+    reported (a trimmed Redfish resource) are dropped."""
+    facts = dict(facts or {})
+    hardware = facts.pop("hardware", None)
+    base = {k: v for k, v in hardware.items() if v not in (None, "", [])} if isinstance(hardware, dict) else {}
+    return base | facts
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     hostname: str

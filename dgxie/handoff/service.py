@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dgxie.errors import ConfigError, Invalid, NotFound
 from dgxie.handoff import ansible, slurm
-from dgxie.handoff.records import NodeRecord
+from dgxie.handoff.records import NodeRecord, flat_facts
 from dgxie.models import Node
 from dgxie.site import Site
 
@@ -32,7 +32,7 @@ def record_of(site: Site, node: Node) -> NodeRecord:
     role = site.roles.get(node.role) if node.role else None
     return NodeRecord(hostname=node.hostname, ip=node.ip, role=node.role, state=node.state,
                       groups=role.groups if role else (), tags=tuple(node.tags or ()),
-                      facts=dict(node.facts or {}), vars=dict(node.vars or {}))
+                      facts=flat_facts(node.facts), vars=dict(node.vars or {}))
 
 
 def node_records(session: Session, site: Site, *, states: Iterable[str] | None = DEFAULT_STATES) -> list[NodeRecord]:

@@ -1,6 +1,7 @@
 """ORM models, one module per aggregate. Importing this package registers every table."""
 
 from dgxie.models.event import Event
+from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan
 from dgxie.models.image import Image
 from dgxie.models.lease import DhcpLease
 from dgxie.models.mirror import MirrorJob, MirrorSnapshot, MirrorState
@@ -9,5 +10,5 @@ from dgxie.models.profile import Profile
 from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
 
-__all__ = ["ApiToken", "DhcpLease", "Event", "Image", "Interface", "MirrorJob", "MirrorSnapshot", "MirrorState", "Node",
-           "Profile", "Secret"]
+__all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "Event", "FirmwareReading", "FirmwareScan", "Image",
+           "Interface", "MirrorJob", "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret"]

@@ -81,3 +81,14 @@ def test_bad_fact_values_are_treated_as_missing() -> None:
     lines, warning = slurm.node_line(r)
     assert lines[-1] == "NodeName=g State=UNKNOWN" and warning is not None and "no Gres" in warning
     assert slurm.render([]).warnings == ["no node has a role in the slurm-node group"]
+
+
+def test_facts_from_the_bmc_scan_feed_slurm() -> None:
+    """`dgxie firmware scan` stores what Redfish said under facts["hardware"]; an admin's value wins."""
+    from dgxie.handoff.records import NodeRecord, flat_facts
+
+    facts = flat_facts({"hardware": {"cpus": 224, "sockets": 2, "cores_per_socket": 56, "threads_per_core": 2,
+                                     "memory_mib": 2097152, "gpus": 8, "gpu_model": ""}, "gpus": 4})
+    assert facts["gpus"] == 4 and facts["cpus"] == 224 and "gpu_model" not in facts and "hardware" not in facts
+    rec = NodeRecord(hostname="dgx01", ip="10.0.0.11", role="slurmd", state="ready", facts=facts)
+    assert rec.fact_int("memory_mib") == 2097152

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import images, inventory, lifecycle, mirrors, nodes, profiles, secrets, tokens
+from dgxie.api.v1 import firmware, images, inventory, lifecycle, mirrors, nodes, power, profiles, secrets, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -13,3 +13,5 @@ router.include_router(lifecycle.router)
 router.include_router(inventory.router)
 router.include_router(secrets.router)
 router.include_router(mirrors.router)
+router.include_router(power.router)
+router.include_router(firmware.router)

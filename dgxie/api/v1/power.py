@@ -1,0 +1,39 @@
+"""/api/v1/nodes/{ref}/power and /bootdev: power and one-time boot through the node's BMC."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.nodes import power, service
+
+router = APIRouter(prefix="/nodes", tags=["power"])
+
+
+class PowerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["on", "off", "cycle"]
+
+
+class BootIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device: Literal["pxe", "disk"]
+
+
+@router.get("/{ref}/power")
+def power_status(ref: str, s: SessionDep, site: SiteDep, _: Principal = Viewer) -> dict[str, Any]:
+    return power.power_status(site, service.get_node(s, ref))
+
+
+@router.post("/{ref}/power")
+def power_action(ref: str, body: PowerIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> dict[str, Any]:
+    return power.power(s, site, service.get_node(s, ref), body.action, actor=who.actor)
+
+
+@router.post("/{ref}/bootdev")
+def boot_device(ref: str, body: BootIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> dict[str, Any]:
+    return power.boot_once(s, site, service.get_node(s, ref), body.device, actor=who.actor)

@@ -1,0 +1,188 @@
+"""`dgxie firmware scan|report|changes|baseline|endpoint|stage|update`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.errors import Invalid
+from dgxie.firmware import baseline as bl
+from dgxie.firmware import compliance, endpoints, packages, service, update
+from dgxie.nodes import service as nodes
+
+app = typer.Typer(help="BMC firmware inventory, baselines and compliance.", no_args_is_help=True)
+endpoint_app = typer.Typer(help="Extra Redfish endpoints of a node (e.g. an HGX baseboard).", no_args_is_help=True)
+baseline_app = typer.Typer(help="Firmware baselines (firmware/*.yaml).", no_args_is_help=True)
+app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(baseline_app, name="baseline")
+
+
+@app.command("scan")
+def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
+         all_: bool = typer.Option(False, "--all", help="every node with a BMC"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Read the firmware inventory of nodes' BMCs concurrently and store it (with history)."""
+    if not node and not all_:
+        raise Invalid("name nodes to scan, or --all")
+    ctx = context()
+    with session() as s:
+        targets = [nodes.get_node(s, n) for n in node or []]
+        if all_:
+            offset = 0
+            while True:
+                page, total = nodes.list_nodes(s, limit=nodes.MAX_PAGE, offset=offset)
+                targets.extend(p for p in page if p.bmc_url and p not in targets)
+                offset += len(page)
+                if offset >= total or not page:
+                    break
+        with Progress(TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+                      TimeElapsedColumn(), console=err_console, transient=as_json) as bar:
+            task = bar.add_task("scan", total=len(targets), last="")
+
+            def tick(host: str, ok: bool) -> None:
+                bar.update(task, advance=1, last=f"{host} {'ok' if ok else 'FAILED'}")
+
+            results = service.scan(s, ctx.site, targets, actor=actor(), progress=tick)
+    if as_json:
+        dump_json([r.__dict__ for r in results])
+        return
+    t = Table("node", "result", "components", "model", "requests", "detail")
+    for r in results:
+        t.add_row(r.node, "ok" if r.ok else f"[red]{r.error_kind}[/]", str(r.components), r.model or "",
+                  str(r.requests), r.error if not r.ok else "; ".join(r.notes)[:200])
+    console.print(t)
+    failed = sum(1 for r in results if not r.ok)
+    err_console.print(f"scanned {len(results) - failed} of {len(results)} node(s); {failed} failed")
+
+
+@app.command("report")
+def report(fmt: str = typer.Option("table", "--format", help="table | json | csv | html"),
+           node: str | None = None, component: str | None = None, status: str | None = None,
+           problems: bool = typer.Option(False, "--problems", help="only rows that are not compliant")) -> None:
+    """Compliance of each node's latest inventory against its platform's baseline."""
+    if fmt not in ("table", "json", "csv", "html"):
+        raise Invalid(f"--format: table, json, csv or html, not {fmt!r}")
+    with session() as s:
+        data = compliance.rows(s, context().site, node=node, component=component, status=status)
+    if problems:
+        data = [r for r in data if r["status"] != "compliant"]
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        print(compliance.to_csv(data), end="")
+    elif fmt == "html":
+        print(compliance.to_html(data), end="")
+    else:
+        colour = {"compliant": "green", "outdated": "red", "ahead": "cyan", "missing": "yellow", "unknown": "dim"}
+        t = Table("node", "component", "installed", "required", "status", "hint",
+                  caption=" ".join(f"{k}={v}" for k, v in compliance.summary(data).items()))
+        for r in data:
+            t.add_row(r["node"], r["component"] or "", r["installed"] or "", r["required"] or "",
+                      f"[{colour[r['status']]}]{r['status']}[/]", r["hint"] or "")
+        console.print(t)
+
+
+@app.command("changes")
+def changes(since: str = typer.Option("7d", help="7d, 12h, 30m or an ISO 8601 time"),
+            node: list[str] = typer.Option([], help="limit to these nodes (repeat)"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """What firmware changed since a time (by comparing stored scans)."""
+    with session() as s:
+        ns = [nodes.get_node(s, n) for n in node] or None
+        data = service.changes(s, service.parse_since(since), ns)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    t = Table("node", "component", "before", "after", "change", "scanned_at", caption=f"{len(data)} change(s)")
+    for r in data:
+        t.add_row(r["node"], r["component"], r["before"] or "", r["after"] or "", r["changed"], r["scanned_at"])
+    console.print(t)
+
+
+@baseline_app.command("check")
+def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files (default: the configured dir)"),
+                   node: str | None = typer.Option(None, help="also check Ids against this node's last scan")) -> None:
+    """Validate baselines; with --node, report baseline Ids the node's inventory does not have."""
+    site = context().site
+    found = [bl.load_file(f) for f in files] if files else bl.load_dir(site.firmware_dir)
+    for b in found:
+        err_console.print(f"{b.source}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})")
+    if node is not None:
+        with session() as s:
+            n = nodes.get_node(s, node)
+            rows = [r for r in compliance.rows(s, site, node=n.hostname) if r["status"] in ("missing", "unknown")]
+        for r in rows:
+            err_console.print(f"{n.hostname}: {r['component']}: {r['status']}: {r['hint'] or ''}")
+        if rows:
+            raise Invalid(f"{len(rows)} baseline entr{'y' if len(rows) == 1 else 'ies'} not found on {n.hostname}")
+
+
+@endpoint_app.command("add")
+def endpoint_add(node: str, name: str, url: str, user: str | None = None,
+                 password_file: Path | None = typer.Option(None, help="default: the node's BMC credentials")) -> None:
+    """Add an extra Redfish endpoint to a node (scanned with its BMC)."""
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise Invalid(f"--password-file {password_file}: {exc.strerror}") from None
+    with session() as s:
+        endpoints.add_endpoint(s, context().site, nodes.get_node(s, node), name=name, url=url, username=user,
+                               password=password, actor=actor())
+    err_console.print(f"{node}: endpoint {name} added")
+
+
+@endpoint_app.command("list")
+def endpoint_list(node: str) -> None:
+    with session() as s:
+        eps = endpoints.list_endpoints(s, nodes.get_node(s, node))
+        dump_json([{"name": e.name, "url": e.url, "username": e.username,
+                    "password_set": e.password_enc is not None} for e in eps])
+
+
+@endpoint_app.command("remove")
+def endpoint_remove(node: str, name: str) -> None:
+    with session() as s:
+        endpoints.remove_endpoint(s, nodes.get_node(s, node), name, actor=actor())
+    err_console.print(f"{node}: endpoint {name} removed")
+
+
+@app.command("stage")
+def stage(file: Path, sha256: str | None = typer.Option(None, help="expected sha256 (checked)"),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stage a firmware package that dgxie serves to BMCs over HTTP; prints its ImageURI."""
+    pkg = packages.stage(context().site, file, sha256)
+    out = {"name": pkg.name, "sha256": pkg.sha256, "size": pkg.size, "url": pkg.url(context().site)}
+    dump_json(out) if as_json else print(out["url"])
+
+
+@app.command("update")
+def update_(node: list[str] = typer.Argument(..., help="nodes, updated in this order"),
+            package: str = typer.Option(..., help="SHA256/NAME of a staged package (see `firmware stage`)"),
+            target: list[str] = typer.Option([], help="Redfish Targets (repeat); default: the BMC decides"),
+            batch: int = typer.Option(1, min=1, help="nodes updated at once; stop after a failed batch"),
+            multipart: bool = typer.Option(False, help="push the file (MultipartHttpPushUri) instead of ImageURI"),
+            timeout: float = typer.Option(3600, help="seconds to wait for each node's update task"),
+            poll: float = typer.Option(5.0, help="seconds between task polls"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Rolling firmware update through Redfish; each batch is rescanned after its tasks end."""
+    sha, _, name = package.partition("/")
+    site = context().site
+    pkg = packages.find(site, sha, name)
+    with session() as s:
+        targets = [nodes.get_node(s, n) for n in node]
+        results = update.rolling_update(s, site, targets, pkg, actor=actor(), targets=target or None, batch=batch,
+                                        multipart=multipart, timeout=timeout, poll=poll)
+    if as_json:
+        dump_json([r.__dict__ for r in results])
+    else:
+        for r in results:
+            print(f"{r.node}: {r.state}{' - ' + r.detail if r.detail else ''}")
+    if not all(r.ok for r in results):
+        raise Invalid(f"{sum(1 for r in results if not r.ok)} node(s) not updated")

@@ -1,0 +1,75 @@
+"""Rolling firmware updates over Redfish: batches of N nodes, stop on the first failure.
+
+Each node: SimpleUpdate with the staged package's ImageURI (or a MultipartHttpPushUri upload of
+the file), follow the returned Task to a final TaskState, then rescan the batch so compliance
+reflects what the BMC now reports. Every node's outcome is an event; nodes after a failed batch
+are reported `skipped` and not touched.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from dgxie.bmc.base import BmcError
+from dgxie.bmc.redfish import RedfishBmc
+from dgxie.errors import Invalid
+from dgxie.firmware import service
+from dgxie.firmware.packages import Package
+from dgxie.models import Node
+from dgxie.nodes.events import record
+from dgxie.nodes.power import endpoint_of
+from dgxie.site import Site
+
+
+@dataclass
+class UpdateResult:
+    node: str
+    state: str  # Completed | Exception | Killed | Timeout | error | skipped
+    detail: str = ""
+    task: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "Completed"
+
+
+def _one(site: Site, node: Node, pkg: Package, targets: list[str] | None, multipart: bool, timeout: float,
+         poll: float) -> UpdateResult:
+    ep = endpoint_of(site, node)
+    if ep.protocol != "redfish":
+        return UpdateResult(node.hostname, "error", "firmware updates need a Redfish BMC")
+    bmc = RedfishBmc(ep, site.bmc)
+    try:
+        if multipart:
+            res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, targets, timeout=timeout, poll=poll)
+        else:
+            res = bmc.update_firmware(pkg.url(site), targets, timeout=timeout, poll=poll)
+    except BmcError as exc:
+        return UpdateResult(node.hostname, "error", f"BMC {exc.kind}: {exc.message}")
+    return UpdateResult(node.hostname, res.state, "; ".join(m for m in res.messages if m), res.uri)
+
+
+def rolling_update(session: Session, site: Site, nodes: list[Node], pkg: Package, *, actor: str,
+                   targets: list[str] | None = None, batch: int = 1, multipart: bool = False,
+                   timeout: float = 3600, poll: float = 5.0) -> list[UpdateResult]:
+    if batch < 1:
+        raise Invalid("batch: at least 1")
+    out: list[UpdateResult] = []
+    for start in range(0, len(nodes), batch):
+        group = nodes[start:start + batch]
+        with ThreadPoolExecutor(len(group)) as pool:
+            results = list(pool.map(lambda n: _one(site, n, pkg, targets, multipart, timeout, poll), group))
+        for n, r in zip(group, results, strict=True):
+            record(session, actor=actor, kind="firmware.update" if r.ok else "firmware.update.failed", node=n,
+                   reason=f"{pkg.name}: {r.state}{': ' + r.detail if r.detail else ''}"[:500],
+                   data={"package": pkg.name, "sha256": pkg.sha256, "targets": targets or [], "task": r.task,
+                         "state": r.state, "method": "multipart" if multipart else "simple"})
+        service.scan(session, site, group, actor=actor)
+        out.extend(results)
+        if not all(r.ok for r in results):
+            out.extend(UpdateResult(n.hostname, "skipped", "an earlier batch failed") for n in nodes[start + batch:])
+            break
+    return out

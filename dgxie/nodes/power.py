@@ -1,0 +1,98 @@
+"""Power and one-time boot through a node's BMC; every action is an event.
+
+A failed BMC action is recorded too: the failure event is committed before the error is raised
+(the caller's transaction would otherwise roll the audit record back with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dgxie import bmc as bmc_pkg
+from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevice, Endpoint, PowerAction
+from dgxie.errors import Conflict, Invalid, Unavailable
+from dgxie.models import Node
+from dgxie.nodes.events import record
+from dgxie.site import Site
+
+
+def endpoint_of(site: Site, node: Node) -> Endpoint:
+    """The node's primary BMC endpoint, password decrypted (never logged or returned)."""
+    if not node.bmc_url:
+        raise Conflict(f"{node.hostname} has no BMC (set one with dgxie node set --bmc URL)")
+    password = site.box.open(node.bmc_password_enc) if node.bmc_password_enc else None
+    return Endpoint(url=node.bmc_url, username=node.bmc_username, password=password, name="bmc")
+
+
+def bmc_of(site: Site, node: Node) -> Bmc:
+    return bmc_pkg.connect(endpoint_of(site, node), site.bmc)
+
+
+def _fail(session: Session, node: Node, actor: str, kind: str, exc: BmcError, data: dict[str, Any]) -> Unavailable:
+    record(session, actor=actor, kind=f"{kind}.failed", node=node, reason=f"BMC {exc.kind}: {exc.message}",
+           data=data | {"error_kind": exc.kind})
+    session.commit()
+    return Unavailable(f"{node.hostname}: BMC {exc.kind}: {exc.message}")
+
+
+def power_status(site: Site, node: Node) -> dict[str, Any]:
+    try:
+        state = bmc_of(site, node).power_state()
+    except BmcError as exc:
+        raise Unavailable(f"{node.hostname}: BMC {exc.kind}: {exc.message}") from None
+    return {"node": node.hostname, "power": state}
+
+
+def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> dict[str, Any]:
+    """Power `on`, `off` or `cycle` a node; returns the state read back right after."""
+    if action not in POWER_ACTIONS:
+        raise Invalid(f"action: must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
+    b = bmc_of(site, node)
+    act: PowerAction = action  # type: ignore[assignment]
+    try:
+        state = b.power(act)
+    except BmcError as exc:
+        raise _fail(session, node, actor, "node.power", exc, {"action": action}) from None
+    record(session, actor=actor, kind="node.power", node=node, reason=f"power {action}",
+           data={"action": action, "power": state, "protocol": b.endpoint.protocol})
+    return {"node": node.hostname, "action": action, "power": state}
+
+
+def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> dict[str, Any]:
+    """Set PXE for the next boot only, then power-cycle (on if off): what reprovision needs."""
+    b = bmc_of(site, node)
+    try:
+        b.boot_once("pxe")
+        state = b.power("cycle")
+    except BmcError as exc:
+        raise _fail(session, node, actor, "node.pxe_cycle", exc, {"boot": "pxe"}) from None
+    record(session, actor=actor, kind="node.pxe_cycle", node=node, reason="PXE once + power cycle",
+           data={"boot": "pxe", "power": state, "protocol": b.endpoint.protocol})
+    return {"node": node.hostname, "boot": "pxe", "power": state}
+
+
+def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> dict[str, Any]:
+    """Boot from `device` (pxe | disk) on the next boot only."""
+    if device not in BOOT_DEVICES:
+        raise Invalid(f"device: must be one of {', '.join(BOOT_DEVICES)}, not {device!r}")
+    b = bmc_of(site, node)
+    dev: BootDevice = device  # type: ignore[assignment]
+    try:
+        b.boot_once(dev)
+    except BmcError as exc:
+        raise _fail(session, node, actor, "node.bootdev", exc, {"boot": device}) from None
+    record(session, actor=actor, kind="node.bootdev", node=node, reason=f"next boot: {device}",
+           data={"boot": device, "protocol": b.endpoint.protocol})
+    return {"node": node.hostname, "boot": device}
+
+
+def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> None:
+    """The reprovision after-hook: PXE once + cycle when the node has a BMC. A BMC failure is
+    recorded (`node.pxe_cycle.failed`) but does not fail the already committed reprovision."""
+    if not node.bmc_url:
+        return
+    with contextlib.suppress(Unavailable):
+        pxe_once_and_cycle(session, site, node, actor)

@@ -1,0 +1,114 @@
+"""Real BMC peers on loopback for the bmc/firmware tests: sushy-static, sushy-emulator, ipmi_sim.
+
+Recipes from ../shared/reference/bmc-peers/README.md. Every peer gets a free port picked here and
+is killed (by its own pid) in teardown, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
+REFERENCE = SHARED / "reference"
+DGX_MOCKUP = REFERENCE / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
+RACK_MOCKUP = REFERENCE / "redfish" / "dmtf-public-rackmount1" / "redfish" / "v1"
+PEERS = REFERENCE / "bmc-peers"
+BIN = Path(sys.executable).parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2, auth=auth)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+@contextmanager
+def _proc(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        yield p
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+@contextmanager
+def sushy_static(mockup: Path, tmp: Path) -> Iterator[str]:
+    port = free_port()
+    with _proc([str(BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(mockup)],
+               tmp / f"sushy-static-{port}.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/redfish/v1")
+        yield url
+
+
+@contextmanager
+def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password") -> Iterator[str]:
+    """sushy-emulator, fake driver, basic auth (htpasswd -B); two systems (one Off, one On)."""
+    d = tmp / "sushy-emu"
+    (d / "state").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = (PEERS / "sushy-emulator.conf.in").read_text().replace("@DIR@", str(d))
+    conf = conf.replace("SUSHY_EMULATOR_LISTEN_PORT = 8000", f"SUSHY_EMULATOR_LISTEN_PORT = {port}")
+    (d / "emulator.conf").write_text(conf)
+    ht = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True)
+    (d / "htpasswd").write_text(ht.stdout)
+    with _proc([str(BIN / "sushy-emulator"), "--config", str(d / "emulator.conf")], d / "emulator.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/redfish/v1", auth=(user, password))
+        yield url
+
+
+@contextmanager
+def ipmi_sim(tmp: Path) -> Iterator[int]:
+    """ipmi_sim with the chassis hook keeping power/boot in files; yields its UDP port."""
+    d = tmp / "ipmisim"
+    (d / "state").mkdir(parents=True, exist_ok=True)
+    port = free_port(socket.SOCK_DGRAM)
+    conf = (PEERS / "ipmi_sim-lan.conf.in").read_text().replace("@DIR@", str(d))
+    conf = conf.replace("addr 127.0.0.1 9623", f"addr 127.0.0.1 {port}")
+    (d / "lan.conf").write_text(conf)
+    shutil.copy(PEERS / "ipmi_sim.emu", d / "ipmi_sim.emu")
+    shutil.copy(PEERS / "chassis.sh", d / "chassis.sh")
+    os.chmod(d / "chassis.sh", 0o755)
+    env = dict(os.environ, IPMI_SIM_STATE=str(d / "state"))
+    with _proc(["ipmi_sim", "-c", str(d / "lan.conf"), "-f", str(d / "ipmi_sim.emu"), "-s", str(d / "state"), "-n"],
+               d / "ipmi_sim.log", env=env):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r = subprocess.run(["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", str(port),
+                                "-U", "admin", "-P", "password", "-N", "1", "-R", "1", "chassis", "power", "status"],
+                               capture_output=True, text=True, check=False)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError("ipmi_sim did not answer")
+        yield port

@@ -1,0 +1,100 @@
+"""Firmware update: stage a package served by dgxie over HTTP, SimpleUpdate(ImageURI) and
+MultipartHttpPushUri, follow the Task, rescan, rolling batches stopping at the first failure.
+
+The BMCs are tests/helpers_update_peer.py, a small Redfish update peer of our own following the
+DMTF UpdateService/TaskService/Task schemas: no emulator available here implements updates
+(sushy-static is read-only; sushy-emulator has no UpdateService). It really fetches the ImageURI
+from dgxie, served by uvicorn on loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from dgxie.app import create_app
+from tests.helpers_bmc import free_port
+from tests.helpers_update_peer import update_peer
+
+FW = "/redfish/v1/UpdateService/FirmwareInventory"
+
+
+@pytest.fixture
+def served(make_ctx: Any, config_file: Any) -> Iterator[str]:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    ctx = make_ctx(public_url=public)
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield public
+    finally:
+        server.should_exit = True
+        t.join(10)
+
+
+def test_rolling_update_stops_at_first_failed_batch(cli: Any, config_file: Any, served: str, tmp_path: Path) -> None:
+    config_file(public_url=served)
+    image = tmp_path / "bmc-2.0.0.bin"
+    image.write_text("VERSION=2.0.0\n")
+    sha = hashlib.sha256(image.read_bytes()).hexdigest()
+    assert cli("firmware", "stage", str(image), "--sha256", "0" * 64).code == 1  # wrong sha256: refused
+    r = cli("firmware", "stage", str(image), "--sha256", sha, "--json")
+    assert r.code == 0, r.err
+    url = json.loads(r.out)["url"]
+    assert url == f"{served}/firmware/packages/{sha}/bmc-2.0.0.bin"
+    assert httpx.get(url).content == image.read_bytes()  # no token needed: BMCs fetch it
+    assert httpx.get(f"{served}/firmware/packages/{'0' * 64}/x.bin").status_code == 404
+
+    with ExitStack() as st:
+        peers = [st.enter_context(update_peer({"BMC": "1.0.0", "BIOS": "1.0"}, fail=(i == 1))) for i in range(3)]
+        pw = tmp_path / "pw"
+        pw.write_text("pw")
+        for i, (purl, _) in enumerate(peers):
+            assert cli("node", "add", f"u{i}", "--mac", f"aa:00:00:00:05:0{i}", "--bmc", purl, "--bmc-user", "admin",
+                       "--bmc-password-file", str(pw)).code == 0
+        r = cli("firmware", "update", "u0", "u1", "u2", "--package", f"{sha}/bmc-2.0.0.bin", "--target",
+                f"{FW}/BMC", "--batch", "2", "--poll", "0.05", "--timeout", "20", "--json")
+        assert r.code == 1 and "2 node(s) not updated" in r.err
+        res = {x["node"]: x for x in json.loads(r.out)}
+        assert res["u0"]["state"] == "Completed"
+        assert res["u1"]["state"] == "Exception" and "image rejected" in res["u1"]["detail"]
+        assert res["u2"]["state"] == "skipped"
+        assert peers[0][1].versions == {"BMC": "2.0.0", "BIOS": "1.0"} and peers[0][1].fetched == [url]
+        assert peers[2][1].tasks == {} and peers[2][1].versions["BMC"] == "1.0.0"  # never touched
+
+        rows = json.loads(cli("firmware", "report", "--format", "json", "--node", "u0").out)
+        assert {x["component"]: x["installed"] for x in rows}["BMC"] == "2.0.0"  # rescanned after the task
+        ev = {n: [e["kind"] for e in json.loads(cli("node", "show", n, "--json", "--events").out)["events"]]
+              for n in ("u0", "u1", "u2")}
+        assert "firmware.update" in ev["u0"] and "firmware.update.failed" in ev["u1"]
+        assert not any(k.startswith("firmware.update") for k in ev["u2"])
+
+
+def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path: Path) -> None:
+    config_file(public_url=served)
+    image = tmp_path / "bios-3.1.bin"
+    image.write_text("VERSION=3.1\n")
+    sha = json.loads(cli("firmware", "stage", str(image), "--json").out)["sha256"]
+    with update_peer({"BMC": "1.0.0", "BIOS": "1.0"}) as (purl, peer):
+        assert cli("node", "add", "m0", "--mac", "aa:00:00:00:06:01", "--bmc", purl).code == 0
+        r = cli("firmware", "update", "m0", "--package", f"{sha}/bios-3.1.bin", "--target", f"{FW}/BIOS",
+                "--multipart", "--poll", "0.05", "--json")
+        assert r.code == 0, r.err
+        assert json.loads(r.out)[0]["state"] == "Completed"
+        assert peer.versions == {"BMC": "1.0.0", "BIOS": "3.1"} and peer.fetched == []
+    assert cli("firmware", "update", "m0", "--package", f"{'1' * 64}/nope.bin").code == 1
