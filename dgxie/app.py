@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
-from dgxie.api import ops
+from dgxie.api import boot, ops
 from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -51,7 +51,8 @@ def build_site(settings: Settings) -> Site:
     profiles = tuple(ProfileSpec(name=n, image=p.image, template=p.template, role=p.role,
                                  description=p.description, vars=p.vars) for n, p in settings.profiles.items())
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
-                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles)
+                subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
+                discovery=settings.dhcp.discovery, discovery_image=settings.boot.discovery_image)
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
@@ -105,5 +106,6 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
     _errors(app)
     app.include_router(ops.router)
+    app.include_router(boot.router)
     app.include_router(v1_router, prefix="/api/v1")
     return app

@@ -45,6 +45,8 @@ class Site:
     subnets: tuple[ipaddress.IPv4Network, ...] = ()
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     profiles: tuple[ProfileSpec, ...] = ()
+    discovery: bool = False  # dhcp.discovery: unknown/discovered nodes boot the discovery image
+    discovery_image: str | None = None
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from dgxie.cli import common, db_cmd, node_cmd, serve_cmd, token_cmd
+from dgxie.cli import common, db_cmd, image_cmd, node_cmd, serve_cmd, token_cmd
 from dgxie.errors import DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
@@ -20,6 +20,8 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(image_cmd.app, name="image")
+app.command("render", help="Print what a node would get (ipxe).")(image_cmd.render_cmd)
 
 
 def _take_config(argv: list[str]) -> list[str]:
