@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from dgxie.app import build_context, create_app
+from dgxie.cli import serve_dhcp
 from dgxie.cli.common import err_console, settings
 from dgxie.cli.netboot_wiring import http_protocol, register_tftp
 
@@ -17,6 +18,7 @@ def serve() -> None:
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
     register_tftp(ctx)
+    serve_dhcp.register(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")
     err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")
