@@ -20,6 +20,7 @@ from dgxie.api.boot_metrics import boot_metrics
 from dgxie.api.deps import SessionDep, get_ctx
 from dgxie.boot import images
 from dgxie.boot.scripts import ScriptCache
+from dgxie.errors import NotFound
 
 if TYPE_CHECKING:
     from dgxie.app import Context
@@ -54,3 +55,19 @@ async def ipxe(request: Request, mac: str) -> PlainTextResponse:
 def image_file(image: str, file: str, request: Request, s: SessionDep) -> FileResponse:
     path, _, digest = images.image_file(s, get_ctx(request).settings.data_dir, image, file)
     return FileResponse(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
+
+
+BOOT_BINARIES = ("ipxe.efi", "snponly.efi", "undionly.kpxe", "arm64/ipxe.efi")
+
+
+@router.get("/boot/{name:path}", include_in_schema=False)
+def boot_binary(name: str, request: Request) -> FileResponse:
+    """iPXE binaries over HTTP, for UEFI HTTP boot clients (DHCP gives them {public}/boot/ipxe.efi).
+    Looked up like TFTP: <tftp root> first, then the `ipxe` package's directory."""
+    if name not in BOOT_BINARIES:
+        raise NotFound(f"no boot file {name!r}")
+    t = get_ctx(request).settings.tftp
+    for d in (t.root or get_ctx(request).settings.data_dir / "tftp", t.ipxe_dir):
+        if (d / name).is_file():
+            return FileResponse(d / name, media_type="application/efi")
+    raise NotFound(f"boot file {name!r} is not installed")
