@@ -60,7 +60,7 @@ def image_file(image: str, file: str, request: Request, s: SessionDep) -> FileRe
 BOOT_BINARIES = ("ipxe.efi", "snponly.efi", "undionly.kpxe", "arm64/ipxe.efi")
 
 
-@router.get("/boot/{name:path}", include_in_schema=False)
+@router.api_route("/boot/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
 def boot_binary(name: str, request: Request) -> FileResponse:
     """iPXE binaries over HTTP, for UEFI HTTP boot clients (DHCP gives them {public}/boot/ipxe.efi).
     Looked up like TFTP: <tftp root> first, then the `ipxe` package's directory."""
