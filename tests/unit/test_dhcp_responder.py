@@ -54,7 +54,7 @@ def test_enrolled_bios_gets_reservation_and_undionly() -> None:
     for p, _ in (offer, ack):
         assert p.yiaddr == ipaddress.IPv4Address("10.201.0.50").packed
         assert p.file.rstrip(b"\0") == b"undionly.kpxe" and p.siaddr == SERVER
-        assert p.options[c.OPT_BOOTFILE] == b"undionly.kpxe"
+        assert p.options[c.OPT_BOOTFILE] == b"undionly.kpxe" and p.options[c.OPT_TFTP_SERVER] == b"10.201.0.1"
         assert p.options[c.OPT_HOSTNAME] == b"dgx01" and p.options[c.OPT_SERVER_ID] == SERVER
     assert ack[0].msg_type == c.ACK and ack[1] == ("255.255.255.255", 68)
     assert c.OPT_LEASE_TIME in ack[0].options and r.table.dirty[mac(1)] is not None

@@ -94,7 +94,8 @@ class Responder:
         if name is None:
             return b"", c.ZERO4, b""
         f = name.encode()
-        return f, server, c.opt(c.OPT_BOOTFILE, f) + c.opt(c.OPT_VENDOR_CLASS, b"PXEClient")
+        tftp = c.opt(c.OPT_TFTP_SERVER, inet_ntoa(server).encode())  # 66, for firmware that ignores siaddr
+        return f, server, c.opt(c.OPT_BOOTFILE, f) + tftp + c.opt(c.OPT_VENDOR_CLASS, b"PXEClient")
 
     def _classify(self, req: c.Packet) -> tuple[Action, Client, bool]:
         """(boot action, client kind, known?) for this request, from the boot decision."""
