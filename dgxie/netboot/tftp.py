@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,22 +42,26 @@ class TftpStats:
             self.on_done(filename, outcome, nbytes)
 
 
-class _Session(asyncio.DatagramProtocol):
-    """One RRQ: sends DATA in windows, retransmits on timeout, ends on the last ACK."""
+class _Session:
+    """One RRQ: sends DATA in windows, retransmits on timeout, ends on the last ACK.
 
-    def __init__(self, server: TftpServer, fd: int, size: int, filename: str, neg: c.Negotiated) -> None:
-        self.server, self.fd, self.size, self.filename, self.neg = server, fd, size, filename, neg
-        self.transport: asyncio.DatagramTransport | None = None
+    A plain non-blocking socket connected to the client (its own TID) and a reader callback:
+    no transport layer per packet, the kernel drops datagrams from other ports."""
+
+    def __init__(self, server: TftpServer, sock: socket.socket, fd: int, size: int, filename: str,
+                 neg: c.Negotiated) -> None:
+        self.server, self.sock, self.fd, self.size, self.filename, self.neg = server, sock, fd, size, filename, neg
+        self.loop = asyncio.get_running_loop()
         self.last_block = size // neg.blksize + 1  # a short (maybe empty) block ends the transfer
         self.acked = 0  # absolute number of the highest block acknowledged (0: OACK / none)
         self.retries = 0
         self.timer: asyncio.TimerHandle | None = None
-        self.closed = asyncio.get_running_loop().create_future()
+        self.closed = self.loop.create_future()
         self.sent_bytes = 0
         self.started = neg.oack is None  # with options, DATA starts after the client ACKs the OACK
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def start(self) -> None:
+        self.loop.add_reader(self.sock.fileno(), self._readable)
         if self.neg.oack is not None:
             self._send(c.encode_oack(self.neg.oack))
             self._arm()
@@ -64,8 +69,12 @@ class _Session(asyncio.DatagramProtocol):
             self._send_window()
 
     def _send(self, pkt: bytes) -> None:
-        if self.transport is not None:
-            self.transport.sendto(pkt)
+        try:
+            self.sock.send(pkt)
+        except (BlockingIOError, InterruptedError):
+            pass  # socket buffer full: the retransmit timer resends
+        except OSError:
+            self._finish("error")
 
     def _block(self, n: int) -> bytes:
         bs = self.neg.blksize
@@ -74,14 +83,13 @@ class _Session(asyncio.DatagramProtocol):
     def _send_window(self) -> None:
         first = self.acked + 1
         for n in range(first, min(first + self.neg.windowsize, self.last_block + 1)):
-            payload = self._block(n)
-            self._send(c.encode_data(n, payload))
+            self._send(c.encode_data(n, self._block(n)))
         self._arm()
 
     def _arm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(self.neg.timeout, self._timeout)
+        self.timer = self.loop.call_later(self.neg.timeout, self._timeout)
 
     def _timeout(self) -> None:
         self.retries += 1
@@ -95,7 +103,18 @@ class _Session(asyncio.DatagramProtocol):
         else:
             self._send_window()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def _readable(self) -> None:
+        while not self.closed.done():
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP port unreachable: the client went away
+                self._finish("error")
+                return
+            self._packet(data)
+
+    def _packet(self, data: bytes) -> None:
         try:
             opcode, number, _ = c.parse_reply(data)
         except c.TftpError:
@@ -120,24 +139,23 @@ class _Session(asyncio.DatagramProtocol):
         if delta == 0 or delta > in_flight:
             return  # duplicate or stale ACK: ignore (no Sorcerer's Apprentice resends)
         self.acked += delta
-        self.sent_bytes = min(self.acked * self.neg.blksize, self.size)
         self.retries = 0
         if self.acked >= self.last_block:
+            self.sent_bytes = self.size
             self._finish("ok")
         else:
             self._send_window()
-
-    def error_received(self, exc: Exception) -> None:
-        self._finish("error")
 
     def _finish(self, outcome: str) -> None:
         if self.closed.done():
             return
         if self.timer is not None:
             self.timer.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
         os.close(self.fd)
-        if self.transport is not None:
-            self.transport.close()
+        if outcome != "ok":
+            self.sent_bytes = min(self.acked * self.neg.blksize, self.size)
         self.server.stats.done(self.filename, outcome, self.sent_bytes)
         self.closed.set_result(outcome)
 
@@ -209,19 +227,20 @@ class TftpServer:
         asyncio.get_running_loop().create_task(self._run(key, fd, size, req.filename, neg))
 
     async def _run(self, key: tuple[str, int, str], fd: int, size: int, filename: str, neg: c.Negotiated) -> None:
-        loop = asyncio.get_running_loop()
-        host = self._listener.transport.get_extra_info("sockname")[0] if self._listener and \
-            self._listener.transport else self.host
-        session = _Session(self, fd, size, filename, neg)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            await loop.create_datagram_endpoint(lambda: session, local_addr=(host, 0),
-                                                remote_addr=(key[0], key[1]))
+            sock.setblocking(False)
+            sock.bind((self.host, 0))
+            sock.connect((key[0], key[1]))
         except OSError as exc:
+            sock.close()
             os.close(fd)
             log.warning("tftp %s: cannot open a transfer socket: %s", filename, exc)
             return
+        session = _Session(self, sock, fd, size, filename, neg)
         self.sessions[key] = session
         try:
+            session.start()
             await session.closed
         finally:
             self.sessions.pop(key, None)
