@@ -36,15 +36,20 @@ one() {  # one transfer: seconds
   /usr/bin/time -f %e taskset -c 1 curl -s -m 120 --tftp-blksize "$bs" -o /dev/null "tftp://127.0.0.1:$port/$file" 2>&1 | tail -1
 }
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-for s in $SERVERS; do
-  name=${s%%:*}; port=${s##*:}
-  for f in 64m.bin 1m.bin; do for bs in 512 1468; do
-    t=$(for _ in $(seq "$REPS"); do one "$port" "$f" "$bs"; done | median)
-    echo "$name $f blksize=$bs: ${t}s"
+# servers interleaved within each repetition, so load from other jobs hits them alike
+for f in 64m.bin 1m.bin; do for bs in 512 1468; do
+  for rep in $(seq "$REPS"); do for s in $SERVERS; do
+    echo "${s%%:*} $(one "${s##*:}" "$f" "$bs")" >> "$W/times"
   done; done
+  for s in $SERVERS; do
+    echo "${s%%:*} $f blksize=$bs: $(awk -v n="${s%%:*}" '$1==n {print $2}' "$W/times" | median)s"
+  done
+  rm -f "$W/times"
+done; done
+for s in $SERVERS; do
   start=$(date +%s.%N)
   seq "$NCONC" | taskset -c 1 xargs -P "$CONC" -I{} curl -s -m 120 --tftp-blksize 1468 -o /dev/null \
-      "tftp://127.0.0.1:$port/1m.bin"
+      "tftp://127.0.0.1:${s##*:}/1m.bin"
   end=$(date +%s.%N)
-  echo "$name ${CONC}-concurrent 1m.bin blksize=1468: $(echo "$NCONC / ($end - $start)" | bc -l | xargs printf '%.1f') transfers/s"
+  echo "${s%%:*} ${CONC}-concurrent 1m.bin blksize=1468: $(echo "$NCONC / ($end - $start)" | bc -l | xargs printf '%.1f') transfers/s"
 done

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class _Session:
         self.acked = 0  # absolute number of the highest block acknowledged (0: OACK / none)
         self.retries = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.closed = self.loop.create_future()
         self.sent_bytes = 0
         self.started = neg.oack is None  # with options, DATA starts after the client ACKs the OACK
@@ -87,9 +89,21 @@ class _Session:
         self._arm()
 
     def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(self.neg.timeout, self._timeout)
+        """Push the retransmit deadline; one timer per timeout period, not one per packet (a
+        timer handle per block cost a fifth of the server's CPU)."""
+        self.deadline = time.monotonic() + self.neg.timeout
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.neg.timeout, self._check)
+
+    def _check(self) -> None:
+        self.timer = None
+        if self.closed.done():
+            return
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            self.timer = self.loop.call_later(left, self._check)
+        else:
+            self._timeout()
 
     def _timeout(self) -> None:
         self.retries += 1
