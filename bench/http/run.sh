@@ -10,7 +10,7 @@ DGXIE=${DGXIE:-.venv/bin/dgxie}; DUR=${DUR:-10}
 W=$(mktemp -d /tmp/dgxie-bench-http.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$W"; }
 trap cleanup EXIT
-mkdir -p "$W/www"
+chmod 755 "$W"; mkdir -p "$W/www"   # nginx workers run as nobody
 head -c $((256 << 20)) /dev/urandom > "$W/www/big.bin"; head -c 4096 /dev/urandom > "$W/initrd.img"
 cat > "$W/dgxie.yaml" <<YAML
 database_url: sqlite:///$W/dgxie.db
@@ -33,8 +33,10 @@ taskset -c 0 nginx -c "$W/nginx.conf" & PIDS+=($!)
 taskset -c 0 $DGXIE --config "$W/dgxie.yaml" serve >"$W/serve.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do curl -sf -m 1 http://127.0.0.1:18280/healthz >/dev/null && break; sleep 0.3; done
 curl -sf "http://127.0.0.1:18280/boot/ipxe?mac=52:54:00:aa:00:01" > "$W/www/ipxe.txt"
-cmp <(curl -s http://127.0.0.1:18280/images/bench/big.bin) "$W/www/big.bin"   # same bytes
-rate() { taskset -c 1 wrk -t1 -c"$1" -d"${DUR}s" "$2" | awk -v k="$3" '$1==k {print $2}'; }
+cmp <(curl -sf http://127.0.0.1:18280/images/bench/big.bin) "$W/www/big.bin"   # same bytes, both 200
+cmp <(curl -sf http://127.0.0.1:18281/big.bin) "$W/www/big.bin"
+curl -sf http://127.0.0.1:18281/ipxe.txt >/dev/null
+rate() { taskset -c 1 wrk -t1 -c"$1" -d"${DUR}s" "$2" | awk -v k="$3" '$1==k":" {print $2}'; }
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "nginx image 256MiB c=4: $(rate 4 http://127.0.0.1:18281/big.bin Transfer/sec)"
 echo "dgxie image 256MiB c=4: $(rate 4 http://127.0.0.1:18280/images/bench/big.bin Transfer/sec)"
