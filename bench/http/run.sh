@@ -36,7 +36,9 @@ curl -sf "http://127.0.0.1:18280/boot/ipxe?mac=52:54:00:aa:00:01" > "$W/www/ipxe
 cmp <(curl -sf http://127.0.0.1:18280/images/bench/big.bin) "$W/www/big.bin"   # same bytes, both 200
 cmp <(curl -sf http://127.0.0.1:18281/big.bin) "$W/www/big.bin"
 curl -sf http://127.0.0.1:18281/ipxe.txt >/dev/null
-rate() { taskset -c 1 wrk -t1 -c"$1" -d"${DUR}s" "$2" | awk -v k="$3" '$1==k":" {print $2}'; }
+rate() { taskset -c 1 wrk -t1 -c"$1" -d"${DUR}s" --timeout 30s "$2" > "$W/wrk.out"; cat "$W/wrk.out" >> "$W/wrk.all"
+  grep -q -E "Non-2xx|Socket errors" "$W/wrk.out" && { echo "wrk reported errors:" >&2; cat "$W/wrk.out" >&2; }
+  awk -v k="$3" '$1==k":" {print $2}' "$W/wrk.out"; }
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "nginx image 256MiB c=4: $(rate 4 http://127.0.0.1:18281/big.bin Transfer/sec)"
 echo "dgxie image 256MiB c=4: $(rate 4 http://127.0.0.1:18280/images/bench/big.bin Transfer/sec)"

@@ -37,7 +37,7 @@ one() {  # one transfer: seconds
 }
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # servers interleaved within each repetition, so load from other jobs hits them alike
-for f in 64m.bin 1m.bin; do for bs in 512 1468; do
+[[ ${ONLY_CONC:-0} == 1 ]] || for f in 64m.bin 1m.bin; do for bs in 512 1468; do
   for rep in $(seq "$REPS"); do for s in $SERVERS; do
     echo "${s%%:*} $(one "${s##*:}" "$f" "$bs")" >> "$W/times"
   done; done
@@ -46,10 +46,10 @@ for f in 64m.bin 1m.bin; do for bs in 512 1468; do
   done
   rm -f "$W/times"
 done; done
-for s in $SERVERS; do
+for round in $(seq "${CONC_ROUNDS:-1}"); do for s in $SERVERS; do
   start=$(date +%s.%N)
   seq "$NCONC" | taskset -c 1 xargs -P "$CONC" -I{} curl -s -m 120 --tftp-blksize 1468 -o /dev/null \
       "tftp://127.0.0.1:${s##*:}/1m.bin"
   end=$(date +%s.%N)
-  echo "${s%%:*} ${CONC}-concurrent 1m.bin blksize=1468: $(echo "$NCONC / ($end - $start)" | bc -l | xargs printf '%.1f') transfers/s"
-done
+  echo "${s%%:*} ${CONC}-concurrent 1m.bin blksize=1468 (round $round): $(echo "$NCONC / ($end - $start)" | bc -l | xargs printf '%.1f') transfers/s"
+done; done
