@@ -28,6 +28,7 @@ logging.disable(logging.CRITICAL)
 tftpy.TftpServer('$W/root').listen('127.0.0.1', 16903)" & PIDS+=($!)
   SERVERS+=" tftpy:16903"
 fi
+[[ ${REVERSE:-0} == 1 ]] && SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' ')
 sleep 2
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
