@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dgxie.fastpath")
 
 FILE_TTL = 2.0
+IDLE_TIMEOUT = 30.0  # seconds a fast-path keep-alive connection may sit idle between requests
 
 
 def _error(status: int, detail: str, *, keep_alive: bool, head_only: bool) -> bytes:
@@ -130,8 +131,32 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
             self._fp_buf = b""
             self._fp_delegated = False
             self._fp_busy = False
+            self._fp_idle: asyncio.TimerHandle | None = None
+            self._fp_last = time.monotonic()
+
+        def _fp_arm_idle(self) -> None:
+            """Close a kept-alive connection idle for IDLE_TIMEOUT; one timer per period, not
+            one per request (the script path answers tens of thousands a second)."""
+            if self._fp_idle is None:
+                self._fp_idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self._fp_check_idle)
+
+        def _fp_check_idle(self) -> None:
+            self._fp_idle = None
+            if self._fp_delegated or self._fp_transport.is_closing():
+                return  # uvicorn's own keep-alive timeout takes over a delegated connection
+            left = self._fp_last + IDLE_TIMEOUT - time.monotonic()
+            if left > 0 or self._fp_busy or self._fp_buf:
+                self._fp_idle = asyncio.get_running_loop().call_later(max(left, 1.0), self._fp_check_idle)
+            else:
+                self._fp_transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._fp_idle is not None:
+                self._fp_idle.cancel()
+            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            self._fp_last = time.monotonic()
             if self._fp_delegated:
                 super().data_received(data)
                 return
@@ -151,6 +176,8 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
                 if end < 0:
                     if len(self._fp_buf) > http.MAX_HEAD:
                         self._fp_delegate()
+                    elif not self._fp_buf and not self._fp_transport.is_closing():
+                        self._fp_arm_idle()  # between requests on a kept-alive connection
                     return
                 head = http.parse_head(self._fp_buf[:end])
                 if head is None or not fast.wants(head):

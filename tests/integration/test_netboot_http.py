@@ -66,6 +66,11 @@ def test_ipxe_script_per_decision(ctx: Context, tmp_path: Path) -> None:
         assert img.status_code == 206 and img.content == info["kernel"].read_bytes()[10:20]
         assert client.get("/images/img1/nope").status_code == 404
         assert client.get("/images/nope/vmlinuz").status_code == 404
+        if Path("/usr/lib/ipxe/ipxe.efi").exists():  # UEFI HTTP boot clients are sent /boot/ipxe.efi
+            efi = client.get("/boot/ipxe.efi")
+            assert efi.status_code == 200 and efi.content == Path("/usr/lib/ipxe/ipxe.efi").read_bytes()
+            assert client.head("/boot/ipxe.efi").status_code == 200
+        assert client.get("/boot/passwd").status_code == 404
         metrics = client.get("/metrics").text
         for action in ("install", "local", "ignore"):
             assert f'dgxie_boot_decisions_total{{action="{action}"}}' in metrics
