@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import __version__, db
-from dgxie.api import firmware_files, install, ops, registry
+from dgxie.api import boot, firmware_files, install, ops, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
 from dgxie.api.limits import BodyLimit
@@ -76,7 +76,8 @@ def build_site(settings: Settings) -> Site:
     return Site(box=box, data_dir=settings.data_dir, public_url=settings.public_url,
                 subnets=tuple(s.cidr for s in settings.dhcp.subnets), roles=roles, profiles=profiles,
                 install=build_install_spec(settings), handoff=handoff, mirrors=mirrors,
-                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines)
+                bmc=bmc, bmc_scan_concurrency=b.scan_concurrency, firmware_dir=settings.firmware.baselines,
+                discovery=settings.dhcp.discovery, discovery_image=settings.boot.discovery_image)
 
 
 def build_install_spec(settings: Settings) -> InstallSpec:
@@ -159,6 +160,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
+    app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...
     if install.start_sweeper not in ctx.extras.setdefault("lifespan_hooks", []):
         ctx.extras["lifespan_hooks"].append(install.start_sweeper)
         ctx.extras.setdefault("shutdown_hooks", []).append(install.stop_sweeper)

@@ -97,8 +97,16 @@ class DhcpConfig(_Strict):
 class TftpConfig(_Strict):
     enabled: bool = False
     listen: str = "0.0.0.0:69"
+    root: Path | None = None  # default: <data_dir>/tftp (searched before ipxe_dir)
+    ipxe_dir: Path = Path("/usr/lib/ipxe")  # Debian's `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi
+    max_blksize: int = Field(default=65464, ge=512, le=65464)
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _hostport(v)))
+
+
+class BootConfig(_Strict):
+    discovery_image: str | None = None  # image booted by unknown/discovered nodes when dhcp.discovery is on
+    script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
 
 
 class ProfileConfig(_Strict):
@@ -257,6 +265,7 @@ class Settings(BaseSettings):
     api: ApiConfig = ApiConfig()
     dhcp: DhcpConfig = DhcpConfig()
     tftp: TftpConfig = TftpConfig()
+    boot: BootConfig = BootConfig()
     profiles: dict[str, ProfileConfig] = {}
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     handoff: HandoffConfig = HandoffConfig()

@@ -98,6 +98,8 @@ class Site:
     bmc: BmcOptions = field(default_factory=BmcOptions)
     bmc_scan_concurrency: int = 100
     firmware_dir: Path = Path("firmware")
+    discovery: bool = False  # dhcp.discovery: unknown/discovered nodes boot the discovery image
+    discovery_image: str | None = None
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

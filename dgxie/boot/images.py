@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dgxie.boot.schemas import ImageIn, ImageOut, ImageUpdate
-from dgxie.errors import Conflict, Invalid
+from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.mirror.store import BlobStore
 from dgxie.models import Image, Profile
 from dgxie.nodes.events import record
 
@@ -55,3 +60,59 @@ def delete_image(session: Session, i: Image, *, actor: str) -> None:
 
 def list_images(session: Session) -> list[Image]:
     return list(session.scalars(select(Image).order_by(Image.name)))
+
+
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def blob_store(data_dir: Path) -> BlobStore:
+    """Image files live content-addressed under `<data_dir>/images/blobs/sha256/..`."""
+    return BlobStore(data_dir / "images")
+
+
+def _served_name(name: str, what: str) -> str:
+    if not FILE_NAME_RE.match(name):
+        raise Invalid(f"{what}: {name!r} is not a valid file name (A-Z a-z 0-9 . _ -)")
+    return name
+
+
+def add_image(session: Session, data_dir: Path, *, name: str, kernel: Path, initrd: Path, cmdline: str = "",
+              os: str = "ubuntu", arch: str = "x86_64", extra: dict[str, Path] | None = None,
+              actor: str) -> Image:
+    """Register an image from local files: each is stored by sha256 and served as
+    /images/NAME/<file name>. Nothing is stored if the name is taken or a file is unreadable."""
+    if session.scalar(select(Image).where(Image.name == name)) is not None:
+        raise Conflict(f"image {name} already exists")
+    wanted: dict[str, tuple[Path, str]] = {}
+    for role, path, served in [("kernel", kernel, kernel.name), ("initrd", initrd, initrd.name),
+                               *[("file", p, n) for n, p in (extra or {}).items()]]:
+        served = _served_name(served, role)
+        if served in wanted:
+            raise Invalid(f"two files would be served as {served!r}")
+        if not path.is_file():
+            raise Invalid(f"{role} {path}: not a readable file")
+        wanted[served] = (path, role)
+    store = blob_store(data_dir)
+    files: dict[str, Any] = {}
+    for served, (path, role) in wanted.items():
+        try:
+            digest = store.put_file(path)
+        except OSError as exc:
+            raise Invalid(f"{role} {path}: {exc.strerror}") from None
+        files[served] = {"sha256": digest, "size": path.stat().st_size, "role": role}
+    data = ImageIn(name=name, os=os, arch=arch, kernel=kernel.name, initrd=initrd.name, cmdline=cmdline, files=files)
+    return create_image(session, data, actor=actor)
+
+
+def image_file(session: Session, data_dir: Path, image: str, file: str) -> tuple[Path, int, str]:
+    """(blob path, size, sha256) of /images/IMAGE/FILE, or NotFound."""
+    i = session.scalar(select(Image).where(Image.name == image))
+    entry = i.files.get(file) if i is not None else None
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise NotFound(f"no file {file!r} in image {image!r}")
+    path = blob_store(data_dir).path(str(entry["sha256"]))
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise NotFound(f"file {file!r} of image {image!r} is missing from the data dir") from None
+    return path, size, str(entry["sha256"])

@@ -15,6 +15,7 @@ from dgxie.cli import (
     common,
     db_cmd,
     firmware_cmd,
+    image_cmd,
     inventory_cmd,
     lifecycle_cmd,
     mirror_cmd,
@@ -36,13 +37,15 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(mirror_cmd.app, name="mirror")
-app.add_typer(oci_cmd.app, name="mirror-oci")  # until merge: `dgxie mirror sync` routes kind oci here
-app.command("render", help="Print what a node would be served (user-data, ...; --explain).")(render_cmd.render)
+app.add_typer(oci_cmd.app, name="mirror-oci")  # OCI-only extras: snapshots, switch
+app.command("render", help="Print what a node would be served: ipxe, user-data, meta-data, vendor-data, preseed, "
+            "kickstart (--explain).")(render_cmd.render)
 _ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 _registered = power_cmd  # registers `node power` and `node bootdev` onto node_cmd.app
+app.add_typer(image_cmd.app, name="image")
 
 
 def _take_config(argv: list[str]) -> list[str]:

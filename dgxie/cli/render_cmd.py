@@ -1,6 +1,6 @@
 """`dgxie render NODE ARTIFACT [--explain]`: exactly what the node would be served.
 
-Artefacts dispatch through `RENDERERS`; `ipxe` is plugged in by the netboot area at merge.
+Artefacts dispatch through `RENDERERS`: the iPXE script (dgxie.boot.render) and the seeds (dgxie.boot.seed).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Callable
 import typer
 from sqlalchemy.orm import Session
 
+from dgxie.boot import render as boot_render
 from dgxie.boot import seed
 from dgxie.boot.vars import Merged
 from dgxie.cli.common import context, session
-from dgxie.errors import Invalid
+from dgxie.errors import Invalid, NotFound
 from dgxie.nodes import service
 from dgxie.site import Site
 
@@ -32,7 +33,13 @@ def _seed(artifact: str) -> Renderer:
 
 
 def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
-    raise Invalid("ipxe rendering not available in this build")
+    """The node's iPXE script, by the same function as GET /boot/ipxe (an unknown MAC gets the
+    "not enrolled" script, as it would over HTTP)."""
+    try:
+        mac = service.get_node(s, ref).mac or ref
+    except NotFound:
+        mac = ref
+    return boot_render.ipxe_script(s, site, mac).text, None
 
 
 RENDERERS: dict[str, Renderer] = {a: _seed(a) for a in seed.ARTIFACTS} | {"ipxe": _ipxe}

@@ -96,7 +96,10 @@ class Responder:
             return b"", c.ZERO4, b""
         f = name.encode()
         tftp = c.opt(c.OPT_TFTP_SERVER, inet_ntoa(server).encode())  # 66, for firmware that ignores siaddr
-        return f, server, c.opt(c.OPT_BOOTFILE, f) + tftp + c.opt(c.OPT_VENDOR_CLASS, b"PXEClient")
+        # No option 60 "PXEClient" here (proxy mode adds it): EDK2/OVMF takes an address offer that
+        # carries PXEClient without option 43 as a "BINL" offer and asks port 4011 for the boot
+        # file; nothing answers there in authoritative mode -> "PXE-E16: No valid offer received".
+        return f, server, c.opt(c.OPT_BOOTFILE, f) + tftp
 
     def _classify(self, req: c.Packet) -> tuple[Action, Client, bool]:
         """(boot action, client kind, known?) for this request, from the boot decision."""

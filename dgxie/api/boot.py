@@ -1,0 +1,73 @@
+"""Boot endpoints (unauthenticated): the per-node iPXE script and the boot image files.
+
+    GET /boot/ipxe?mac=MAC           the script the boot decision picks (text/plain)
+    GET|HEAD /images/{image}/{file}  kernel, initrd, squashfs.. with Range support
+
+`dgxie serve` answers both on a fast path before FastAPI (`dgxie.api.fastpath`: sendfile for
+images, the script cache without the ASGI stack); these routes are the same answers for every
+other way in (TestClient, a connection that already spoke to the API, a proxy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from dgxie.api.boot_metrics import boot_metrics
+from dgxie.api.deps import SessionDep, get_ctx
+from dgxie.boot import images
+from dgxie.boot.scripts import ScriptCache
+from dgxie.errors import NotFound
+
+if TYPE_CHECKING:
+    from dgxie.app import Context
+
+router = APIRouter(tags=["boot"])
+
+IPXE_MEDIA = "text/plain; charset=utf-8"
+
+
+def script_cache(ctx: Context) -> ScriptCache:
+    """The process's iPXE script cache (one per context)."""
+    sc = ctx.extras.get("ipxe_scripts")
+    if sc is None:
+        m = boot_metrics(ctx)
+        ttl = ctx.settings.boot.script_cache_seconds
+        sc = ctx.extras["ipxe_scripts"] = ScriptCache(ctx.sessions, ctx.site, ttl=ttl, on_decision=m.decision)
+    assert isinstance(sc, ScriptCache)
+    return sc
+
+
+@router.get("/boot/ipxe", response_class=PlainTextResponse)
+async def ipxe(request: Request, mac: str) -> PlainTextResponse:
+    """The node's iPXE script: install, local disk, discovery, or "not enrolled" then exit."""
+    cache = script_cache(get_ctx(request))
+    script = cache.cached(mac)
+    if script is None:
+        script = await run_in_threadpool(cache.get, mac)
+    return PlainTextResponse(script.text, media_type=IPXE_MEDIA)
+
+
+@router.api_route("/images/{image}/{file}", methods=["GET", "HEAD"])
+def image_file(image: str, file: str, request: Request, s: SessionDep) -> FileResponse:
+    path, _, digest = images.image_file(s, get_ctx(request).settings.data_dir, image, file)
+    return FileResponse(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
+
+
+BOOT_BINARIES = ("ipxe.efi", "snponly.efi", "undionly.kpxe", "arm64/ipxe.efi")
+
+
+@router.api_route("/boot/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
+def boot_binary(name: str, request: Request) -> FileResponse:
+    """iPXE binaries over HTTP, for UEFI HTTP boot clients (DHCP gives them {public}/boot/ipxe.efi).
+    Looked up like TFTP: <tftp root> first, then the `ipxe` package's directory."""
+    if name not in BOOT_BINARIES:
+        raise NotFound(f"no boot file {name!r}")
+    t = get_ctx(request).settings.tftp
+    for d in (t.root or get_ctx(request).settings.data_dir / "tftp", t.ipxe_dir):
+        if (d / name).is_file():
+            return FileResponse(d / name, media_type="application/efi")
+    raise NotFound(f"boot file {name!r} is not installed")

@@ -1,0 +1,56 @@
+"""`dgxie image add|list` and `dgxie render NODE ipxe`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from dgxie.boot import images
+from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.errors import Invalid
+
+app = typer.Typer(help="Boot images (kernel + initrd + files, stored by sha256).", no_args_is_help=True)
+
+
+def _extra(values: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise Invalid(f"--file {v!r}: expected NAME=PATH")
+        out[name] = Path(path)
+    return out
+
+
+@app.command("add")
+def add(name: str, kernel: Path = typer.Option(..., help="kernel file"),
+        initrd: Path = typer.Option(..., help="initrd file"),
+        cmdline: str = typer.Option("", help="kernel cmdline; {base} {public_url} {hostname} {mac} filled per node"),
+        os: str = typer.Option("ubuntu", "--os"), arch: str = typer.Option("x86_64"),
+        file: list[str] = typer.Option([], "--file", help="another file served with the image: NAME=PATH (repeat)"),
+        as_json: bool = typer.Option(False, "--json")) -> None:
+    """Register an image: its files are copied into the data dir by sha256."""
+    ctx = context()
+    with session() as s:
+        out = images.to_out(images.add_image(s, ctx.settings.data_dir, name=name, kernel=kernel, initrd=initrd,
+                                             cmdline=cmdline, os=os, arch=arch, extra=_extra(file), actor=actor()))
+    if as_json:
+        dump_json(out)
+        return
+    err_console.print(f"image {out.name} registered: " + ", ".join(
+        f"{n} ({f['sha256'][:12]}, {f['size']} B)" for n, f in out.files.items()))
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+    with session() as s:
+        rows = [images.to_out(i) for i in images.list_images(s)]
+    if as_json:
+        dump_json(rows)
+        return
+    t = Table("name", "os", "arch", "kernel", "initrd", "files", "cmdline")
+    for r in rows:
+        t.add_row(r.name, r.os, r.arch, r.kernel, r.initrd, str(len(r.files)), r.cmdline)
+    console.print(t)

@@ -1,0 +1,260 @@
+"""Read-only TFTP server (asyncio): one UDP socket per transfer, `os.pread` per block.
+
+RFC 1350 with RFC 2347 options (OACK / error 8), RFC 2348 blksize, RFC 2349 timeout + tsize and
+RFC 7440 windowsize. Write requests are refused; paths are confined to the roots
+(`tftp_codec.confine`). Why not tftpy: its single select() loop scans every session per packet
+(see docs/netboot.md); here the kernel demultiplexes transfers by socket.
+
+The OVMF quirk (harness README): OVMF sends `RRQ tsize 0 ...`, reads the size from the OACK,
+aborts with ERROR 8, then sends a second RRQ. Each RRQ is its own session, so that just works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from dgxie.netboot import tftp_codec as c
+
+log = logging.getLogger("dgxie.tftp")
+
+MAX_RETRIES = 5
+
+
+@dataclass
+class TftpStats:
+    """Counters the app exports as metrics; `on_done(filename, ok, nbytes)` hook optional."""
+
+    transfers: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "aborted": 0, "refused": 0})
+    bytes_sent: int = 0
+    on_done: Callable[[str, str, int], None] | None = None
+
+    def done(self, filename: str, outcome: str, nbytes: int) -> None:
+        self.transfers[outcome] = self.transfers.get(outcome, 0) + 1
+        self.bytes_sent += nbytes
+        if self.on_done is not None:
+            self.on_done(filename, outcome, nbytes)
+
+
+class _Session:
+    """One RRQ: sends DATA in windows, retransmits on timeout, ends on the last ACK.
+
+    A plain non-blocking socket connected to the client (its own TID) and a reader callback:
+    no transport layer per packet, the kernel drops datagrams from other ports."""
+
+    def __init__(self, server: TftpServer, sock: socket.socket, fd: int, size: int, filename: str,
+                 neg: c.Negotiated) -> None:
+        self.server, self.sock, self.fd, self.size, self.filename, self.neg = server, sock, fd, size, filename, neg
+        self.loop = asyncio.get_running_loop()
+        self.last_block = size // neg.blksize + 1  # a short (maybe empty) block ends the transfer
+        self.acked = 0  # absolute number of the highest block acknowledged (0: OACK / none)
+        self.retries = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.closed = self.loop.create_future()
+        self.sent_bytes = 0
+        self.started = neg.oack is None  # with options, DATA starts after the client ACKs the OACK
+
+    def start(self) -> None:
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        if self.neg.oack is not None:
+            self._send(c.encode_oack(self.neg.oack))
+            self._arm()
+        else:
+            self._send_window()
+
+    def _send(self, pkt: bytes) -> None:
+        try:
+            self.sock.send(pkt)
+        except (BlockingIOError, InterruptedError):
+            pass  # socket buffer full: the retransmit timer resends
+        except OSError:
+            self._finish("error")
+
+    def _block(self, n: int) -> bytes:
+        bs = self.neg.blksize
+        return os.pread(self.fd, bs, (n - 1) * bs)
+
+    def _send_window(self) -> None:
+        first = self.acked + 1
+        for n in range(first, min(first + self.neg.windowsize, self.last_block + 1)):
+            self._send(c.encode_data(n, self._block(n)))
+        self._arm()
+
+    def _arm(self) -> None:
+        """Push the retransmit deadline; one timer per timeout period, not one per packet (a
+        timer handle per block cost a fifth of the server's CPU)."""
+        self.deadline = time.monotonic() + self.neg.timeout
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.neg.timeout, self._check)
+
+    def _check(self) -> None:
+        self.timer = None
+        if self.closed.done():
+            return
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            self.timer = self.loop.call_later(left, self._check)
+        else:
+            self._timeout()
+
+    def _timeout(self) -> None:
+        self.retries += 1
+        if self.retries > MAX_RETRIES:
+            log.info("tftp %s: client gone after %d retries", self.filename, MAX_RETRIES)
+            self._finish("error")
+            return
+        if not self.started and self.neg.oack is not None:
+            self._send(c.encode_oack(self.neg.oack))
+            self._arm()
+        else:
+            self._send_window()
+
+    def _readable(self) -> None:
+        while not self.closed.done():
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP port unreachable: the client went away
+                self._finish("error")
+                return
+            self._packet(data)
+
+    def _packet(self, data: bytes) -> None:
+        try:
+            opcode, number, _ = c.parse_reply(data)
+        except c.TftpError:
+            return
+        if opcode == c.ERROR:
+            # error 8 after our OACK is OVMF's tsize probe; anything else is the client giving up
+            self._finish("aborted")
+            return
+        if opcode != c.ACK:
+            self._send(c.encode_error(c.E_ILLEGAL_OP, "expected ACK"))
+            self._finish("error")
+            return
+        if not self.started:
+            if number == 0:  # the OACK's acknowledgement (RFC 2347)
+                self.started = True
+                self.retries = 0
+                self._send_window()
+            return
+        # map the 16-bit ACK onto the window in flight (block numbers wrap, RFC 7440 section 4)
+        in_flight = min(self.acked + self.neg.windowsize, self.last_block) - self.acked
+        delta = (number - self.acked) & 0xFFFF
+        if delta == 0 or delta > in_flight:
+            return  # duplicate or stale ACK: ignore (no Sorcerer's Apprentice resends)
+        self.acked += delta
+        self.retries = 0
+        if self.acked >= self.last_block:
+            self.sent_bytes = self.size
+            self._finish("ok")
+        else:
+            self._send_window()
+
+    def _finish(self, outcome: str) -> None:
+        if self.closed.done():
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        os.close(self.fd)
+        if outcome != "ok":
+            self.sent_bytes = min(self.acked * self.neg.blksize, self.size)
+        self.server.stats.done(self.filename, outcome, self.sent_bytes)
+        self.closed.set_result(outcome)
+
+
+class _Listener(asyncio.DatagramProtocol):
+    def __init__(self, server: TftpServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.server.handle_request(data, (str(addr[0]), int(str(addr[1]))))
+
+
+class TftpServer:
+    """`await start()`, `await stop()`. `roots` are searched in order for each file, then `files`
+    (exact name -> trusted path, e.g. the iPXE binaries of Debian's `ipxe` package)."""
+
+    def __init__(self, roots: list[Path], host: str = "0.0.0.0", port: int = 69, *,
+                 files: dict[str, Path] | None = None, max_blksize: int = c.MAX_BLKSIZE,
+                 stats: TftpStats | None = None) -> None:
+        self.roots, self.host, self.port, self.max_blksize = roots, host, port, max_blksize
+        self.files = {k: Path(os.path.realpath(v)) for k, v in (files or {}).items()}
+        self.stats = stats or TftpStats()
+        self.sessions: dict[tuple[str, int, str], _Session] = {}
+        self._listener: _Listener | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.create_datagram_endpoint(lambda: _Listener(self),
+                                                               local_addr=(self.host, self.port))
+        self._listener = proto
+        self.port = transport.get_extra_info("sockname")[1]
+        log.info("tftp listening on %s:%d, roots %s", self.host, self.port, ", ".join(map(str, self.roots)))
+
+    async def stop(self) -> None:
+        if self._listener is not None and self._listener.transport is not None:
+            self._listener.transport.close()
+        for s in list(self.sessions.values()):
+            s._finish("aborted")
+
+    def _reply_error(self, addr: tuple[str, int], code: int, message: str) -> None:
+        if self._listener is not None and self._listener.transport is not None:
+            self._listener.transport.sendto(c.encode_error(code, message), addr)
+
+    def handle_request(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            req = c.parse_request(data)
+            if req.opcode == c.WRQ:
+                raise c.TftpError(c.E_ACCESS, "read-only server: write requests are refused")
+            path = c.confine(self.roots, req.filename, self.files)
+        except c.TftpError as exc:
+            log.warning("tftp %s:%d refused: %s", addr[0], addr[1], exc.message)
+            self.stats.done("", "refused", 0)
+            self._reply_error(addr, exc.code, exc.message)
+            return
+        key = (addr[0], addr[1], req.filename)
+        if key in self.sessions:
+            return  # a retransmitted RRQ while its session is alive
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            self._reply_error(addr, c.E_ACCESS, exc.strerror or "cannot open")
+            return
+        neg = c.negotiate(req.options, file_size=size, max_blksize=self.max_blksize)
+        asyncio.get_running_loop().create_task(self._run(key, fd, size, req.filename, neg))
+
+    async def _run(self, key: tuple[str, int, str], fd: int, size: int, filename: str, neg: c.Negotiated) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.host, 0))
+            sock.connect((key[0], key[1]))
+        except OSError as exc:
+            sock.close()
+            os.close(fd)
+            log.warning("tftp %s: cannot open a transfer socket: %s", filename, exc)
+            return
+        session = _Session(self, sock, fd, size, filename, neg)
+        self.sessions[key] = session
+        try:
+            session.start()
+            await session.closed
+        finally:
+            self.sessions.pop(key, None)

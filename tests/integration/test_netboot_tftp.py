@@ -1,0 +1,117 @@
+"""The TFTP server on 127.0.0.1 (high port) against real clients: tftp-hpa `tftp` and `curl tftp://`."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dgxie.netboot import tftp_codec as c
+from dgxie.netboot.tftp import TftpServer
+from tests.helpers_netboot import free_port, loop_thread, write_random
+
+pytestmark = pytest.mark.skipif(not shutil.which("tftp") or not shutil.which("curl"), reason="tftp-hpa/curl missing")
+
+
+@pytest.fixture
+def tftp(tmp_path: Path) -> Iterator[tuple[TftpServer, Path]]:
+    root = tmp_path / "root"
+    root.mkdir()
+    write_random(root / "big.bin", 3 * 1024 * 1024 + 17)
+    write_random(root / "exact.bin", 512 * 8)  # a multiple of the block size: ends with an empty DATA
+    (tmp_path / "secret").write_text("secret")
+    (root / "escape").symlink_to(tmp_path / "secret")
+    fixed = write_random(tmp_path / "ipxe.efi", 100_000)
+    with loop_thread() as run:
+        server = TftpServer([root], "127.0.0.1", free_port(socket.SOCK_DGRAM), files={"ipxe.efi": fixed})
+        run(server.start())
+        yield server, tmp_path
+        run(server.stop())
+
+
+def _curl(server: TftpServer, name: str, out: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["curl", "-sS", "-m", "30", *extra, "-o", str(out), f"tftp://127.0.0.1:{server.port}/{name}"],
+                          capture_output=True, timeout=40)
+
+
+@pytest.mark.parametrize("blksize", ["512", "1468", "8192"])
+def test_curl_blksize_and_tsize(tftp: tuple[TftpServer, Path], tmp_path: Path, blksize: str) -> None:
+    server, base = tftp
+    out = tmp_path / f"out-{blksize}"
+    r = _curl(server, "big.bin", out, "--tftp-blksize", blksize)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (base / "root" / "big.bin").read_bytes()
+
+
+def test_tftp_hpa_client_plain_and_with_options(tftp: tuple[TftpServer, Path], tmp_path: Path) -> None:
+    server, base = tftp
+    for name, opts in (("exact.bin", []), ("ipxe.efi", []), ("big.bin", ["-c", "blksize", "1468"])):
+        out = tmp_path / f"hpa-{name}"
+        cmd = ["tftp", "-m", "binary", "127.0.0.1", str(server.port), "-c", "get", name, str(out)]
+        r = subprocess.run(cmd, capture_output=True, timeout=60, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        src = base / "root" / name if name != "ipxe.efi" else base / "ipxe.efi"
+        assert out.read_bytes() == src.read_bytes(), opts
+    assert server.stats.transfers["ok"] >= 3
+
+
+def test_bad_paths_and_writes_refused(tftp: tuple[TftpServer, Path], tmp_path: Path) -> None:
+    server, _ = tftp
+    for name in ("escape", "missing.bin"):
+        r = _curl(server, name, tmp_path / "x")
+        assert r.returncode != 0
+    (tmp_path / "local.bin").write_bytes(b"data")
+    put = subprocess.run(["tftp", "127.0.0.1", str(server.port), "-c", "put", "local.bin", "up.bin"],
+                         capture_output=True, timeout=30, cwd=tmp_path, input=b"")
+    assert b"Error code 2" in put.stdout + put.stderr
+    get_abs = subprocess.run(["tftp", "127.0.0.1", str(server.port), "-c", "get", "/etc/passwd", str(tmp_path / "p")],
+                             capture_output=True, timeout=30, cwd=tmp_path)
+    assert b"Error code 2" in get_abs.stdout + get_abs.stderr
+    assert not (tmp_path / "root" / "up.bin").exists()
+    # the server goes on serving
+    assert _curl(server, "exact.bin", tmp_path / "after").returncode == 0
+
+
+def _raw(server: TftpServer, pkt: bytes) -> tuple[socket.socket, bytes, tuple[str, int]]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(pkt, ("127.0.0.1", server.port))
+    data, addr = s.recvfrom(70000)
+    return s, data, addr
+
+
+def test_raw_protocol_errors_and_ovmf_tsize_abort(tftp: tuple[TftpServer, Path]) -> None:
+    server, base = tftp
+    s, data, _ = _raw(server, b"\x00\x01../x\x00octet\x00")
+    assert data[:4] == b"\x00\x05\x00\x02"
+    s.close()
+    s, data, _ = _raw(server, b"\x00\x09garbage")
+    assert data[:4] == b"\x00\x05\x00\x04"
+    s.close()
+    # OVMF: tsize probe, error 8 abort, then a new RRQ (harness README)
+    size = (base / "ipxe.efi").stat().st_size
+    s, data, addr = _raw(server, c.encode_request(c.RRQ, "ipxe.efi", "octet",
+                                                  {"tsize": "0", "blksize": "1468", "windowsize": "4"}))
+    assert c.parse_reply(data)[0] == c.OACK and f"tsize\0{size}\0".encode() in data
+    s.sendto(c.encode_error(c.E_OPTION, "abort"), addr)
+    s.close()
+    s, data, addr = _raw(server, c.encode_request(c.RRQ, "ipxe.efi", "octet", {"blksize": "1468", "windowsize": "4"}))
+    assert c.parse_reply(data)[0] == c.OACK
+    s.sendto(c.encode_ack(0), addr)
+    got, expect_block = b"", 1
+    while True:
+        data, _ = s.recvfrom(70000)
+        op, blk, payload = c.parse_reply(data)
+        assert (op, blk) == (c.DATA, expect_block)
+        got += payload
+        if expect_block % 4 == 0 or len(payload) < 1468:
+            s.sendto(c.encode_ack(blk), addr)
+        if len(payload) < 1468:
+            break
+        expect_block += 1
+    s.close()
+    assert got == (base / "ipxe.efi").read_bytes()
