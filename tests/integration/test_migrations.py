@@ -20,6 +20,7 @@ def test_models_match_migrations(db_url: str) -> None:
     assert diff == [], f"models and migrations disagree: {diff}"
     script = ScriptDirectory.from_config(db.alembic_config(db_url))
     assert heads == set(script.get_heads())
+    assert len(heads) == 1, f"several migration heads {heads}: add a merge revision"
 
 
 def test_upgrade_is_idempotent(sqlite_url: str) -> None:
