@@ -1,12 +1,15 @@
 #!/bin/bash
 # Build the e2e boot payload (after ../shared/harness/build-initrd.sh): Debian's stock kernel
 # (downloaded with `apt-get download`, never installed) + a busybox initrd whose /init loads the
-# NIC modules, runs udhcpc, GETs the URL in `dgxie.callback=` and powers off.
+# NIC modules, runs udhcpc, GETs the URL in `dgxie.callback=`, posts the installer callbacks
+# (event=started, event=finished) to `dgxie.events=` when given, and powers off.
 #   netboot_payload.sh OUTDIR   -> OUTDIR/vmlinuz, OUTDIR/initrd.img (cached: reruns are instant)
 set -euo pipefail
 OUT=${1:?usage: $0 OUTDIR}
 mkdir -p "$OUT"
-[[ -s $OUT/vmlinuz && -s $OUT/initrd.img ]] && { echo "cached: $OUT"; exit 0; }
+VERSION=3  # bump when the initrd changes, so cached payloads are rebuilt
+[[ -s $OUT/vmlinuz && -s $OUT/initrd.img && "$(cat "$OUT/VERSION" 2>/dev/null)" == "$VERSION" ]] && {
+  echo "cached: $OUT"; exit 0; }
 WORK=$(mktemp -d "$OUT/.build.XXXXXX"); trap 'rm -rf "$WORK"' EXIT
 
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
@@ -48,7 +51,9 @@ export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
 log() { echo "[dgxie-e2e-init] $*"; }
 finish() { log "$1"; sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
-CB=""; for p in $(cat /proc/cmdline); do case "$p" in dgxie.callback=*) CB="${p#dgxie.callback=}" ;; esac; done
+CB=""; EV=""
+for p in $(cat /proc/cmdline); do case "$p" in dgxie.callback=*) CB="${p#dgxie.callback=}" ;;
+  dgxie.events=*) EV="${p#dgxie.events=}" ;; esac; done
 for m in $(cat /etc/modload); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
 IFACE=""; i=0
 while [ -z "$IFACE" ] && [ $i -lt 50 ]; do
@@ -63,11 +68,19 @@ udhcpc -i "$IFACE" -s /etc/udhcpc.script -n -q -t 10 -T 2 || finish "FAIL: no DH
 URL="${CB}&ip=${IP}&mac=$(cat /sys/class/net/$IFACE/address)"
 log "GET $URL"
 # busybox 1.35 wget -T segfaults (harness gotcha 6): bound it with timeout instead
-if timeout 20 wget -q -O /tmp/cb "$URL"; then finish "DGXIE-CALLBACK-OK"; else finish "FAIL: callback"; fi
+if [ -n "$EV" ]; then  # what an installer does (docs/lifecycle.md): started, then finished
+  for e in started finished; do
+    log "POST event=$e $EV"
+    timeout 20 wget -q -O /tmp/ev --post-data "event=$e&message=e2e-initrd" "$EV" || finish "FAIL: event $e"
+  done
+fi
+# last, so a test that waits for this GET knows the events above were posted
+timeout 20 wget -q -O /tmp/cb "$URL" || finish "FAIL: callback"
+finish "DGXIE-CALLBACK-OK"
 EOF
 chmod +x "$S/init" "$S/etc/udhcpc.script"
 mknod -m 600 "$S/dev/console" c 5 1; mknod -m 666 "$S/dev/null" c 1 3
 (cd "$S" && find . -print0 | sort -z | cpio --null -o -H newc --quiet --owner 0:0) | gzip -6 > "$WORK/initrd.img"
 cp "$WORK/k/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
-mv "$WORK/initrd.img" "$OUT/initrd.img"; mv "$WORK/vmlinuz" "$OUT/vmlinuz"
+mv "$WORK/initrd.img" "$OUT/initrd.img"; mv "$WORK/vmlinuz" "$OUT/vmlinuz"; echo "$VERSION" > "$OUT/VERSION"
 echo "built $OUT (kernel $KVER)"

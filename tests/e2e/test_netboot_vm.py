@@ -14,6 +14,10 @@ The booted initrd (tests/e2e/netboot_payload.sh, cached under $DGXIE_TEST_CACHE 
 `dgxie.callback=` URL from its cmdline; a small recorder in the namespace logs it (the installer
 callback endpoint is another area's). An RA-only dnsmasq stops iPXE's ~13 s IPv6 wait (harness
 gotcha 1); it is not a DHCP server (`--port=0`, `ra-only`).
+
+The lifecycle test (issue 4) boots a third node whose image also passes `dgxie.events={base}events`:
+its initrd posts the installer callbacks (started, finished) to dgxie itself, and its next PXE boot
+must get the local-disk script.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ NS, BR, TAP = "nbsrv", "nbbr0", "nbtap0"
 SRV = "10.203.0.1"
 OVMF_CODE, OVMF_VARS = Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 BOOT_TIMEOUT = 240
-MACS = {"bios": "52:54:00:03:00:01", "uefi": "52:54:00:03:00:02"}
+MACS = {"bios": "52:54:00:03:00:01", "uefi": "52:54:00:03:00:02", "life": "52:54:00:03:00:03"}
 
 pytestmark = [
     pytest.mark.e2e,
@@ -103,14 +107,18 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
         "dhcp": {"enabled": True, "interfaces": [BR],
                  "subnets": [{"cidr": "10.203.0.0/24", "pool": "10.203.0.100-10.203.0.199", "routers": [SRV]}]},
         "tftp": {"enabled": True, "listen": f"{SRV}:69"},
-        "profiles": {"e2e": {"image": "e2e"}},
+        "profiles": {"e2e": {"image": "e2e"}, "e2e-life": {"image": "e2e-life"}},
     }))
     dgxie = [sys.executable, "-m", "dgxie", "--config", str(cfg)]
     cmdline = f"console=ttyS0 panic=10 dgxie.callback=http://{SRV}:8081/done?node={{hostname}}"
     for cmd in (["image", "add", "e2e", "--kernel", str(payload / "vmlinuz"), "--initrd", str(payload / "initrd.img"),
                  "--cmdline", cmdline, "--os", "other"],
                 ["node", "add", "vm-bios", "--mac", MACS["bios"], "--profile", "e2e"],
-                ["node", "add", "vm-uefi", "--mac", MACS["uefi"], "--profile", "e2e"]):
+                ["node", "add", "vm-uefi", "--mac", MACS["uefi"], "--profile", "e2e"],
+                # the lifecycle test's image: the initrd also posts the installer callbacks to {base}events
+                ["image", "add", "e2e-life", "--kernel", str(payload / "vmlinuz"), "--initrd",
+                 str(payload / "initrd.img"), "--cmdline", cmdline + " dgxie.events={base}events", "--os", "other"],
+                ["node", "add", "vm-life", "--mac", MACS["life"], "--profile", "e2e-life"]):
         r = subprocess.run(dgxie + cmd, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     callbacks = work / "callbacks.log"
@@ -132,18 +140,20 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
             assert time.monotonic() < deadline, (work / "dgxie.log").read_text()[-3000:]
             assert procs[0].poll() is None, (work / "dgxie.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield {"work": work, "callbacks": callbacks}
+        yield {"work": work, "callbacks": callbacks, "dgxie": dgxie}
     finally:
         _stop(procs)
         for f in logs.values():
             f.close()
 
 
-def boot_vm(server: dict[str, Any], fw: str, *, rom: bool) -> tuple[float, str]:
-    """Boot one VM until its callback arrives (or BOOT_TIMEOUT); returns (seconds, callback line)."""
+def boot_vm(server: dict[str, Any], fw: str, *, rom: bool, mac: str | None = None,
+            serial_done: str | None = None) -> tuple[float, str]:
+    """Boot one VM until its callback arrives, or (with `serial_done`) until that text shows on
+    its serial console (or BOOT_TIMEOUT); returns (seconds, callback or serial line)."""
     work: Path = server["work"]
-    mac = MACS[fw]
-    serial = work / f"{fw}.serial.log"
+    mac = mac or MACS[fw]
+    serial = work / f"{fw}-{mac.replace(':', '')}-{time.time():.0f}.serial.log"
     dev = f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1" + ("" if rom else ",romfile=")
     fwargs = ["-boot", "order=n"]
     if fw == "uefi":
@@ -159,6 +169,10 @@ def boot_vm(server: dict[str, Any], fw: str, *, rom: bool) -> tuple[float, str]:
                           stderr=(work / f"{fw}.qemu.log").open("wb"))
     try:
         while time.time() - t0 < BOOT_TIMEOUT:
+            if serial_done is not None and serial.exists():
+                for line in serial.read_text(errors="replace").splitlines():
+                    if serial_done in line:
+                        return time.time() - t0, line
             for line in server["callbacks"].read_text().splitlines():
                 if f"mac={mac}" in line and float(line.split()[0]) >= t0:
                     return time.time() - t0, line
@@ -191,3 +205,34 @@ def test_uefi_native_pxe_tftp_ipxe_http(server: dict[str, Any]) -> None:
     print(f"UEFI OVMF PXE -> TFTP ipxe.efi -> iPXE -> HTTP: callback after {secs:.1f}s")
     assert _metric('dgxie_tftp_transfers_total{outcome="ok"}') >= before + 1  # ipxe.efi came over TFTP
     assert _metric("dgxie_tftp_bytes_total") >= Path("/usr/lib/ipxe/ipxe.efi").stat().st_size
+
+
+def _node(server: dict[str, Any], name: str) -> dict[str, Any]:
+    import json
+
+    r = subprocess.run([*server["dgxie"], "node", "show", name, "--json", "--events"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    node: dict[str, Any] = json.loads(r.stdout)
+    return node
+
+
+def test_lifecycle_install_then_local_disk(server: dict[str, Any]) -> None:
+    """Issue 4's full lifecycle on a real VM: enrolled -> PXE install boot -> the initrd posts the
+    installer's callbacks (started, finished) -> installed -> the next PXE boot of the same VM gets
+    the local-disk script, never the installer again."""
+    assert _node(server, "vm-life")["state"] == "enrolled"
+    secs, line = boot_vm(server, "bios", rom=True, mac=MACS["life"])
+    assert "/done?node=vm-life" in line
+    deadline = time.monotonic() + 60
+    while (node := _node(server, "vm-life"))["state"] != "installed":
+        assert time.monotonic() < deadline, node
+        time.sleep(1)
+    kinds = [e["kind"] for e in node["events"]]
+    assert kinds[-2:] == ["install.start", "install.finished"], kinds
+    assert all(e["actor"] == "installer" for e in node["events"][-2:])
+    print(f"install boot + callbacks after {secs:.1f}s")
+    secs, line = boot_vm(server, "bios", rom=True, mac=MACS["life"], serial_done="boots from its local disk")
+    assert "vm-life boots from its local disk" in line, line
+    assert _node(server, "vm-life")["state"] == "installed"  # no reinstall, no new install events
+    print(f"second boot -> local disk script after {secs:.1f}s")
