@@ -3,7 +3,8 @@
 Each node: SimpleUpdate with the staged package's ImageURI (or a MultipartHttpPushUri upload of
 the file), follow the returned Task to a final TaskState, then rescan the batch so compliance
 reflects what the BMC now reports. Every node's outcome is an event; nodes after a failed batch
-are reported `skipped` and not touched.
+are reported `skipped` and not touched. A `ready` node is drained from its scheduler first (its
+role's drain hook; a failing drain stops the rollout) and resumed after a successful update.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from dgxie.bmc.base import BmcError
 from dgxie.bmc.redfish import RedfishBmc
-from dgxie.errors import Invalid
+from dgxie.errors import Conflict, Invalid
 from dgxie.firmware import service
 from dgxie.firmware.packages import Package
+from dgxie.handoff import hooks
 from dgxie.models import Node
 from dgxie.nodes.events import record
 from dgxie.nodes.power import endpoint_of
@@ -60,8 +62,17 @@ def rolling_update(session: Session, site: Site, nodes: list[Node], pkg: Package
     out: list[UpdateResult] = []
     for start in range(0, len(nodes), batch):
         group = nodes[start:start + batch]
+        try:  # a ready node leaves its scheduler first (the role's drain hook); a failed drain stops here
+            drained = [n for n in group if hooks.drain(session, site, n, actor).ran]
+        except Conflict as exc:
+            out.append(UpdateResult("-", "error", f"drain refused: {exc.detail}"))
+            out.extend(UpdateResult(n.hostname, "skipped", "a drain hook failed") for n in nodes[start:])
+            break
         with ThreadPoolExecutor(len(group)) as pool:
             results = list(pool.map(lambda n: _one(site, n, pkg, targets, multipart, timeout, poll), group))
+        for n, r in zip(group, results, strict=True):
+            if r.ok and n in drained:
+                hooks.resume(session, site, n, actor)  # a failed update leaves the node drained
         for n, r in zip(group, results, strict=True):
             record(session, actor=actor, kind="firmware.update" if r.ok else "firmware.update.failed", node=n,
                    reason=f"{pkg.name}: {r.state}{': ' + r.detail if r.detail else ''}"[:500],

@@ -98,3 +98,38 @@ def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path
         assert json.loads(r.out)[0]["state"] == "Completed"
         assert peer.versions == {"BMC": "1.0.0", "BIOS": "3.1"} and peer.fetched == []
     assert cli("firmware", "update", "m0", "--package", f"{'1' * 64}/nope.bin").code == 1
+
+
+def test_ready_nodes_are_drained_first_and_resumed_after(cli: Any, config_file: Any, served: str, make_ctx: Any,
+                                                        tmp_path: Path) -> None:
+    """Scheduler coupling (issue 7): a `ready` node's role drain hook runs before its firmware update
+    and its resume hook after a successful one; a failing drain stops the rollout untouched."""
+    from dgxie import db
+    from dgxie.nodes import service
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    roles = {"slurmd": {"groups": ["slurm-node"], "drain": f"/usr/bin/touch {marks}/drained-{{hostname}}",
+                        "resume": f"/usr/bin/touch {marks}/resumed-{{hostname}}"},
+             "k8s-worker": {"groups": ["kube_node"], "drain": "/bin/false {hostname}"}}
+    config_file(public_url=served, roles=roles)
+    image = tmp_path / "bmc-2.0.0.bin"
+    image.write_text("VERSION=2.0.0\n")
+    sha = json.loads(cli("firmware", "stage", str(image), "--json").out)["sha256"]
+    with ExitStack() as st:
+        (p0, peer0), (p1, peer1) = (st.enter_context(update_peer({"BMC": "1.0.0"})) for _ in range(2))
+        assert cli("node", "add", "s0", "--mac", "aa:00:00:00:07:01", "--bmc", p0, "--role", "slurmd").code == 0
+        assert cli("node", "add", "k0", "--mac", "aa:00:00:00:07:02", "--bmc", p1, "--role", "k8s-worker").code == 0
+        ctx = make_ctx(roles=roles)
+        with db.session_scope(ctx.sessions) as s:
+            for name in ("s0", "k0"):
+                service.get_node(s, name).state = "ready"
+        r = cli("firmware", "update", "s0", "--package", f"{sha}/bmc-2.0.0.bin", "--target", f"{FW}/BMC",
+                "--poll", "0.05", "--json")
+        assert r.code == 0, r.err
+        assert (marks / "drained-s0").exists() and (marks / "resumed-s0").exists()
+        assert peer0.versions["BMC"] == "2.0.0"
+        r = cli("firmware", "update", "k0", "--package", f"{sha}/bmc-2.0.0.bin", "--target", f"{FW}/BMC",
+                "--poll", "0.05", "--json")
+        assert r.code == 1 and "drain refused" in r.out
+        assert peer1.tasks == {} and peer1.versions["BMC"] == "1.0.0"  # never touched
