@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.net import free_port as free_port  # re-exported for the tests that import it from here
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 REFERENCE = SHARED / "reference"
@@ -25,12 +27,6 @@ DGX_MOCKUP = REFERENCE / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
 RACK_MOCKUP = REFERENCE / "redfish" / "dmtf-public-rackmount1" / "redfish" / "v1"
 PEERS = REFERENCE / "bmc-peers"
 BIN = Path(sys.executable).parent
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -15,12 +14,7 @@ import uvicorn
 
 from dgxie.app import Context, create_app
 from dgxie.cli.netboot_wiring import http_protocol
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.net import free_port as free_port  # re-exported for the tests that import it from here
 
 
 @contextmanager

@@ -26,14 +26,9 @@ from dgxie.netboot.dhcp.server import Bind, DhcpServer
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
 from tests.helpers_dhcp import BIOS_OPTS, PUBLIC, client_packet, ip_int, mac, subnets
+from tests.net import free_port
 
 LOCAL = ipaddress.IPv4Address("127.0.0.1").packed
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Harness:
@@ -47,7 +42,7 @@ class Harness:
         table = LeaseTable(subnets())
         self.responder = Responder(Settings(public_url=PUBLIC, discovery=discovery, client_port=cport,
                                             relay_port=cport, broadcast="127.0.0.1"), table)
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_DGRAM)
         self.server = DhcpServer(self.responder, [Bind(None, "127.0.0.1", self.port, Listener(LOCAL, table.subnets[0]))])
         self.service = DhcpService(ctx.sessions, ctx.site, self.responder)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ from dgxie.handoff import bootstrap, secrets
 from dgxie.models import Event
 from dgxie.nodes.lifecycle import State
 from tests.helpers_handoff import add_node, boot_token, node_state, templates_with
+from tests.net import free_port
 
 MUNGE = "bXVuZ2Uta2V5LWZvci10ZXN0cy0wMTIzNDU2Nzg5"  # what `base64 -w0 munge.key` gives
 JOIN = "abcdef.0123456789abcdef"
@@ -122,12 +122,6 @@ def test_none_role_goes_straight_to_ready(hctx) -> None:
 
         assert bootstrap.on_installed(s, hctx.site, get_node(s, "mgmt01"), actor="test") == "none"
     assert node_state(hctx, "mgmt01") == "ready"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from dgxie.handoff import slurm
 from dgxie.handoff.records import NodeRecord
 from tests.helpers_handoff import FACTS_DGX
+from tests.net import free_port
 
 SLURMCTLD = shutil.which("slurmctld") or "/usr/sbin/slurmctld"
 MUNGED = shutil.which("munged") or "/usr/sbin/munged"
@@ -27,12 +27,6 @@ MUNGED = shutil.which("munged") or "/usr/sbin/munged"
 NODES = [NodeRecord("gpu01", "127.0.1.1", "slurmd", "ready", ("slurm-node",), ("h100",), FACTS_DGX),
          NodeRecord("gpu02", "127.0.1.2", "slurmd", "ready", ("slurm-node",), ("h100",), {}),
          NodeRecord("cpu01", "127.0.1.3", "slurm-cpu", "ready", ("slurm-node",), (), {"cpus": 64, "gpus": 0})]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def header(d: Path, port: int) -> str:

@@ -17,7 +17,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from dgxie.boot import seed
 from dgxie.boot.decide import Action, decide
 from dgxie.boot.urls import expand_cmdline
 from tests.helpers_lifecycle import SHARED, SSH_KEY, enroll, kinds, node, site, state_of, token_of
+from tests.net import free_port as _free_port
 
 SYS_PY = "/usr/bin/python3"  # the Debian python that cloud-init's package installs into
 DISKS = ["/dev/nvme0n1", "/dev/nvme1n1"]
@@ -93,12 +93,6 @@ def test_pykickstart_accepts_the_kickstart(pvars: dict[str, Any], tmp_path: Path
 class Served:
     url: str
     ctx: Context
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
