@@ -28,7 +28,7 @@ from dgxie.api.limits import BodyLimit
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
 from dgxie.bmc.base import Options as BmcOptions
-from dgxie.boot.profiles import sync_config_profiles
+from dgxie.catalog.profiles import sync_config_profiles
 from dgxie.config import CONFIG_ENV, Settings
 from dgxie.crypto import SecretBox, load_or_create_key
 from dgxie.errors import DgxieError

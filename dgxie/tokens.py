@@ -13,12 +13,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dgxie.boot.schemas import check_name
+from dgxie.catalog.schemas import check_name
 from dgxie.crypto import hash_token, new_token
 from dgxie.errors import Conflict, Invalid, NotFound, Unauthorized
+from dgxie.events import record
 from dgxie.models import ApiToken
 from dgxie.models.types import utcnow
-from dgxie.nodes.events import record
 
 
 class Role(StrEnum):

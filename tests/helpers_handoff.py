@@ -8,9 +8,10 @@ from typing import Any
 
 from dgxie import db
 from dgxie.app import Context
+from dgxie.boot.state import State
 from dgxie.models import Node
 from dgxie.nodes import service
-from dgxie.nodes.lifecycle import State, transition
+from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.schemas import NodeCreate
 
 REPO = Path(__file__).resolve().parents[1]

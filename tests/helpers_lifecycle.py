@@ -47,8 +47,8 @@ def enroll(ctx: Any, hostname: str = "dgx01", mac: str = "aa:bb:cc:00:00:01", *,
     from sqlalchemy import select
 
     from dgxie import db
-    from dgxie.boot import images, profiles
-    from dgxie.boot.schemas import ImageIn, ProfileIn
+    from dgxie.catalog import images, profiles
+    from dgxie.catalog.schemas import ImageIn, ProfileIn
     from dgxie.nodes import service
     from dgxie.nodes.schemas import NodeCreate
 
@@ -82,8 +82,8 @@ def token_of(ctx: Any, hostname: str) -> str:
 
 
 def kinds(ctx: Any, hostname: str) -> list[str]:
-    from dgxie import db
-    from dgxie.nodes import events, service
+    from dgxie import db, events
+    from dgxie.nodes import service
 
     with db.session_scope(ctx.sessions) as s:
         return [e.kind for e in events.list_events(s, node=service.get_node(s, hostname), limit=1000)]

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from dgxie import config, db  # noqa: E402
 from dgxie.app import build_context  # noqa: E402
-from dgxie.boot import images  # noqa: E402
-from dgxie.boot.schemas import ImageIn  # noqa: E402
+from dgxie.catalog import images  # noqa: E402
+from dgxie.catalog.schemas import ImageIn  # noqa: E402
 from dgxie.nodes import service  # noqa: E402
 from dgxie.nodes.schemas import NodeCreate  # noqa: E402
 
@@ -112,7 +112,7 @@ def main() -> None:
               f"nginx static {ng:.0f} req/s, ratio {d / ng:.3f}")
         print(f"progress callbacks, ab -n {a.n} -c {a.c}: dgxie {cb:.0f} req/s (one node, aggregated)")
         with db.session_scope(ctx.sessions) as s:
-            from dgxie.nodes import events
+            from dgxie import events
             n = service.get_node(s, "chatty")
             logged = len(events.list_events(s, node=n, limit=100000))
         print(f"events rows for the chatty node after {a.n} progress callbacks: {logged}")

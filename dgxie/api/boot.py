@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.boot_metrics import boot_metrics
 from dgxie.api.deps import SessionDep, get_ctx
-from dgxie.boot import images
-from dgxie.boot.scripts import ScriptCache
+from dgxie.catalog import images
 from dgxie.errors import NotFound
+from dgxie.ipxe.cache import ScriptCache
 
 if TYPE_CHECKING:
     from dgxie.app import Context

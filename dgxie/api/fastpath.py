@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dgxie.api.boot import IPXE_MEDIA, script_cache
-from dgxie.boot import images
+from dgxie.catalog import images
 from dgxie.db import session_scope
 from dgxie.errors import DgxieError
 from dgxie.netboot import http

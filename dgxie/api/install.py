@@ -22,13 +22,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.deps import get_ctx
-from dgxie.boot import seed
+from dgxie.boot.state import State
 from dgxie.db import session_scope
 from dgxie.errors import Invalid, NotFound, TooLarge
+from dgxie.events import record
 from dgxie.handoff.bootstrap import on_installed
+from dgxie.install import seed
 from dgxie.nodes import callbacks
-from dgxie.nodes.events import record
-from dgxie.nodes.lifecycle import State, sweep_install_timeouts
+from dgxie.nodes.lifecycle import sweep_install_timeouts
 
 if TYPE_CHECKING:
     from dgxie.app import Context

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dgxie.boot.state import State
+
 
 class Action(StrEnum):
     INSTALL = "install"
@@ -40,13 +42,13 @@ class Decision:
     reason: str
 
 
-INSTALL_STATES = frozenset({"enrolled", "installing"})
-LOCAL_STATES = frozenset({"installed", "bootstrapping", "ready", "failed"})
+INSTALL_STATES = frozenset({State.ENROLLED, State.INSTALLING})
+LOCAL_STATES = frozenset({State.INSTALLED, State.BOOTSTRAPPING, State.READY, State.FAILED})
 
 
 def decide(state: str | None, *, discovery: bool, has_image: bool = True) -> Decision:
     """What a node in `state` (None: unknown MAC) should boot."""
-    if state is None or state == "discovered":
+    if state is None or state == State.DISCOVERED:
         if discovery:
             return Decision(Action.DISCOVERY, "unknown node: discovery" if state is None else "discovered node")
         return Decision(Action.IGNORE, "not enrolled")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from dgxie.boot import images
+from dgxie.catalog import images
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.errors import Invalid
 

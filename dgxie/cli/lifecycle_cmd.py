@@ -6,11 +6,12 @@ import time
 
 import typer
 
+from dgxie import events
 from dgxie.cli.common import actor, console, context, err_console, session
 from dgxie.cli.node_cmd import app as node_app
 from dgxie.errors import Unavailable
-from dgxie.nodes import events, lifecycle, service
-from dgxie.nodes.schemas import EventOut
+from dgxie.events import EventOut
+from dgxie.nodes import lifecycle, service
 
 DONE = {"installed": 0, "bootstrapping": 0, "ready": 0, "failed": 1}
 

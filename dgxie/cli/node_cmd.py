@@ -8,9 +8,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from dgxie import events
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.errors import Invalid
-from dgxie.nodes import events, importer, service
+from dgxie.nodes import importer, service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
 from dgxie.validation import parse
 

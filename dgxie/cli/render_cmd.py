@@ -1,6 +1,6 @@
 """`dgxie render NODE ARTIFACT [--explain]`: exactly what the node would be served.
 
-Artefacts dispatch through `RENDERERS`: the iPXE script (dgxie.boot.render) and the seeds (dgxie.boot.seed).
+Artefacts dispatch through `RENDERERS`: the iPXE script (dgxie.ipxe.render) and the seeds (dgxie.install.seed).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Callable
 import typer
 from sqlalchemy.orm import Session
 
-from dgxie.boot import render as boot_render
-from dgxie.boot import seed
 from dgxie.boot.vars import Merged
 from dgxie.cli.common import context, session
 from dgxie.errors import Invalid, NotFound
+from dgxie.install import seed
+from dgxie.ipxe import render as boot_render
 from dgxie.nodes import service
 from dgxie.site import Site
 

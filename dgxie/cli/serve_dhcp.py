@@ -11,7 +11,7 @@ import ipaddress
 from typing import Any
 
 from dgxie.app import Context
-from dgxie.boot.dhcp_service import DhcpService, SubnetSpec
+from dgxie.dhcpsync.service import DhcpService, SubnetSpec
 from dgxie.errors import ConfigError
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.events import record
 from dgxie.models import BmcEndpoint, Node
-from dgxie.nodes.events import record
 from dgxie.site import Site
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from dgxie.bmc import scan as bmc_scan
 from dgxie.bmc.base import BmcError, Endpoint, Inventory
 from dgxie.errors import Invalid
+from dgxie.events import record
 from dgxie.models import BmcEndpoint, FirmwareReading, FirmwareScan, Node
-from dgxie.nodes.events import record
 from dgxie.nodes.power import endpoint_of
 from dgxie.site import Site
 

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from dgxie.bmc.base import BmcError
 from dgxie.bmc.redfish import RedfishBmc
 from dgxie.errors import Conflict, Invalid
+from dgxie.events import record
 from dgxie.firmware import service
 from dgxie.firmware.packages import Package
 from dgxie.handoff import hooks
 from dgxie.models import Node
-from dgxie.nodes.events import record
 from dgxie.nodes.power import endpoint_of
 from dgxie.site import Site
 

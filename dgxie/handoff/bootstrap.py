@@ -16,12 +16,14 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dgxie.boot import templates
+from dgxie.boot.state import State
 from dgxie.errors import Conflict, NotFound, Unavailable
 from dgxie.handoff import hooks, secrets
 from dgxie.handoff.records import flat_facts
-from dgxie.handoff.service import role_of, templates_dir
+from dgxie.handoff.service import role_of
 from dgxie.models import Node
-from dgxie.nodes.lifecycle import State, transition
+from dgxie.nodes.lifecycle import transition
 from dgxie.site import Site
 
 WRAPPER = "bootstrap/_wrapper.sh.j2"
@@ -63,13 +65,6 @@ def summary(output: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def _env(site: Site) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir(site))),
-                             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters["shquote"] = lambda v: shlex.quote(str(v))
-    return env
-
-
 def bootstrap_script(session: Session, site: Site, node: Node) -> str:
     """The role's script rendered for `node` (contains its secrets: serve it only via the node's URL)."""
     role = site.roles[role_of(site, node)]
@@ -93,7 +88,7 @@ def bootstrap_script(session: Session, site: Site, node: Node) -> str:
         raise Unavailable(f"{node.hostname}: variable {name!r} is not set (node or profile vars)")
 
     try:
-        return _env(site).get_template(WRAPPER).render(
+        return templates.environment(site.handoff.templates_dir).get_template(WRAPPER).render(
             script=role.script, hostname=node.hostname, ip=node.ip, role=role.name, facts=flat_facts(node.facts),
             vars=merged, secret=secret, var=var, public_url=site.public_url,
             done_url=bootstrap_url(site.public_url, node.boot_token) + "/done",

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.errors import Conflict, Invalid
+from dgxie.events import record
 from dgxie.handoff.procs import kill_tree
 from dgxie.models import Event, Node
-from dgxie.nodes.events import record
 from dgxie.site import Site
 
 KINDS = ("hook.drain", "hook.resume")

@@ -26,13 +26,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dgxie.boot.state import State
 from dgxie.db import session_scope
+from dgxie.events import record
 from dgxie.handoff import bootstrap
 from dgxie.handoff.procs import kill_tree
 from dgxie.models import Node
 from dgxie.models.types import utcnow
-from dgxie.nodes.events import record
-from dgxie.nodes.lifecycle import State, transition
+from dgxie.nodes.lifecycle import transition
 from dgxie.site import Site
 
 log = logging.getLogger("dgxie.handoff")

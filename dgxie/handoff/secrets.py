@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Invalid, NotFound
+from dgxie.events import record
 from dgxie.models import Secret
-from dgxie.nodes.events import record
 from dgxie.site import Site
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")

@@ -7,12 +7,12 @@ resolves each role to its Ansible groups through the `Site`, and hands plain rec
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dgxie.boot import templates
 from dgxie.errors import ConfigError, Invalid, NotFound
 from dgxie.handoff import ansible, slurm
 from dgxie.handoff.records import NodeRecord, flat_facts
@@ -21,12 +21,6 @@ from dgxie.site import Site
 
 # States in which a node has an OS to configure; `--all` lifts this filter.
 DEFAULT_STATES = ("installed", "bootstrapping", "ready")
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-
-
-def templates_dir(site: Site) -> Path:
-    return site.handoff.templates_dir or TEMPLATES_DIR
-
 
 def record_of(site: Site, node: Node) -> NodeRecord:
     role = site.roles.get(node.role) if node.role else None
@@ -76,10 +70,11 @@ def slurm_config(session: Session, site: Site, *, by: str = "role", reserve_perc
 def check_roles(site: Site) -> None:
     """Startup check of what config validation cannot see: script templates and playbooks exist."""
     problems: list[str] = []
-    tdir = templates_dir(site)
+    override = site.handoff.templates_dir
     for name, role in sorted(site.roles.items()):
-        if role.bootstrap == "cloud-init" and role.script and not (tdir / role.script).is_file():
-            problems.append(f"roles.{name}.script: template {role.script} not found under {tdir}")
+        if role.bootstrap == "cloud-init" and role.script and templates.find(role.script, override) is None:
+            where = ", ".join(map(str, templates.search_path(override)))
+            problems.append(f"roles.{name}.script: template {role.script} not found under {where}")
         if role.bootstrap == "ansible" and role.playbook and site.handoff.playbook_dir is not None:
             pb = site.handoff.playbook_dir / role.playbook
             if not pb.is_file():

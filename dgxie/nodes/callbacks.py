@@ -27,11 +27,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dgxie.boot.state import State
 from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.events import record
 from dgxie.models import Node
 from dgxie.models.types import utcnow
-from dgxie.nodes.events import record
-from dgxie.nodes.lifecycle import State, transition
+from dgxie.nodes.lifecycle import transition
 
 KINDS = ("started", "progress", "finished", "failed")
 MAX_TEXT = 500

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from dgxie.boot.schemas import ProfileIn
+from dgxie.catalog.schemas import ProfileIn
 from dgxie.errors import Invalid
 from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import NodeCreate

@@ -14,51 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dgxie.boot.state import State, can_transition
 from dgxie.crypto import new_boot_token
 from dgxie.db import session_scope
 from dgxie.errors import Conflict
+from dgxie.events import record
 from dgxie.models import Node
 from dgxie.models.types import utcnow
-from dgxie.nodes.events import record
 from dgxie.site import Site
-
-
-class State(StrEnum):
-    DISCOVERED = "discovered"
-    ENROLLED = "enrolled"
-    INSTALLING = "installing"
-    INSTALLED = "installed"
-    BOOTSTRAPPING = "bootstrapping"
-    READY = "ready"
-    FAILED = "failed"
-
-
-ACTIVE = frozenset({State.ENROLLED, State.INSTALLING, State.INSTALLED, State.BOOTSTRAPPING})
-
-ALLOWED: dict[State, frozenset[State]] = {
-    State.DISCOVERED: frozenset({State.ENROLLED}),
-    State.ENROLLED: frozenset({State.INSTALLING, State.FAILED}),
-    State.INSTALLING: frozenset({State.INSTALLED, State.FAILED, State.ENROLLED}),
-    State.INSTALLED: frozenset({State.BOOTSTRAPPING, State.READY, State.FAILED, State.ENROLLED}),
-    State.BOOTSTRAPPING: frozenset({State.READY, State.FAILED, State.ENROLLED}),
-    State.READY: frozenset({State.ENROLLED}),
-    State.FAILED: frozenset({State.ENROLLED}),
-}
-
-INITIAL = frozenset({State.DISCOVERED, State.ENROLLED})
-
-
-def can_transition(src: str, dst: str) -> bool:
-    """Pure check of one edge of the state machine."""
-    try:
-        return State(dst) in ALLOWED[State(src)]
-    except ValueError:
-        return False
 
 
 def transition(session: Session, node: Node, to: State, *, actor: str, reason: str, kind: str = "state",

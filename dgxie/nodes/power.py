@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from dgxie import bmc as bmc_pkg
 from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevice, Endpoint, PowerAction
 from dgxie.errors import Conflict, Invalid, Unavailable
+from dgxie.events import record
 from dgxie.models import Node
-from dgxie.nodes.events import record
 from dgxie.site import Site
 
 

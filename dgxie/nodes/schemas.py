@@ -142,15 +142,3 @@ class NodePage(BaseModel):
     total: int
     limit: int
     offset: int
-
-
-class EventOut(BaseModel):
-    id: int
-    time: datetime
-    actor: str
-    node: str | None
-    kind: str
-    from_state: str | None
-    to_state: str | None
-    reason: str
-    data: dict[str, Any]

@@ -12,12 +12,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dgxie.boot.profiles import profile_by_name
+from dgxie.boot.state import INITIAL, State
+from dgxie.catalog.profiles import profile_by_name
 from dgxie.crypto import new_boot_token
 from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.events import record
 from dgxie.models import Interface, Node
-from dgxie.nodes.events import record
-from dgxie.nodes.lifecycle import INITIAL, State
 from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
 from dgxie.site import Site
@@ -224,7 +224,7 @@ def import_plan(session: Session, site: Site, plan: Any, *, actor: str) -> tuple
     """
     import re
 
-    from dgxie.boot.profiles import create_profile
+    from dgxie.catalog.profiles import create_profile
 
     made = []
     for where, prof in plan.profiles:

@@ -39,7 +39,7 @@ def test_images_and_profiles(client, auth) -> None:
 
 
 def test_config_profiles_are_synced(make_ctx) -> None:
-    from dgxie.boot.profiles import list_profiles
+    from dgxie.catalog.profiles import list_profiles
     from dgxie.config import ProfileConfig
 
     ctx = make_ctx(profiles={"dgx": ProfileConfig(role="slurmd", vars={"a": 1})})

@@ -95,7 +95,7 @@ def test_redfish_pxe_once_and_cycle_and_wrong_password(make_ctx: Any, emulator: 
     assert getattr(exc.value, "status", None) == 503 and "BMC auth" in str(exc.value)
     assert "wrong" not in str(exc.value)
     with db.session_scope(ctx.sessions) as s:
-        from dgxie.nodes.events import list_events
+        from dgxie.events import list_events
         evs = list_events(s, node=service.get_node(s, "emu03"))
         assert evs[-1].kind == "node.power.failed" and evs[-1].data["error_kind"] == "auth"
 

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.boot.dhcp_service import DhcpService
-from dgxie.boot.images import create_image
-from dgxie.boot.profiles import create_profile
-from dgxie.boot.schemas import ImageIn, ProfileIn
+from dgxie.catalog.images import create_image
+from dgxie.catalog.profiles import create_profile
+from dgxie.catalog.schemas import ImageIn, ProfileIn
+from dgxie.dhcpsync.service import DhcpService
 from dgxie.models import DhcpLease, Node, Profile
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.leases import LeaseTable
@@ -191,7 +191,7 @@ def test_write_leases_upsert_delete_and_purge(ctx) -> None:
     """The writer's raw upsert round-trips through the ORM types; old expired rows are purged."""
     import time as _t
 
-    from dgxie.boot.dhcp_service import load_leases, purge_expired, write_leases
+    from dgxie.dhcpsync.service import load_leases, purge_expired, write_leases
 
     now = _t.time()
     with db.session_scope(ctx.sessions) as s:

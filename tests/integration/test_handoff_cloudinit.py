@@ -23,9 +23,9 @@ from sqlalchemy import select
 
 from dgxie import db
 from dgxie.app import Context, create_app
+from dgxie.boot.state import State
 from dgxie.handoff import bootstrap, secrets
 from dgxie.models import Event
-from dgxie.nodes.lifecycle import State
 from tests.helpers_handoff import add_node, boot_token, node_state, templates_with
 from tests.net import free_port
 

@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from dgxie import db
 from dgxie.app import Context
+from dgxie.boot.state import State
 from dgxie.errors import Conflict
 from dgxie.handoff import bootstrap, hooks
 from dgxie.models import Event
-from dgxie.nodes.lifecycle import State, transition
+from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.service import get_node
 from tests.helpers_handoff import add_node
 

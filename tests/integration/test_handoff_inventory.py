@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from dgxie.app import build_context
+from dgxie.boot.state import State
 from dgxie.config import Settings
-from dgxie.nodes.lifecycle import State
 from tests.helpers_handoff import FACTS_DGX, add_node
 
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")

@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from dgxie import db
 from dgxie.app import Context, build_context, create_app
+from dgxie.boot.state import State
 from dgxie.config import Settings
 from dgxie.handoff.runner import BootstrapWorker, run_command
 from dgxie.models import Event
 from dgxie.models.types import utcnow
-from dgxie.nodes.lifecycle import State
 from tests.helpers_handoff import add_node, node_state
 
 PLAY = """- hosts: all

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from dgxie import db
 from dgxie.app import Context, create_app
-from dgxie.boot import images
-from dgxie.boot.profiles import create_profile
-from dgxie.boot.schemas import ProfileIn
+from dgxie.catalog import images
+from dgxie.catalog.profiles import create_profile
+from dgxie.catalog.schemas import ProfileIn
 from dgxie.models import Node
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node

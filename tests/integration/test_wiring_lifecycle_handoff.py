@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from dgxie import db
-from dgxie.boot import seed
 from dgxie.config import RoleConfig
 from dgxie.errors import Conflict
+from dgxie.install import seed
 from dgxie.nodes import service
 from dgxie.nodes.lifecycle import reprovision
 from tests.helpers_lifecycle import enroll, node, site, state_of

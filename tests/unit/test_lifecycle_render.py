@@ -10,10 +10,12 @@ import jsonschema
 import pytest
 import yaml
 
-from dgxie.boot import seed, validate
+from dgxie.boot import validate
+from dgxie.boot.templates import SHIPPED
 from dgxie.boot.validate import RenderError
 from dgxie.boot.vars import merge
 from dgxie.errors import Invalid, NotFound
+from dgxie.install import seed
 from tests.helpers_lifecycle import SHARED, SSH_KEY, node, site
 
 REFERENCE_SCHEMA = SHARED / "reference" / "subiquity-autoinstall-schema.json"
@@ -142,7 +144,7 @@ def test_profile_without_image_and_mismatched_image() -> None:
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     dst = tmp_path / "templates"
-    shutil.copytree(seed.TEMPLATES_DIR, dst)
+    shutil.copytree(SHIPPED, dst)
     return dst
 
 

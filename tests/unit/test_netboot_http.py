@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dgxie.boot.render import render
 from dgxie.errors import Unavailable
+from dgxie.ipxe.render import render
 from dgxie.netboot import http
 
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from dgxie.api.auth import Admin, Principal, Viewer
 from dgxie.api.deps import SessionDep
-from dgxie.boot import images
-from dgxie.boot.schemas import ImageIn, ImageOut, ImageUpdate
+from dgxie.catalog import images
+from dgxie.catalog.schemas import ImageIn, ImageOut, ImageUpdate
 from dgxie.errors import NotFound
 
 router = APIRouter(prefix="/images", tags=["images"])

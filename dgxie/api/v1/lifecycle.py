@@ -17,13 +17,15 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from dgxie import events
 from dgxie.api.auth import Operator, Principal, Viewer
 from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.db import session_scope
 from dgxie.errors import Invalid
+from dgxie.events import EventOut
 from dgxie.models import Node
-from dgxie.nodes import events, lifecycle, service
-from dgxie.nodes.schemas import EventOut, NodeOut
+from dgxie.nodes import lifecycle, service
+from dgxie.nodes.schemas import NodeOut
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 HEARTBEAT_SECONDS = 15.0

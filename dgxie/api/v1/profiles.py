@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from dgxie.api.auth import Admin, Principal, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
-from dgxie.boot import profiles
-from dgxie.boot.schemas import ProfileIn, ProfileOut, ProfileUpdate
+from dgxie.catalog import profiles
+from dgxie.catalog.schemas import ProfileIn, ProfileOut, ProfileUpdate
 from dgxie.errors import NotFound
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])

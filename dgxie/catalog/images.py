@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dgxie.boot.schemas import ImageIn, ImageOut, ImageUpdate
+from dgxie.catalog.schemas import ImageIn, ImageOut, ImageUpdate
 from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.events import record
 from dgxie.mirror.store import BlobStore
 from dgxie.models import Image, Profile
-from dgxie.nodes.events import record
 
 
 def to_out(i: Image) -> ImageOut:

@@ -1,8 +1,6 @@
-"""Rendering of what a node is given (Jinja2, StrictUndefined), and the iPXE script's context.
+"""The iPXE script of a MAC: the node's row and image, the boot decision, the template filled.
 
-`render(name, context)` is generic: any artefact (iPXE scripts here; user-data, preseed, kickstart
-elsewhere) renders through it. Templates live in `templates/` at the repo root and are compiled
-once per process (the environment is cached, `auto_reload` off).
+Templates come from the one environment (`boot.templates`), compiled once per process.
 
 `ipxe_script(session, site, mac)` is the one path from a MAC to its iPXE script: the boot decision
 (`boot.decide`) picks the template, this module fills it. The API endpoint, the fast HTTP path and
@@ -12,14 +10,13 @@ once per process (the environment is cached, `auto_reload` off).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dgxie.boot import templates
 from dgxie.boot.decide import Action, Decision, decide
 from dgxie.boot.urls import expand_cmdline, image_file_url
 from dgxie.errors import Invalid, Unavailable
@@ -27,20 +24,12 @@ from dgxie.models import Image, Interface, Node
 from dgxie.nodes.macs import canonical_mac
 from dgxie.site import Site
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
-
-@cache
-def environment(root: str = str(TEMPLATES_DIR)) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
-                              autoescape=False, keep_trailing_newline=True, auto_reload=False)
-
-
-def render(name: str, context: dict[str, Any], *, root: str = str(TEMPLATES_DIR)) -> str:
-    """Render template `name` (e.g. "ipxe/install.ipxe.j2"); a missing variable or template is a
-    503 (the artefact is not available), never a half-rendered file."""
+def render(name: str, context: dict[str, Any]) -> str:
+    """Render iPXE template `name` (e.g. "ipxe/install.ipxe.j2"); a missing variable or template
+    is a 503 (the script is not available), never a half-rendered script."""
     try:
-        return environment(root).get_template(name).render(context)
+        return templates.environment().get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
         raise Unavailable(f"template {exc.name} not found") from None
     except jinja2.UndefinedError as exc:

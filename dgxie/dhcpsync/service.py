@@ -84,7 +84,7 @@ def load_reservations(session: Session) -> dict[bytes, Reservation]:
 
 def signature(session: Session) -> tuple[Any, ...]:
     """Changes whenever a node, interface, profile or image changes: every such change records an
-    event (dgxie.nodes.events). Cheap at any size: index-only lookups, no table scan.
+    event (dgxie.events). Cheap at any size: index-only lookups, no table scan.
 
     The count of the newest 1,000 event ids catches a transaction that committed a lower id after
     a higher one was already visible (PostgreSQL sequences do not commit in order).

@@ -2,25 +2,21 @@
 
 A profile's `template` names its template set (`ubuntu/autoinstall`, `debian/preseed`,
 `rhel/kickstart`): the part before `/` picks the directory under `templates/` and so the artefacts
-the node can fetch. Rendering uses its own Jinja2 environment with StrictUndefined; the output is
+the node can fetch. Rendering uses the one Jinja2 environment (`boot.templates`); the output is
 validated (`boot.validate`) before anyone sees it, so a node gets a whole config or none.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import shlex
 import traceback
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import jinja2
 
-from dgxie.boot import urls
+from dgxie.boot import templates, urls
 from dgxie.boot.validate import VALIDATORS, RenderError
 from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
@@ -28,7 +24,6 @@ from dgxie.handoff.bootstrap import fetch_command
 from dgxie.models import Node
 from dgxie.site import Site
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 ARTIFACTS = ("user-data", "meta-data", "vendor-data", "preseed", "kickstart")
 FAMILIES: dict[str, dict[str, str]] = {
     "ubuntu": {"user-data": "ubuntu/user-data.j2", "meta-data": "ubuntu/meta-data.j2",
@@ -53,56 +48,35 @@ class Rendered:
         return CONTENT_TYPES.get(self.artifact, "text/plain") + "; charset=utf-8"
 
 
-def _fail(message: str) -> NoReturn:
-    raise jinja2.TemplateRuntimeError(message)
-
-
-def _yaml(value: Any) -> str:
-    """JSON is YAML: a safely quoted scalar or flow value (an undefined variable stays an error)."""
-    if isinstance(value, jinja2.Undefined):
-        value._fail_with_undefined_error()
-    return json.dumps(value)
-
-
-@cache
-def environment(templates_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters["yaml"] = _yaml
-    env.filters["sh"] = lambda v: shlex.quote(str(v))
-    env.filters["b64"] = lambda v: base64.b64encode(str(v).encode()).decode()
-    env.globals["fail"] = _fail
-    return env
-
-
-def _template_line(exc: BaseException, templates_dir: Path) -> tuple[str | None, int | None]:
+def _template_line(exc: BaseException, override: Path | None) -> tuple[str | None, int | None]:
     """The innermost template frame of a Jinja2 runtime error (Jinja2 rewrites them to template lines)."""
-    root = str(templates_dir)
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith(root):
-            return str(Path(frame.filename).relative_to(templates_dir)), frame.lineno
+        name = templates.relative_name(frame.filename, override)
+        if name is not None:
+            return name, frame.lineno
     return None, None
 
 
-def render_template(templates_dir: Path, name: str, values: dict[str, Any]) -> str:
+def render_template(override: Path | None, name: str, values: dict[str, Any]) -> str:
     """Render one template; any template mistake becomes a RenderError naming template and line."""
-    env = environment(templates_dir)
+    env = templates.environment(override)
     try:
         return env.get_template(name).render(values)
     except jinja2.TemplateSyntaxError as exc:
-        where = str(Path(exc.filename).relative_to(templates_dir)) if exc.filename else name
+        where = templates.relative_name(exc.filename, override) or name
         raise RenderError(where, f"syntax error: {exc.message}", line=exc.lineno) from None
     except jinja2.TemplateNotFound as exc:
-        raise RenderError(name, f"template {exc.name} not found under {templates_dir}") from None
+        raise RenderError(name, f"template {exc.name} not found under "
+                          f"{', '.join(map(str, templates.search_path(override)))}") from None
     except jinja2.UndefinedError as exc:
-        at, line = _template_line(exc, templates_dir)
+        at, line = _template_line(exc, override)
         msg = exc.message or "undefined variable"
         raise RenderError(at or name, msg, line=line, key=msg.split("'")[1] if "'" in msg else None) from None
     except jinja2.TemplateRuntimeError as exc:
-        at, line = _template_line(exc, templates_dir)
+        at, line = _template_line(exc, override)
         raise RenderError(at or name, str(exc), line=line) from None
     except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError) as exc:  # a filter on a bad type
-        at, line = _template_line(exc, templates_dir)
+        at, line = _template_line(exc, override)
         raise RenderError(at or name, f"{exc.__class__.__name__}: {exc}", line=line) from None
 
 
@@ -179,8 +153,7 @@ def render(site: Site, node: Node, artifact: str) -> Rendered:
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")
     merged = node_vars(site, node)
-    templates_dir = site.install.templates_dir or TEMPLATES_DIR
-    text = render_template(templates_dir, template, dict(merged.values))
+    text = render_template(site.install.templates_dir, template, dict(merged.values))
     VALIDATORS[artifact](text, template)
     return Rendered(artifact=artifact, template=template, text=text, merged=merged)
 

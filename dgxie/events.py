@@ -1,14 +1,31 @@
-"""The event log: recording and reading events (one row per change)."""
+"""The event log: recording and reading events (one row per change).
+
+Every change writes its event row in the caller's transaction (`record`), so a change and its log
+entry land together or not at all. Used by every service package; it depends only on the models.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.models import Event, Node
-from dgxie.nodes.schemas import EventOut
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    actor: str
+    node: str | None
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    data: dict[str, Any]
 
 
 def record(session: Session, *, actor: str, kind: str, node: Node | None = None, hostname: str | None = None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dgxie.boot.images import image_by_name
-from dgxie.boot.schemas import ProfileIn, ProfileOut, ProfileUpdate
+from dgxie.catalog.images import image_by_name
+from dgxie.catalog.schemas import ProfileIn, ProfileOut, ProfileUpdate
 from dgxie.errors import Conflict, Invalid
+from dgxie.events import record
 from dgxie.models import Node, Profile
-from dgxie.nodes.events import record
 from dgxie.site import Site
 
 

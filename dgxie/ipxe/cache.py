@@ -3,7 +3,7 @@
 A boot storm asks for the same few scripts thousands of times a second; rendering touches the
 database. Entries live `ttl` seconds (config `boot.script_cache_seconds`), which bounds how stale
 a script can be after a state change made by another process (the CLI); changes made through this
-process call `invalidate()`. Templates are compiled once (`render.environment`).
+process call `invalidate()`. Templates are compiled once (`boot.templates.environment`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot.decide import Decision
-from dgxie.boot.render import Script, ipxe_script
 from dgxie.db import session_scope
+from dgxie.ipxe.render import Script, ipxe_script
 from dgxie.site import Site
 
 MAX_ENTRIES = 100_000
