@@ -1,87 +1,41 @@
-"""What services need to know about the site, built from the config by the entry points.
+"""What services know about the site: the configuration's sections, handed down, never read.
 
-Services never read the configuration themselves (ARCHITECTURE.md layering): `dgxie.app` and
-`dgxie.cli` build one `Site` from `Settings` and pass it down.
+Services never read the configuration (ARCHITECTURE.md layering): the entry points load and
+validate `dgxie.config.Settings` and `dgxie.compose` builds one `Site` from it. A `Site` holds the
+very section objects the file was parsed into (`dgxie.sections`, frozen pydantic models), plus
+what the entry points resolve once: the secret box, the data directory, the public URL and the
+config file's path (for children that read the same config). One shape, end to end.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from dgxie.bmc.base import Options as BmcOptions
 from dgxie.crypto import SecretBox
+from dgxie.errors import Invalid
+from dgxie.sections import (
+    AnyMirrorConfig,
+    AptMirrorConfig,
+    BmcConfig,
+    BootConfig,
+    FirmwareConfig,
+    HandoffConfig,
+    InstallConfig,
+    ProfileConfig,
+    RoleConfig,
+    SiteConfig,
+)
 
 
-@dataclass(frozen=True)
-class RoleSpec:
-    name: str
-    groups: tuple[str, ...]
-    bootstrap: str = "none"
-    playbook: str | None = None
-    script: str | None = None
-    drain: str | None = None
-    resume: str | None = None
-
-
-@dataclass(frozen=True)
-class HandoffSpec:
-    """Role handoff settings (config `handoff:`); see dgxie/handoff and docs/handoff.md."""
-
-    enabled: bool = True
-    poll_seconds: float = 5.0
-    concurrency: int = 4
-    timeout_seconds: float = 3600.0
-    hook_timeout_seconds: float = 300.0
-    output_tail_bytes: int = 8192
-    ansible_playbook: str = "ansible-playbook"
-    playbook_dir: Path | None = None
-    inventory_script: Path | None = None
-    templates_dir: Path | None = None
-    config_path: str | None = None
-
-
-@dataclass(frozen=True)
-class ProfileSpec:
-    """A profile declared in the config file; synced into the database at start."""
-
-    name: str
-    image: str | None
-    template: str
-    role: str | None
-    description: str
-    vars: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class MirrorSpec:
-    """A mirror declared in the config: kind-specific options already validated (config.py)."""
-
-    name: str
-    kind: str
-    options: dict[str, Any]
-    keep_snapshots: int = 3
-    interval: float | None = None  # seconds between scheduled syncs; None: only on demand
-
-
-@dataclass(frozen=True)
-class InstallSpec:
-    """Install configs and callbacks: the variable layers above profile/node, mirrors, timeouts."""
-
-    global_vars: dict[str, Any] = field(default_factory=dict)
-    site_name: str = "dgxie"
-    domain: str = "cluster.local"
-    site_vars: dict[str, Any] = field(default_factory=dict)
-    ssh_authorized_keys: tuple[str, ...] = ()
-    timezone: str = "UTC"
-    apt_mirrors: tuple[str, ...] = ()  # names of the configured `kind: apt` mirrors
-    timeout_minutes: int = 90
-    sweep_seconds: float = 60.0
-    callback_max_bytes: int = 256 * 1024
-    progress_interval_seconds: float = 5.0
-    templates_dir: Path | None = None  # None: the templates/ shipped beside the package
+def _frozen(m: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(m or {}))
 
 
 @dataclass(frozen=True)
@@ -89,17 +43,41 @@ class Site:
     box: SecretBox
     data_dir: Path
     public_url: str
-    subnets: tuple[ipaddress.IPv4Network, ...] = ()
-    roles: dict[str, RoleSpec] = field(default_factory=dict)
-    profiles: tuple[ProfileSpec, ...] = ()
-    install: InstallSpec = field(default_factory=InstallSpec)
-    handoff: HandoffSpec = field(default_factory=HandoffSpec)
-    mirrors: tuple[MirrorSpec, ...] = ()
-    bmc: BmcOptions = field(default_factory=BmcOptions)
-    bmc_scan_concurrency: int = 100
-    firmware_dir: Path = Path("firmware")
-    discovery: bool = False  # dhcp.discovery: unknown/discovered nodes boot the discovery image
-    discovery_image: str | None = None
+    config_path: str | None = None  # the config file, for children (ansible -> the inventory script)
+    identity: SiteConfig = field(default_factory=SiteConfig)  # config `site:`
+    vars: Mapping[str, Any] = field(default_factory=_frozen)  # config `vars:` (every node's lowest layer)
+    subnets: tuple[ipaddress.IPv4Network, ...] = ()  # config `dhcp.subnets[].cidr`
+    discovery: bool = False  # config `dhcp.discovery`: unknown/discovered nodes boot the discovery image
+    boot: BootConfig = field(default_factory=BootConfig)
+    roles: Mapping[str, RoleConfig] = field(default_factory=_frozen)
+    profiles: Mapping[str, ProfileConfig] = field(default_factory=_frozen)
+    install: InstallConfig = field(default_factory=InstallConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    mirrors: tuple[AnyMirrorConfig, ...] = ()
+    bmc: BmcConfig = field(default_factory=BmcConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+
+    @property
+    def templates_dir(self) -> Path | None:
+        """The site's template override directory (file by file over the shipped templates)."""
+        return self.handoff.templates_dir
+
+    @property
+    def apt_mirrors(self) -> tuple[str, ...]:
+        """Names of the configured `kind: apt` mirrors."""
+        return tuple(m.name for m in self.mirrors if isinstance(m, AptMirrorConfig))
+
+    @cached_property
+    def bmc_options(self) -> BmcOptions:
+        """The `bmc:` section as the BMC drivers' options (protocol code takes no config types)."""
+        b = self.bmc
+        return BmcOptions(timeout=b.timeout, retries=b.retries, per_bmc=b.per_bmc,
+                          verify=str(b.ca_file) if b.ca_file else b.tls_verify)
+
+    def check_role(self, role: str | None, *, where: str = "") -> None:
+        """Invalid unless `role` is None or a configured role (the one check every area uses)."""
+        if role is not None and role not in self.roles:
+            raise Invalid(f"{where}unknown role {role!r} (known: {', '.join(sorted(self.roles))})")
 
     def subnet_of(self, ip: str) -> ipaddress.IPv4Network | None:
         addr = ipaddress.IPv4Address(ip)

@@ -6,19 +6,22 @@ profiles and images.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from dgxie.catalog.schemas import check_name
 from dgxie.crypto import hash_token, new_token
+from dgxie.db import session_scope
 from dgxie.errors import Conflict, Invalid, NotFound, Unauthorized
 from dgxie.events import record
 from dgxie.models import ApiToken
 from dgxie.models.types import utcnow
+from dgxie.validation import check_name
 
 
 class Role(StrEnum):
@@ -86,3 +89,48 @@ def revoke_token(session: Session, name: str, *, actor: str) -> ApiToken:
         tok.revoked = True
         record(session, actor=actor, kind="token.revoke", reason=f"token {name} revoked", data={"token": name})
     return tok
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an authenticated API request is: the token's name and role."""
+
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+class TokenCache:
+    """Authenticated tokens, kept `ttl` seconds per process (keyed by the token's SHA-256, never
+    the token), so a request does not hit the database each time; a token revoked in another
+    process stops working within `ttl` seconds, one revoked through this process at once."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def lookup(self, sessions: sessionmaker[Session], plain: str) -> Principal:
+        """The principal for a bearer string, or Unauthorized."""
+        key = hash_token(plain)
+        hit = self._entries.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with session_scope(sessions) as s:
+            tok = authenticate(s, plain)
+            principal = Principal(name=tok.name, role=Role(tok.role))
+        if len(self._entries) > self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, principal)
+        return principal
+
+    def forget(self, name: str) -> None:
+        """Drop a revoked token at once."""
+        for key, (_, p) in list(self._entries.items()):
+            if p.name == name:
+                del self._entries[key]

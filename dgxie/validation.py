@@ -1,7 +1,8 @@
-"""Turn pydantic validation errors into one clear `Invalid` message."""
+"""Input checks shared by every area: pydantic errors as one clear `Invalid` message, object names."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -9,6 +10,14 @@ from pydantic import BaseModel, ValidationError
 from dgxie.errors import Invalid
 
 M = TypeVar("M", bound=BaseModel)
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_name(v: str) -> str:
+    """A profile, image or token name: lower-case letters, digits, '.', '_', '-'; at most 64."""
+    if not NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid name (a-z, 0-9, '.', '_', '-'; at most 64)")
+    return v
 
 
 def describe(exc: ValidationError) -> str:

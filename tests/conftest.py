@@ -25,8 +25,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from dgxie import db
-from dgxie.app import Context, build_context, create_app
+from dgxie.app import create_app
+from dgxie.compose import build_context
 from dgxie.config import Settings
+from dgxie.context import Context
 
 PG_ADMIN = os.environ.get("DGXIE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -8,7 +8,7 @@ from typing import Any
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from dgxie.netboot.dhcp.leases import LeaseTable, Reservation, Subnet
-from dgxie.netboot.dhcp.responder import Listener, Responder, Settings
+from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 
 PUBLIC = "http://10.201.0.1:8080"
 SERVER = ipaddress.IPv4Address("10.201.0.1").packed
@@ -33,7 +33,7 @@ def responder(*, discovery: bool = False, mode: str = "authoritative",
               reservations: dict[bytes, Reservation] | None = None) -> tuple[Responder, Listener]:
     table = LeaseTable(subnets())
     table.set_reservations(reservations or {})
-    r = Responder(Settings(public_url=PUBLIC, mode=mode, discovery=discovery), table)
+    r = Responder(ResponderOptions(public_url=PUBLIC, mode=mode, discovery=discovery), table)
     return r, Listener(SERVER, table.subnets[0])
 
 

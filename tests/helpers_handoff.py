@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from dgxie import db
-from dgxie.app import Context
 from dgxie.boot.state import State
+from dgxie.context import Context
 from dgxie.models import Node
 from dgxie.nodes import service
 from dgxie.nodes.lifecycle import transition

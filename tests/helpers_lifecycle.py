@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from dgxie.crypto import SecretBox
 from dgxie.models import Image, Interface, Node, Profile
-from dgxie.site import InstallSpec, Site
+from dgxie.sections import AptMirrorConfig, HandoffConfig, SiteConfig
+from dgxie.site import Site
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
@@ -17,10 +17,14 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdgxietestkeyonlyforthetestsuite
 TEMPLATES = {"ubuntu": "ubuntu/autoinstall", "debian": "debian/preseed", "rhel": "rhel/kickstart"}
 
 
-def site(**install: Any) -> Site:
-    spec = InstallSpec(site_name="lab", domain="lab.example", ssh_authorized_keys=(SSH_KEY,), apt_mirrors=("ubuntu-noble",))
-    return Site(box=_box(), data_dir=Path("/nonexistent"),
-                public_url="http://10.0.0.1:8080", install=dataclasses.replace(spec, **install))
+def site(*, global_vars: dict[str, Any] | None = None, site_vars: dict[str, Any] | None = None,
+         templates_dir: Path | None = None) -> Site:
+    """A site as the config file would give it: site `lab`, one APT mirror `ubuntu-noble`."""
+    ident = SiteConfig(name="lab", domain="lab.example", ssh_authorized_keys=[SSH_KEY], vars=site_vars or {})
+    mirror = AptMirrorConfig(name="ubuntu-noble", kind="apt", url="http://archive.example/ubuntu", suites=["noble"],
+                             keyring=Path("/usr/share/keyrings/ubuntu-archive-keyring.gpg"))
+    return Site(box=_box(), data_dir=Path("/nonexistent"), public_url="http://10.0.0.1:8080", identity=ident,
+                vars=global_vars or {}, mirrors=(mirror,), handoff=HandoffConfig(templates_dir=templates_dir))
 
 
 def _box() -> SecretBox:

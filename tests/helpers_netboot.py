@@ -12,8 +12,8 @@ from typing import Any
 
 import uvicorn
 
-from dgxie.app import Context, create_app
-from dgxie.cli.netboot_wiring import http_protocol
+from dgxie.app import create_app, http_protocol
+from dgxie.context import Context
 from tests.net import free_port as free_port  # re-exported for the tests that import it from here
 
 

@@ -206,7 +206,8 @@ def serve_dgxie(data_dir: Path, database_url: str) -> Iterator[int]:
 
     import uvicorn
 
-    from dgxie.app import build_context, create_app
+    from dgxie.app import create_app
+    from dgxie.compose import build_context
     from dgxie.config import Settings
 
     ctx = build_context(Settings(database_url=database_url, data_dir=data_dir), migrate=False)

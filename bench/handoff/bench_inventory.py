@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from dgxie import db
-from dgxie.app import build_context
+from dgxie.compose import build_context
 from dgxie.config import Settings
 from dgxie.handoff import ansible, service
 from dgxie.models import Interface, Node

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from dgxie import config, db  # noqa: E402
-from dgxie.app import build_context  # noqa: E402
 from dgxie.catalog import images  # noqa: E402
 from dgxie.catalog.schemas import ImageIn  # noqa: E402
+from dgxie.compose import build_context  # noqa: E402
 from dgxie.nodes import service  # noqa: E402
 from dgxie.nodes.schemas import NodeCreate  # noqa: E402
 

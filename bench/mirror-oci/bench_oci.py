@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from dgxie import db  # noqa: E402
+from dgxie.blobstore import BlobStore  # noqa: E402
 from dgxie.mirror.oci_spec import OciMirrorSpec  # noqa: E402
 from dgxie.mirror.oci_store import oci_state_dir, store_root  # noqa: E402
 from dgxie.mirror.oci_sync import sync_oci  # noqa: E402
-from dgxie.mirror.store import BlobStore  # noqa: E402
 from tests.helpers_oci import OCI_INDEX, OCI_MANIFEST, Layout, docker_registry, layer, serve_dgxie  # noqa: E402
 
 

@@ -10,41 +10,23 @@ other way in (TestClient, a connection that already spoke to the API, a proxy).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from dgxie.api.boot_metrics import boot_metrics
 from dgxie.api.deps import SessionDep, get_ctx
 from dgxie.catalog import images
 from dgxie.errors import NotFound
-from dgxie.ipxe.cache import ScriptCache
-
-if TYPE_CHECKING:
-    from dgxie.app import Context
 
 router = APIRouter(tags=["boot"])
 
 IPXE_MEDIA = "text/plain; charset=utf-8"
 
 
-def script_cache(ctx: Context) -> ScriptCache:
-    """The process's iPXE script cache (one per context)."""
-    sc = ctx.extras.get("ipxe_scripts")
-    if sc is None:
-        m = boot_metrics(ctx)
-        ttl = ctx.settings.boot.script_cache_seconds
-        sc = ctx.extras["ipxe_scripts"] = ScriptCache(ctx.sessions, ctx.site, ttl=ttl, on_decision=m.decision)
-    assert isinstance(sc, ScriptCache)
-    return sc
-
-
 @router.get("/boot/ipxe", response_class=PlainTextResponse)
 async def ipxe(request: Request, mac: str) -> PlainTextResponse:
     """The node's iPXE script: install, local disk, discovery, or "not enrolled" then exit."""
-    cache = script_cache(get_ctx(request))
+    cache = get_ctx(request).scripts
     script = cache.cached(mac)
     if script is None:
         script = await run_in_threadpool(cache.get, mac)

@@ -12,7 +12,7 @@ from dgxie.db import session_scope
 from dgxie.site import Site
 
 if TYPE_CHECKING:
-    from dgxie.app import Context
+    from dgxie.context import Context
 
 
 def get_ctx(request: Request) -> Context:

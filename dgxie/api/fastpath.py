@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from dgxie.api.boot import IPXE_MEDIA, script_cache
+from dgxie.api.boot import IPXE_MEDIA
 from dgxie.catalog import images
 from dgxie.db import session_scope
 from dgxie.errors import DgxieError
 from dgxie.netboot import http
 
 if TYPE_CHECKING:
-    from dgxie.app import Context
+    from dgxie.context import Context
 
 log = logging.getLogger("dgxie.fastpath")
 
@@ -43,7 +43,7 @@ def _error(status: int, detail: str, *, keep_alive: bool, head_only: bool) -> by
 class BootFastPath:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.scripts = script_cache(ctx)
+        self.scripts = ctx.scripts
         self._files: dict[tuple[str, str], tuple[float, Path, int, str]] = {}
 
     @staticmethod

@@ -6,15 +6,11 @@
 A wrong token, an unknown node and an artefact the node's template set lacks are all the same
 404 (no oracle). A config that fails to render or validate is a 503 `config not available` for the
 node (never half a config) and an error in the log and in the node's events for the admin.
-Also here: the install-timeout sweep task the app starts in its lifespan.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,10 +25,9 @@ from dgxie.events import record
 from dgxie.handoff.bootstrap import on_installed
 from dgxie.install import seed
 from dgxie.nodes import callbacks
-from dgxie.nodes.lifecycle import sweep_install_timeouts
 
 if TYPE_CHECKING:
-    from dgxie.app import Context
+    from dgxie.context import Context
 
 log = logging.getLogger("dgxie.install")
 router = APIRouter(tags=["install"])
@@ -93,35 +88,3 @@ async def installer_event(token: str, request: Request) -> dict[str, Any]:
     ctx = get_ctx(request)
     body = await _body(request, ctx.site.install.callback_max_bytes)
     return await run_in_threadpool(_callback, ctx, token, body)
-
-
-# --- the install-timeout sweep ------------------------------------------------------------------
-
-def sweep_once(ctx: Context) -> list[str]:
-    with session_scope(ctx.sessions) as s:
-        failed = sweep_install_timeouts(s, timeout=timedelta(minutes=ctx.site.install.timeout_minutes))
-    for name in failed:
-        log.warning("install of %s timed out: marked failed", name)
-    return failed
-
-
-async def _sweeper(ctx: Context, every: float) -> None:
-    while True:
-        try:
-            await run_in_threadpool(sweep_once, ctx)
-        except Exception:  # a database hiccup must not end the loop
-            log.exception("install-timeout sweep failed")
-        await asyncio.sleep(every)
-
-
-async def start_sweeper(ctx: Context) -> None:
-    every = ctx.site.install.sweep_seconds
-    ctx.extras["install_sweeper"] = asyncio.get_running_loop().create_task(_sweeper(ctx, every))
-
-
-async def stop_sweeper(ctx: Context) -> None:
-    task = ctx.extras.pop("install_sweeper", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from dgxie.api.deps import get_site
 from dgxie.errors import NotFound
-from dgxie.mirror import service
-from dgxie.mirror.queries import MirrorCollector
-from dgxie.mirror.schedule import Scheduler
 from dgxie.mirror.snapshots import mirror_dir
-
-if TYPE_CHECKING:
-    from dgxie.app import Context
 
 router = APIRouter(tags=["mirror"])
 
@@ -43,19 +36,3 @@ def apt_file(name: str, path: str, request: Request) -> Response:
         raise NotFound("no such file")
     ext = os.path.splitext(path)[1]
     return FileResponse(full, media_type=_TYPES.get(ext, "application/octet-stream" if ext else "text/plain"))
-
-
-def wire(ctx: Context) -> None:
-    """Metrics collector, start-up clean-up of dead jobs, and the sync scheduler."""
-    ctx.registry.register(MirrorCollector(ctx.sessions))
-    sched = Scheduler(ctx.sessions, ctx.site)
-
-    async def start(_: Context) -> None:
-        service.fail_interrupted(ctx.sessions, ctx.site)
-        sched.start()
-
-    async def stop(_: Context) -> None:
-        sched.stop()
-
-    ctx.extras.setdefault("lifespan_hooks", []).append(start)
-    ctx.extras.setdefault("shutdown_hooks", []).append(stop)

@@ -32,12 +32,7 @@ def error(status: int, code: str, message: str, detail: object = None) -> JSONRe
 
 
 def _reader(request: Request) -> OciReader:
-    ctx = get_ctx(request)
-    reader = ctx.extras.get("oci_reader")
-    if not isinstance(reader, OciReader):
-        reader = OciReader(ctx.site.data_dir)
-        ctx.extras["oci_reader"] = reader
-    return reader
+    return get_ctx(request).oci
 
 
 def _known(exc: DgxieError) -> JSONResponse:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dgxie.blobstore import BlobStore
 from dgxie.catalog.schemas import ImageIn, ImageOut, ImageUpdate
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
-from dgxie.mirror.store import BlobStore
 from dgxie.models import Image, Profile
 
 

@@ -27,15 +27,10 @@ def profile_by_name(session: Session, name: str, *, missing: type[Exception] = I
     return p
 
 
-def _check_role(site: Site, role: str | None) -> None:
-    if role is not None and role not in site.roles:
-        raise Invalid(f"unknown role {role!r} (known: {', '.join(sorted(site.roles))})")
-
-
 def create_profile(session: Session, site: Site, data: ProfileIn, *, actor: str, source: str = "api") -> Profile:
     if session.scalar(select(Profile).where(Profile.name == data.name)) is not None:
         raise Conflict(f"profile {data.name} already exists")
-    _check_role(site, data.role)
+    site.check_role(data.role)
     image = image_by_name(session, data.image) if data.image else None
     p = Profile(name=data.name, image=image, template=data.template, role=data.role,
                 description=data.description, vars=data.vars, source=source)
@@ -50,7 +45,7 @@ def update_profile(session: Session, site: Site, p: Profile, data: ProfileUpdate
     if "image" in fields:
         p.image = image_by_name(session, data.image) if data.image else None
     if "role" in fields:
-        _check_role(site, data.role)
+        site.check_role(data.role)
         p.role = data.role
     for name in ("template", "description", "vars"):
         if name in fields and getattr(data, name) is not None:
@@ -76,10 +71,10 @@ def list_profiles(session: Session) -> list[Profile]:
 
 def sync_config_profiles(session: Session, site: Site) -> None:
     """Create or update the profiles declared in the config file (the file wins for those names)."""
-    for spec in site.profiles:
-        data = ProfileIn(name=spec.name, image=None, template=spec.template, role=spec.role,
+    for name, spec in site.profiles.items():
+        data = ProfileIn(name=name, image=None, template=spec.template, role=spec.role,
                          description=spec.description, vars=spec.vars)
-        p = session.scalar(select(Profile).where(Profile.name == spec.name))
+        p = session.scalar(select(Profile).where(Profile.name == name))
         image = None
         if spec.image:
             try:

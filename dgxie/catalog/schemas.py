@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-def check_name(v: str) -> str:
-    if not NAME_RE.match(v):
-        raise ValueError(f"{v!r} is not a valid name (a-z, 0-9, '.', '_', '-'; at most 64)")
-    return v
+from dgxie.validation import check_name
 
 
 class _In(BaseModel):

@@ -36,15 +36,17 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
+node_cmd.app.command("watch")(lifecycle_cmd.watch)
+node_cmd.app.command("power")(power_cmd.power)
+node_cmd.app.command("bootdev")(power_cmd.bootdev)
 app.add_typer(mirror_cmd.app, name="mirror")
 app.add_typer(oci_cmd.app, name="mirror-oci")  # OCI-only extras: snapshots, switch
 app.command("render", help="Print what a node would be served: ipxe, user-data, meta-data, vendor-data, preseed, "
             "kickstart (--explain).")(render_cmd.render)
-_ = lifecycle_cmd  # registers `node reprovision` and `node watch` onto node_cmd.app
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
-_registered = power_cmd  # registers `node power` and `node bootdev` onto node_cmd.app
 app.add_typer(image_cmd.app, name="image")
 
 

@@ -15,7 +15,8 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from dgxie import config, db
-from dgxie.app import Context, build_context
+from dgxie.compose import build_context
+from dgxie.context import Context
 
 console = Console()
 err_console = Console(stderr=True)

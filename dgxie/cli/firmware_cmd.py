@@ -109,7 +109,7 @@ def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files
                    node: str | None = typer.Option(None, help="also check Ids against this node's last scan")) -> None:
     """Validate baselines; with --node, report baseline Ids the node's inventory does not have."""
     site = context().site
-    found = [bl.load_file(f) for f in files] if files else bl.load_dir(site.firmware_dir)
+    found = [bl.load_file(f) for f in files] if files else bl.load_dir(site.firmware.baselines)
     for b in found:
         err_console.print(f"{b.source}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})")
     if node is not None:

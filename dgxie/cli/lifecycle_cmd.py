@@ -1,4 +1,4 @@
-"""`dgxie node reprovision NODE` and `dgxie node watch NODE` (registered onto the `node` app)."""
+"""`dgxie node reprovision NODE` and `dgxie node watch NODE` (registered in dgxie/cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,19 @@ import typer
 
 from dgxie import events
 from dgxie.cli.common import actor, console, context, err_console, session
-from dgxie.cli.node_cmd import app as node_app
 from dgxie.errors import Unavailable
 from dgxie.events import EventOut
-from dgxie.nodes import lifecycle, service
+from dgxie.nodes import service
+from dgxie.nodes.reprovision import reprovision_node
 
 DONE = {"installed": 0, "bootstrapping": 0, "ready": 0, "failed": 1}
 
 
-def hooks() -> lifecycle.ReprovisionHooks:
-    hk = context().extras.setdefault("reprovision_hooks", lifecycle.ReprovisionHooks())
-    assert isinstance(hk, lifecycle.ReprovisionHooks)
-    return hk
-
-
-@node_app.command("reprovision")
 def reprovision(node: str) -> None:
     """Send NODE back to `enrolled` with a new boot token, so its next boot reinstalls it."""
-    hk = hooks()
-    with session() as s:
-        n = lifecycle.reprovision(s, context().site, service.get_node(s, node), actor=actor(), hooks=hk)
-        name, state = n.hostname, n.state
-    lifecycle.run_after_reprovision(context().sessions, context().site, name, actor=actor(), hooks=hk)
-    err_console.print(f"{name}: {state}; it reinstalls at its next network boot")
+    ctx = context()
+    out = reprovision_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
+    err_console.print(f"{out.hostname}: {out.state}; it reinstalls at its next network boot")
 
 
 def line(ev: EventOut) -> str:
@@ -38,7 +28,6 @@ def line(ev: EventOut) -> str:
     return f"{ev.time:%H:%M:%S} {ev.kind:<16} {move:<22} {ev.reason}"
 
 
-@node_app.command("watch")
 def watch(node: str, timeout: float = typer.Option(3600, min=0.1, help="give up after this many seconds"),
           poll: float = typer.Option(1.0, min=0.05, help="seconds between polls"),
           history: int = typer.Option(10, min=0, help="print this many past events first")) -> None:

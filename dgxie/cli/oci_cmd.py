@@ -9,6 +9,7 @@ import time
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
+from dgxie.blobstore import BlobStore
 from dgxie.cli.common import console, err_console, settings
 from dgxie.config import Settings
 from dgxie.errors import Invalid, NotFound
@@ -16,7 +17,6 @@ from dgxie.mirror.oci_snapshot import current_snapshot, list_history, switch_sna
 from dgxie.mirror.oci_spec import OciMirrorSpec
 from dgxie.mirror.oci_store import oci_state_dir, store_root
 from dgxie.mirror.oci_sync import SyncEvent, sync_oci
-from dgxie.mirror.store import BlobStore
 
 app = typer.Typer(help="OCI/NGC registry mirrors.", no_args_is_help=True)
 

@@ -1,17 +1,15 @@
-"""`dgxie node power NODE on|off|cycle|status` and `dgxie node bootdev NODE pxe|disk` (registered
-onto the node sub-app)."""
+"""`dgxie node power NODE on|off|cycle|status` and `dgxie node bootdev NODE pxe|disk` (registered in
+dgxie/cli/__init__.py)."""
 
 from __future__ import annotations
 
 import typer
 
 from dgxie.cli.common import actor, context, dump_json, err_console, session
-from dgxie.cli.node_cmd import app as node_app
 from dgxie.nodes import power as power_svc
 from dgxie.nodes import service
 
 
-@node_app.command("power")
 def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | status"),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state."""
@@ -27,7 +25,6 @@ def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | 
         print(f"{out['node']}: power {out['power']}" + (f" (after {action})" if action != "status" else ""))
 
 
-@node_app.command("bootdev")
 def bootdev(node: str, device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:
     """Set the boot device for the next boot only."""
     with session() as s:

@@ -6,10 +6,10 @@ import logging
 
 import uvicorn
 
-from dgxie.app import build_context, create_app
-from dgxie.cli import serve_dhcp
+from dgxie.app import create_app, http_protocol
 from dgxie.cli.common import err_console, settings
-from dgxie.cli.netboot_wiring import http_protocol, register_tftp
+from dgxie.compose import build_context
+from dgxie.compose.servers import add_boot_servers
 
 
 def serve() -> None:
@@ -17,8 +17,7 @@ def serve() -> None:
     s = settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
-    register_tftp(ctx)
-    serve_dhcp.register(ctx)
+    add_boot_servers(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")
     err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")

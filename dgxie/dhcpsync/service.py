@@ -19,7 +19,6 @@ import contextlib
 import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,9 @@ from dgxie.errors import DgxieError
 from dgxie.models import DhcpLease, Event, Interface, Node, Profile
 from dgxie.netboot.dhcp.leases import Lease, LeaseTable, Reservation, Subnet
 from dgxie.netboot.dhcp.responder import Responder
+from dgxie.nodes.schemas import NodeCreate
+from dgxie.nodes.service import create_node
+from dgxie.sections import SubnetConfig
 from dgxie.site import Site
 
 log = logging.getLogger("dgxie.dhcp")
@@ -48,22 +50,12 @@ def _ip(value: str | None) -> int | None:
     return int(ipaddress.IPv4Address(value)) if value else None
 
 
-@dataclass(frozen=True)
-class SubnetSpec:
-    """A subnet as the entry point read it from the config."""
-
-    cidr: str
-    pool: tuple[str, str] | None = None
-    routers: tuple[str, ...] = ()
-    dns: tuple[str, ...] = ()
-    domain: str | None = None
-    lease_seconds: int = 3600
-
-    def build(self) -> Subnet:
-        net = ipaddress.IPv4Network(self.cidr)
-        pool = (_ip(self.pool[0]) or 0, _ip(self.pool[1]) or 0) if self.pool else None
-        return Subnet(net, pool, self.lease_seconds, tuple(ipaddress.IPv4Address(r).packed for r in self.routers),
-                      tuple(ipaddress.IPv4Address(d).packed for d in self.dns), self.domain)
+def subnet_of(cfg: SubnetConfig) -> Subnet:
+    """The lease table's subnet for one `dhcp.subnets[]` entry."""
+    rng = cfg.pool_range()
+    pool = (int(rng[0]), int(rng[1])) if rng else None
+    return Subnet(cfg.cidr, pool, cfg.lease_seconds, tuple(r.packed for r in cfg.routers),
+                  tuple(d.packed for d in cfg.dns), cfg.domain)
 
 
 def load_reservations(session: Session) -> dict[bytes, Reservation]:
@@ -149,8 +141,6 @@ def purge_expired(session: Session) -> None:
 
 def create_discovered(session: Session, site: Site, macs: list[bytes]) -> int:
     """Create each unknown MAC as a `discovered` node `node-<mac hex>`; existing ones are skipped."""
-    from dgxie.nodes.schemas import NodeCreate
-    from dgxie.nodes.service import create_node
 
     made = 0
     for mac in macs:

@@ -72,7 +72,7 @@ def scan(session: Session, site: Site, nodes: list[Node], *, actor: str,
         if progress is not None and len(by_node[node.id]) == sum(1 for n, _ in plan if n.id == node.id):
             progress(node.hostname, all(isinstance(r, Inventory) for r in by_node[node.id]))
 
-    raw = bmc_scan.scan([ep for _, ep in plan], site.bmc, concurrency=site.bmc_scan_concurrency, on_done=done)
+    raw = bmc_scan.scan([ep for _, ep in plan], site.bmc_options, concurrency=site.bmc.scan_concurrency, on_done=done)
     grouped: dict[int, list[tuple[Endpoint, Inventory | BmcError]]] = {}
     for (n, ep), res in zip(plan, raw, strict=True):
         grouped.setdefault(n.id, []).append((ep, res))

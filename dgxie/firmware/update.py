@@ -43,7 +43,7 @@ def _one(site: Site, node: Node, pkg: Package, targets: list[str] | None, multip
     ep = endpoint_of(site, node)
     if ep.protocol != "redfish":
         return UpdateResult(node.hostname, "error", "firmware updates need a Redfish BMC")
-    bmc = RedfishBmc(ep, site.bmc)
+    bmc = RedfishBmc(ep, site.bmc_options)
     try:
         if multipart:
             res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, targets, timeout=timeout, poll=poll)

@@ -67,16 +67,17 @@ def summary(output: str) -> str:
 
 def bootstrap_script(session: Session, site: Site, node: Node) -> str:
     """The role's script rendered for `node` (contains its secrets: serve it only via the node's URL)."""
-    role = site.roles[role_of(site, node)]
+    role_name = role_of(site, node)
+    role = site.roles[role_name]
     if role.bootstrap != "cloud-init" or not role.script:
-        raise NotFound(f"{node.hostname}: role {role.name} does not bootstrap with a script")
-    opened = secrets.open_for_role(session, site, role.name)
+        raise NotFound(f"{node.hostname}: role {role_name} does not bootstrap with a script")
+    opened = secrets.open_for_role(session, site, role_name)
     merged: dict[str, Any] = dict(node.profile.vars) if node.profile is not None else {}
     merged.update(node.vars or {})
 
     def secret(name: str) -> str:
         if name not in opened:
-            raise Unavailable(f"{node.hostname}: secret {name!r} is not set for role {role.name} "
+            raise Unavailable(f"{node.hostname}: secret {name!r} is not set for role {role_name} "
                               f"(dgxie secret set {name})")
         return opened[name]
 
@@ -89,7 +90,7 @@ def bootstrap_script(session: Session, site: Site, node: Node) -> str:
 
     try:
         return templates.environment(site.handoff.templates_dir).get_template(WRAPPER).render(
-            script=role.script, hostname=node.hostname, ip=node.ip, role=role.name, facts=flat_facts(node.facts),
+            script=role.script, hostname=node.hostname, ip=node.ip, role=role_name, facts=flat_facts(node.facts),
             vars=merged, secret=secret, var=var, public_url=site.public_url,
             done_url=bootstrap_url(site.public_url, node.boot_token) + "/done",
             tail_bytes=site.handoff.output_tail_bytes)

@@ -65,8 +65,8 @@ def write_inventory_script(site: Site) -> Path:
     path = site.data_dir.resolve() / "handoff" / "dgxie-inventory"
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["#!/bin/sh", "# Ansible dynamic inventory: dgxie's nodes in DeepOps' layout (written by dgxie)."]
-    if site.handoff.config_path:
-        lines.append(f"DGXIE_CONFIG={shlex.quote(str(Path(site.handoff.config_path).resolve()))}; export DGXIE_CONFIG")
+    if site.config_path:
+        lines.append(f"DGXIE_CONFIG={shlex.quote(str(Path(site.config_path).resolve()))}; export DGXIE_CONFIG")
     lines.append(f'exec {shlex.quote(sys.executable)} -m dgxie inventory ansible "$@"')
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -117,7 +117,9 @@ async def run_command(argv: list[str], *, timeout: float, tail_bytes: int, cwd: 
 
 
 class BootstrapWorker:
-    """Polls for installed nodes and hands them off; start()/stop() from the app lifespan."""
+    """Polls for installed nodes and hands them off (a background service, dgxie/background.py)."""
+
+    name = "handoff-worker"
 
     def __init__(self, sessions: sessionmaker[Session], site: Site) -> None:
         self.sessions = sessions

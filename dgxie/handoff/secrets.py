@@ -49,8 +49,7 @@ def set_secret(session: Session, site: Site, name: str, value: str, *, roles: li
     if len(value.encode()) > MAX_VALUE_BYTES:
         raise Invalid(f"secret {name}: larger than {MAX_VALUE_BYTES} bytes")
     for r in roles or []:
-        if r not in site.roles:
-            raise Invalid(f"secret {name}: unknown role {r!r} (known: {', '.join(sorted(site.roles))})")
+        site.check_role(r, where=f"secret {name}: ")
     sealed = site.box.seal(value)
     row = session.scalar(select(Secret).where(Secret.name == name))
     verb = "replaced" if row is not None else "created"

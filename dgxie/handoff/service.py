@@ -25,7 +25,7 @@ DEFAULT_STATES = ("installed", "bootstrapping", "ready")
 def record_of(site: Site, node: Node) -> NodeRecord:
     role = site.roles.get(node.role) if node.role else None
     return NodeRecord(hostname=node.hostname, ip=node.ip, role=node.role, state=node.state,
-                      groups=role.groups if role else (), tags=tuple(node.tags or ()),
+                      groups=tuple(role.groups) if role else (), tags=tuple(node.tags or ()),
                       facts=flat_facts(node.facts), vars=dict(node.vars or {}))
 
 

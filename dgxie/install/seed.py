@@ -101,12 +101,11 @@ def install_id(boot_token: str) -> str:
 
 def node_vars(site: Site, node: Node) -> Merged:
     """Every variable the node's templates see, with the layer each came from."""
-    ins = site.install
     if node.profile is None:
         raise Invalid(f"{node.hostname}: has no profile, so no install config")
     prof = node.profile
     if prof.image is None:
-        spec = next((p for p in site.profiles if p.name == prof.name), None)
+        spec = site.profiles.get(prof.name)
         if spec is not None and spec.image:
             raise Invalid(f"profile {prof.name}: image {spec.image!r} is not registered (dgxie image add)")
         raise Invalid(f"profile {prof.name}: has no image")
@@ -120,15 +119,21 @@ def node_vars(site: Site, node: Node) -> Merged:
         "arch": prof.image.arch, "public_url": site.public_url, "seed_url": base, "events_url": base + "events",
         "instance_id": f"dgxie-{node.hostname}-{install_id(node.boot_token)}",
         # cloud-init bootstrap roles: the installed system fetches its role script at first boot
-        "bootstrap_command": (fetch_command(site.public_url, node.boot_token)
-                              if node.role in site.roles and site.roles[node.role].bootstrap == "cloud-init" else ""),
+        "bootstrap_command": fetch_command(site.public_url, node.boot_token) if _bootstraps_by_script(site, node)
+                             else "",
     }
-    site_vars = site_layer(ins.site_name, ins.domain, ins.timezone, ins.ssh_authorized_keys, ins.site_vars)
-    merged = layered(global_vars=ins.global_vars, site=site_vars, profile=prof.vars, node=node.vars, facts=facts)
+    ident = site.identity
+    site_vars = site_layer(ident.name, ident.domain, ident.timezone, tuple(ident.ssh_authorized_keys), ident.vars)
+    merged = layered(global_vars=dict(site.vars), site=site_vars, profile=prof.vars, node=node.vars, facts=facts)
     derived = _derived(site, merged.values)
     merged.values.update(derived)
     merged.source.update(dict.fromkeys(derived, "dgxie"))
     return merged
+
+
+def _bootstraps_by_script(site: Site, node: Node) -> bool:
+    role = site.roles.get(node.role) if node.role else None
+    return role is not None and role.bootstrap == "cloud-init"
 
 
 def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
@@ -136,8 +141,8 @@ def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
                            else values["hostname"], "apt_mirror_url": None}
     name = values.get("apt_mirror")
     if name:
-        if name not in site.install.apt_mirrors:
-            known = ", ".join(site.install.apt_mirrors) or "none configured"
+        if name not in site.apt_mirrors:
+            known = ", ".join(site.apt_mirrors) or "none configured"
             raise Invalid(f"apt_mirror: no APT mirror named {name!r} (known: {known})")
         out["apt_mirror_url"] = f"{site.public_url}/mirror/apt/{name}"
     return out
@@ -153,7 +158,7 @@ def render(site: Site, node: Node, artifact: str) -> Rendered:
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")
     merged = node_vars(site, node)
-    text = render_template(site.install.templates_dir, template, dict(merged.values))
+    text = render_template(site.templates_dir, template, dict(merged.values))
     VALIDATORS[artifact](text, template)
     return Rendered(artifact=artifact, template=template, text=text, merged=merged)
 

@@ -60,8 +60,8 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
     node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
     image = node.profile.image if node is not None and node.profile is not None else None
     disc = None
-    if site.discovery_image:
-        disc = session.scalar(select(Image).where(Image.name == site.discovery_image))
+    if site.boot.discovery_image:
+        disc = session.scalar(select(Image).where(Image.name == site.boot.discovery_image))
     state = node.state if node is not None else None
     decision = decide(state, discovery=site.discovery, has_image=image is not None)
     if decision.action == Action.DISCOVERY and disc is None:

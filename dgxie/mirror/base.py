@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from dgxie.blobstore import BlobStore
 from dgxie.crypto import SecretBox
 from dgxie.mirror.fetch import Counters, Fetcher
-from dgxie.mirror.store import BlobStore
-from dgxie.site import MirrorSpec as MirrorSource
+from dgxie.sections import MirrorConfig as MirrorSource
 
 __all__ = ["FileEntry", "Manifest", "MirrorSource", "Progress", "SelfPublished", "SyncContext", "Syncer",
            "register_syncer"]

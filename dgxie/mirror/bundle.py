@@ -21,12 +21,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from dgxie.blobstore import DigestMismatch
 from dgxie.errors import Invalid, NotFound
 from dgxie.mirror import oci_kind, snapshots
 from dgxie.mirror.base import Manifest
 from dgxie.mirror.queries import kind_of
 from dgxie.mirror.service import mirror_lock, record_current, record_snapshot, root_of, state_row
-from dgxie.mirror.store import DigestMismatch
 from dgxie.models.types import utcnow
 from dgxie.site import Site
 

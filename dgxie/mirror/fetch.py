@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from dgxie.mirror.store import BlobStore, DigestMismatch
+from dgxie.blobstore import BlobStore, DigestMismatch
 
 
 class FetchError(Exception):

@@ -23,9 +23,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from dgxie.blobstore import BlobStore, DigestMismatch
 from dgxie.errors import DgxieError, NotFound, Unauthorized, Unavailable
 from dgxie.mirror.oci_auth import Credentials, next_link, parse_challenge
-from dgxie.mirror.store import BlobStore, DigestMismatch
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dgxie.blobstore import BlobStore
 from dgxie.mirror.base import FileEntry, Manifest, SelfPublished, SyncContext
 from dgxie.mirror.oci_snapshot import OciSnapshot, adopt_snapshot, current_snapshot, list_history, switch_snapshot
 from dgxie.mirror.oci_spec import OciMirrorSpec
 from dgxie.mirror.oci_sync import SyncEvent, sync_oci
-from dgxie.mirror.store import BlobStore
 
 
 def spec_of(name: str, options: dict[str, Any]) -> OciMirrorSpec:

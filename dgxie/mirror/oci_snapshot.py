@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dgxie.blobstore import BlobStore
 from dgxie.errors import Invalid
-from dgxie.mirror.store import BlobStore
 
 FORMAT = "dgxie.oci-snapshot/1"
 

@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from dgxie.blobstore import BlobStore
 from dgxie.errors import NotFound
 from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, load_snapshot
-from dgxie.mirror.store import BlobStore
 
 
 def store_root(data_dir: Path) -> Path:

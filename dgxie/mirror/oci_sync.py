@@ -27,13 +27,13 @@ from typing import Any, Literal
 
 import httpx
 
+from dgxie.blobstore import BlobStore
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.mirror.oci import INDEX_TYPES, CorruptContent, Fetched, RegistryClient
 from dgxie.mirror.oci_auth import load_credentials
 from dgxie.mirror.oci_select import newest_first, parse_created, platform_matches, select_tags
 from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, publish_snapshot
 from dgxie.mirror.oci_spec import OciMirrorSpec
-from dgxie.mirror.store import BlobStore
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 

@@ -15,14 +15,15 @@ from dgxie.mirror import oci_kind, snapshots
 from dgxie.mirror.schemas import JobOut, MirrorOut, SnapshotOut
 from dgxie.mirror.service import job_out, record_current, root_of, state_row
 from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
-from dgxie.site import MirrorSpec, Site
+from dgxie.sections import MirrorConfig
+from dgxie.site import Site
 
 
 def _latest_job(s: Session, name: str) -> MirrorJob | None:
     return s.scalars(select(MirrorJob).where(MirrorJob.mirror == name).order_by(MirrorJob.id.desc()).limit(1)).first()
 
 
-def _out(s: Session, site: Site, name: str, kind: str, m: MirrorSpec | None, st: MirrorState | None) -> MirrorOut:
+def _out(s: Session, site: Site, name: str, kind: str, m: MirrorConfig | None, st: MirrorState | None) -> MirrorOut:
     j = _latest_job(s, name)
     out = MirrorOut(name=name, kind=kind, configured=m is not None, job=job_out(j) if j else None,
                     url=f"{site.public_url}/mirror/{kind}/{name}" if kind == "apt" else f"{site.public_url}/v2/")
@@ -44,7 +45,7 @@ def list_mirrors(s: Session, site: Site) -> list[MirrorOut]:
     return out
 
 
-def kind_of(s: Session, site: Site, name: str) -> tuple[str, MirrorSpec | None]:
+def kind_of(s: Session, site: Site, name: str) -> tuple[str, MirrorConfig | None]:
     for m in site.mirrors:
         if m.name == name:
             return m.kind, m

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -33,19 +34,25 @@ def due(s: Session, site: Site) -> list[str]:
 
 
 class Scheduler:
+    """Starts due syncs (a background service, dgxie/background.py); at start it first marks failed
+    the jobs a previous process left running."""
+
+    name = "mirror-scheduler"
+
     def __init__(self, sessions: sessionmaker[Session], site: Site, check_every: float = 30.0) -> None:
         self.sessions, self.site, self.check_every = sessions, site, check_every
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="dgxie-mirror-schedule", daemon=True)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await asyncio.to_thread(service.fail_interrupted, self.sessions, self.site)
         if any(m.interval for m in self.site.mirrors):
             self.thread.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self.stop_event.set()
         if self.thread.is_alive():
-            self.thread.join(timeout=5)
+            await asyncio.to_thread(self.thread.join, 5)
 
     def _loop(self) -> None:
         while not self.stop_event.wait(self.check_every):

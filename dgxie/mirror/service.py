@@ -30,7 +30,8 @@ from dgxie.mirror.fetch import Fetcher
 from dgxie.mirror.schemas import JobOut
 from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
 from dgxie.models.types import utcnow
-from dgxie.site import MirrorSpec, Site
+from dgxie.sections import MirrorConfig
+from dgxie.site import Site
 
 log = logging.getLogger("dgxie.mirror")
 
@@ -40,7 +41,7 @@ register_syncer("oci", oci_kind.sync)
 ProgressHook = Callable[[Progress], None]
 
 
-def spec(site: Site, name: str) -> MirrorSpec:
+def spec(site: Site, name: str) -> MirrorConfig:
     for m in site.mirrors:
         if m.name == name:
             return m
@@ -178,7 +179,7 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-def _sync(site: Site, m: MirrorSpec, root: Path, progress: Progress, tick: Callable[[], None]) -> str | None:
+def _sync(site: Site, m: MirrorConfig, root: Path, progress: Progress, tick: Callable[[], None]) -> str | None:
     store = snapshots.store_for(site.data_dir)
     snapshots.clean_tmp(root)
     cur = snapshots.current(root)

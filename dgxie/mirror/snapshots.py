@@ -15,10 +15,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dgxie.blobstore import BlobStore
 from dgxie.mirror.base import Manifest
 from dgxie.mirror.oci_snapshot import referenced_digests
 from dgxie.mirror.oci_store import store_root
-from dgxie.mirror.store import BlobStore
 
 
 def mirror_dir(data_dir: Path, kind: str, name: str) -> Path:

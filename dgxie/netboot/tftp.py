@@ -190,6 +190,8 @@ class TftpServer:
     """`await start()`, `await stop()`. `roots` are searched in order for each file, then `files`
     (exact name -> trusted path, e.g. the iPXE binaries of Debian's `ipxe` package)."""
 
+    name = "tftp"  # as a background service (dgxie/background.py)
+
     def __init__(self, roots: list[Path], host: str = "0.0.0.0", port: int = 69, *,
                  files: dict[str, Path] | None = None, max_blksize: int = c.MAX_BLKSIZE,
                  stats: TftpStats | None = None) -> None:

@@ -28,7 +28,7 @@ def endpoint_of(site: Site, node: Node) -> Endpoint:
 
 
 def bmc_of(site: Site, node: Node) -> Bmc:
-    return bmc_pkg.connect(endpoint_of(site, node), site.bmc)
+    return bmc_pkg.connect(endpoint_of(site, node), site.bmc_options)
 
 
 def _fail(session: Session, node: Node, actor: str, kind: str, exc: BmcError, data: dict[str, Any]) -> Unavailable:

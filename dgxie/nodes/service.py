@@ -78,11 +78,6 @@ def _check_ip(site: Site, ip: str | None) -> None:
         raise Invalid(f"ip {ip} is outside every configured subnet ({nets})")
 
 
-def _check_role(site: Site, role: str | None) -> None:
-    if role is not None and role not in site.roles:
-        raise Invalid(f"unknown role {role!r} (known: {', '.join(sorted(site.roles))})")
-
-
 def _apply_bmc(site: Site, node: Node, bmc: BmcIn) -> None:
     fields = bmc.model_fields_set
     if "url" in fields:
@@ -108,7 +103,7 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
     _check_ip(site, data.ip)
     profile = profile_by_name(session, data.profile) if data.profile else None
     role = data.role or (profile.role if profile else None)
-    _check_role(site, role)
+    site.check_role(role)
     state = State(data.state) if data.state else State.ENROLLED
     if state not in INITIAL:
         raise Invalid(f"state: a new node is enrolled or discovered, not {data.state}")
@@ -153,7 +148,7 @@ def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, a
         node.profile = profile_by_name(session, data.profile) if data.profile else None
         changed["profile"] = data.profile
     if "role" in fields:
-        _check_role(site, data.role)
+        site.check_role(data.role)
         node.role = data.role
         changed["role"] = data.role
     for name in ("tags", "facts", "vars"):

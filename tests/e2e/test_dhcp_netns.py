@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.app import build_context
+from dgxie.compose import build_context
 from dgxie.config import load
 from dgxie.models import DhcpLease, Node
 from dgxie.nodes.schemas import NodeCreate

@@ -40,7 +40,7 @@ def test_images_and_profiles(client, auth) -> None:
 
 def test_config_profiles_are_synced(make_ctx) -> None:
     from dgxie.catalog.profiles import list_profiles
-    from dgxie.config import ProfileConfig
+    from dgxie.sections import ProfileConfig
 
     ctx = make_ctx(profiles={"dgx": ProfileConfig(role="slurmd", vars={"a": 1})})
     with ctx.sessions() as s:

@@ -98,7 +98,7 @@ def test_ip_outside_subnets_and_unknown_refs(make_ctx, auth) -> None:
     from fastapi.testclient import TestClient
 
     from dgxie.app import create_app
-    from dgxie.config import DhcpConfig, SubnetConfig
+    from dgxie.sections import DhcpConfig, SubnetConfig
 
     ctx = make_ctx(dhcp=DhcpConfig(subnets=[SubnetConfig(cidr="10.0.0.0/24")]))
     from tests.conftest import _token

@@ -21,7 +21,7 @@ from dgxie.models import DhcpLease, Node, Profile
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector
-from dgxie.netboot.dhcp.responder import Listener, Responder, Settings
+from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 from dgxie.netboot.dhcp.server import Bind, DhcpServer
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
@@ -40,7 +40,7 @@ class Harness:
         self.client.setblocking(False)
         cport = self.client.getsockname()[1]
         table = LeaseTable(subnets())
-        self.responder = Responder(Settings(public_url=PUBLIC, discovery=discovery, client_port=cport,
+        self.responder = Responder(ResponderOptions(public_url=PUBLIC, discovery=discovery, client_port=cport,
                                             relay_port=cport, broadcast="127.0.0.1"), table)
         self.port = free_port(socket.SOCK_DGRAM)
         self.server = DhcpServer(self.responder, [Bind(None, "127.0.0.1", self.port, Listener(LOCAL, table.subnets[0]))])

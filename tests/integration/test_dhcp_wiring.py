@@ -1,4 +1,4 @@
-"""`dgxie serve` wiring: dhcp.enabled registers the server in the app lifespan (real socket on lo),
+"""`dgxie serve` wiring: dhcp.enabled adds the server to the background services (real socket on lo),
 its counters show on /metrics, and a config without interfaces is refused with one clear error."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie.app import create_app
-from dgxie.cli import serve_dhcp
+from dgxie.compose import servers
 from dgxie.errors import ConfigError
 from dgxie.netboot.dhcp import codec as c
 from tests.integration.test_dhcp_server import free_port
@@ -21,22 +21,24 @@ SUBNETS = [{"cidr": "127.0.0.0/8", "pool": "127.0.1.1-127.0.1.50"}]
 def test_enabled_without_interfaces_is_refused(make_ctx) -> None:
     ctx = make_ctx(dhcp={"enabled": True, "subnets": SUBNETS})
     with pytest.raises(ConfigError, match=r"dhcp\.interfaces"):
-        serve_dhcp.register(ctx)
+        servers.add_boot_servers(ctx)
 
 
 def test_disabled_registers_nothing(make_ctx) -> None:
     ctx = make_ctx()
-    serve_dhcp.register(ctx)
-    assert "lifespan_hooks" not in ctx.extras
+    servers.add_boot_servers(ctx)
+    assert ctx.service("dhcp") is None
 
 
 def test_lifespan_serves_dhcp_and_metrics(make_ctx) -> None:
     port = free_port()
     ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["lo"], "listen_port": port, "subnets": SUBNETS})
-    serve_dhcp.register(ctx)
-    server, _service = ctx.extras["dhcp"]
+    servers.add_boot_servers(ctx)
+    runner = ctx.service("dhcp")
+    assert isinstance(runner, servers.DhcpRunner)
+    server = runner.server
     assert server.binds[0].listener.address == bytes([127, 0, 0, 1])
-    assert server.sockets, "register() binds the socket before serving"
+    assert server.sockets, "add_boot_servers() binds the socket before serving"
     with TestClient(create_app(ctx)) as client, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(c.encode_request(bytes.fromhex("5254dd0000ee"), c.DISCOVER), ("127.0.0.1", port))
         s.sendto(b"garbage", ("127.0.0.1", port))
@@ -56,15 +58,15 @@ def test_proxy_mode_listens_on_4011_too(make_ctx) -> None:
     port = free_port()
     ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["lo"], "listen_port": port, "mode": "proxy",
                          "subnets": SUBNETS})
-    server, _service = serve_dhcp.build(ctx)
-    assert [b.port for b in server.binds] == [port, serve_dhcp.PXE_PORT]
-    assert server.responder.settings.mode == "proxy"
+    server = servers.dhcp_runner(ctx).server
+    assert [b.port for b in server.binds] == [port, servers.PXE_PORT]
+    assert server.responder.options.mode == "proxy"
 
 
 def test_interface_without_address_is_a_config_error(make_ctx) -> None:
     ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["ddnope0"], "subnets": SUBNETS})
     with pytest.raises(ConfigError, match=r"dhcp\.interfaces: interface ddnope0: no IPv4 address"):
-        serve_dhcp.register(ctx)
+        servers.add_boot_servers(ctx)
 
 
 def test_busy_port_is_one_clear_error(make_ctx) -> None:
@@ -73,5 +75,5 @@ def test_busy_port_is_one_clear_error(make_ctx) -> None:
         port = busy.getsockname()[1]
         ctx = make_ctx(dhcp={"enabled": True, "interfaces": ["lo"], "listen_port": port, "subnets": SUBNETS})
         with pytest.raises(ConfigError, match=rf"dhcp: cannot listen on lo:{port}: Address already in use"):
-            serve_dhcp.register(ctx)
-        assert "lifespan_hooks" not in ctx.extras
+            servers.add_boot_servers(ctx)
+        assert ctx.service("dhcp") is None

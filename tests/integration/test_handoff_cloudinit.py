@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.app import Context, create_app
+from dgxie.app import create_app
 from dgxie.boot.state import State
+from dgxie.context import Context
 from dgxie.handoff import bootstrap, secrets
 from dgxie.models import Event
 from tests.helpers_handoff import add_node, boot_token, node_state, templates_with

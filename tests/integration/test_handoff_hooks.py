@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.app import Context
 from dgxie.boot.state import State
+from dgxie.context import Context
 from dgxie.errors import Conflict
 from dgxie.handoff import bootstrap, hooks
 from dgxie.models import Event

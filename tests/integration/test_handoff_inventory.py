@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dgxie.app import build_context
 from dgxie.boot.state import State
+from dgxie.compose import build_context
 from dgxie.config import Settings
 from tests.helpers_handoff import FACTS_DGX, add_node
 

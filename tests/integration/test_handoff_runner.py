@@ -19,9 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.app import Context, build_context, create_app
+from dgxie.app import create_app
 from dgxie.boot.state import State
+from dgxie.compose import build_context
 from dgxie.config import Settings
+from dgxie.context import Context
 from dgxie.handoff.runner import BootstrapWorker, run_command
 from dgxie.models import Event
 from dgxie.models.types import utcnow

@@ -11,11 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie import db
-from dgxie.api import install
-from dgxie.app import Context, create_app
+from dgxie.app import create_app
+from dgxie.background import Periodic
+from dgxie.compose.root import install_sweeper
+from dgxie.context import Context
 from dgxie.models import Event, Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import lifecycle, service
+from dgxie.nodes.reprovision import ReprovisionHooks, reprovision
 from tests.helpers_lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 
 SETTINGS: dict[str, Any] = {
@@ -166,10 +169,10 @@ def test_reprovision_rotates_the_token(lc: TestClient, lctx: Context, auth: Call
     post(lc, tok, {"event": "started"})
     assert post(lc, tok, {"event": "finished"}).json()["state"] == "installed"
     calls: list[tuple[str, str, str]] = []
-    hooks = lifecycle.ReprovisionHooks(
+    hooks = ReprovisionHooks(
         before=[lambda s, site, n, actor: calls.append(("before", n.hostname, n.state))],
         after=[lambda s, site, n, actor: calls.append(("after", n.hostname, n.state))])
-    lctx.extras["reprovision_hooks"] = hooks
+    lctx.reprovision = hooks
     assert lc.post("/api/v1/nodes/dgx01/reprovision", headers=auth("viewer")).status_code == 403
     r = lc.post("/api/v1/nodes/dgx01/reprovision", headers=auth("operator"))
     assert r.status_code == 200 and r.json()["state"] == "enrolled" and tok not in r.text
@@ -192,8 +195,9 @@ def test_timeout_sweep(lctx: Context) -> None:
         for n in s.query(Node):
             n.state_changed_at = now - timedelta(hours=3)
         s.query(Node).filter(Node.hostname == "busy").one().install_seen_at = now - timedelta(minutes=5)
-    assert install.sweep_once(lctx) == ["slow"]
-    assert install.sweep_once(lctx) == []
+    sweep = install_sweeper(lctx.sessions, lctx.site).fn
+    assert sweep() == ["slow"]
+    assert sweep() == []
     assert [state_of(lctx, h) for h in ("slow", "busy", "idle")] == ["failed", "installing", "enrolled"]
     with db.session_scope(lctx.sessions) as s:
         assert lifecycle.sweep_install_timeouts(s, timeout=timedelta(minutes=90),
@@ -209,12 +213,15 @@ def test_sweeper_runs_in_the_app_lifespan(make_ctx: Callable[..., Context]) -> N
         service.get_node(s, "dgx01").state_changed_at = utcnow() - timedelta(minutes=5)
     import time
 
+    sweeper = ctx.service("install-timeout-sweep")
+    assert isinstance(sweeper, Periodic)
     with TestClient(create_app(ctx)):
+        assert sweeper._task is not None, "the lifespan started it"
         deadline = time.monotonic() + 20
         while state_of(ctx, "dgx01") != "failed" and time.monotonic() < deadline:
             time.sleep(0.1)
     assert state_of(ctx, "dgx01") == "failed"
-    assert "install_sweeper" not in ctx.extras  # stopped with the app
+    assert sweeper._task is None  # stopped with the app
 
 
 def test_sse_stream_and_resume(lc: TestClient, lctx: Context, auth: Callable[[str], dict[str, str]]) -> None:
@@ -255,7 +262,7 @@ def test_service_level_install_sequence(lctx: Context) -> None:
     assert kinds(lctx, "dgx01") == ["node.create", "install.start", "install.progress", "install.progress",
                                     "install.finished"]
     with db.session_scope(lctx.sessions) as s:
-        lifecycle.reprovision(s, lctx.site, service.get_node(s, "dgx01"), actor="test")
+        reprovision(s, lctx.site, service.get_node(s, "dgx01"), actor="test")
     assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.INSTALL
 
 

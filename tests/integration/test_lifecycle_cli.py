@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from dgxie import db
-from dgxie.app import Context
+from dgxie.context import Context
 from dgxie.nodes import callbacks, service
 from tests.helpers_lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 

@@ -30,9 +30,10 @@ import pytest
 import yaml
 
 from dgxie import config
-from dgxie.app import Context, build_context
 from dgxie.boot.decide import Action, decide
 from dgxie.boot.urls import expand_cmdline
+from dgxie.compose import build_context
+from dgxie.context import Context
 from dgxie.install import seed
 from tests.helpers_lifecycle import SHARED, SSH_KEY, enroll, kinds, node, site, state_of, token_of
 from tests.net import free_port as _free_port

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from dgxie.app import Context, build_context
+from dgxie.compose import build_context
 from dgxie.config import Settings
+from dgxie.context import Context
 from dgxie.mirror import service
 from dgxie.mirror.snapshots import mirror_dir
 from tests.helpers_mirror_apt import World, apt_get, dgxie_http, world

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dgxie.app import build_context, create_app
+from dgxie.app import create_app
+from dgxie.blobstore import BlobStore
+from dgxie.compose import build_context
 from dgxie.config import Settings
 from dgxie.mirror.oci import OCI_MANIFEST
 from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, list_history, publish_snapshot, switch_snapshot
 from dgxie.mirror.oci_store import oci_state_dir, store_root
-from dgxie.mirror.store import BlobStore
 
 
 def publish(data: Path, name: str, registry: str, repo: str, tag: str, payload: bytes) -> tuple[str, str]:

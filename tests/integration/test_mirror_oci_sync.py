@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
+from dgxie.blobstore import BlobStore
 from dgxie.errors import Invalid, Unauthorized
 from dgxie.mirror.oci import RegistryClient
 from dgxie.mirror.oci_auth import Credentials
 from dgxie.mirror.oci_snapshot import adopt_snapshot, current_snapshot
 from dgxie.mirror.oci_store import OciReader, UnknownManifest, oci_state_dir, store_root
 from dgxie.mirror.oci_sync import _sync_lock
-from dgxie.mirror.store import BlobStore
 from tests.helpers_oci import (
     Layout,
     Registry,

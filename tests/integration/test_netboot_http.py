@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dgxie import db
-from dgxie.app import Context, create_app
+from dgxie.app import create_app
 from dgxie.catalog import images
 from dgxie.catalog.profiles import create_profile
 from dgxie.catalog.schemas import ProfileIn
+from dgxie.context import Context
 from dgxie.models import Node
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node

@@ -9,20 +9,18 @@ import pytest
 import yaml
 
 from dgxie import db
-from dgxie.config import RoleConfig
 from dgxie.errors import Conflict
 from dgxie.install import seed
 from dgxie.nodes import service
-from dgxie.nodes.lifecycle import reprovision
+from dgxie.nodes.reprovision import reprovision
+from dgxie.sections import RoleConfig
 from tests.helpers_lifecycle import enroll, node, site, state_of
 
 
 @pytest.mark.parametrize("os_", ["ubuntu", "debian", "rhel"])
 def test_cloud_init_role_gets_first_boot_fetch(os_: str) -> None:
-    from dgxie.site import RoleSpec
-
-    s = dataclasses.replace(site(), roles={"k8s-worker": RoleSpec(name="k8s-worker", groups=("kube_node",),
-                                                                   bootstrap="cloud-init", script="k8s-worker.sh.j2")})
+    s = dataclasses.replace(site(), roles={"k8s-worker": RoleConfig(groups=["kube_node"], bootstrap="cloud-init",
+                                                                     script="k8s-worker.sh.j2")})
     n = node(os_)
     artifact = {"ubuntu": "user-data", "debian": "preseed", "rhel": "kickstart"}[os_]
     text = seed.render(s, n, artifact).text
@@ -33,7 +31,7 @@ def test_cloud_init_role_gets_first_boot_fetch(os_: str) -> None:
     else:
         assert "dgxie-bootstrap.service" in text
     # a role that does not bootstrap through cloud-init carries nothing
-    plain = dataclasses.replace(s, roles={"k8s-worker": RoleSpec(name="k8s-worker", groups=("kube_node",))})
+    plain = dataclasses.replace(s, roles={"k8s-worker": RoleConfig(groups=["kube_node"])})
     assert "dgxie-bootstrap" not in seed.render(plain, node(os_), artifact).text
 
 
@@ -54,11 +52,11 @@ def test_finished_hands_off_to_role(make_ctx) -> None:
 def test_reprovision_drains_a_ready_node_first(make_ctx) -> None:
     ctx = make_ctx(roles={"k8s-worker": RoleConfig(groups=["kube_node"], drain="/bin/false {hostname}")})
     enroll(ctx, "w2", "02:00:00:00:00:32", state="ready")
-    hooks = ctx.extras["reprovision_hooks"]
+    hooks = ctx.reprovision
     with pytest.raises(Conflict), db.session_scope(ctx.sessions) as s:
         reprovision(s, ctx.site, service.get_node(s, "w2"), actor="test", hooks=hooks)
     assert state_of(ctx, "w2") == "ready"  # the failed drain refused it
     ok = make_ctx(roles={"k8s-worker": RoleConfig(groups=["kube_node"], drain="/bin/true {hostname}")})
     with db.session_scope(ok.sessions) as s:
-        reprovision(s, ok.site, service.get_node(s, "w2"), actor="test", hooks=ok.extras["reprovision_hooks"])
+        reprovision(s, ok.site, service.get_node(s, "w2"), actor="test", hooks=ok.reprovision)
     assert state_of(ok, "w2") == "enrolled"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from dgxie.blobstore import BlobStore
 from dgxie.config import Settings
 from dgxie.errors import ConfigError
 from dgxie.mirror import apt, snapshots
 from dgxie.mirror.base import FileEntry, Manifest
-from dgxie.mirror.store import BlobStore
 
 RELEASE = """Origin: Test
 Suite: stable

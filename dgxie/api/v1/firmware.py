@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.errors import Invalid
 from dgxie.firmware import compliance, service
 from dgxie.nodes import service as nodes
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/firmware", tags=["firmware"])
 

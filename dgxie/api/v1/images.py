@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dgxie.api.auth import Admin, Principal, Viewer
+from dgxie.api.auth import Admin, Viewer
 from dgxie.api.deps import SessionDep
 from dgxie.catalog import images
 from dgxie.catalog.schemas import ImageIn, ImageOut, ImageUpdate
 from dgxie.errors import NotFound
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/images", tags=["images"])
 

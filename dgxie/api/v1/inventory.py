@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from dgxie.api.auth import Principal, Viewer
+from dgxie.api.auth import Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.handoff import service
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 

@@ -18,35 +18,26 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from dgxie import events
-from dgxie.api.auth import Operator, Principal, Viewer
-from dgxie.api.deps import SessionDep, SiteDep, get_ctx
+from dgxie.api.auth import Operator, Viewer
+from dgxie.api.deps import get_ctx
 from dgxie.db import session_scope
 from dgxie.errors import Invalid
 from dgxie.events import EventOut
 from dgxie.models import Node
-from dgxie.nodes import lifecycle, service
+from dgxie.nodes import service
+from dgxie.nodes.reprovision import reprovision_node
 from dgxie.nodes.schemas import NodeOut
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 HEARTBEAT_SECONDS = 15.0
 
 
-def hooks_of(request: Request) -> lifecycle.ReprovisionHooks:
-    """The reprovision hooks registered on the context (`ctx.extras["reprovision_hooks"]`)."""
-    hooks = get_ctx(request).extras.setdefault("reprovision_hooks", lifecycle.ReprovisionHooks())
-    assert isinstance(hooks, lifecycle.ReprovisionHooks)
-    return hooks
-
-
 @router.post("/{ref}/reprovision", response_model=NodeOut)
-def reprovision(ref: str, request: Request, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeOut:
+def reprovision(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
     """Back to `enrolled` with a new boot token; then the after-hooks (e.g. BMC PXE-once + power cycle)."""
-    hooks = hooks_of(request)
-    node = lifecycle.reprovision(s, site, service.get_node(s, ref), actor=who.actor, hooks=hooks)
-    out = service.to_out(node)
-    s.commit()
-    lifecycle.run_after_reprovision(get_ctx(request).sessions, site, out.hostname, actor=who.actor, hooks=hooks)
-    return out
+    ctx = get_ctx(request)
+    return reprovision_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
 
 def sse(ev: EventOut) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.mirror import queries, service
 from dgxie.mirror.schemas import JobOut, MirrorOut, SnapshotOut
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/mirrors", tags=["mirrors"])
 

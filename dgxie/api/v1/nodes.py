@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from dgxie import events
-from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.events import EventOut
 from dgxie.nodes import service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodePage, NodeUpdate
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 

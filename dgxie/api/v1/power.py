@@ -7,9 +7,10 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from dgxie.api.auth import Operator, Principal, Viewer
+from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.nodes import power, service
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["power"])
 

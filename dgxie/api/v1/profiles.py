@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dgxie.api.auth import Admin, Principal, Viewer
+from dgxie.api.auth import Admin, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.catalog import profiles
 from dgxie.catalog.schemas import ProfileIn, ProfileOut, ProfileUpdate
 from dgxie.errors import NotFound
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 

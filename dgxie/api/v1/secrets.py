@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from dgxie.api.auth import Admin, Principal
+from dgxie.api.auth import Admin
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.handoff import secrets
 from dgxie.handoff.secrets import SecretOut
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/secrets", tags=["secrets"])
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from dgxie import tokens
-from dgxie.api.auth import Admin, Principal, forget
+from dgxie.api.auth import Admin, forget
 from dgxie.api.deps import SessionDep
+from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

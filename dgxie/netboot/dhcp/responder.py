@@ -24,7 +24,7 @@ HTTP_BOOT_FILES = {Client.HTTP_X64: "ipxe.efi", Client.HTTP_ARM64: "arm64/ipxe.e
 
 
 @dataclass(frozen=True)
-class Settings:
+class ResponderOptions:
     """The server's behaviour (built by the service from the config; no config import here)."""
 
     public_url: str
@@ -45,7 +45,7 @@ class Listener:
 
 @dataclass
 class Responder:
-    settings: Settings
+    options: ResponderOptions
     table: LeaseTable
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     discovered: dict[bytes, None] = field(default_factory=dict)  # MACs to create as `discovered`
@@ -65,7 +65,7 @@ class Responder:
             self._subnet_opts[s.key] = b"".join(parts)
             self._lease_opts[s.key] = b"".join((c.opt_u32(c.OPT_LEASE_TIME, t), c.opt_u32(c.OPT_RENEWAL, t // 2),
                                                  c.opt_u32(c.OPT_REBINDING, t * 7 // 8)))
-        self._script_url = ipxe_script_url(self.settings.public_url).encode()
+        self._script_url = ipxe_script_url(self.options.public_url).encode()
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ class Responder:
     def _dest(self, req: c.Packet, yiaddr: bytes, nak: bool = False) -> tuple[str, int]:
         """RFC 2131 4.1: relay -> giaddr:67; ciaddr -> unicast; else broadcast (we cannot put
         the client's MAC in the ARP cache from user space without raw sockets)."""
-        s = self.settings
+        s = self.options
         if req.giaddr != c.ZERO4:
             return inet_ntoa(req.giaddr), s.relay_port
         if req.ciaddr != c.ZERO4 and not nak:
@@ -89,7 +89,7 @@ class Responder:
         if client is Client.IPXE:
             return b"", server, c.opt(c.OPT_BOOTFILE, self._script_url) + c.IPXE_NO_PXEDHCP
         if client in HTTP_BOOT_FILES:
-            url = f"{self.settings.public_url}/boot/{HTTP_BOOT_FILES[client]}".encode()
+            url = f"{self.options.public_url}/boot/{HTTP_BOOT_FILES[client]}".encode()
             return url, server, c.opt(c.OPT_BOOTFILE, url) + c.opt(c.OPT_VENDOR_CLASS, b"HTTPClient")
         name = BOOT_FILES.get(client)
         if name is None:
@@ -106,7 +106,7 @@ class Responder:
         o = req.options
         res = self.table.reservations.get(req.mac)
         state = res.state if res is not None else None
-        d = decide(state, discovery=self.settings.discovery, has_image=res.has_image if res else True)
+        d = decide(state, discovery=self.options.discovery, has_image=res.has_image if res else True)
         client = client_of(c.client_arch(req), o.get(c.OPT_USER_CLASS), o.get(c.OPT_VENDOR_CLASS))
         known = res is not None and state != "discovered"
         return d.action, client, known
@@ -125,7 +125,7 @@ class Responder:
         if not known and action is not Action.DISCOVERY:
             self.counts[name, "ignored"] += 1  # unknown MAC, discovery off: no rogue DHCP
             return None
-        if self.settings.mode == "proxy":
+        if self.options.mode == "proxy":
             return self._proxy(req, mt, name, action, client, listener)
         subnet = self._subnet(req, listener)
         if subnet is None:

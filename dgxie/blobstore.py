@@ -1,4 +1,4 @@
-"""Content-addressed blob store (sha256), shared by every mirror: a blob held twice is stored once.
+"""Content-addressed blob store (sha256), shared by the mirrors and the image catalog: a blob held twice is stored once.
 
 Layout under `root`: `blobs/sha256/ab/abcdef...` (complete, verified, read-only) and
 `partial/<sha256>` (an interrupted download, resumable). A blob appears under `blobs/` only

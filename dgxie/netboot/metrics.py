@@ -1,15 +1,13 @@
-"""Prometheus metrics of the boot path: decisions served by kind, TFTP transfers and bytes."""
+"""Prometheus metrics of the boot path: decisions served by kind, TFTP transfers and bytes.
+
+One set per process, made by the composition root and registered in the context's registry.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
 
 from dgxie.boot.decide import Decision
-
-if TYPE_CHECKING:
-    from dgxie.app import Context
 
 
 class BootMetrics:
@@ -27,12 +25,3 @@ class BootMetrics:
         self.tftp_transfers.labels(outcome).inc()
         if nbytes:
             self.tftp_bytes.inc(nbytes)
-
-
-def boot_metrics(ctx: Context) -> BootMetrics:
-    """One set per context (registered once in its registry)."""
-    m = ctx.extras.get("boot_metrics")
-    if m is None:
-        m = ctx.extras["boot_metrics"] = BootMetrics(ctx.registry)
-    assert isinstance(m, BootMetrics)
-    return m

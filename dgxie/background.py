@@ -1,0 +1,91 @@
+"""Background services: one start/stop shape, started and stopped from one place.
+
+Everything dgxie runs beside the request handlers (the DHCP server and its database sync, the
+TFTP server, the install-timeout sweep, the mirror scheduler, the role-handoff worker) is a
+`Service`: an object with a `name` and `async start()` / `async stop()`. The composition root
+(`dgxie.compose`) lists them in the `Context`; the app's lifespan hands the list to one
+`Supervisor`, like smee's errgroup in main: started in order, stopped in reverse.
+
+Contract:
+- `start()` returns once the service runs (its loop is a task on the running event loop or a
+  thread); a start that raises stops the ones already started (in reverse) and the error goes on.
+- `stop()` is called once per successful `start()`, never raises out of the supervisor (errors are
+  logged), and returns when the service has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+log = logging.getLogger("dgxie.background")
+
+
+class Service(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Periodic:
+    """Calls a blocking `fn` every `every` seconds in a worker thread, the first time at start.
+    An exception is logged and the loop goes on (a database hiccup must not end it)."""
+
+    def __init__(self, name: str, fn: Callable[[], object], every: float) -> None:
+        self._name, self.fn, self.every = name, fn, every
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.fn)
+            except Exception:
+                log.exception("%s failed", self._name)
+            await asyncio.sleep(self.every)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class Supervisor:
+    """Starts services in order and stops the started ones in reverse order."""
+
+    def __init__(self, services: Sequence[Service]) -> None:
+        self.services = list(services)
+        self.started: list[Service] = []
+
+    async def start(self) -> None:
+        for svc in self.services:
+            try:
+                await svc.start()
+            except BaseException:
+                log.error("background service %s failed to start", svc.name)
+                await self.stop()
+                raise
+            self.started.append(svc)
+            log.debug("started %s", svc.name)
+
+    async def stop(self) -> None:
+        while self.started:
+            svc = self.started.pop()
+            try:
+                await svc.stop()
+            except Exception:
+                log.exception("background service %s failed to stop cleanly", svc.name)

@@ -1,0 +1,89 @@
+"""The composition root: validated settings in, one wired `Context` out.
+
+Both entry points call `build_context()` (the CLI for every command, `dgxie serve` before the
+app), so dgxie is wired one way. Everything long-lived is made here and only here: the database
+engine, the `Site`, the caches, the metrics, the reprovision hooks and the background services
+(in the order the app's lifespan starts them). `dgxie serve` then adds the boot servers
+(`compose.servers.add_boot_servers`), which bind privileged ports and so only it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
+
+from dgxie import db
+from dgxie.background import Periodic, Service
+from dgxie.catalog.profiles import sync_config_profiles
+from dgxie.compose.site import build_site
+from dgxie.config import Settings
+from dgxie.context import Context
+from dgxie.handoff.hooks import drain
+from dgxie.handoff.runner import BootstrapWorker
+from dgxie.handoff.service import check_roles
+from dgxie.ipxe.cache import ScriptCache
+from dgxie.mirror.oci_store import OciReader
+from dgxie.mirror.schedule import Scheduler
+from dgxie.models import Node
+from dgxie.netboot.metrics import BootMetrics
+from dgxie.nodes.lifecycle import sweep_install_timeouts
+from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
+from dgxie.nodes.reprovision import ReprovisionHooks
+from dgxie.site import Site
+from dgxie.tokens import TokenCache
+
+log = logging.getLogger("dgxie")
+
+
+def reprovision_hooks() -> ReprovisionHooks:
+    """What reprovision does around the state change: drain a ready node's scheduler first (a
+    failing drain refuses the reprovision); after the commit, PXE-once + power-cycle via the BMC."""
+
+    def drain_first(s: Session, site: Site, node: Node, actor: str) -> None:
+        drain(s, site, node, actor)
+
+    return ReprovisionHooks(before=[drain_first], after=[bmc_reprovision_hook])
+
+
+def install_sweeper(sessions: sessionmaker[Session], site: Site) -> Periodic:
+    """Marks `failed` the installs silent for longer than `install.timeout_minutes`."""
+    timeout = timedelta(minutes=site.install.timeout_minutes)
+
+    def sweep() -> list[str]:
+        with db.session_scope(sessions) as s:
+            failed = sweep_install_timeouts(s, timeout=timeout)
+        for name in failed:
+            log.warning("install of %s timed out: marked failed", name)
+        return failed
+
+    return Periodic("install-timeout-sweep", sweep, site.install.sweep_seconds)
+
+
+def background(sessions: sessionmaker[Session], site: Site) -> list[Service]:
+    """The background services every API process runs, in start order."""
+    services: list[Service] = [install_sweeper(sessions, site), Scheduler(sessions, site)]
+    if site.handoff.enabled:
+        services.append(BootstrapWorker(sessions, site))
+    return services
+
+
+def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+    """Migrate (by default), connect, sync config-declared profiles, and wire everything."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    site = build_site(settings)
+    check_roles(site)
+    if migrate:
+        db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    with db.session_scope(sessions) as s:
+        sync_config_profiles(s, site)
+    registry = CollectorRegistry()
+    metrics = BootMetrics(registry)
+    scripts = ScriptCache(sessions, site, ttl=settings.boot.script_cache_seconds, on_decision=metrics.decision)
+    return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
+                   boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
+                   reprovision=reprovision_hooks(), services=background(sessions, site))

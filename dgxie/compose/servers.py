@@ -1,0 +1,87 @@
+"""The boot servers `dgxie serve` runs beside the API: DHCP (and its database sync) and TFTP.
+
+Built from the `dhcp:` and `tftp:` sections when enabled and appended to the context's
+background services; the DHCP sockets are bound here, before serving, so a busy port or a
+missing privilege is one clear error line instead of a half-started server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+
+from dgxie.context import Context
+from dgxie.dhcpsync.service import DhcpService, subnet_of
+from dgxie.errors import ConfigError
+from dgxie.netboot.dhcp.leases import LeaseTable
+from dgxie.netboot.dhcp.metrics import DhcpCollector
+from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
+from dgxie.netboot.dhcp.server import Bind, DhcpServer, interface_address
+from dgxie.netboot.tftp import TftpServer, TftpStats
+
+PXE_PORT = 4011  # PXE 2.1 boot server discovery (proxyDHCP REQUESTs)
+IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi")
+
+
+class DhcpRunner:
+    """The DHCP server and its database sync as one background service."""
+
+    name = "dhcp"
+
+    def __init__(self, server: DhcpServer, sync: DhcpService) -> None:
+        self.server, self.sync = server, sync
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.sync.load)
+        self.server.start()
+        self.sync.start()
+
+    async def stop(self) -> None:
+        self.server.stop()
+        await self.sync.stop()
+
+
+def dhcp_runner(ctx: Context) -> DhcpRunner:
+    """The server and its sync from `ctx.settings.dhcp` (sockets not yet open)."""
+    cfg = ctx.settings.dhcp
+    if not cfg.interfaces:
+        raise ConfigError("dhcp.interfaces: name at least one interface to serve DHCP on")
+    table = LeaseTable([subnet_of(s) for s in cfg.subnets])
+    responder = Responder(ResponderOptions(public_url=ctx.settings.public_url, mode=cfg.mode,
+                                           discovery=cfg.discovery), table)
+    binds = []
+    for iface in cfg.interfaces:
+        try:
+            addr = interface_address(iface)
+        except OSError as exc:
+            raise ConfigError(f"dhcp.interfaces: {exc}") from None
+        subnet = table.subnet_for(int(ipaddress.IPv4Address(addr)))
+        ports = [cfg.listen_port] + ([PXE_PORT] if cfg.mode == "proxy" else [])
+        binds += [Bind(iface, "0.0.0.0", p, Listener(addr, subnet)) for p in ports]
+    return DhcpRunner(DhcpServer(responder, binds), DhcpService(ctx.sessions, ctx.site, responder))
+
+
+def tftp_server(ctx: Context) -> TftpServer:
+    """The TFTP server the config describes: <root> first, then Debian's iPXE binaries by name."""
+    t = ctx.settings.tftp
+    root = t.root or ctx.settings.data_dir / "tftp"
+    root.mkdir(parents=True, exist_ok=True)
+    files = {n: t.ipxe_dir / n for n in IPXE_BINARIES if (t.ipxe_dir / n).exists()}
+    host, _, port = t.listen.rpartition(":")
+    stats = TftpStats(on_done=ctx.boot_metrics.tftp_done)
+    return TftpServer([Path(root)], host.strip("[]"), int(port), files=files, max_blksize=t.max_blksize, stats=stats)
+
+
+def add_boot_servers(ctx: Context) -> None:
+    """Append TFTP and DHCP (as the config enables) to the context's background services."""
+    if ctx.settings.tftp.enabled:
+        ctx.services.append(tftp_server(ctx))
+    if ctx.settings.dhcp.enabled:
+        runner = dhcp_runner(ctx)
+        try:
+            runner.server.open()  # bind now: a busy port or a missing privilege is one clear error
+        except OSError as exc:
+            raise ConfigError(f"dhcp: {exc.strerror}") from None
+        ctx.registry.register(DhcpCollector(runner.server.responder))
+        ctx.services.append(runner)
