@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.errors import Invalid
 from dgxie.handoff import bootstrap
+from dgxie.nodes.schemas import BootstrapDoneOut
 
 router = APIRouter(prefix="/boot/n/{token}", tags=["boot"])
 MAX_OUTPUT = 256 * 1024
@@ -30,7 +31,7 @@ def get_bootstrap(token: str, s: SessionDep, site: SiteDep) -> Response:
 
 @router.post("/bootstrap/done")
 async def bootstrap_done(token: str, request: Request, s: SessionDep, site: SiteDep,
-                         status: str | None = None) -> dict[str, str]:
+                         status: str | None = None) -> BootstrapDoneOut:
     body = (await request.body())[-MAX_OUTPUT:]
     output = body.decode(errors="replace")
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -46,4 +47,4 @@ async def bootstrap_done(token: str, request: Request, s: SessionDep, site: Site
         raise Invalid("status: must be ok or failed")
     node = bootstrap.report_done(s, site, token, ok=status == "ok", output=output)
     s.commit()
-    return {"node": node.hostname, "state": node.state}
+    return BootstrapDoneOut(node=node.hostname, state=node.state)

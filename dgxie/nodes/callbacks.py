@@ -33,6 +33,7 @@ from dgxie.events import record
 from dgxie.models import Node
 from dgxie.models.types import utcnow
 from dgxie.nodes.lifecycle import transition
+from dgxie.nodes.schemas import CallbackOut
 
 KINDS = ("started", "progress", "finished", "failed")
 MAX_TEXT = 500
@@ -126,13 +127,13 @@ def _progress(session: Session, node: Node, cb: Callback, now: datetime, interva
 
 
 def apply(session: Session, node: Node, cb: Callback, *, interval: float,
-          now: datetime | None = None) -> dict[str, Any]:
-    """Apply one callback to `node`; returns `{"state", "changed", "logged"}` for the reply."""
+          now: datetime | None = None) -> CallbackOut:
+    """Apply one callback to `node`; returns the reply (state, changed, logged)."""
     now = now or utcnow()
     state = node.state
     handed_off = (State.INSTALLED.value, State.BOOTSTRAPPING.value, State.READY.value)
     if (cb.kind == "finished" and state in handed_off) or (cb.kind, state) == ("failed", State.FAILED.value):
-        return {"state": state, "changed": False, "logged": False}  # a replay: the installer retried
+        return CallbackOut(state=state, changed=False, logged=False)  # a replay: the installer retried
     if state not in (State.ENROLLED.value, State.INSTALLING.value):
         raise Conflict(f"{node.hostname} is {state}: installer callbacks are taken only while enrolled or installing")
     changed = logged = False
@@ -143,7 +144,7 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
         transition(session, node, State.FAILED, actor=INSTALLER, kind="install.failed",
                    reason=cb.message or "installer reported failure", data=cb.data)
         node.install_seen_at = now
-        return {"state": node.state, "changed": True, "logged": True}
+        return CallbackOut(state=node.state, changed=True, logged=True)
     if state == State.ENROLLED.value:
         transition(session, node, State.INSTALLING, actor=INSTALLER, kind="install.start",
                    reason=f"installer reported {cb.kind}" + (f": {cb.message}" if cb.message else ""), data=cb.data)
@@ -163,7 +164,7 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
         changed = logged = True
     elif not changed:  # started again (a restarted installer) or progress
         logged = _progress(session, node, cb, now, interval)
-    return {"state": node.state, "changed": changed, "logged": logged}
+    return CallbackOut(state=node.state, changed=changed, logged=logged)
 
 
 def note_fetch(session: Session, node: Node, artifact: str, *, now: datetime | None = None) -> None:

@@ -142,3 +142,19 @@ class NodePage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class CallbackOut(BaseModel):
+    """The reply to an installer callback (`POST /boot/n/{token}/events`)."""
+
+    state: str  # the node's state after the callback
+    changed: bool  # the callback moved the node (false for a replay or a progress note)
+    logged: bool  # an event row was written (progress is aggregated, see nodes/callbacks.py)
+    bootstrap: str | None = None  # set when the install finished: how the node is handed to its role
+
+
+class BootstrapDoneOut(BaseModel):
+    """The reply to a bootstrap report (`POST /boot/n/{token}/bootstrap/done`)."""
+
+    node: str
+    state: str
