@@ -33,6 +33,14 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Periodic:
     """Calls a blocking `fn` every `every` seconds in a worker thread, the first time at start.
     An exception is logged and the loop goes on (a database hiccup must not end it)."""
@@ -57,11 +65,8 @@ class Periodic:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self._name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
 
 class Supervisor:

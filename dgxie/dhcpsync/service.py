@@ -15,7 +15,6 @@ All database work runs in one worker thread; the event loop only swaps dicts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from dgxie.background import cancel
 from dgxie.db import session_scope
 from dgxie.errors import DgxieError
 from dgxie.models import DhcpLease, Event, Interface, Node, Profile
@@ -234,10 +234,7 @@ class DhcpService:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dhcp-service")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
         self.pool.shutdown(wait=True)
