@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from dgxie.context import Context
 from dgxie.db import session_scope
 from dgxie.site import Site
 
-if TYPE_CHECKING:
-    from dgxie.context import Context
-
 
 def get_ctx(request: Request) -> Context:
-    ctx: Any = request.app.state.ctx
-    return ctx  # type: ignore[no-any-return]
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, Context), "create_app() puts the Context on app.state"
+    return ctx
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -16,16 +16,14 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from dgxie.api.boot import IPXE_MEDIA
 from dgxie.catalog import images
+from dgxie.context import Context
 from dgxie.db import session_scope
 from dgxie.errors import DgxieError
 from dgxie.netboot import http
-
-if TYPE_CHECKING:
-    from dgxie.context import Context
 
 log = logging.getLogger("dgxie.fastpath")
 
