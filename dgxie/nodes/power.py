@@ -3,7 +3,8 @@
 The driver comes from `bmc_of()` (`dgxie.bmc.connect()`, whatever the protocol); any failure is a
 `BmcError`, turned into `Unavailable` (503) naming its kind. A failed action is recorded too
 (`<kind>.failed` with `error_kind`): that event is committed before the error is raised, since
-the caller's transaction would otherwise roll the audit record back with it.
+the caller's transaction would otherwise roll the audit record back with it. Results are the
+typed shapes of `dgxie.nodes.schemas` (the API's response models, the CLI's `--json`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevic
 from dgxie.errors import Conflict, Invalid, Unavailable
 from dgxie.events import record
 from dgxie.models import Node
+from dgxie.nodes.schemas import BootOut, PowerOut, PowerStatusOut, PxeCycleOut
 from dgxie.site import Site
 
 
@@ -54,15 +56,15 @@ def _audited(session: Session, site: Site, node: Node, actor: str, kind: str, da
         raise _unavailable(node, exc) from None
 
 
-def power_status(site: Site, node: Node) -> dict[str, Any]:
+def power_status(site: Site, node: Node) -> PowerStatusOut:
     try:
         with bmc_of(site, node) as b:
-            return {"node": node.hostname, "power": b.power_state()}
+            return PowerStatusOut(node=node.hostname, power=b.power_state())
     except BmcError as exc:
         raise _unavailable(node, exc) from None
 
 
-def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> dict[str, Any]:
+def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> PowerOut:
     """Power `on`, `off` or `cycle` a node; returns the state read back right after."""
     if action not in POWER_ACTIONS:
         raise Invalid(f"action: must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
@@ -71,20 +73,20 @@ def power(session: Session, site: Site, node: Node, action: str, *, actor: str) 
         state = b.power(act)
     record(session, actor=actor, kind="node.power", node=node, reason=f"power {action}",
            data={"action": action, "power": state, "protocol": b.protocol})
-    return {"node": node.hostname, "action": action, "power": state}
+    return PowerOut(node=node.hostname, action=act, power=state)
 
 
-def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> dict[str, Any]:
+def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> PxeCycleOut:
     """Set PXE for the next boot only, then power-cycle (on if off): what reprovision needs."""
     with _audited(session, site, node, actor, "node.pxe_cycle", {"boot": "pxe"}) as b:
         b.boot_once("pxe")
         state = b.power("cycle")
     record(session, actor=actor, kind="node.pxe_cycle", node=node, reason="PXE once + power cycle",
            data={"boot": "pxe", "power": state, "protocol": b.protocol})
-    return {"node": node.hostname, "boot": "pxe", "power": state}
+    return PxeCycleOut(node=node.hostname, boot="pxe", power=state)
 
 
-def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> dict[str, Any]:
+def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> BootOut:
     """Boot from `device` (pxe | disk) on the next boot only."""
     if device not in BOOT_DEVICES:
         raise Invalid(f"device: must be one of {', '.join(BOOT_DEVICES)}, not {device!r}")
@@ -93,7 +95,7 @@ def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: s
         b.boot_once(dev)
     record(session, actor=actor, kind="node.bootdev", node=node, reason=f"next boot: {device}",
            data={"boot": device, "protocol": b.protocol})
-    return {"node": node.hostname, "boot": device}
+    return BootOut(node=node.hostname, boot=dev)
 
 
 def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> None:
