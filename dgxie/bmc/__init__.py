@@ -1,16 +1,15 @@
-"""BMC protocol code: Redfish (DMTF `redfish` library + httpx async reads) and IPMI (ipmitool)."""
+"""BMC protocol code: one driver interface (`Bmc`, dgxie/bmc/base.py), one factory (`connect`).
+
+Drivers: Redfish on the DMTF `redfish` library (sync, on `requests`: pooled logged-in clients for
+actions, `dgxie/bmc/redfish.py`; basic-auth keep-alive reads for inventory,
+`dgxie/bmc/redfish_inventory.py`) and IPMI through `ipmitool` (`dgxie/bmc/ipmi.py`). `scan`
+(`dgxie/bmc/scan.py`) reads many endpoints' inventories concurrently through the same interface.
+No database, no configuration here (ARCHITECTURE.md layering).
+"""
 
 from __future__ import annotations
 
 from dgxie.bmc.base import Bmc, Endpoint, Options
+from dgxie.bmc.drivers import connect
 
-
-def connect(endpoint: Endpoint, opts: Options | None = None) -> Bmc:
-    """The right client for an endpoint's URL scheme: ipmi:// -> IPMI, http(s):// -> Redfish."""
-    if endpoint.protocol == "ipmi":
-        from dgxie.bmc.ipmi import IpmiBmc
-
-        return IpmiBmc(endpoint, opts)
-    from dgxie.bmc.redfish import RedfishBmc
-
-    return RedfishBmc(endpoint, opts)
+__all__ = ["Bmc", "Endpoint", "Options", "connect"]

@@ -1,8 +1,20 @@
-"""The BMC interface: power, one-time boot device, firmware inventory and update, system facts.
+"""The BMC driver interface (`Bmc`), its options, endpoints, typed results and errors.
 
-Protocol code only (ARCHITECTURE.md layering): no database, no configuration. Services build an
-`Endpoint` from a node (decrypting its password with `site.box.open`) and pass it in. Passwords
-live only in `Endpoint.password` (excluded from `repr`) and never appear in an error message.
+Every caller gets a driver from `dgxie.bmc.connect(endpoint, options)` and calls the methods of
+`Bmc`, whatever the protocol; which driver serves a URL is decided there and only there. The
+interface is Ironic's split without its weight, one class:
+
+- power (PowerInterface): `power_state()`, `power(action)`;
+- management (ManagementInterface): `boot_once(device)`;
+- inventory (InspectInterface + FirmwareInterface reads): `inventory()`: platform identity,
+  firmware components, manager versions and system facts in one read;
+- firmware (FirmwareInterface): `update_firmware(image_uri)`, `push_firmware(data, filename)`.
+
+What a protocol cannot do raises `BmcUnsupported` (the defaults here); every other failure is a
+`BmcError` subclass too, and nothing else escapes a driver. Protocol code only (ARCHITECTURE.md
+layering): no database, no configuration. Services build an `Endpoint` from a node (decrypting its
+password with `site.box.open`) and pass it in. Passwords live only in `Endpoint.password`
+(excluded from `repr`) and never appear in an error message.
 """
 
 from __future__ import annotations
@@ -10,7 +22,8 @@ from __future__ import annotations
 import abc
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, ClassVar, Literal
 
 PowerAction = Literal["on", "off", "cycle"]
 PowerState = Literal["on", "off", "unknown"]
@@ -21,12 +34,12 @@ BOOT_DEVICES: tuple[str, ...] = ("pxe", "disk")
 
 @dataclass(frozen=True)
 class Options:
-    """How dgxie talks to BMCs (from the `bmc:` config section, via `Site`)."""
+    """How dgxie talks to BMCs (from the `bmc:` config section, via `Site.bmc_options`)."""
 
     timeout: float = 10.0  # seconds per request (connect and read)
     retries: int = 2  # extra attempts after a connection error, timeout or 503, with backoff
     backoff: float = 0.5  # first retry delay; doubles each attempt
-    per_bmc: int = 4  # at most this many requests in flight to one BMC
+    per_bmc: int = 4  # at most this many Redfish action requests in flight to one BMC (per process)
     verify: bool | str = False  # TLS: False (BMCs ship self-signed certs), True, or a CA bundle path
 
 
@@ -34,7 +47,7 @@ class Options:
 class Endpoint:
     """One management endpoint of a node (a node may have several: host BMC, HGX baseboard)."""
 
-    url: str  # https://host[:port] for Redfish, ipmi://host[:port] for IPMI
+    url: str  # https://host[:port][/redfish/v1/Systems/ID] for Redfish, ipmi://host[:port] for IPMI
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     name: str = "bmc"
@@ -55,10 +68,6 @@ class Endpoint:
         """The ComputerSystem path when the URL names one (multi-system services, emulators)."""
         _, sep, rest = self.url.partition("/redfish/v1/Systems/")
         return f"/redfish/v1/Systems/{rest.strip('/')}" if sep and rest.strip("/") else None
-
-    @property
-    def protocol(self) -> str:
-        return "ipmi" if self.url.startswith("ipmi://") else "redfish"
 
 
 class BmcError(Exception):
@@ -94,6 +103,8 @@ class BmcProtocolError(BmcError):
 
 
 class BmcUnsupported(BmcError):
+    """The driver (or the URL's scheme) cannot do this at all; retrying will not help."""
+
     kind = "unsupported"
 
 
@@ -114,7 +125,7 @@ class Component:
 
 @dataclass
 class Inventory:
-    """What one endpoint reported: platform identity, firmware components, and quirks met."""
+    """What one endpoint reported: platform identity, firmware components, system facts, quirks met."""
 
     endpoint: str
     model: str | None = None
@@ -125,12 +136,12 @@ class Inventory:
     managers: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     requests: int = 0
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # dgxie.bmc.facts.system_facts() keys
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """The end of a Redfish Task (or of an IPMI action that has no task)."""
+    """The end of a firmware update: its Redfish Task's final state, or `Timeout`."""
 
     uri: str | None
     state: str  # DMTF TaskState: Completed, Exception, Killed, Cancelled, ... or Timeout
@@ -143,29 +154,53 @@ class TaskResult:
 
 
 class Bmc(abc.ABC):
-    """One node's BMC. Implementations raise `BmcError` subclasses, nothing else."""
+    """One endpoint's driver. Get one from `dgxie.bmc.connect()`; use it as a context manager (or
+    call `close()`) so it can release what it holds. Raises `BmcError` subclasses, nothing else."""
 
+    protocol: ClassVar[str]  # "redfish" | "ipmi": recorded in events
     endpoint: Endpoint
 
+    # -- power -----------------------------------------------------------------------------
     @abc.abstractmethod
     def power_state(self) -> PowerState: ...
 
     @abc.abstractmethod
     def power(self, action: PowerAction) -> PowerState:
-        """Do `action`; returns the state read back afterwards (may still be changing)."""
+        """Do `action` (a cycle of an off machine starts it); returns the state read back
+        afterwards (it may still be changing)."""
 
+    # -- management ------------------------------------------------------------------------
     @abc.abstractmethod
     def boot_once(self, device: BootDevice) -> None:
         """Boot from `device` on the next boot only."""
 
-    def firmware_inventory(self) -> Inventory:
-        raise BmcUnsupported(f"{self.endpoint.url}: {self.endpoint.protocol} has no firmware inventory")
+    # -- inventory -------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        """Platform identity, firmware components, manager versions and system facts."""
+        raise self._unsupported("has no firmware inventory")
 
-    def update_firmware(self, image_uri: str, targets: list[str] | None = None) -> TaskResult:
-        raise BmcUnsupported(f"{self.endpoint.url}: {self.endpoint.protocol} cannot update firmware")
+    # -- firmware --------------------------------------------------------------------------
+    def update_firmware(self, image_uri: str, targets: list[str] | None = None, *,
+                        timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+        """Have the BMC fetch `image_uri` and apply it to `targets` (default: the BMC decides);
+        waits (bounded by `timeout`) for the end of the update."""
+        raise self._unsupported("cannot update firmware")
 
-    def system_facts(self) -> dict[str, Any]:
-        raise BmcUnsupported(f"{self.endpoint.url}: {self.endpoint.protocol} has no system facts")
+    def push_firmware(self, data: bytes, filename: str, targets: list[str] | None = None, *,
+                      timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+        """Upload the image itself to the BMC, then as `update_firmware`."""
+        raise self._unsupported("cannot update firmware")
 
+    # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release sessions/connections (a no-op where there are none)."""
+        """Release what this driver holds (a no-op where there is nothing)."""
+
+    def __enter__(self) -> Bmc:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _unsupported(self, what: str) -> BmcUnsupported:
+        return BmcUnsupported(f"{self.endpoint.url}: {self.protocol} {what}")

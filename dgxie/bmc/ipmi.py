@@ -1,4 +1,7 @@
-"""IPMI power and boot device through `ipmitool -I lanplus -C 3` (IPMI v2.0 RMCP+, cipher suite 3).
+"""IPMI driver: power and boot device through `ipmitool -I lanplus -C 3` (IPMI v2.0 RMCP+, suite 3).
+
+Inventory and firmware updates are Redfish only: here they raise `BmcUnsupported` (the
+`Bmc` defaults).
 
 `-C 3` (HMAC-SHA1 / AES-CBC-128) is pinned: letting ipmitool discover a suite costs ~10 s per call
 on ipmi_sim, and suite 17 is refused there. The password reaches ipmitool through the
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from dgxie.bmc.base import (
@@ -46,6 +50,8 @@ def parse_bootparam(text: str) -> dict[str, bool | str]:
 
 
 class IpmiBmc(Bmc):
+    protocol: ClassVar[str] = "ipmi"
+
     def __init__(self, endpoint: Endpoint, opts: Options | None = None, *, efi: bool = True) -> None:
         self.endpoint = endpoint
         self.opts = opts or Options()
@@ -54,6 +60,9 @@ class IpmiBmc(Bmc):
         if u.scheme != "ipmi" or not u.hostname:
             raise BmcUnsupported(f"{endpoint.url}: not an ipmi://HOST[:PORT] URL")
         self.host, self.port = u.hostname, u.port or 623
+
+    def _unsupported(self, what: str) -> BmcUnsupported:
+        return BmcUnsupported(f"{self.endpoint.url}: IPMI {what} (inventory and firmware updates need a Redfish BMC)")
 
     def _run(self, *args: str) -> str:
         exe = shutil.which("ipmitool")

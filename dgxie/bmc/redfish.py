@@ -1,28 +1,30 @@
-"""Redfish actions on the DMTF `redfish` library: power, one-time boot, firmware update, tasks.
+"""Redfish driver on the DMTF `redfish` library: power, one-time boot, firmware update, tasks.
 
-Sessions are reused per BMC (one logged-in client per URL+user, shared by threads), each BMC has
-a concurrency limit, and requests retry with exponential backoff on connection errors, timeouts
-and 503 (the library's own retry, a fixed 1 s sleep, is turned off). Reads of inventory and facts
-go through `dgxie.bmc.scan` (httpx async); see its docstring for why.
+Actions go through one logged-in client per BMC and process (keyed by URL, user and a digest of
+the password), shared by threads: a Redfish session where the service grants one, HTTP basic auth
+where it has no SessionService or refuses sessions. Sessions are never logged out; a BMC expires
+them after its SessionTimeout (a CLI command is a process of its own, so each one logs in again).
+A 401 logs in once more (an expired session). Each BMC has a concurrency limit (`per_bmc`), and
+requests retry with exponential backoff on connection errors, timeouts and 503 (the library's own
+retry, a fixed 1 s sleep, is turned off). `inventory()` is a separate read on a client of its own
+with basic auth (`dgxie.bmc.redfish_inventory`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-import certifi
 import redfish
 from redfish.rest.v1 import InvalidCredentialsError, SessionCreationError
 
-from dgxie.bmc import quirks, scan
+from dgxie.bmc import quirks
 from dgxie.bmc.base import (
     Bmc,
     BmcActionFailed,
     BmcAuthError,
-    BmcError,
     BmcProtocolError,
     BmcTimeout,
     BootDevice,
@@ -33,22 +35,13 @@ from dgxie.bmc.base import (
     PowerState,
     TaskResult,
 )
-from dgxie.bmc.transport import RETRYABLE, backoff_delays, classify, decode, error_message
+from dgxie.bmc.redfish_inventory import read_endpoint
+from dgxie.bmc.transport import cafile, decode, error_message, retrying
 
 BOOT_TARGETS = {"pxe": "Pxe", "disk": "Hdd"}
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None, str], Any] = {}
 _limits: dict[tuple[str, str | None, str], threading.BoundedSemaphore] = {}
-
-
-def close_all() -> None:
-    """Log out of every pooled session (tests and shutdown)."""
-    with _lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for c in clients:
-        with contextlib.suppress(Exception):
-            c.logout()
 
 
 class Response:
@@ -57,6 +50,8 @@ class Response:
 
 
 class RedfishBmc(Bmc):
+    protocol: ClassVar[str] = "redfish"
+
     def __init__(self, endpoint: Endpoint, opts: Options | None = None) -> None:
         self.endpoint = endpoint
         self.opts = opts or Options()
@@ -67,11 +62,9 @@ class RedfishBmc(Bmc):
 
     # -- transport -------------------------------------------------------------------------
     def _connect(self) -> Any:
-        cafile = self.opts.verify if isinstance(self.opts.verify, str) else (
-            certifi.where() if self.opts.verify else None)
         client = redfish.redfish_client(base_url=self.base, username=self.endpoint.username,
                                         password=self.endpoint.password, timeout=self.opts.timeout,
-                                        max_retry=0, cafile=cafile)
+                                        max_retry=0, cafile=cafile(self.opts))
         if self.endpoint.username:
             try:
                 client.login(auth="session")
@@ -90,28 +83,10 @@ class RedfishBmc(Bmc):
         with _lock:
             client = None if fresh else _clients.get(key)
         if client is None:
-            client = self._retry(self._connect)
+            client = retrying(self._connect, self.opts, self.base)
             with _lock:
                 _clients[key] = client
         return client
-
-    def _retry(self, fn: Any) -> Any:
-        delays = backoff_delays(self.opts.retries, self.opts.backoff)
-        for attempt in range(len(delays) + 1):
-            try:
-                return fn()
-            except BmcError as exc:
-                if isinstance(exc, RETRYABLE) and attempt < len(delays):
-                    time.sleep(delays[attempt])
-                    continue
-                raise
-            except Exception as exc:
-                err = classify(exc, self.base)
-                if isinstance(err, RETRYABLE) and attempt < len(delays):
-                    time.sleep(delays[attempt])
-                    continue
-                raise err from None
-        raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 *, check: bool = True) -> Response:
@@ -138,11 +113,11 @@ class RedfishBmc(Bmc):
             return Response(r.status, doc, hdrs, text)
 
         try:
-            return self._retry(lambda: go(False))  # type: ignore[no-any-return]
+            return retrying(lambda: go(False), self.opts, self.base)
         except BmcAuthError:
             if not self.endpoint.username:
                 raise
-            return self._retry(lambda: go(True))  # type: ignore[no-any-return]
+            return retrying(lambda: go(True), self.opts, self.base)
 
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path).doc
@@ -221,15 +196,9 @@ class RedfishBmc(Bmc):
     def boot_override(self) -> dict[str, Any]:
         return dict(self._system()[1].get("Boot") or {})
 
-    # -- reads via the async scanner ---------------------------------------------------------
-    def firmware_inventory(self) -> Inventory:
-        res = scan.scan([self.endpoint], self.opts, concurrency=1)[0]
-        if isinstance(res, BmcError):
-            raise res
-        return res
-
-    def system_facts(self) -> dict[str, Any]:
-        return self.firmware_inventory().facts
+    # -- inventory -----------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        return read_endpoint(self.endpoint, self.opts)
 
     # -- update ------------------------------------------------------------------------------
     def update_firmware(self, image_uri: str, targets: list[str] | None = None, *,
@@ -249,8 +218,6 @@ class RedfishBmc(Bmc):
     def push_firmware(self, data: bytes, filename: str, targets: list[str] | None = None, *,
                       timeout: float = 3600, poll: float = 5.0) -> TaskResult:
         """MultipartHttpPushUri upload (UpdateParameters + UpdateFile), then follow the Task."""
-        import json
-
         svc = self.get("/redfish/v1/UpdateService")
         uri = svc.get("MultipartHttpPushUri")
         if not uri:

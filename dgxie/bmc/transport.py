@@ -1,4 +1,5 @@
-"""Error mapping and retry policy shared by the Redfish clients (sync `redfish` lib, async httpx).
+"""Error mapping, retry policy and TLS settings shared by the Redfish code (`dgxie.bmc.redfish`,
+`dgxie.bmc.redfish_inventory`; the httpx benchmark variant in bench/bmc/ uses them too).
 
 One place decides what a failure *is* (unreachable, timeout, TLS, auth, not-JSON) and whether it
 is worth another attempt; messages name the URL, never a credential.
@@ -8,11 +9,24 @@ from __future__ import annotations
 
 import json
 import ssl
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from dgxie.bmc.base import BmcAuthError, BmcError, BmcProtocolError, BmcTimeout, BmcTlsError, BmcUnreachable
+import certifi
+
+from dgxie.bmc.base import (
+    BmcAuthError,
+    BmcError,
+    BmcProtocolError,
+    BmcTimeout,
+    BmcTlsError,
+    BmcUnreachable,
+    Options,
+)
 
 RETRYABLE: tuple[type[BmcError], ...] = (BmcUnreachable, BmcTimeout)
+T = TypeVar("T")
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -79,3 +93,27 @@ def error_message(text: str) -> str:
 def backoff_delays(retries: int, first: float) -> list[float]:
     """Delays before each retry: first, 2*first, 4*first, ... (bounded by `retries`)."""
     return [first * (2 ** i) for i in range(max(0, retries))]
+
+
+def retrying(fn: Callable[[], T], opts: Options, url: str) -> T:
+    """`fn()`, tried again after a retryable failure (unreachable, timeout, 503) up to
+    `opts.retries` times with backoff; any other exception is classified as a `BmcError` on `url`."""
+    delays = backoff_delays(opts.retries, opts.backoff)
+    for attempt in range(len(delays) + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            err = classify(exc, url)
+            if not isinstance(err, RETRYABLE) or attempt >= len(delays):
+                if err is exc:
+                    raise
+                raise err from None
+        time.sleep(delays[attempt])
+    raise AssertionError("unreachable")
+
+
+def cafile(opts: Options) -> str | None:
+    """The CA bundle the `redfish` library verifies with: a path, certifi's, or None (no checks)."""
+    if isinstance(opts.verify, str):
+        return opts.verify
+    return certifi.where() if opts.verify else None

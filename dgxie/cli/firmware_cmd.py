@@ -31,15 +31,7 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
         raise Invalid("name nodes to scan, or --all")
     ctx = context()
     with session() as s:
-        targets = [nodes.get_node(s, n) for n in node or []]
-        if all_:
-            offset = 0
-            while True:
-                page, total = nodes.list_nodes(s, limit=nodes.MAX_PAGE, offset=offset)
-                targets.extend(p for p in page if p.bmc_url and p not in targets)
-                offset += len(page)
-                if offset >= total or not page:
-                    break
+        targets = service.scan_targets(s, node or [], all_=all_)
         with Progress(TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                       TimeElapsedColumn(), console=err_console, transient=as_json) as bar:
             task = bar.add_task("scan", total=len(targets), last="")
@@ -49,7 +41,7 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
 
             results = service.scan(s, ctx.site, targets, actor=actor(), progress=tick)
     if as_json:
-        dump_json([r.__dict__ for r in results])
+        dump_json(results)
         return
     t = Table("node", "result", "components", "model", "requests", "detail")
     for r in results:

@@ -8,6 +8,7 @@ import typer
 from dgxie.cli.common import actor, context, dump_json, err_console, session
 from dgxie.nodes import power as power_svc
 from dgxie.nodes import service
+from dgxie.nodes.schemas import PowerOut, PowerStatusOut
 
 
 def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | status"),
@@ -15,6 +16,7 @@ def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | 
     """Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state."""
     with session() as s:
         n = service.get_node(s, node)
+        out: PowerStatusOut | PowerOut
         if action == "status":
             out = power_svc.power_status(context().site, n)
         else:
@@ -22,11 +24,11 @@ def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | 
     if as_json:
         dump_json(out)
     else:
-        print(f"{out['node']}: power {out['power']}" + (f" (after {action})" if action != "status" else ""))
+        print(f"{out.node}: power {out.power}" + (f" (after {action})" if action != "status" else ""))
 
 
 def bootdev(node: str, device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:
     """Set the boot device for the next boot only."""
     with session() as s:
         out = power_svc.boot_once(s, context().site, service.get_node(s, node), device, actor=actor())
-    err_console.print(f"{out['node']}: next boot from {out['boot']}")
+    err_console.print(f"{out.node}: next boot from {out.boot}")

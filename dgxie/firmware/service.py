@@ -1,15 +1,17 @@
-"""Firmware scan, history and compliance. Shared by the API and the CLI.
+"""Firmware scan and history. Shared by the API and the CLI.
 
-`scan()` reads every endpoint of the given nodes concurrently (dgxie.bmc.scan), then stores one
-`FirmwareScan` per node: `complete` with a reading per component, or `failed` with the error and
-no readings (a node with one failed endpoint is failed as a whole: no partial inventories).
+`scan_targets()` picks the nodes (named ones, and with `all_` every node with a BMC); `scan()`
+reads every endpoint of those nodes concurrently, each through its BMC driver (`dgxie.bmc.scan`),
+then stores one `FirmwareScan` per node: `complete` with a reading per component, or `failed` with
+the error and no readings (a node with one failed endpoint is failed as a whole: no partial
+inventories). Results are `ScanResult`s, in the order of the nodes given.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,23 +22,24 @@ from dgxie.bmc import scan as bmc_scan
 from dgxie.bmc.base import BmcError, Endpoint, Inventory
 from dgxie.errors import Invalid
 from dgxie.events import record
+from dgxie.firmware.schemas import ScanResult
 from dgxie.models import BmcEndpoint, FirmwareReading, FirmwareScan, Node
 from dgxie.nodes.power import endpoint_of
+from dgxie.nodes.service import get_node
 from dgxie.site import Site
 
 STATUSES = ("compliant", "outdated", "ahead", "missing", "unknown")
 
 
-@dataclass
-class NodeResult:
-    node: str
-    ok: bool
-    components: int = 0
-    model: str | None = None
-    error_kind: str | None = None
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
-    requests: int = 0
+def scan_targets(session: Session, names: Sequence[str], *, all_: bool = False) -> list[Node]:
+    """The nodes named (hostnames or MACs, in that order, with a BMC or not), then with `all_`
+    every other node that has a BMC, by hostname."""
+    targets = [get_node(session, n) for n in names]
+    if all_:
+        seen = {n.id for n in targets}
+        q = select(Node).where(Node.bmc_url.is_not(None), Node.bmc_url != "").order_by(Node.hostname)
+        targets.extend(n for n in session.scalars(q).unique() if n.id not in seen)
+    return targets
 
 
 def endpoints(site: Site, node: Node, extra: list[BmcEndpoint]) -> list[Endpoint]:
@@ -51,25 +54,26 @@ def endpoints(site: Site, node: Node, extra: list[BmcEndpoint]) -> list[Endpoint
 
 
 def scan(session: Session, site: Site, nodes: list[Node], *, actor: str,
-         progress: Callable[[str, bool], None] | None = None) -> list[NodeResult]:
+         progress: Callable[[str, bool], None] | None = None) -> list[ScanResult]:
     """Scan `nodes` (those without a BMC are reported, not scanned) and store the results."""
     extra: dict[int, list[BmcEndpoint]] = {}
     for e in session.scalars(select(BmcEndpoint).where(BmcEndpoint.node_id.in_([n.id for n in nodes]))):
         extra.setdefault(e.node_id, []).append(e)
     plan: list[tuple[Node, Endpoint]] = []
-    results: dict[int, NodeResult] = {}
+    results: dict[int, ScanResult] = {}
     for n in nodes:
         if not n.bmc_url:
-            results[n.id] = NodeResult(n.hostname, False, error_kind="no-bmc", error="no BMC configured")
+            results[n.id] = ScanResult(node=n.hostname, ok=False, error_kind="no-bmc", error="no BMC configured")
             continue
         plan.extend((n, ep) for ep in endpoints(site, n, extra.get(n.id, [])))
     started = datetime.now(UTC)
     by_node: dict[int, list[Inventory | BmcError]] = {}
+    per_node = Counter(n.id for n, _ in plan)
 
     def done(i: int, res: Inventory | BmcError) -> None:
         node = plan[i][0]
         by_node.setdefault(node.id, []).append(res)
-        if progress is not None and len(by_node[node.id]) == sum(1 for n, _ in plan if n.id == node.id):
+        if progress is not None and len(by_node[node.id]) == per_node[node.id]:
             progress(node.hostname, all(isinstance(r, Inventory) for r in by_node[node.id]))
 
     raw = bmc_scan.scan([ep for _, ep in plan], site.bmc_options, concurrency=site.bmc.scan_concurrency, on_done=done)
@@ -83,7 +87,7 @@ def scan(session: Session, site: Site, nodes: list[Node], *, actor: str,
 
 
 def _store(session: Session, node: Node, res: list[tuple[Endpoint, Inventory | BmcError]], started: datetime,
-           actor: str) -> NodeResult:
+           actor: str) -> ScanResult:
     now = datetime.now(UTC)
     errors = [(ep, r) for ep, r in res if isinstance(r, BmcError)]
     invs = [r for _, r in res if isinstance(r, Inventory)]
@@ -98,7 +102,8 @@ def _store(session: Session, node: Node, res: list[tuple[Endpoint, Inventory | B
                                  notes=notes, managers={}))
         record(session, actor=actor, kind="firmware.scan.failed", node=node, reason=f"BMC {kind}: {msg}"[:500],
                data={"error_kind": kind})
-        return NodeResult(node.hostname, False, model=model, error_kind=kind, error=msg, notes=notes, requests=reqs)
+        return ScanResult(node=node.hostname, ok=False, model=model, error_kind=kind, error=msg, notes=notes,
+                          requests=reqs)
     sc = FirmwareScan(node_id=node.id, hostname=node.hostname, started_at=started, finished_at=now,
                       status="complete", model=model, requests=reqs, notes=notes,
                       managers={i.endpoint: i.managers for i in invs})
@@ -111,7 +116,7 @@ def _store(session: Session, node: Node, res: list[tuple[Endpoint, Inventory | B
         node.facts = {**(node.facts or {}), "hardware": invs[0].facts}
     record(session, actor=actor, kind="firmware.scan", node=node, reason=f"{len(comps)} components",
            data={"scan_id": sc.id, "model": model, "components": len(comps)})
-    return NodeResult(node.hostname, True, components=len(comps), model=model, notes=notes, requests=reqs)
+    return ScanResult(node=node.hostname, ok=True, components=len(comps), model=model, notes=notes, requests=reqs)
 
 
 # -- reading history -------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Rolling firmware updates over Redfish: batches of N nodes, stop on the first failure.
+"""Rolling firmware updates through the BMC driver: batches of N nodes, stop on the first failure.
 
-Each node: SimpleUpdate with the staged package's ImageURI (or a MultipartHttpPushUri upload of
-the file), follow the returned Task to a final TaskState, then rescan the batch so compliance
-reflects what the BMC now reports. Every node's outcome is an event; nodes after a failed batch
-are reported `skipped` and not touched. A `ready` node is drained from its scheduler first (its
-role's drain hook; a failing drain stops the rollout) and resumed after a successful update.
+Each node: `Bmc.update_firmware` with the staged package's URL (Redfish: SimpleUpdate with
+ImageURI) or `Bmc.push_firmware` with the file (Redfish: a MultipartHttpPushUri upload), both
+waiting for the update's end (the Redfish Task's final state); then the batch is rescanned so
+compliance reflects what the BMC now reports. A driver that cannot update (IPMI) fails its node
+with `BMC unsupported`. Every node's outcome is an event; nodes after a failed batch are reported
+`skipped` and not touched. A `ready` node is drained from its scheduler first (its role's drain
+hook; a failing drain stops the rollout) and resumed after a successful update.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from dgxie.bmc.base import BmcError
-from dgxie.bmc.redfish import RedfishBmc
 from dgxie.errors import Conflict, Invalid
 from dgxie.events import record
 from dgxie.firmware import service
 from dgxie.firmware.packages import Package
 from dgxie.handoff import hooks
 from dgxie.models import Node
-from dgxie.nodes.power import endpoint_of
+from dgxie.nodes.power import bmc_of
 from dgxie.site import Site
 
 
@@ -40,15 +41,12 @@ class UpdateResult:
 
 def _one(site: Site, node: Node, pkg: Package, targets: list[str] | None, multipart: bool, timeout: float,
          poll: float) -> UpdateResult:
-    ep = endpoint_of(site, node)
-    if ep.protocol != "redfish":
-        return UpdateResult(node.hostname, "error", "firmware updates need a Redfish BMC")
-    bmc = RedfishBmc(ep, site.bmc_options)
     try:
-        if multipart:
-            res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, targets, timeout=timeout, poll=poll)
-        else:
-            res = bmc.update_firmware(pkg.url(site), targets, timeout=timeout, poll=poll)
+        with bmc_of(site, node) as bmc:
+            if multipart:
+                res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, targets, timeout=timeout, poll=poll)
+            else:
+                res = bmc.update_firmware(pkg.url(site), targets, timeout=timeout, poll=poll)
     except BmcError as exc:
         return UpdateResult(node.hostname, "error", f"BMC {exc.kind}: {exc.message}")
     return UpdateResult(node.hostname, res.state, "; ".join(m for m in res.messages if m), res.uri)

@@ -1,21 +1,26 @@
-"""Power and one-time boot through a node's BMC; every action is an event.
+"""Power and one-time boot through a node's BMC driver; every action is an event.
 
-A failed BMC action is recorded too: the failure event is committed before the error is raised
-(the caller's transaction would otherwise roll the audit record back with it).
+The driver comes from `bmc_of()` (`dgxie.bmc.connect()`, whatever the protocol); any failure is a
+`BmcError`, turned into `Unavailable` (503) naming its kind. A failed action is recorded too
+(`<kind>.failed` with `error_kind`): that event is committed before the error is raised, since
+the caller's transaction would otherwise roll the audit record back with it. Results are the
+typed shapes of `dgxie.nodes.schemas` (the API's response models, the CLI's `--json`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from dgxie import bmc as bmc_pkg
+from dgxie import bmc
 from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevice, Endpoint, PowerAction
 from dgxie.errors import Conflict, Invalid, Unavailable
 from dgxie.events import record
 from dgxie.models import Node
+from dgxie.nodes.schemas import BootOut, PowerOut, PowerStatusOut, PxeCycleOut
 from dgxie.site import Site
 
 
@@ -28,65 +33,69 @@ def endpoint_of(site: Site, node: Node) -> Endpoint:
 
 
 def bmc_of(site: Site, node: Node) -> Bmc:
-    return bmc_pkg.connect(endpoint_of(site, node), site.bmc_options)
+    """The driver of the node's primary BMC (`Conflict` if it has none; `BmcUnsupported` for a URL
+    no driver serves)."""
+    return bmc.connect(endpoint_of(site, node), site.bmc_options)
 
 
-def _fail(session: Session, node: Node, actor: str, kind: str, exc: BmcError, data: dict[str, Any]) -> Unavailable:
-    record(session, actor=actor, kind=f"{kind}.failed", node=node, reason=f"BMC {exc.kind}: {exc.message}",
-           data=data | {"error_kind": exc.kind})
-    session.commit()
+def _unavailable(node: Node, exc: BmcError) -> Unavailable:
     return Unavailable(f"{node.hostname}: BMC {exc.kind}: {exc.message}")
 
 
-def power_status(site: Site, node: Node) -> dict[str, Any]:
+@contextlib.contextmanager
+def _audited(session: Session, site: Site, node: Node, actor: str, kind: str, data: dict[str, Any]) -> Iterator[Bmc]:
+    """The node's driver for one audited action: a `BmcError` inside is recorded as `<kind>.failed`
+    (committed) and raised as `Unavailable`."""
     try:
-        state = bmc_of(site, node).power_state()
+        with bmc_of(site, node) as b:
+            yield b
     except BmcError as exc:
-        raise Unavailable(f"{node.hostname}: BMC {exc.kind}: {exc.message}") from None
-    return {"node": node.hostname, "power": state}
+        record(session, actor=actor, kind=f"{kind}.failed", node=node, reason=f"BMC {exc.kind}: {exc.message}",
+               data=data | {"error_kind": exc.kind})
+        session.commit()
+        raise _unavailable(node, exc) from None
 
 
-def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> dict[str, Any]:
+def power_status(site: Site, node: Node) -> PowerStatusOut:
+    try:
+        with bmc_of(site, node) as b:
+            return PowerStatusOut(node=node.hostname, power=b.power_state())
+    except BmcError as exc:
+        raise _unavailable(node, exc) from None
+
+
+def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> PowerOut:
     """Power `on`, `off` or `cycle` a node; returns the state read back right after."""
     if action not in POWER_ACTIONS:
         raise Invalid(f"action: must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
-    b = bmc_of(site, node)
-    act: PowerAction = action  # type: ignore[assignment]
-    try:
+    act = cast(PowerAction, action)
+    with _audited(session, site, node, actor, "node.power", {"action": action}) as b:
         state = b.power(act)
-    except BmcError as exc:
-        raise _fail(session, node, actor, "node.power", exc, {"action": action}) from None
     record(session, actor=actor, kind="node.power", node=node, reason=f"power {action}",
-           data={"action": action, "power": state, "protocol": b.endpoint.protocol})
-    return {"node": node.hostname, "action": action, "power": state}
+           data={"action": action, "power": state, "protocol": b.protocol})
+    return PowerOut(node=node.hostname, action=act, power=state)
 
 
-def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> dict[str, Any]:
+def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> PxeCycleOut:
     """Set PXE for the next boot only, then power-cycle (on if off): what reprovision needs."""
-    b = bmc_of(site, node)
-    try:
+    with _audited(session, site, node, actor, "node.pxe_cycle", {"boot": "pxe"}) as b:
         b.boot_once("pxe")
         state = b.power("cycle")
-    except BmcError as exc:
-        raise _fail(session, node, actor, "node.pxe_cycle", exc, {"boot": "pxe"}) from None
     record(session, actor=actor, kind="node.pxe_cycle", node=node, reason="PXE once + power cycle",
-           data={"boot": "pxe", "power": state, "protocol": b.endpoint.protocol})
-    return {"node": node.hostname, "boot": "pxe", "power": state}
+           data={"boot": "pxe", "power": state, "protocol": b.protocol})
+    return PxeCycleOut(node=node.hostname, boot="pxe", power=state)
 
 
-def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> dict[str, Any]:
+def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: str) -> BootOut:
     """Boot from `device` (pxe | disk) on the next boot only."""
     if device not in BOOT_DEVICES:
         raise Invalid(f"device: must be one of {', '.join(BOOT_DEVICES)}, not {device!r}")
-    b = bmc_of(site, node)
-    dev: BootDevice = device  # type: ignore[assignment]
-    try:
+    dev = cast(BootDevice, device)
+    with _audited(session, site, node, actor, "node.bootdev", {"boot": device}) as b:
         b.boot_once(dev)
-    except BmcError as exc:
-        raise _fail(session, node, actor, "node.bootdev", exc, {"boot": device}) from None
     record(session, actor=actor, kind="node.bootdev", node=node, reason=f"next boot: {device}",
-           data={"boot": device, "protocol": b.endpoint.protocol})
-    return {"node": node.hostname, "boot": device}
+           data={"boot": device, "protocol": b.protocol})
+    return BootOut(node=node.hostname, boot=dev)
 
 
 def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> None:

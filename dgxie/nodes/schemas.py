@@ -1,4 +1,4 @@
-"""Input and output shapes of the node inventory, shared by the API and the CLI.
+"""Input and output shapes of the node inventory and of power/boot, shared by the API and the CLI.
 
 Output field names are part of the operator contract (ARCHITECTURE.md): fields may be added,
 never renamed. The BMC password is write-only.
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from dgxie.bmc.base import BootDevice, PowerAction, PowerState
 from dgxie.nodes.macs import canonical_mac
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -158,3 +159,33 @@ class BootstrapDoneOut(BaseModel):
 
     node: str
     state: str
+
+
+# -- power and boot through the BMC (dgxie.nodes.power) ---------------------------------------
+
+class PowerStatusOut(BaseModel):
+    node: str
+    power: PowerState
+
+
+class PowerOut(BaseModel):
+    """A power action done: the state read back right after (it may still be changing)."""
+
+    node: str
+    action: PowerAction
+    power: PowerState
+
+
+class BootOut(BaseModel):
+    """The device set for the next boot only."""
+
+    node: str
+    boot: BootDevice
+
+
+class PxeCycleOut(BaseModel):
+    """PXE set for the next boot, then a power cycle (an off machine is started)."""
+
+    node: str
+    boot: BootDevice
+    power: PowerState

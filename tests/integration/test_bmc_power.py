@@ -86,7 +86,7 @@ def test_redfish_pxe_once_and_cycle_and_wrong_password(make_ctx: Any, emulator: 
                 actor="test")
     with db.session_scope(ctx.sessions) as s:
         out = power.pxe_once_and_cycle(s, ctx.site, service.get_node(s, "emu02"), "test")
-        assert out["boot"] == "pxe"
+        assert out.boot == "pxe"
     rb = RedfishBmc(Endpoint(emulator, "admin", "password"))
     assert rb.boot_override()["BootSourceOverrideTarget"] == "Pxe"
     assert rb.wait_power("on", 30)  # a cycle leaves the machine on (an off one is started)

@@ -98,6 +98,12 @@ def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path
         assert json.loads(r.out)[0]["state"] == "Completed"
         assert peer.versions == {"BMC": "1.0.0", "BIOS": "3.1"} and peer.fetched == []
     assert cli("firmware", "update", "m0", "--package", f"{'1' * 64}/nope.bin").code == 1
+    # IPMI cannot update firmware: the driver says so (no BMC is contacted, so none listens here)
+    assert cli("node", "add", "i0", "--mac", "aa:00:00:00:06:02", "--bmc", "ipmi://127.0.0.1:9").code == 0
+    r = cli("firmware", "update", "i0", "--package", f"{sha}/bios-3.1.bin", "--json")
+    assert r.code == 1
+    res = json.loads(r.out)[0]
+    assert res["state"] == "error" and res["detail"].startswith("BMC unsupported: ipmi://127.0.0.1:9: IPMI")
 
 
 def test_ready_nodes_are_drained_first_and_resumed_after(cli: Any, config_file: Any, served: str, make_ctx: Any,

@@ -12,6 +12,7 @@ from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.errors import Invalid
 from dgxie.firmware import compliance, service
+from dgxie.firmware.schemas import ScanResult
 from dgxie.nodes import service as nodes
 from dgxie.tokens import Principal
 
@@ -24,20 +25,12 @@ class ScanIn(BaseModel):
     all: bool = False
 
 
-@router.post("/scan")
-def scan(body: ScanIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> list[dict[str, Any]]:
-    """Scan the named nodes (or all with a BMC) now; returns one result per node."""
+@router.post("/scan", response_model=list[ScanResult])
+def scan(body: ScanIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> list[ScanResult]:
+    """Scan the named nodes (and with `all` every node with a BMC) now; returns one result per node."""
     if not body.nodes and not body.all:
         raise Invalid("nodes: name nodes to scan, or set all: true")
-    targets = [nodes.get_node(s, n) for n in body.nodes]
-    offset = 0
-    while body.all:
-        page, total = nodes.list_nodes(s, limit=nodes.MAX_PAGE, offset=offset)
-        targets.extend(n for n in page if n.bmc_url and n not in targets)
-        offset += len(page)
-        if offset >= total or not page:
-            break
-    return [r.__dict__ for r in service.scan(s, site, targets, actor=who.actor)]
+    return service.scan(s, site, service.scan_targets(s, body.nodes, all_=body.all), actor=who.actor)
 
 
 @router.get("/compliance")
