@@ -108,6 +108,7 @@ def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path
 
 
 def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
+    import asyncio
     from datetime import timedelta
 
     from dgxie.mirror.schedule import Scheduler, due
@@ -117,7 +118,7 @@ def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
     with ctx.sessions() as s:
         assert due(s, ctx.site) == ["up"]
     sched = Scheduler(ctx.sessions, ctx.site, check_every=0.1)
-    sched.start()
+    asyncio.run(sched.start())
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -127,7 +128,7 @@ def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
                     break
             time.sleep(0.1)
     finally:
-        sched.stop()
+        asyncio.run(sched.stop())
     with ctx.sessions() as s:
         jobs = s.query(MirrorJob).all()
         assert [(j.mirror, j.trigger, j.status) for j in jobs] == [("up", "schedule", "succeeded")]
