@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dgxie import db
 from dgxie.events import list_events
-from dgxie.mirror.kind import mirror_dir
+from dgxie.mirror.kind import mirror_dir, store_for
+from dgxie.mirror.oci.client import OCI_INDEX
 from dgxie.mirror.oci.snapshot import (
     OciSnapshot,
     RepoSnapshot,
@@ -72,3 +73,32 @@ def test_snapshots_list_and_switch(tmp_path: Path) -> None:
     assert r.code == 1 and "no snapshot '20990101T000000000000Z'" in r.err
     snap = current_snapshot(state)
     assert snap is not None and snap.id == first
+
+
+def test_incremental_bundle(tmp_path: Path) -> None:
+    """`dgxie mirror export --incremental` carries only the blobs an OCI snapshot added since the last
+    export; the other side must have imported that one first."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    cfg = write_config(tmp_path / "src.yaml", src, [{"name": "ngc", "kind": "oci", "registry": "https://nvcr.io",
+                                                     "repositories": ["nvidia/pytorch"]}])
+    store = store_for(src)
+    repo = RepoSnapshot()
+    for n, tag in enumerate(("24.01", "24.02")):
+        data = f"manifest {tag}".encode()
+        digest = "sha256:" + store.put_bytes(data)
+        repo = RepoSnapshot(tags=repo.tags | {tag: digest}, manifests=repo.manifests | {digest: (OCI_INDEX, len(data))})
+        publish_snapshot(mirror_dir(src, "oci", "ngc"), OciSnapshot(name="ngc", registry="https://nvcr.io",
+                                                                    repositories={"nvidia/pytorch": repo}))
+        r = run_cli(cfg, "mirror", "export", "ngc", str(tmp_path / f"b{n}"), *(["--incremental"] if n else []))
+        assert r.code == 0 and " 1 blobs" in r.err, r.err
+    first, second = list_history(mirror_dir(src, "oci", "ngc"))
+    cfg2 = write_config(tmp_path / "dst.yaml", dst, [])
+    r = run_cli(cfg2, "mirror", "import", str(tmp_path / "b1"))
+    assert r.code == 1 and f"incremental from snapshot {first}: import that one first" in r.err
+    assert run_cli(cfg2, "mirror", "import", str(tmp_path / "b0")).code == 0
+    assert run_cli(cfg2, "mirror", "import", str(tmp_path / "b1")).code == 0
+    snaps = json.loads(run_cli(cfg2, "mirror", "snapshots", "ngc", "--json").out)
+    assert [(s["snapshot"], s["current"], s["source"]) for s in snaps] == [(first, False, "import"),
+                                                                          (second, True, "import")]
+    snap = current_snapshot(mirror_dir(dst, "oci", "ngc"))
+    assert snap is not None and sorted(snap.repositories["nvidia/pytorch"].tags) == ["24.01", "24.02"]
