@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.background import Service
 from dgxie.config import Settings
 from dgxie.ipxe.cache import ScriptCache
-from dgxie.mirror.oci_store import OciReader
+from dgxie.mirror.oci.store import OciReader
 from dgxie.netboot.metrics import BootMetrics
 from dgxie.nodes.reprovision import ReprovisionHooks
 from dgxie.site import Site

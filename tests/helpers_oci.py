@@ -176,7 +176,7 @@ class CliRun:
 
 
 def run_cli(config: Path, *args: str) -> CliRun:
-    """`dgxie --config CONFIG ARGS...` in-process (the OCI commands need no database)."""
+    """`dgxie --config CONFIG ARGS...` in-process (against the SQLite database `write_config` names)."""
     import contextlib
 
     from dgxie.cli import common, main

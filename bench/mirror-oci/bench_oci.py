@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from dgxie import db  # noqa: E402
-from dgxie.blobstore import BlobStore  # noqa: E402
-from dgxie.mirror.oci_spec import OciMirrorSpec  # noqa: E402
-from dgxie.mirror.oci_store import oci_state_dir, store_root  # noqa: E402
-from dgxie.mirror.oci_sync import sync_oci  # noqa: E402
+from dgxie.mirror.kind import mirror_dir, store_for  # noqa: E402
+from dgxie.mirror.oci.sync import sync_oci  # noqa: E402
+from dgxie.sections import OciMirrorConfig  # noqa: E402
 from tests.helpers_oci import OCI_INDEX, OCI_MANIFEST, Layout, docker_registry, layer, serve_dgxie  # noqa: E402
 
 
@@ -83,11 +82,11 @@ def main() -> None:
             rows = []
             for repo, tag in (("bench/big", "big"), ("bench/small", "small")):
                 data = tmp / f"data-{tag}"
-                spec = OciMirrorSpec(name=tag, registry=f"http://{reg.host}", repositories=[repo])
-                store = BlobStore(store_root(data))
-                d1 = timed(lambda: sync_oci(spec, store, oci_state_dir(data, tag)))  # noqa: B023
+                spec = OciMirrorConfig(name=tag, kind="oci", registry=f"http://{reg.host}", repositories=[repo])
+                store = store_for(data)
+                d1 = timed(lambda: sync_oci(spec, store, mirror_dir(data, "oci", tag)))  # noqa: B023
                 s1 = timed(lambda: skopeo_copy(f"docker://{reg.host}/{repo}:{tag}", tmp / f"sk-{tag}"))  # noqa: B023
-                d2 = timed(lambda: sync_oci(spec, store, oci_state_dir(data, tag)))  # noqa: B023
+                d2 = timed(lambda: sync_oci(spec, store, mirror_dir(data, "oci", tag)))  # noqa: B023
                 s2 = timed(lambda: skopeo_copy(f"docker://{reg.host}/{repo}:{tag}", tmp / f"sk-{tag}"))  # noqa: B023
                 url = f"sqlite:///{data}/dgxie.db"
                 db.upgrade(url)

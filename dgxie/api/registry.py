@@ -3,8 +3,8 @@ containerd, docker and skopeo can use dgxie as a registry mirror.
 
 Unauthenticated, like the APT mirror: it serves only what the operator chose to mirror. Errors
 use the spec's body `{"errors": [{"code", "message", "detail"}]}`. containerd's `?ns=HOST`
-selects the mirror of that upstream registry (oci_store.OciReader.repo). Push endpoints answer
-405 UNSUPPORTED.
+selects the mirror of that upstream registry (`dgxie.mirror.oci.store.OciReader.repo`). Push
+endpoints answer 405 UNSUPPORTED.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from dgxie.api.deps import get_ctx
 from dgxie.errors import DgxieError
-from dgxie.mirror.oci_store import OciReader, UnknownBlob, UnknownManifest, UnknownName
+from dgxie.mirror.oci.store import OciReader, UnknownBlob, UnknownManifest, UnknownName
+from dgxie.sections import OCI_REPOSITORY
 
 router = APIRouter(tags=["registry"], include_in_schema=False)
 
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _API = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -53,7 +53,7 @@ def base() -> Response:
 @router.api_route("/v2/{name:path}/tags/list", methods=["GET"])
 def tags_list(request: Request, name: str, ns: str | None = None, n: int | None = None,
               last: str | None = None) -> Response:
-    if not _NAME.match(name):
+    if not OCI_REPOSITORY.match(name):
         return error(400, "NAME_INVALID", f"invalid repository name {name!r}")
     try:
         tags = _reader(request).tags(name, ns)
@@ -71,7 +71,7 @@ def tags_list(request: Request, name: str, ns: str | None = None, n: int | None 
 
 @router.api_route("/v2/{name:path}/manifests/{reference}", methods=["GET", "HEAD"])
 def manifest(request: Request, name: str, reference: str, ns: str | None = None) -> Response:
-    if not _NAME.match(name):
+    if not OCI_REPOSITORY.match(name):
         return error(400, "NAME_INVALID", f"invalid repository name {name!r}")
     if not (_TAG.match(reference) or _DIGEST.match(reference)):
         return error(400, "MANIFEST_INVALID" if ":" not in reference else "DIGEST_INVALID",
@@ -92,7 +92,7 @@ def manifest(request: Request, name: str, reference: str, ns: str | None = None)
 
 @router.api_route("/v2/{name:path}/blobs/{digest}", methods=["GET", "HEAD"])
 def blob(request: Request, name: str, digest: str, ns: str | None = None) -> Response:
-    if not _NAME.match(name):
+    if not OCI_REPOSITORY.match(name):
         return error(400, "NAME_INVALID", f"invalid repository name {name!r}")
     if not _DIGEST.match(digest):
         return error(400, "DIGEST_INVALID", f"invalid digest {digest!r} (sha256 only)")

@@ -1,4 +1,4 @@
-"""`dgxie mirror list|sync|jobs|snapshots|rollback|export|import`."""
+"""`dgxie mirror list|sync|jobs|snapshots|rollback|gc|export|import`: every kind, through the mirror service."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from rich.table import Table
 
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.errors import Invalid, Unavailable
-from dgxie.mirror import bundle, queries, service
-from dgxie.mirror.base import Progress
+from dgxie.mirror import bundle, queries, records, service
+from dgxie.mirror.kind import Progress
+from dgxie.mirror.schemas import JobOut
 
 app = typer.Typer(help="APT and OCI mirrors: sync, snapshots, air-gap export/import.", no_args_is_help=True)
 
@@ -48,27 +49,38 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(t)
 
 
+def run_sync(name: str, *, bar: bool) -> JobOut:
+    """Sync NAME in the foreground through the mirror service (a job like any other), with a
+    progress bar on stderr when `bar`; returns the finished job. `mirror-oci sync` uses it too."""
+    ctx = context()
+    records.spec(ctx.site, name)
+    cols = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeElapsedColumn())
+    with Bar(*cols, console=err_console, disable=not bar, transient=False) as progress_bar:
+        task = progress_bar.add_task(name, total=None)
+
+        def show(p: Progress) -> None:
+            files = f" {p.counters.files_done}/{p.files_total} files" if p.files_total else ""
+            progress_bar.update(task, description=f"{name}: {p.phase}{files}", total=p.bytes_total or None,
+                                completed=p.counters.bytes_done)
+
+        return service.sync_now(ctx.sessions, ctx.site, name, trigger=actor(), on_progress=show)
+
+
+def check_sync(name: str, job: JobOut) -> None:
+    """A failed sync is one line and exit 1."""
+    if job.status != "succeeded":
+        raise Unavailable(f"mirror {name}: sync failed: {job.error}")
+
+
 @app.command("sync")
 def sync(name: str, as_json: bool = typer.Option(False, "--json"),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Sync NAME now, with progress (files, bytes, rate). Exit 1 if the sync fails."""
-    ctx = context()
-    service.spec(ctx.site, name)
-    cols = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeElapsedColumn())
-    with Bar(*cols, console=err_console, disable=quiet or as_json, transient=False) as bar:
-        task = bar.add_task(name, total=None)
-
-        def show(p: Progress) -> None:
-            files = f" {p.counters.files_done}/{p.files_total} files" if p.files_total else ""
-            bar.update(task, description=f"{name}: {p.phase}{files}", total=p.bytes_total or None,
-                       completed=p.counters.bytes_done)
-
-        job = service.sync_now(ctx.sessions, ctx.site, name, trigger=actor(), on_progress=show)
+    job = run_sync(name, bar=not (quiet or as_json))
     if as_json:
         dump_json(job)
-    if job.status != "succeeded":
-        raise Unavailable(f"mirror {name}: sync failed: {job.error}")
+    check_sync(name, job)
     if not as_json:
         err_console.print(f"{name}: snapshot {job.snapshot}; fetched {job.files_fetched} files, "
                           f"{_size(job.bytes_fetched)}")
@@ -106,7 +118,7 @@ def snapshots_(name: str, as_json: bool = typer.Option(False, "--json")) -> None
 def rollback(name: str, snapshot: str) -> None:
     """Serve SNAPSHOT (a kept older snapshot) again."""
     with session() as s:
-        queries.rollback(s, context().site, name, snapshot)
+        service.rollback(s, context().site, name, snapshot, actor=actor())
     err_console.print(f"{name}: now serving {snapshot}")
 
 

@@ -1,5 +1,9 @@
-"""`dgxie mirror-oci sync NAME`: sync one OCI mirror from the config (standalone entry; the
-merged `dgxie mirror sync NAME` routes kind `oci` to the same `sync_oci`)."""
+"""`dgxie mirror-oci sync|snapshots|switch NAME`: the OCI mirrors' own commands, kept for their users.
+
+Each checks that NAME is a configured `kind: oci` mirror, then goes through the common mirror
+service exactly as `dgxie mirror sync|snapshots|rollback` do (a sync is a job, a switch is a
+recorded rollback); only the output is OCI-shaped (tags per repository, blobs downloaded/held).
+"""
 
 from __future__ import annotations
 
@@ -7,89 +11,69 @@ import json
 import time
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
-from dgxie.blobstore import BlobStore
-from dgxie.cli.common import console, err_console, settings
-from dgxie.config import Settings
+from dgxie.cli.common import actor, console, context, err_console, session
+from dgxie.cli.mirror_cmd import check_sync, run_sync
 from dgxie.errors import Invalid, NotFound
-from dgxie.mirror.oci_snapshot import current_snapshot, list_history, switch_snapshot
-from dgxie.mirror.oci_spec import OciMirrorSpec
-from dgxie.mirror.oci_store import oci_state_dir, store_root
-from dgxie.mirror.oci_sync import SyncEvent, sync_oci
+from dgxie.mirror import queries, records, service
+from dgxie.sections import OciMirrorConfig
+from dgxie.site import Site
 
 app = typer.Typer(help="OCI/NGC registry mirrors.", no_args_is_help=True)
 
 
-def oci_spec(cfg: Settings, name: str) -> OciMirrorSpec:
-    for m in cfg.mirrors:
-        if m.name == name:
-            if m.kind != "oci":
-                raise Invalid(f"mirror {name} is of kind {m.kind}, not oci")
-            return OciMirrorSpec.from_entry(m.model_dump(exclude={"keep_snapshots", "interval"}))
-    raise NotFound(f"no mirror {name!r} in the config (have: {', '.join(m.name for m in cfg.mirrors) or 'none'})")
+def oci_config(site: Site, name: str) -> OciMirrorConfig:
+    try:
+        m = records.spec(site, name)
+    except NotFound:
+        have = ", ".join(m.name for m in site.mirrors) or "none"
+        raise NotFound(f"no mirror {name!r} in the config (have: {have})") from None
+    if not isinstance(m, OciMirrorConfig):
+        raise Invalid(f"mirror {name} is of kind {m.kind}, not oci")
+    return m
 
 
 @app.command("sync")
 def sync(name: str, as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
          quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
     """Copy the configured repositories/tags into the store and publish a new snapshot."""
-    cfg = settings()
-    spec = oci_spec(cfg, name)
-    store = BlobStore(store_root(cfg.data_dir))
-    counts = {"blobs": 0, "skipped": 0, "bytes": 0}
+    ctx = context()
+    oci_config(ctx.site, name)
     started = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TextColumn("{task.fields[files]} files"), TimeElapsedColumn(),
-                  console=err_console, transient=True,
-                  disable=quiet or as_json or not err_console.is_terminal) as bar:
-        task = bar.add_task(f"{name}", total=None, files=0)
-
-        def on(ev: SyncEvent) -> None:
-            if ev.kind == "repo":
-                bar.update(task, description=f"{name}: {ev.repo} ({ev.count} tags)")
-            elif ev.kind == "plan":
-                bar.update(task, total=(bar.tasks[0].total or 0) + ev.nbytes)
-            elif ev.kind == "bytes":
-                counts["bytes"] += ev.nbytes
-                bar.advance(task, ev.nbytes)
-            elif ev.kind == "blob":
-                counts["blobs"] += 1
-                bar.update(task, files=counts["blobs"])
-            elif ev.kind == "skip":
-                counts["skipped"] += 1
-
-        snap = sync_oci(spec, store, oci_state_dir(cfg.data_dir, name), on)
-    files, total = snap.stats()
-    tags = {r: sorted(rs.tags) for r, rs in snap.repositories.items()}
-    summary = {"mirror": name, "snapshot": snap.id, "downloaded_blobs": counts["blobs"],
-               "downloaded_bytes": counts["bytes"], "skipped_blobs": counts["skipped"], "files": files,
-               "bytes": total, "seconds": round(time.monotonic() - started, 3),
-               "tags": tags}
+    job = run_sync(name, bar=not (quiet or as_json) and err_console.is_terminal)
+    check_sync(name, job)
+    with session() as s:
+        snap = next(r for r in queries.list_snapshots(s, ctx.site, name) if r.snapshot == job.snapshot)
+    tags: dict[str, list[str]] = snap.meta.get("tags", {})
+    skipped = job.files_done - job.files_fetched
+    summary = {"mirror": name, "snapshot": snap.snapshot, "downloaded_blobs": job.files_fetched,
+               "downloaded_bytes": job.bytes_fetched, "skipped_blobs": skipped, "files": snap.files,
+               "bytes": snap.bytes, "seconds": round(time.monotonic() - started, 3), "tags": tags}
     if as_json:
         print(json.dumps(summary, indent=2))
         return
     for repo, names in tags.items():
         console.print(f"{repo}: {', '.join(names)}")
-    console.print(f"mirror {name}: snapshot {snap.id}, {files} files, {total} bytes "
-                  f"({counts['blobs']} blobs / {counts['bytes']} bytes downloaded, {counts['skipped']} already held)")
+    console.print(f"mirror {name}: snapshot {snap.snapshot}, {snap.files} files, {snap.bytes} bytes "
+                  f"({job.files_fetched} blobs / {job.bytes_fetched} bytes downloaded, {skipped} already held)")
 
 
 @app.command("snapshots")
 def snapshots(name: str) -> None:
     """List the kept snapshots of a mirror (oldest first; * = current)."""
-    cfg = settings()
-    oci_spec(cfg, name)
-    state = oci_state_dir(cfg.data_dir, name)
-    cur = current_snapshot(state)
-    for sid in list_history(state):
-        console.print(f"{'*' if cur is not None and cur.id == sid else ' '} {sid}")
+    ctx = context()
+    oci_config(ctx.site, name)
+    with session() as s:
+        rows = queries.list_snapshots(s, ctx.site, name)
+    for r in rows:
+        console.print(f"{'*' if r.current else ' '} {r.snapshot}")
 
 
 @app.command("switch")
 def switch(name: str, snapshot_id: str) -> None:
-    """Serve an older snapshot again."""
-    cfg = settings()
-    oci_spec(cfg, name)
-    snap = switch_snapshot(oci_state_dir(cfg.data_dir, name), snapshot_id)
-    console.print(f"mirror {name}: now serving snapshot {snap.id}")
+    """Serve an older snapshot again (the same recorded rollback as `dgxie mirror rollback`)."""
+    ctx = context()
+    oci_config(ctx.site, name)
+    with session() as s:
+        service.rollback(s, ctx.site, name, snapshot_id, actor=actor())
+    console.print(f"mirror {name}: now serving snapshot {snapshot_id}")

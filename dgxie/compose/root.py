@@ -25,7 +25,7 @@ from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
 from dgxie.ipxe.cache import ScriptCache
-from dgxie.mirror.oci_store import OciReader
+from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
 from dgxie.netboot.metrics import BootMetrics

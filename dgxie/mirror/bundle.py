@@ -1,6 +1,7 @@
 """Air-gap transfer: export published snapshots to a self-describing bundle, import it elsewhere.
 
-Bundle layout (kind-agnostic, works for any manifest):
+Bundle layout (kind-agnostic: every kind exports a snapshot as a `Manifest` and adopts one back,
+`MirrorKind.export` / `adopt`):
 `blobs/sha256/<hex>` (each blob once, named by its sha256), then `dgxie-bundle.json` (format,
 snapshots' manifests, the blob list, and each mirror's `base` snapshot for an incremental
 bundle), and `dgxie-bundle.json.sha256`. The JSON is written last, so a bundle without it is
@@ -23,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from dgxie.blobstore import DigestMismatch
 from dgxie.errors import Invalid, NotFound
-from dgxie.mirror import oci_kind, snapshots
-from dgxie.mirror.base import Manifest
-from dgxie.mirror.queries import kind_of
-from dgxie.mirror.service import mirror_lock, record_current, record_snapshot, root_of, state_row
+from dgxie.mirror.kind import MirrorKind, store_for
+from dgxie.mirror.kinds import KINDS, kind_for
+from dgxie.mirror.manifest import Manifest, check_path
+from dgxie.mirror.records import drop_pruned, kind_of, record_current, root_of
+from dgxie.mirror.service import mirror_lock
 from dgxie.models.types import utcnow
 from dgxie.site import Site
 
@@ -46,15 +48,16 @@ def _exports_file(root: Path) -> Path:
     return root / "exports.json"
 
 
-def _base_for(root: Path, since: str | None, incremental: bool) -> Manifest | None:
+def _base_for(kind: MirrorKind[Any], root: Path, name: str, since: str | None, incremental: bool) -> Manifest | None:
+    kept = kind.history(root)
     if since is not None:
-        if since not in snapshots.list_snapshots(root):
+        if since not in kept:
             raise Invalid(f"no snapshot {since!r} to export from (see `dgxie mirror snapshots`)")
-        return snapshots.load_manifest(root, since)
+        return kind.export(root, name, since)
     if incremental and _exports_file(root).exists():
         for sid in reversed(json.loads(_exports_file(root).read_text())):
-            if sid in snapshots.list_snapshots(root):
-                return snapshots.load_manifest(root, sid)
+            if sid in kept:
+                return kind.export(root, name, sid)
     return None
 
 
@@ -64,23 +67,16 @@ def export(s: Session, site: Site, names: list[str], dest: Path, *, since: str |
         raise Invalid("--since names one snapshot, so it takes exactly one mirror")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise Invalid(f"{dest} exists and is not an empty directory")
-    store = snapshots.store_for(site.data_dir)
+    store = store_for(site.data_dir)
     mans, bases, blobs = [], {}, {}
     for name in names:
         kind, _ = kind_of(s, site, name)
-        root = root_of(site, kind, name)
-        if kind == "oci":
-            oman = oci_kind.to_manifest(name, root)
-            if oman is None:
-                raise Invalid(f"mirror {name} has no published snapshot to export")
-            man = oman
-            base = None  # OCI bundles carry the whole current snapshot (no incremental yet)
-        else:
-            cur = snapshots.current(root)
-            if cur is None:
-                raise Invalid(f"mirror {name} has no published snapshot to export")
-            man = snapshots.load_manifest(root, cur)
-            base = _base_for(root, since, incremental)
+        root = root_of(site, kind.name, name)
+        cur = kind.current(root)
+        if cur is None:
+            raise Invalid(f"mirror {name} has no published snapshot to export")
+        man = kind.export(root, name, cur)
+        base = _base_for(kind, root, name, since, incremental)
         have = base.digests() if base else set()
         bases[name] = base.snapshot if base else None
         mans.append(man)
@@ -129,7 +125,7 @@ def _read_chunks(p: Path) -> Iterator[bytes]:
 
 def import_(s: Session, site: Site, src: Path) -> BundleSummary:
     index = _read_index(src)
-    store = snapshots.store_for(site.data_dir)
+    store = store_for(site.data_dir)
     total = 0
     for digest, size in index["blobs"].items():
         p = src / "blobs" / "sha256" / digest
@@ -148,29 +144,24 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
             base = index["base"].get(m.mirror)
             raise Invalid(f"mirror {m.mirror}: {len(lacking)} files missing (e.g. {lacking[0]}); this bundle is "
                           f"incremental from snapshot {base}: import that one first")
-        for p in m.files:
-            snapshots.check_path(p)
-        if m.kind not in ("apt", "oci"):
+        try:
+            for p in m.files:
+                check_path(p)
+        except ValueError as exc:
+            raise Invalid(f"mirror {m.mirror}: {exc}") from None
+        if m.kind not in KINDS:
             raise Invalid(f"mirror {m.mirror}: unknown kind {m.kind!r} in the bundle")
     for m in mans:
         try:
             kind, spec = kind_of(s, site, m.mirror)
         except NotFound:
-            kind, spec = m.kind, None
-        if kind != m.kind:
-            raise Invalid(f"mirror {m.mirror} is {kind} here but {m.kind} in the bundle")
+            kind, spec = kind_for(m.kind), None
+        if kind.name != m.kind:
+            raise Invalid(f"mirror {m.mirror} is {kind.name} here but {m.kind} in the bundle")
         root = root_of(site, m.kind, m.mirror)
         with mirror_lock(root, m.mirror):
-            if m.kind == "oci":
-                oci_kind.adopt(root, m, store, spec.keep_snapshots if spec else 3)
-            else:
-                snapshots.clean_tmp(root)
-                snapshots.materialize(store, root, m)
-                snapshots.publish(root, m.snapshot)
-                snapshots.prune(root, spec.keep_snapshots if spec else 3)
-        st = state_row(s, m.mirror, m.kind)
-        if m.kind != "oci":
-            record_snapshot(s, m, "import")
-        record_current(s, site, m.kind, m.mirror, st, "import")
+            kind.adopt(root, m, store, spec.keep_snapshots if spec else 3)
+        st = record_current(s, site, m.kind, m.mirror, "import")
         st.last_success_at = utcnow()
+        drop_pruned(s, site, m.kind, m.mirror)
     return BundleSummary([m.mirror for m in mans], [m.snapshot for m in mans], len(index["blobs"]), total)

@@ -1,9 +1,11 @@
-"""Mirror service: the configured mirrors, sync jobs with live progress, snapshots and rollback.
+"""Mirror service: sync jobs with live progress, one sync per mirror, rollback, garbage collection.
 
-A sync runs the kind's `Syncer` (base.SYNCERS), then materializes and publishes the returned
-manifest (snapshots.py). One sync per mirror at a time, across processes: a `flock` on the
-mirror's directory (the CLI and the server may both start one). Job rows carry the progress; they
-are updated at most twice a second from the syncing thread.
+Kind-agnostic: a sync runs the mirror's kind (`kinds.kind_for(cfg.kind).sync`, the `MirrorKind`
+protocol), which fetches, verifies and publishes; this module runs it as a job and records the
+outcome (records.py). One sync per mirror at a time, across processes: a `flock` on the mirror's
+directory (the CLI and the server may both start one), also taken by import and gc. Job rows
+carry the progress; they are updated at most twice a second from the syncing thread. A rollback
+writes a `mirror.rollback` event with its actor in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,37 +21,26 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.db import session_scope
-from dgxie.errors import Conflict, NotFound
-from dgxie.mirror import apt_sync, oci_kind, snapshots
-from dgxie.mirror.base import Manifest, Progress, SelfPublished, SyncContext, register_syncer, syncer_for
+from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.events import record
+from dgxie.mirror import gc
 from dgxie.mirror.fetch import Fetcher
+from dgxie.mirror.kind import Progress, SyncContext, store_for
+from dgxie.mirror.kinds import kind_for
+from dgxie.mirror.records import drop_pruned, job_out, kind_of, record_current, root_of, spec, state_row
 from dgxie.mirror.schemas import JobOut
-from dgxie.models import MirrorJob, MirrorSnapshot, MirrorState
+from dgxie.models import MirrorJob
 from dgxie.models.types import utcnow
-from dgxie.sections import MirrorConfig
+from dgxie.sections import AnyMirrorConfig
 from dgxie.site import Site
 
 log = logging.getLogger("dgxie.mirror")
 
-register_syncer("apt", apt_sync.sync)
-register_syncer("oci", oci_kind.sync)
-
 ProgressHook = Callable[[Progress], None]
-
-
-def spec(site: Site, name: str) -> MirrorConfig:
-    for m in site.mirrors:
-        if m.name == name:
-            return m
-    raise NotFound(f"no mirror named {name!r} in the configuration")
-
-
-def root_of(site: Site, kind: str, name: str) -> Path:
-    return snapshots.mirror_dir(site.data_dir, kind, name)
 
 
 @contextmanager
@@ -64,19 +55,6 @@ def mirror_lock(root: Path, name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def state_row(s: Session, name: str, kind: str) -> MirrorState:
-    st = s.scalars(select(MirrorState).where(MirrorState.name == name)).one_or_none()
-    if st is None:
-        st = MirrorState(name=name, kind=kind, files=0, bytes=0, failures=0, last_error="")
-        s.add(st)
-        s.flush()
-    return st
-
-
-def job_out(j: MirrorJob) -> JobOut:
-    return JobOut.model_validate(j, from_attributes=True)
 
 
 def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
@@ -160,12 +138,12 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
         assert j is not None
         j.status, j.error, j.finished_at, j.snapshot = status, error, utcnow(), snap
         j.phase = "done" if status == "succeeded" else "failed"
-        st = state_row(s, name, m.kind)
         if status == "succeeded":
+            st = record_current(s, site, m.kind, name)
             st.last_success_at = j.finished_at
-            record_current(s, site, m.kind, name, st)
-            _drop_pruned(s, root, name, m.kind)
+            drop_pruned(s, site, m.kind, name)
         else:
+            st = state_row(s, name, m.kind)
             st.failures += 1
             st.last_failure_at, st.last_error = j.finished_at, error
         s.flush()
@@ -179,64 +157,15 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-def _sync(site: Site, m: MirrorConfig, root: Path, progress: Progress, tick: Callable[[], None]) -> str | None:
-    store = snapshots.store_for(site.data_dir)
-    snapshots.clean_tmp(root)
-    cur = snapshots.current(root)
-    previous = snapshots.load_manifest(root, cur) if cur else None
+def _sync(site: Site, m: AnyMirrorConfig, root: Path, progress: Progress, tick: Callable[[], None]) -> str:
+    store = store_for(site.data_dir)
     fetcher = Fetcher(store)
     progress.counters = fetcher.counters
     try:
-        manifest = syncer_for(m.kind)(SyncContext(source=m, store=store, fetcher=fetcher, work_dir=root,
-                                                  previous=previous, progress=progress, tick=tick,
-                                                  box=site.box))
+        return kind_for(m.kind).sync(m, SyncContext(root=root, store=store, fetcher=fetcher, progress=progress,
+                                                    tick=tick, box=site.box))
     finally:
         fetcher.close()
-    if isinstance(manifest, SelfPublished):
-        return manifest.snapshot
-    if previous is not None and (manifest is previous or manifest.files == previous.files):
-        progress.phase = "up to date"
-        return previous.snapshot
-    progress.phase = "publishing"
-    manifest.snapshot = snapshots.new_snapshot_id(root)
-    manifest.created_at = utcnow().isoformat()
-    snapshots.materialize(store, root, manifest)
-    snapshots.publish(root, manifest.snapshot)
-    snapshots.prune(root, m.keep_snapshots)
-    return manifest.snapshot
-
-
-def record_snapshot(s: Session, manifest: Manifest, source: str) -> None:
-    exists = s.scalars(select(MirrorSnapshot).where(MirrorSnapshot.mirror == manifest.mirror,
-                                                    MirrorSnapshot.snapshot == manifest.snapshot)).first()
-    if exists is None:
-        s.add(MirrorSnapshot(mirror=manifest.mirror, kind=manifest.kind, snapshot=manifest.snapshot,
-                             files=len(manifest.files), bytes=manifest.total_bytes, source=source, meta=manifest.meta))
-
-
-def record_current(s: Session, site: Site, kind: str, name: str, st: MirrorState, source: str = "sync") -> None:
-    root = root_of(site, kind, name)
-    if kind == "oci":  # the OCI code keeps its own snapshot documents
-        pub = oci_kind.current(root)
-        if pub is not None:
-            st.current_snapshot, st.files, st.bytes = pub.snapshot, pub.files, pub.bytes
-        return
-    cur = snapshots.current(root)
-    if cur is None:
-        return
-    man = snapshots.load_manifest(root, cur)
-    record_snapshot(s, man, source)
-    st.current_snapshot, st.files, st.bytes = cur, len(man.files), man.total_bytes
-
-
-def history(root: Path, kind: str) -> list[str]:
-    """Kept snapshot ids, oldest first."""
-    return oci_kind.history(root) if kind == "oci" else snapshots.list_snapshots(root)
-
-
-def _drop_pruned(s: Session, root: Path, name: str, kind: str) -> None:
-    kept = set(history(root, kind))
-    s.execute(delete(MirrorSnapshot).where(MirrorSnapshot.mirror == name, MirrorSnapshot.snapshot.not_in(kept or {""})))
 
 
 def start_sync(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
@@ -259,11 +188,10 @@ def collect_garbage(sessions: sessionmaker[Session], site: Site, *, dry_run: boo
         for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
             if not _stale(site, j):
                 raise Conflict(f"mirror {j.mirror} is syncing (job {j.id}); try again when it is done")
-    locks = [root_of(site, m.kind, m.name) for m in site.mirrors]
     with contextlib.ExitStack() as stack:
-        for root in locks:
-            stack.enter_context(mirror_lock(root, root.name))
-        return snapshots.gc(site.data_dir, dry_run=dry_run)
+        for m in site.mirrors:
+            stack.enter_context(mirror_lock(root_of(site, m.kind, m.name), m.name))
+        return gc.sweep(site.data_dir, dry_run=dry_run)
 
 
 def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:
@@ -277,3 +205,16 @@ def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:
             j.status, j.error, j.finished_at = "failed", "interrupted (dgxie stopped during the sync)", utcnow()
             n += 1
     return n
+
+
+def rollback(s: Session, site: Site, name: str, snapshot: str, *, actor: str) -> None:
+    """Serve an older kept snapshot again (the kind's atomic switch), and record who did it."""
+    kind, _ = kind_of(s, site, name)
+    root = root_of(site, kind.name, name)
+    if snapshot not in kind.history(root):
+        raise Invalid(f"mirror {name} has no snapshot {snapshot!r} (see `dgxie mirror snapshots {name}`)")
+    before = kind.current(root)
+    kind.switch(root, snapshot)
+    record_current(s, site, kind.name, name)
+    record(s, actor=actor, kind="mirror.rollback", reason=f"mirror {name}: serving snapshot {snapshot} again "
+           f"(was {before or 'none'})", data={"mirror": name, "kind": kind.name, "from": before, "to": snapshot})

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dgxie import db
 from dgxie.app import create_app
+from dgxie.events import list_events
 from tests.helpers_mirror_apt import World, world
 
 
@@ -72,6 +74,10 @@ def test_api_sync_job_snapshots_rollback_metrics(up: World, make_ctx: Callable[.
         r = c.post("/api/v1/mirrors/up/rollback", json={"snapshot": first}, headers=op)
         assert r.status_code == 200 and r.json()["current_snapshot"] == first
         assert c.get("/mirror/apt/up/pool/main/e/extra_1.0_amd64.deb").status_code == 404
+        with ctx.sessions() as s:  # who rolled back, from what to what: an event like any other change
+            (ev,) = list_events(s, kind="mirror.rollback")
+        assert ev.actor.startswith("token:t-operator-")
+        assert ev.data == {"mirror": "up", "kind": "apt", "from": j2["snapshot"], "to": first}
 
         up.handler.fail.add("/dists/stable/InRelease")
         up.handler.fail.add("/dists/stable/Release")
@@ -84,11 +90,19 @@ def test_api_sync_job_snapshots_rollback_metrics(up: World, make_ctx: Callable[.
         assert 'dgxie_mirror_last_success_timestamp_seconds{kind="apt",mirror="up"}' in metrics
 
 
-def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path]) -> None:
+def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path], db_url: str) -> None:
     config_file(mirrors=[up.mirror()])
     r = cli("mirror", "sync", "up", "-q")
     assert r.code == 0, r.err
     assert "fetched 4 files" in r.err
+    snap = json.loads(cli("mirror", "jobs", "up", "--json").out)[0]["snapshot"]
+    r = cli("mirror", "rollback", "up", snap)
+    assert r.code == 0 and r.err == f"up: now serving {snap}\n"
+    engine = db.make_engine(db_url)
+    with db.session_scope(db.session_factory(engine)) as s:
+        (ev,) = list_events(s, kind="mirror.rollback")
+    engine.dispose()
+    assert ev.actor.startswith("cli:") and ev.data == {"mirror": "up", "kind": "apt", "from": snap, "to": snap}
     r = cli("mirror", "list", "--json")
     assert r.code == 0 and '"current_snapshot": "2' in r.out
     r = cli("mirror", "snapshots", "up")
@@ -109,6 +123,7 @@ def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path
 
 
 def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
+    import asyncio
     from datetime import timedelta
 
     from dgxie.mirror.schedule import Scheduler, due
@@ -151,7 +166,7 @@ def test_gc_keeps_what_snapshots_reference(up: World, cli: Callable[..., Any],
     assert r.code == 0 and r.err.startswith("would remove 1 blobs")
     r = cli("mirror", "gc")
     assert r.code == 0 and r.err.startswith("removed 1 blobs")
-    from dgxie.mirror.snapshots import store_for
+    from dgxie.mirror.kind import store_for
 
     store = store_for(tmp_path / "data")
     assert not store.has(hashlib.sha256(first_inrelease).hexdigest())

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dgxie.mirror import service
-from dgxie.mirror.snapshots import mirror_dir, store_for
+from dgxie.mirror.kind import mirror_dir, store_for
 from tests.helpers_mirror_apt import World, make_key, world
 from tests.integration.test_mirror_apt_sync import make
 

@@ -15,7 +15,7 @@ from dgxie.compose import build_context
 from dgxie.config import Settings
 from dgxie.context import Context
 from dgxie.mirror import service
-from dgxie.mirror.snapshots import mirror_dir
+from dgxie.mirror.kind import mirror_dir
 from tests.helpers_mirror_apt import World, apt_get, dgxie_http, world
 
 
@@ -135,7 +135,7 @@ def test_readers_see_whole_snapshots_while_publishing(up: World, sqlite_url: str
     syncs publish new snapshots: every pair matches (old or new snapshot, never a mix)."""
     import threading
 
-    from dgxie.mirror import apt
+    from dgxie.mirror.apt import repository as apt
 
     ctx = make(sqlite_url, tmp_path / "data", [up.mirror()])
     assert service.sync_now(ctx.sessions, ctx.site, "up", "test").status == "succeeded"

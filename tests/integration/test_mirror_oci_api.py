@@ -12,17 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie.app import create_app
-from dgxie.blobstore import BlobStore
 from dgxie.compose import build_context
 from dgxie.config import Settings
-from dgxie.mirror.oci import OCI_MANIFEST
-from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, list_history, publish_snapshot, switch_snapshot
-from dgxie.mirror.oci_store import oci_state_dir, store_root
+from dgxie.mirror.kind import mirror_dir, store_for
+from dgxie.mirror.oci.client import OCI_MANIFEST
+from dgxie.mirror.oci.snapshot import OciSnapshot, RepoSnapshot, list_history, publish_snapshot, switch_snapshot
 
 
 def publish(data: Path, name: str, registry: str, repo: str, tag: str, payload: bytes) -> tuple[str, str]:
     """Store one image (config + layer + manifest) and publish a snapshot; return (manifest, layer) digests."""
-    store = BlobStore(store_root(data))
+    store = store_for(data)
     layer = "sha256:" + store.put_bytes(payload)
     config = "sha256:" + store.put_bytes(b'{"architecture":"amd64","os":"linux"}')
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -34,7 +33,7 @@ def publish(data: Path, name: str, registry: str, repo: str, tag: str, payload: 
     snap = OciSnapshot(name=name, registry=registry, repositories={repo: RepoSnapshot(
         tags={tag: mdigest}, manifests={mdigest: (OCI_MANIFEST, len(manifest))},
         blobs={layer: len(payload), config: 37})})
-    publish_snapshot(oci_state_dir(data, name), snap)
+    publish_snapshot(mirror_dir(data, "oci", name), snap)
     return mdigest, layer
 
 
@@ -91,7 +90,7 @@ def test_manifests_blobs_and_errors(api: tuple[TestClient, Path]) -> None:
     r = c.put("/v2/nvidia/cuda/base/manifests/12.4", content=b"{}")
     assert r.status_code == 405 and code(r) == "UNSUPPORTED"
 
-    BlobStore(store_root(data)).path(layer).unlink()  # a store damaged behind dgxie's back: 404, not 500
+    store_for(data).path(layer).unlink()  # a store damaged behind dgxie's back: 404, not 500
     r = c.get(f"/v2/nvidia/cuda/base/blobs/{layer}")
     assert r.status_code == 404 and code(r) == "BLOB_UNKNOWN"
 
@@ -113,7 +112,7 @@ def test_switch_back_to_an_older_snapshot(api: tuple[TestClient, Path]) -> None:
     old, _ = publish(data, "ngc", "https://nvcr.io", "nvidia/pytorch", "24.01", b"old")
     new, _ = publish(data, "ngc", "https://nvcr.io", "nvidia/pytorch", "24.01", b"new")
     assert c.get("/v2/nvidia/pytorch/manifests/24.01").headers["docker-content-digest"] == new
-    state = oci_state_dir(data, "ngc")
+    state = mirror_dir(data, "oci", "ngc")
     first = list_history(state)[0]
     switch_snapshot(state, first)
     assert c.get("/v2/nvidia/pytorch/manifests/24.01").headers["docker-content-digest"] == old

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from dgxie.blobstore import BlobStore
 from dgxie.errors import Invalid, Unauthorized
-from dgxie.mirror.oci import RegistryClient
-from dgxie.mirror.oci_auth import Credentials
-from dgxie.mirror.oci_snapshot import adopt_snapshot, current_snapshot
-from dgxie.mirror.oci_store import OciReader, UnknownManifest, oci_state_dir, store_root
-from dgxie.mirror.oci_sync import _sync_lock
+from dgxie.mirror.kind import mirror_dir, store_for
+from dgxie.mirror.oci.auth import Credentials
+from dgxie.mirror.oci.client import RegistryClient
+from dgxie.mirror.oci.snapshot import adopt_snapshot, current_snapshot
+from dgxie.mirror.oci.store import OciReader, UnknownManifest
+from dgxie.mirror.service import mirror_lock
 from tests.helpers_oci import (
     Layout,
     Registry,
@@ -135,7 +135,7 @@ def test_bad_credentials_and_no_matching_tag_change_nothing(upstream: tuple[Regi
     good = mirror(f"http://{reg.host}", tmp_path, tags={"include": ["^24.03$"]})
     cfg = write_config(tmp_path / "dgxie.yaml", data, [good])
     sync(cfg)
-    current = oci_state_dir(data, "ngc") / "current.json"
+    current = mirror_dir(data, "oci", "ngc") / "current.json"
     before = current.read_bytes()
 
     (tmp_path / "wrong.key").write_text("not-the-password\n")
@@ -160,7 +160,7 @@ def test_corrupted_blob_is_refused(upstream: tuple[Registry, dict[str, Any]], tm
     cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(f"http://{reg.host}", tmp_path,
                                                               tags={"include": ["^24.03$"]})])
     sync(cfg)
-    current = oci_state_dir(data, "ngc") / "current.json"
+    current = mirror_dir(data, "oci", "ngc") / "current.json"
     before = current.read_bytes()
     bad = next(iter(d for d in images["23.12-py3"]["layers"] if d not in images["24.03"]["layers"]))
     with FaultProxy(f"http://{reg.host}") as proxy:
@@ -168,7 +168,7 @@ def test_corrupted_blob_is_refused(upstream: tuple[Registry, dict[str, Any]], tm
         write_config(cfg, data, [mirror(proxy.url, tmp_path, tags={"include": ["^23"]})])
         r = run_cli(cfg, "mirror-oci", "sync", "ngc")
     assert r.code == 1 and f"blob {bad} of nvidia/pytorch hashed to" in r.err and "refused" in r.err
-    store = BlobStore(store_root(data))
+    store = store_for(data)
     assert not store.has(bad) and store.partial_size(bad) == 0
     assert current.read_bytes() == before
 
@@ -177,7 +177,7 @@ def test_killed_sync_resumes_partial_blob(upstream: tuple[Registry, dict[str, An
     reg, images = upstream
     data = tmp_path / "data"
     big = max(images["big"]["layers"].items(), key=lambda kv: kv[1])[0]
-    store = BlobStore(store_root(data))
+    store = store_for(data)
     with FaultProxy(f"http://{reg.host}") as proxy:
         proxy.stall[big] = 1 << 20
         cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(proxy.url, tmp_path, name="big",
@@ -193,7 +193,7 @@ def test_killed_sync_resumes_partial_blob(upstream: tuple[Registry, dict[str, An
             proc.wait(10)
         done = store.partial_size(big)
         assert done == 1 << 20, done
-        assert not (oci_state_dir(data, "big") / "current.json").exists()
+        assert not (mirror_dir(data, "oci", "big") / "current.json").exists()
         others = sum(s for d, s in images["big"]["layers"].items() if d != big and not store.has(d))
         proxy.stall.clear()
         proxy.release.set()
@@ -217,10 +217,10 @@ def test_one_sync_per_mirror_at_a_time(upstream: tuple[Registry, dict[str, Any]]
     reg, _ = upstream
     data = tmp_path / "data"
     cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(f"http://{reg.host}", tmp_path)])
-    with _sync_lock(oci_state_dir(data, "ngc"), "ngc"):
+    with mirror_lock(mirror_dir(data, "oci", "ngc"), "ngc"):  # what another process's sync holds
         r = run_cli(cfg, "mirror-oci", "sync", "ngc")
-    assert r.code == 1 and "a sync is already running" in r.err
-    assert not (oci_state_dir(data, "ngc") / "current.json").exists()
+    assert r.code == 1 and "mirror ngc is already syncing" in r.err and r.err.count("\n") == 1
+    assert not (mirror_dir(data, "oci", "ngc") / "current.json").exists()
 
 
 def test_dropped_connection_resumes_and_missing_blob_fails(upstream: tuple[Registry, dict[str, Any]],
@@ -237,7 +237,7 @@ def test_dropped_connection_resumes_and_missing_blob_fails(upstream: tuple[Regis
         assert (big, "bytes=1048576-") in proxy.ranges
         assert proxy.unavailable == []  # both 503s were met and retried past
         assert r["downloaded_bytes"] == sum(images["big"]["layers"].values())
-        current = oci_state_dir(data, "big") / "current.json"
+        current = mirror_dir(data, "oci", "big") / "current.json"
         before = current.read_bytes()
 
         gone = next(d for d in images["24.03"]["layers"] if d not in images["big"]["layers"])
@@ -274,18 +274,18 @@ def test_snapshot_carried_to_another_data_dir(upstream: tuple[Registry, dict[str
     src, dst = tmp_path / "src", tmp_path / "dst"
     cfg = write_config(tmp_path / "dgxie.yaml", src, [mirror(f"http://{reg.host}", tmp_path, tags={"include": ["^24.01$"]})])
     sync(cfg)
-    snap = current_snapshot(oci_state_dir(src, "ngc"))
+    snap = current_snapshot(mirror_dir(src, "oci", "ngc"))
     assert snap is not None
     doc = json.loads(json.dumps(snap.to_manifest()))
-    src_store, dst_store = BlobStore(store_root(src)), BlobStore(store_root(dst))
+    src_store, dst_store = store_for(src), store_for(dst)
     digests = sorted(snap.blob_digests())
     for d in digests[:-1]:
         dst_store.put_file(src_store.path(d))
     with pytest.raises(Invalid, match="1 blobs are not in the store"):
-        adopt_snapshot(oci_state_dir(dst, "ngc"), doc, dst_store)
-    assert current_snapshot(oci_state_dir(dst, "ngc")) is None
+        adopt_snapshot(mirror_dir(dst, "oci", "ngc"), doc, dst_store)
+    assert current_snapshot(mirror_dir(dst, "oci", "ngc")) is None
     dst_store.put_file(src_store.path(digests[-1]))
-    adopt_snapshot(oci_state_dir(dst, "ngc"), doc, dst_store)
+    adopt_snapshot(mirror_dir(dst, "oci", "ngc"), doc, dst_store)
     with serve_dgxie(dst, sqlite_url) as port:
         assert raw_digest(f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01") == images["24.01"]["index"]
         skopeo("copy", "--all", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/nvidia/pytorch:24.01",

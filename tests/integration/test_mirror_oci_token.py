@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dgxie.mirror.oci_store import oci_state_dir
+from dgxie.mirror.kind import mirror_dir
 from tests.helpers_oci import (
     Layout,
     Registry,
@@ -74,7 +74,7 @@ def test_ngc_wrong_key_is_a_clear_error(token_upstream: tuple[Registry, TokenSer
     r = run_cli(cfg, "mirror-oci", "sync", "ngc")
     assert r.code == 1
     assert r.err.strip().endswith("the token server refused user '$oauthtoken' (401)") and "nvapi-wrong" not in r.err
-    assert not (oci_state_dir(tmp_path / "data", "ngc") / "current.json").exists()
+    assert not (mirror_dir(tmp_path / "data", "oci", "ngc") / "current.json").exists()
 
     (tmp_path / "empty").write_text("\n")
     cfg = write_config(tmp_path / "dgxie.yaml", tmp_path / "data", [ngc(reg, tmp_path / "empty")])

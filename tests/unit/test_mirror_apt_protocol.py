@@ -10,8 +10,9 @@ import pytest
 from dgxie.blobstore import BlobStore
 from dgxie.config import Settings
 from dgxie.errors import ConfigError
-from dgxie.mirror import apt, snapshots
-from dgxie.mirror.base import FileEntry, Manifest
+from dgxie.mirror.apt import repository as apt
+from dgxie.mirror.apt import tree
+from dgxie.mirror.manifest import FileEntry, Manifest
 
 RELEASE = """Origin: Test
 Suite: stable
@@ -107,16 +108,16 @@ def test_snapshot_publish_prune_and_paths(tmp_path: Path) -> None:
     ids = []
     for i in range(4):
         man = Manifest("m", "apt", snapshot=f"2026010{i}", files={"a/b": FileEntry(d1, 3)})
-        snapshots.materialize(store, root, man)
-        snapshots.publish(root, man.snapshot)
+        tree.materialize(store, root, man)
+        tree.publish(root, man.snapshot)
         ids.append(man.snapshot)
         assert (root / "current/a/b").read_bytes() == b"one"
-    snapshots.publish(root, ids[0])
+    tree.publish(root, ids[0])
     # the 2 newest are kept, and the current one (rolled back to) too
-    assert snapshots.prune(root, 2) == [ids[1]]
-    assert snapshots.list_snapshots(root) == [ids[0], ids[2], ids[3]] and snapshots.current(root) == ids[0]
+    assert tree.prune(root, 2) == [ids[1]]
+    assert tree.list_snapshots(root) == [ids[0], ids[2], ids[3]] and tree.current(root) == ids[0]
     bad = Manifest("m", "apt", snapshot="x", files={"../evil": FileEntry(d1, 3)})
     with pytest.raises(ValueError, match="unsafe"):
-        snapshots.materialize(store, root, bad)
+        tree.materialize(store, root, bad)
     assert not (root / "snapshots/x").exists() and not list((root / "snapshots").glob(".tmp-*"))
     assert Manifest.from_json(bad.to_json()).files == bad.files

@@ -1,5 +1,5 @@
 """Pure parts of the OCI mirror: auth challenges, Link pagination, tag rules, platforms, the
-mirror spec and the snapshot document."""
+mirror's config keys and the snapshot document."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
-from dgxie.errors import Invalid
-from dgxie.mirror.oci_auth import load_credentials, next_link, parse_challenge
-from dgxie.mirror.oci_select import filter_tags, natural_key, newest_first, parse_created, platform_matches, select_tags
-from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot
-from dgxie.mirror.oci_spec import OciMirrorSpec
+from dgxie.config import load
+from dgxie.errors import ConfigError, Invalid
+from dgxie.mirror.oci.auth import load_credentials, next_link, parse_challenge
+from dgxie.mirror.oci.rules import filter_tags, natural_key, newest_first, parse_created, platform_matches, select_tags
+from dgxie.mirror.oci.snapshot import OciSnapshot, RepoSnapshot
+from dgxie.sections import OciMirrorConfig
 
 D = "sha256:" + "a" * 64
 E = "sha256:" + "b" * 64
@@ -69,18 +71,27 @@ def test_platforms() -> None:
     assert not platform_matches({"os": "unknown", "architecture": "unknown"}, ["linux/amd64"])
 
 
-def test_spec_from_entry(tmp_path: Path) -> None:
-    spec = OciMirrorSpec.from_entry({"name": "ngc", "kind": "oci", "registry": "nvcr.io", "username": "$oauthtoken",
-                                     "password_file": "/k", "repositories": ["nvidia/pytorch"],
-                                     "tags": {"include": [r"^24\."], "keep_newest": 3}, "platforms": ["linux/amd64"]})
-    assert spec.registry == "https://nvcr.io" and spec.upstream_host == "nvcr.io" and spec.tags.keep_newest == 3
-    with pytest.raises(Invalid) as exc:
-        OciMirrorSpec.from_entry({"name": "ngc", "kind": "oci", "registry": "ftp://x", "repositories": ["Bad Name"],
-                                  "tags": {"include": ["("], "keep_newest": 0}, "platforms": ["amd64"], "typo": 1})
-    msg = exc.value.detail
-    for key in ("mirrors.ngc.registry", "mirrors.ngc.repositories", "mirrors.ngc.tags.include",
-                "mirrors.ngc.tags.keep_newest", "mirrors.ngc.platforms", "mirrors.ngc.typo"):
-        assert key in msg, msg
+def test_config_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "dgxie.yaml"
+    cfg.write_text(yaml.safe_dump({"mirrors": [
+        {"name": "ngc", "kind": "oci", "registry": "nvcr.io", "username": "$oauthtoken", "password_file": "/k",
+         "repositories": ["nvidia/pytorch"], "tags": {"include": [r"^24\."], "keep_newest": 3},
+         "platforms": ["linux/amd64"]}]}))
+    spec = load(cfg).mirrors[0]
+    assert isinstance(spec, OciMirrorConfig) and spec.registry == "https://nvcr.io"
+    assert spec.upstream_host == "nvcr.io" and spec.tags.keep_newest == 3 and spec.keep_snapshots == 3
+    cfg.write_text(yaml.safe_dump({"mirrors": [
+        {"name": "ngc", "kind": "oci", "registry": "ftp://x", "repositories": ["Bad Name"],
+         "tags": {"include": ["("], "keep_newest": 0}, "platforms": ["amd64"], "typo": 1}]}))
+    with pytest.raises(ConfigError) as exc:
+        load(cfg)
+    assert exc.value.detail.splitlines() == [
+        "mirrors[0].registry: 'ftp://x' is not a registry URL like https://nvcr.io",
+        "mirrors[0].repositories: 'Bad Name' is not a repository name like nvidia/pytorch",
+        "mirrors[0].tags.include: '(' is not a regular expression (missing ), unterminated subpattern at position 0)",
+        "mirrors[0].tags.keep_newest: Input should be greater than or equal to 1",
+        "mirrors[0].platforms: 'amd64' is not a platform like linux/amd64 or linux/arm64/v8",
+        "mirrors[0].typo: Extra inputs are not permitted"]
 
 
 def test_credentials(tmp_path: Path) -> None:

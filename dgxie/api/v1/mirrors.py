@@ -52,5 +52,7 @@ def list_snapshots(name: str, s: SessionDep, site: SiteDep, _: Principal = Viewe
 
 
 @router.post("/{name}/rollback", response_model=MirrorOut)
-def rollback(name: str, body: RollbackIn, s: SessionDep, site: SiteDep, _: Principal = Operator) -> MirrorOut:
-    return queries.rollback(s, site, name, body.snapshot)
+def rollback(name: str, body: RollbackIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> MirrorOut:
+    """Serve a kept older snapshot again; recorded as a `mirror.rollback` event by this token."""
+    service.rollback(s, site, name, body.snapshot, actor=who.actor)
+    return queries.get_mirror(s, site, name)

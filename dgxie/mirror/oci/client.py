@@ -2,7 +2,7 @@
 
 Implements the read half of the OCI Distribution Specification v1.1 (`/v2/<name>/tags/list`,
 `/v2/<name>/manifests/<ref>`, `/v2/<name>/blobs/<digest>`), the Docker token flow (see
-`oci_auth`), RFC 9110 range requests to resume a partial blob, and bounded retries with
+`oci.auth`), RFC 9110 range requests to resume a partial blob, and bounded retries with
 exponential backoff for transport errors, 429 and 5xx. Every manifest and blob is checked against
 its sha256 digest while it streams; nothing unverified reaches the store's published area.
 
@@ -25,7 +25,7 @@ import httpx
 
 from dgxie.blobstore import BlobStore, DigestMismatch
 from dgxie.errors import DgxieError, NotFound, Unauthorized, Unavailable
-from dgxie.mirror.oci_auth import Credentials, next_link, parse_challenge
+from dgxie.mirror.oci.auth import Credentials, next_link, parse_challenge
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

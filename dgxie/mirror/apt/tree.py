@@ -1,10 +1,11 @@
-"""Snapshots on disk: a tree of hardlinks into the blob store, published by an atomic rename.
+"""APT snapshots on disk: a tree of hardlinks into the blob store, published by an atomic rename.
 
-Layout of one mirror (`data_dir/mirror/<kind>/<name>/`):
-`snapshots/<id>/...` (the tree: dists/, pool/ for APT), `manifests/<id>.json`, and `current`, a
+Layout of one mirror (`data_dir/mirrors/apt/<name>/`):
+`snapshots/<id>/...` (the tree: dists/, pool/), `manifests/<id>.json`, and `current`, a
 symlink to `snapshots/<id>` replaced with `rename(2)`, so a reader resolves either the old or the
 new snapshot, never a mix. A tree is built under `snapshots/.tmp-<id>` and renamed into place
-whole; a failure or a kill leaves only a `.tmp-` directory that the next sync removes.
+whole; a failure or a kill leaves only a `.tmp-` directory that the next sync removes. The trees
+are plain files and symlinks, so they can be served as they are (`resolve`, or nginx).
 """
 
 from __future__ import annotations
@@ -16,19 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dgxie.blobstore import BlobStore
-from dgxie.mirror.base import Manifest
-from dgxie.mirror.oci_snapshot import referenced_digests
-from dgxie.mirror.oci_store import store_root
-
-
-def mirror_dir(data_dir: Path, kind: str, name: str) -> Path:
-    """`data_dir/mirrors/<kind>/<name>` (for `oci` the same as `oci_store.oci_state_dir`)."""
-    return data_dir / "mirrors" / kind / name
-
-
-def store_for(data_dir: Path) -> BlobStore:
-    """The one blob store every mirror of every kind shares (`oci_store.store_root`)."""
-    return BlobStore(store_root(data_dir))
+from dgxie.errors import NotFound
+from dgxie.mirror.kind import pruned
+from dgxie.mirror.manifest import Manifest, check_path
 
 
 def new_snapshot_id(root: Path) -> str:
@@ -38,14 +29,6 @@ def new_snapshot_id(root: Path) -> str:
         n += 1
         sid = f"{base}-{n}"
     return sid
-
-
-def check_path(rel: str) -> str:
-    """A manifest path must stay inside the snapshot: relative, no `..`, no empty parts."""
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"unsafe path in manifest: {rel!r}")
-    return rel
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -120,41 +103,30 @@ def load_manifest(root: Path, snapshot: str) -> Manifest:
 
 
 def prune(root: Path, keep: int) -> list[str]:
-    """Keep the `keep` newest snapshots and the current one (after a rollback it may be older);
-    remove the rest. Returns what went."""
-    snaps = list_snapshots(root)
-    cur = current(root)
-    gone = []
-    for sid in snaps[: max(len(snaps) - keep, 0)]:
-        if sid == cur:
-            continue
+    """Keep the `keep` newest snapshots and the current one; remove the rest. Returns what went."""
+    gone = pruned(list_snapshots(root), current(root), keep)
+    for sid in gone:
         (root / "manifests" / f"{sid}.json").unlink(missing_ok=True)
         shutil.rmtree(root / "snapshots" / sid, ignore_errors=True)
-        gone.append(sid)
     return gone
 
 
-def referenced(data_dir: Path) -> set[str]:
-    """Every digest a kept snapshot of any mirror of any kind needs (manifest-based kinds, and
-    the OCI mirrors' own snapshot documents)."""
+def referenced(root: Path) -> set[str]:
+    """Every digest the kept snapshots' manifests name."""
     out: set[str] = set()
-    for mfile in (data_dir / "mirrors").glob("*/*/manifests/*.json"):
+    for mfile in (root / "manifests").glob("*.json"):
         out |= Manifest.load(mfile).digests()
-    for state_dir in (data_dir / "mirrors" / "oci").glob("*"):
-        out |= {d.removeprefix("sha256:") for d in referenced_digests(state_dir)}
     return out
 
 
-def gc(data_dir: Path, *, dry_run: bool = False) -> tuple[int, int]:
-    """Remove store blobs that no kept snapshot references; returns (blobs, bytes) removed.
-    Run it with no sync in progress (a running sync's new blobs are not referenced yet)."""
-    store = store_for(data_dir)
-    keep = referenced(data_dir)
-    n = size = 0
-    for p in (store.root / "blobs" / "sha256").glob("*/*"):
-        if p.name not in keep and p.is_file():
-            n += 1
-            size += p.stat().st_size
-            if not dry_run:
-                p.unlink()
-    return n, size
+def resolve(root: Path, path: str) -> str:
+    """The file at `path` (already checked relative, no `..`) in the published snapshot; NotFound
+    if there is none. `current` is resolved once, so a reader sees one whole snapshot even while
+    the next one is published."""
+    snap = os.path.realpath(root / "current")
+    if not os.path.isdir(snap):
+        raise NotFound(f"mirror {root.name} has no published snapshot")
+    full = os.path.join(snap, path)
+    if not os.path.isfile(full):
+        raise NotFound("no such file")
+    return full

@@ -1,8 +1,8 @@
 """Read side of the OCI mirrors: where they live under the data dir, and a reader that answers
 the distribution API's questions (tags, manifests, blobs) from the published snapshots.
 
-Paths: blobs in the shared store at `<data_dir>/store` (`BlobStore`), each mirror's snapshots in
-`<data_dir>/mirrors/oci/<name>/`. Which mirror serves a repository: with containerd's `?ns=HOST`
+Paths: blobs in the shared store at `<data_dir>/store` (`kind.store_for`), each mirror's snapshots
+in `<data_dir>/mirrors/oci/<name>/` (`kind.mirror_dir`). Which mirror serves a repository: with containerd's `?ns=HOST`
 the mirror whose upstream is HOST; otherwise the first mirror (by name) that holds the repository.
 """
 
@@ -12,17 +12,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgxie.blobstore import BlobStore
 from dgxie.errors import NotFound
-from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, load_snapshot
-
-
-def store_root(data_dir: Path) -> Path:
-    return data_dir / "store"
-
-
-def oci_state_dir(data_dir: Path, name: str) -> Path:
-    return data_dir / "mirrors" / "oci" / name
+from dgxie.mirror.kind import mirrors_dir, store_for
+from dgxie.mirror.oci.snapshot import OciSnapshot, RepoSnapshot, load_snapshot
 
 
 def _canon(host: str) -> str:
@@ -55,8 +47,8 @@ class OciReader:
     """Answers from `current.json` of every OCI mirror; re-reads a snapshot when its file changes."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "mirrors" / "oci"
-        self.store = BlobStore(store_root(data_dir))
+        self.root = mirrors_dir(data_dir, "oci")
+        self.store = store_for(data_dir)
         self._cache: dict[Path, tuple[int, int, OciSnapshot]] = {}
         self._lock = threading.Lock()
 

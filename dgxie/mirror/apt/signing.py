@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dgxie.crypto import SecretBox
-from dgxie.mirror.apt import FileRef, Package
+from dgxie.mirror.apt.repository import FileRef, Package
 
 UID = "dgxie archive signing key <dgxie@localhost>"
 

@@ -1,9 +1,9 @@
 """Sync one OCI mirror: copy the selected tags' indexes, manifests and blobs into the shared
-`BlobStore`, then publish a snapshot atomically (`oci_snapshot.publish_snapshot`).
+`BlobStore`, then publish a snapshot atomically (`snapshot.publish_snapshot`).
 
 Order of work per repository: list tags; filter by include/exclude; fetch every candidate's
 manifest (and, for an index, the manifests of the mirrored platforms) plus its image config, all
-in memory and digest-verified; order by `created` and keep the newest N (`oci_select`); then store
+in memory and digest-verified; order by `created` and keep the newest N (`rules`); then store
 manifests and configs and stream the layers the store lacks (a partial layer left by a killed sync
 is resumed with a Range request). Only when every repository is complete is the snapshot written;
 any error before that leaves the published snapshot as it was.
@@ -14,12 +14,10 @@ the index still lists the other platforms, whose manifests dgxie then answers MA
 
 from __future__ import annotations
 
-import fcntl
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,12 +26,12 @@ from typing import Any, Literal
 import httpx
 
 from dgxie.blobstore import BlobStore
-from dgxie.errors import Conflict, Invalid, NotFound
-from dgxie.mirror.oci import INDEX_TYPES, CorruptContent, Fetched, RegistryClient
-from dgxie.mirror.oci_auth import load_credentials
-from dgxie.mirror.oci_select import newest_first, parse_created, platform_matches, select_tags
-from dgxie.mirror.oci_snapshot import OciSnapshot, RepoSnapshot, publish_snapshot
-from dgxie.mirror.oci_spec import OciMirrorSpec
+from dgxie.errors import Invalid, NotFound
+from dgxie.mirror.oci.auth import load_credentials
+from dgxie.mirror.oci.client import INDEX_TYPES, CorruptContent, Fetched, RegistryClient
+from dgxie.mirror.oci.rules import newest_first, parse_created, platform_matches, select_tags
+from dgxie.mirror.oci.snapshot import OciSnapshot, RepoSnapshot, publish_snapshot
+from dgxie.sections import OciMirrorConfig
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -109,7 +107,7 @@ def _plan_image(client: RegistryClient, repo: str, tag: str, platforms: list[str
     return img
 
 
-def _sync_repo(client: RegistryClient, cfg: OciMirrorSpec, store: BlobStore, repo: str,
+def _sync_repo(client: RegistryClient, cfg: OciMirrorConfig, store: BlobStore, repo: str,
                progress: OciProgress) -> RepoSnapshot:
     try:
         upstream_tags = client.list_tags(repo)
@@ -160,28 +158,15 @@ def _sync_repo(client: RegistryClient, cfg: OciMirrorSpec, store: BlobStore, rep
     return out
 
 
-@contextmanager
-def _sync_lock(state_dir: Path, name: str) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / ".sync.lock").open("a") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(f"mirror {name}: a sync is already running") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def sync_oci(cfg: OciMirrorSpec, store: BlobStore, state_dir: Path, progress: OciProgress | None = None, *,
-             keep_snapshots: int = 5, transport: httpx.BaseTransport | None = None,
-             backoff: float = 0.5) -> OciSnapshot:
-    """Mirror `cfg` into `store` and publish its snapshot under `state_dir`; return the snapshot.
+def sync_oci(cfg: OciMirrorConfig, store: BlobStore, state_dir: Path, progress: OciProgress | None = None, *,
+             transport: httpx.BaseTransport | None = None, backoff: float = 0.5) -> OciSnapshot:
+    """Mirror `cfg` into `store` and publish its snapshot under `state_dir` (keeping
+    `cfg.keep_snapshots`); return the snapshot. The caller makes it the only sync of this mirror
+    (the mirror service holds the mirror's lock).
 
     Raises `Unauthorized` (bad credentials), `NotFound` (unknown repository), `Invalid` (no tag
-    matches), `CorruptContent` (a digest mismatch), `Unavailable` (network), `Conflict` (a sync
-    of this mirror is already running); on any of them the published snapshot is unchanged.
+    matches), `CorruptContent` (a digest mismatch), `Unavailable` (network); on any of them the
+    published snapshot is unchanged.
     """
     lock = threading.Lock()
 
@@ -192,11 +177,10 @@ def sync_oci(cfg: OciMirrorSpec, store: BlobStore, state_dir: Path, progress: Oc
 
     creds = load_credentials(cfg.username, cfg.password_file)
     verify: bool | str = False if cfg.insecure else (str(cfg.ca_file) if cfg.ca_file else True)
-    with _sync_lock(state_dir, cfg.name), RegistryClient(
-            cfg.registry, credentials=creds, verify=verify, timeout=cfg.timeout, retries=cfg.retries,
-            backoff=backoff, transport=transport) as client:
+    with RegistryClient(cfg.registry, credentials=creds, verify=verify, timeout=cfg.timeout, retries=cfg.retries,
+                        backoff=backoff, transport=transport) as client:
         snap = OciSnapshot(name=cfg.name, registry=cfg.registry)
         for repo in cfg.repositories:
             snap.repositories[repo] = _sync_repo(client, cfg, store, repo, emit)
-        publish_snapshot(state_dir, snap, keep=keep_snapshots)
+        publish_snapshot(state_dir, snap, keep=cfg.keep_snapshots)
     return snap

@@ -1,4 +1,5 @@
-"""APT sync: signed Release -> verified indexes -> verified .debs, as a snapshot manifest.
+"""APT sync: signed Release -> verified indexes -> verified .debs, as a snapshot manifest (which
+`apt.kind` then publishes as a file tree).
 
 The order is what makes it safe: nothing is trusted before the Release signature is checked with
 the configured keyring; every index is checked against the signed SHA256 list, every .deb against
@@ -11,30 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from dgxie.mirror import apt, signing
-from dgxie.mirror.apt import AptError, FileRef, Package
-from dgxie.mirror.base import FileEntry, Manifest, SyncContext
+from dgxie.mirror.apt import repository as apt
+from dgxie.mirror.apt import signing
+from dgxie.mirror.apt.repository import AptError, FileRef, Package
 from dgxie.mirror.fetch import FetchError, Wanted
-
-
-@dataclass(frozen=True)
-class AptSource:
-    url: str
-    suites: list[str]
-    components: list[str]
-    architectures: list[str]
-    keyring: Path
-    filter: list[str]
-
-    @classmethod
-    def from_options(cls, o: dict[str, Any]) -> AptSource:
-        return cls(url=str(o["url"]).rstrip("/"), suites=list(o["suites"]), components=list(o["components"]),
-                   architectures=list(o["architectures"]), keyring=Path(o["keyring"]),
-                   filter=list(o.get("filter") or []))
+from dgxie.mirror.kind import SyncContext
+from dgxie.mirror.manifest import FileEntry, Manifest
+from dgxie.sections import AptMirrorConfig
 
 
 def _add(files: dict[str, FileEntry], path: str, ref: FileRef | FileEntry) -> None:
@@ -43,7 +28,7 @@ def _add(files: dict[str, FileEntry], path: str, ref: FileRef | FileEntry) -> No
         files[f"{posixpath.dirname(path)}/by-hash/SHA256/{ref.sha256}"] = FileEntry(ref.sha256, ref.size)
 
 
-def _release(ctx: SyncContext, src: AptSource, suite: str, files: dict[str, FileEntry]) -> apt.Release:
+def _release(ctx: SyncContext, src: AptMirrorConfig, suite: str, files: dict[str, FileEntry]) -> apt.Release:
     """Fetch and verify InRelease (or Release + Release.gpg); record what was kept."""
     f = ctx.fetcher
     base = f"{src.url}/dists/{suite}"
@@ -66,7 +51,7 @@ def _release(ctx: SyncContext, src: AptSource, suite: str, files: dict[str, File
     return release
 
 
-def _indexes(ctx: SyncContext, src: AptSource, suite: str, release: apt.Release,
+def _indexes(ctx: SyncContext, src: AptMirrorConfig, suite: str, release: apt.Release,
              files: dict[str, FileEntry]) -> dict[str, list[Package]]:
     """Fetch every selected index (404 tolerated for a variant of an index that has another);
     return the parsed packages per `component/binary-arch/` directory."""
@@ -107,23 +92,24 @@ def _fetch_first(ctx: SyncContext, urls: list[str], ref: FileRef) -> bool:
     return False
 
 
-def _fingerprint(src: AptSource, files: dict[str, FileEntry]) -> str:
+def _fingerprint(src: AptMirrorConfig, files: dict[str, FileEntry]) -> str:
     signed = {p: f.sha256 for p, f in files.items() if p.endswith(("InRelease", "/Release", "Release.gpg"))}
     blob = json.dumps({"signed": signed, "filter": src.filter, "c": src.components, "a": src.architectures},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def sync(ctx: SyncContext) -> Manifest:
-    src = AptSource.from_options(ctx.source.options)
+def sync(src: AptMirrorConfig, ctx: SyncContext, previous: Manifest | None) -> Manifest:
+    """The new snapshot's manifest (every blob in the store), or `previous` itself when upstream's
+    signed Release, the selection and the filter are unchanged and every blob is still held."""
     files: dict[str, FileEntry] = {}
     ctx.progress.phase = "release"
     releases = {s: _release(ctx, src, s, files) for s in src.suites}
     fp = _fingerprint(src, files)
-    prev = ctx.previous
-    if prev is not None and prev.meta.get("fingerprint") == fp and all(ctx.store.has(d) for d in prev.digests()):
+    if previous is not None and previous.meta.get("fingerprint") == fp and \
+            all(ctx.store.has(d) for d in previous.digests()):
         ctx.progress.phase = "up to date"
-        return prev
+        return previous
     ctx.progress.phase = "indexes"
     per_suite = {s: _indexes(ctx, src, s, r, files) for s, r in releases.items()}
     ctx.tick()
@@ -133,7 +119,7 @@ def sync(ctx: SyncContext) -> Manifest:
             raise AptError(f"filter {src.filter} matches no package in {src.url} {' '.join(src.suites)}")
         if ctx.box is None:
             raise AptError("a filtered mirror needs the site's secret box to keep its signing key")
-        key = signing.ArchiveKey(ctx.work_dir / "gnupg", ctx.box)
+        key = signing.ArchiveKey(ctx.root / "gnupg", ctx.box)
         for suite, idx in per_suite.items():
             per_suite[suite] = {d: [p for p in ps if p.name in keep] for d, ps in idx.items()}
             _resign(ctx, key, src, suite, releases[suite], per_suite[suite], files)
@@ -152,26 +138,26 @@ def sync(ctx: SyncContext) -> Manifest:
     ctx.fetcher.fetch_many(wanted, on_tick=ctx.tick)
     for p in pkgs.values():
         files[p.filename] = FileEntry(p.sha256, p.size)
-    _keep_previous_by_hash(ctx, files)
-    meta = {"upstream": src.url, "suites": src.suites, "components": src.components,
-            "architectures": src.architectures, "packages": len(pkgs), "filtered": bool(src.filter),
+    _keep_previous_by_hash(ctx, previous, files)
+    meta = {"upstream": src.url, "suites": list(src.suites), "components": list(src.components),
+            "architectures": list(src.architectures), "packages": len(pkgs), "filtered": bool(src.filter),
             "fingerprint": fp}
-    return Manifest(mirror=ctx.source.name, kind="apt", files=files, meta=meta)
+    return Manifest(mirror=src.name, kind="apt", files=files, meta=meta)
 
 
-def _keep_previous_by_hash(ctx: SyncContext, files: dict[str, FileEntry]) -> None:
+def _keep_previous_by_hash(ctx: SyncContext, previous: Manifest | None, files: dict[str, FileEntry]) -> None:
     """Keep the previous snapshot's indexes reachable by hash, so a client that read the old
     InRelease just before the switch still gets matching indexes (as Debian's archive does)."""
-    if ctx.previous is None:
+    if previous is None:
         return
-    for path, f in ctx.previous.files.items():
+    for path, f in previous.files.items():
         if path.startswith("dists/") and "/by-hash/" not in path and not path.endswith(("Release", ".gpg")):
             bh = f"{posixpath.dirname(path)}/by-hash/SHA256/{f.sha256}"
             if bh not in files and ctx.store.has(f.sha256):
                 files[bh] = f
 
 
-def _resign(ctx: SyncContext, key: signing.ArchiveKey, src: AptSource, suite: str, upstream: apt.Release,
+def _resign(ctx: SyncContext, key: signing.ArchiveKey, src: AptMirrorConfig, suite: str, upstream: apt.Release,
             idx: dict[str, list[Package]], files: dict[str, FileEntry]) -> None:
     """Replace the suite's indexes with filtered Packages(.gz) and a Release signed by dgxie."""
     for p in [p for p in files if p.startswith(f"dists/{suite}/")]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from dgxie.blobstore import BlobStore
 from dgxie.errors import Invalid
+from dgxie.mirror.kind import pruned
 
 FORMAT = "dgxie.oci-snapshot/1"
 
@@ -117,13 +118,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def publish_snapshot(state_dir: Path, snap: OciSnapshot, *, keep: int = 5) -> Path:
-    """Write `snap` to the history, then make it current (atomic rename); keep `keep` old ones."""
+    """Write `snap` to the history, then make it current (atomic rename); keep the `keep` newest
+    (and the current one, `kind.pruned`)."""
     data = json.dumps(snap.to_manifest(), indent=1).encode()
     _atomic_write(state_dir / "snapshots" / f"{snap.id}.json", data)
     _atomic_write(state_dir / "current.json", data)
-    history = sorted((state_dir / "snapshots").glob("*.json"))
-    for old in history[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
+    for sid in pruned(list_history(state_dir), snap.id, keep):
+        (state_dir / "snapshots" / f"{sid}.json").unlink(missing_ok=True)
     return state_dir / "current.json"
 
 
