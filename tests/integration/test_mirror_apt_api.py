@@ -123,7 +123,6 @@ def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path
 
 
 def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
-    import asyncio
     from datetime import timedelta
 
     from dgxie.mirror.schedule import Scheduler, due
