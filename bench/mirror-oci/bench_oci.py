@@ -28,7 +28,7 @@ from dgxie import db  # noqa: E402
 from dgxie.mirror.kind import mirror_dir, store_for  # noqa: E402
 from dgxie.mirror.oci.sync import sync_oci  # noqa: E402
 from dgxie.sections import OciMirrorConfig  # noqa: E402
-from tests.helpers_oci import OCI_INDEX, OCI_MANIFEST, Layout, docker_registry, layer, serve_dgxie  # noqa: E402
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Layout, docker_registry, layer, serve_dgxie  # noqa: E402
 
 
 def image(lay: Layout, tag: str, layers: list[bytes]) -> None:

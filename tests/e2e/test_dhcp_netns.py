@@ -1,5 +1,5 @@
 """DHCP end to end: `dgxie serve` in a network namespace, real ISC dhclient clients in others,
-a relay agent (scapy-built relayed packets) in another; see tests/helpers_dhcp_netns.py."""
+a relay agent (scapy-built relayed packets) in another; see tests/support/dhcp_netns.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dgxie.config import load
 from dgxie.models import DhcpLease, Node
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
-from tests import helpers_dhcp_netns as nn
+from tests.support import dhcp_netns as nn
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("dhclient") is None or shutil.which("ip") is None,

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dgxie.models import FirmwareReading, FirmwareScan
-from tests.helpers_bmc import DGX_MOCKUP, sushy_static
+from tests.support.bmc import DGX_MOCKUP, sushy_static
 
 
 class Injector(http.server.ThreadingHTTPServer):

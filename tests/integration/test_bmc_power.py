@@ -20,7 +20,7 @@ from dgxie.app import create_app
 from dgxie.bmc.base import Endpoint
 from dgxie.bmc.redfish import RedfishBmc
 from dgxie.nodes import power, service
-from tests.helpers_bmc import ipmi_sim, sushy_emulator
+from tests.support.bmc import ipmi_sim, sushy_emulator
 
 SYS_OFF = "/redfish/v1/Systems/11111111-1111-4111-8111-111111111111"
 

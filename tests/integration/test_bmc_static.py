@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie.app import create_app
-from tests.helpers_bmc import DGX_MOCKUP, RACK_MOCKUP, REPO, sushy_static
+from tests.support.bmc import DGX_MOCKUP, RACK_MOCKUP, sushy_static
+from tests.support.paths import REPO
 
 
 def _edited_dgx(dst: Path) -> Path:

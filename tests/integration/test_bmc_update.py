@@ -1,7 +1,7 @@
 """Firmware update: stage a package served by dgxie over HTTP, SimpleUpdate(ImageURI) and
 MultipartHttpPushUri, follow the Task, rescan, rolling batches stopping at the first failure.
 
-The BMCs are tests/helpers_update_peer.py, a small Redfish update peer of our own following the
+The BMCs are tests/support/update_peer.py, a small Redfish update peer of our own following the
 DMTF UpdateService/TaskService/Task schemas: no emulator available here implements updates
 (sushy-static is read-only; sushy-emulator has no UpdateService). It really fetches the ImageURI
 from dgxie, served by uvicorn on loopback.
@@ -23,8 +23,8 @@ import pytest
 import uvicorn
 
 from dgxie.app import create_app
-from tests.helpers_bmc import free_port
-from tests.helpers_update_peer import update_peer
+from tests.support.bmc import free_port
+from tests.support.update_peer import update_peer
 
 FW = "/redfish/v1/UpdateService/FirmwareInventory"
 

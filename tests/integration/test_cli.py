@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.paths import SHARED
+from tests.support.paths import SHARED
 
 
 def test_node_lifecycle_commands(cli, tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 from dgxie.netboot.dhcp.server import Bind, DhcpServer
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
-from tests.helpers_dhcp import BIOS_OPTS, PUBLIC, client_packet, ip_int, mac, subnets
-from tests.net import free_port
+from tests.support.dhcp import BIOS_OPTS, PUBLIC, client_packet, ip_int, mac, subnets
+from tests.support.net import free_port
 
 LOCAL = ipaddress.IPv4Address("127.0.0.1").packed
 

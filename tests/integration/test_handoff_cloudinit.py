@@ -27,8 +27,8 @@ from dgxie.boot.state import State
 from dgxie.context import Context
 from dgxie.handoff import bootstrap, secrets
 from dgxie.models import Event
-from tests.helpers_handoff import add_node, boot_token, node_state, templates_with
-from tests.net import free_port
+from tests.support.handoff import add_node, boot_token, node_state, templates_with
+from tests.support.net import free_port
 
 MUNGE = "bXVuZ2Uta2V5LWZvci10ZXN0cy0wMTIzNDU2Nzg5"  # what `base64 -w0 munge.key` gives
 JOIN = "abcdef.0123456789abcdef"

@@ -17,7 +17,7 @@ from dgxie.handoff import bootstrap, hooks
 from dgxie.models import Event
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.service import get_node
-from tests.helpers_handoff import add_node
+from tests.support.handoff import add_node
 
 
 def hook_events(ctx: Context, hostname: str) -> list[Event]:

@@ -15,7 +15,8 @@ import yaml
 from dgxie.boot.state import State
 from dgxie.compose import build_context
 from dgxie.config import Settings
-from tests.helpers_handoff import FACTS_DGX, add_node
+from tests.support.handoff import FACTS_DGX, add_node
+from tests.support.paths import REPO
 
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
 
@@ -71,7 +72,7 @@ def site_config(sqlite_url: str, tmp_path: Path) -> Path:
     return cfg
 
 
-SHIPPED_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dgxie-inventory"
+SHIPPED_SCRIPT = REPO / "scripts" / "dgxie-inventory"
 
 
 def test_ansible_inventory_reads_the_dynamic_script_and_the_ini(site_config: Path, tmp_path: Path) -> None:

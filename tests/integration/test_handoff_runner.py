@@ -27,7 +27,7 @@ from dgxie.context import Context
 from dgxie.handoff.runner import BootstrapWorker, run_command
 from dgxie.models import Event
 from dgxie.models.types import utcnow
-from tests.helpers_handoff import add_node, node_state
+from tests.support.handoff import add_node, node_state
 
 PLAY = """- hosts: all
   gather_facts: false

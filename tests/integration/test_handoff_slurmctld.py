@@ -18,8 +18,8 @@ import pytest
 
 from dgxie.handoff import slurm
 from dgxie.handoff.records import NodeRecord
-from tests.helpers_handoff import FACTS_DGX
-from tests.net import free_port
+from tests.support.handoff import FACTS_DGX
+from tests.support.net import free_port
 
 SLURMCTLD = shutil.which("slurmctld") or "/usr/sbin/slurmctld"
 MUNGED = shutil.which("munged") or "/usr/sbin/munged"

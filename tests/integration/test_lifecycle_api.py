@@ -19,7 +19,7 @@ from dgxie.models import Event, Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import lifecycle, service
 from dgxie.nodes.reprovision import ReprovisionHooks, reprovision
-from tests.helpers_lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
+from tests.support.lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 
 SETTINGS: dict[str, Any] = {
     "site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},

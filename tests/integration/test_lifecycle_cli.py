@@ -13,7 +13,7 @@ import yaml
 from dgxie import db
 from dgxie.context import Context
 from dgxie.nodes import callbacks, service
-from tests.helpers_lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
+from tests.support.lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 
 SITE = {"site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY], "vars": {"admin_user": "ops"}},
         "vars": {"locale": "de_DE.UTF-8"}}

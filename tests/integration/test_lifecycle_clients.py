@@ -35,8 +35,9 @@ from dgxie.boot.urls import expand_cmdline
 from dgxie.compose import build_context
 from dgxie.context import Context
 from dgxie.install import seed
-from tests.helpers_lifecycle import SHARED, SSH_KEY, enroll, kinds, node, site, state_of, token_of
-from tests.net import free_port as _free_port
+from tests.support.lifecycle import SSH_KEY, enroll, kinds, node, site, state_of, token_of
+from tests.support.net import free_port as _free_port
+from tests.support.paths import SHARED
 
 SYS_PY = "/usr/bin/python3"  # the Debian python that cloud-init's package installs into
 DISKS = ["/dev/nvme0n1", "/dev/nvme1n1"]

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from dgxie import db
 from dgxie.app import create_app
 from dgxie.events import list_events
-from tests.helpers_mirror_apt import World, world
+from tests.support.mirror_apt import World, world
 
 
 @pytest.fixture

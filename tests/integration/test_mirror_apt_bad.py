@@ -17,8 +17,8 @@ import pytest
 
 from dgxie.mirror import service
 from dgxie.mirror.kind import mirror_dir, store_for
-from tests.helpers_mirror_apt import World, make_key, world
 from tests.integration.test_mirror_apt_sync import make
+from tests.support.mirror_apt import World, make_key, world
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_expired_key(up: World, sqlite_url: str, tmp_path: Path) -> None:
     subprocess.run(["gpg", "--batch", "--homedir", str(home), "--faked-system-time", "20240101T000000",
                     "--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key", "Old <old@example.org>",
                     "ed25519", "sign", "1d"], check=True, capture_output=True)
-    from tests.helpers_mirror_apt import GpgKey
+    from tests.support.mirror_apt import GpgKey
 
     up.repo.key = GpgKey(home, "Old <old@example.org>")
     up.repo.publish(faked_time="20240101T120000")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.helpers_oci import Registry, raw_digest, run_cli, serve_dgxie, write_config
 from tests.integration.test_mirror_oci_sync import mirror, upstream  # noqa: F401 (module fixture)
+from tests.support.oci import Registry, raw_digest, run_cli, serve_dgxie, write_config
 
 
 def test_oci_through_mirror_commands_and_bundle(upstream: tuple[Registry, dict[str, Any]],  # noqa: F811

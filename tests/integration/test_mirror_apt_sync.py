@@ -16,7 +16,7 @@ from dgxie.config import Settings
 from dgxie.context import Context
 from dgxie.mirror import service
 from dgxie.mirror.kind import mirror_dir
-from tests.helpers_mirror_apt import World, apt_get, dgxie_http, world
+from tests.support.mirror_apt import World, apt_get, dgxie_http, world
 
 
 @pytest.fixture

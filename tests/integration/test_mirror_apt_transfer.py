@@ -14,8 +14,8 @@ import pytest
 
 from dgxie.errors import Invalid
 from dgxie.mirror import bundle, service
-from tests.helpers_mirror_apt import World, apt_get, dgxie_http, world
 from tests.integration.test_mirror_apt_sync import make
+from tests.support.mirror_apt import World, apt_get, dgxie_http, world
 
 
 @pytest.fixture

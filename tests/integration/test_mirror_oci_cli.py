@@ -18,7 +18,7 @@ from dgxie.mirror.oci.snapshot import (
     publish_snapshot,
     referenced_digests,
 )
-from tests.helpers_oci import run_cli, write_config
+from tests.support.oci import run_cli, write_config
 
 D = "sha256:" + "c" * 64
 E = "sha256:" + "d" * 64

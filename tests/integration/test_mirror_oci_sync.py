@@ -2,7 +2,7 @@
 
 The image is a multi-arch OCI layout written by the test (no Docker) and pushed with
 `skopeo copy --all`. dgxie mirrors it, serves it on /v2/, and skopeo pulls it back with the same
-digests. The fault injector (helpers_oci_peers.FaultProxy, written here because no packaged
+digests. The fault injector (support/oci_peers.py: FaultProxy, written here because no packaged
 equivalent exists) tampers with or stalls a blob between dgxie and the real registry.
 """
 
@@ -27,7 +27,7 @@ from dgxie.mirror.oci.client import RegistryClient
 from dgxie.mirror.oci.snapshot import adopt_snapshot, current_snapshot
 from dgxie.mirror.oci.store import OciReader, UnknownManifest
 from dgxie.mirror.service import mirror_lock
-from tests.helpers_oci import (
+from tests.support.oci import (
     Layout,
     Registry,
     add_image,
@@ -41,7 +41,7 @@ from tests.helpers_oci import (
     skopeo,
     write_config,
 )
-from tests.helpers_oci_peers import FaultProxy
+from tests.support.oci_peers import FaultProxy
 
 # 24.01 was rebuilt last, so "newest" by created time differs from tag order.
 TAGS = {"23.12-py3": "2023-12-15T00:00:00Z", "24.01": "2024-05-20T08:00:00.123456789Z",

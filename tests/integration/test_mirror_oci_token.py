@@ -1,5 +1,5 @@
 """NGC-style auth: the real `docker-registry` with `auth: token`, behind a token server written for
-the test (helpers_oci_peers.TokenServer; no packaged token server exists here) that accepts only
+the test (support/oci_peers.py: TokenServer; no packaged token server exists here) that accepts only
 user `$oauthtoken` with the right API key, like nvcr.io's.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dgxie.mirror.kind import mirror_dir
-from tests.helpers_oci import (
+from tests.support.oci import (
     Layout,
     Registry,
     add_image,
@@ -24,7 +24,7 @@ from tests.helpers_oci import (
     serve_dgxie,
     write_config,
 )
-from tests.helpers_oci_peers import TokenServer
+from tests.support.oci_peers import TokenServer
 
 KEY = "nvapi-test-0123456789abcdef"
 

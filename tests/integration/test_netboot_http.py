@@ -22,7 +22,7 @@ from dgxie.context import Context
 from dgxie.models import Node
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
-from tests.helpers_netboot import free_port, serve_http, write_random
+from tests.support.netboot import free_port, serve_http, write_random
 
 CMDLINE = "console=ttyS0 ds=nocloud-net;s={base} host={hostname} mac={mac}"
 

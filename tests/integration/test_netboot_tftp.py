@@ -12,7 +12,7 @@ import pytest
 
 from dgxie.netboot import tftp_codec as c
 from dgxie.netboot.tftp import TftpServer
-from tests.helpers_netboot import free_port, loop_thread, write_random
+from tests.support.netboot import free_port, loop_thread, write_random
 
 pytestmark = pytest.mark.skipif(not shutil.which("tftp") or not shutil.which("curl"), reason="tftp-hpa/curl missing")
 

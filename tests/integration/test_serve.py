@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.net import free_port
+from tests.support.net import free_port
 
 
 def test_serve_process(tmp_path: Path, db_url: str) -> None:

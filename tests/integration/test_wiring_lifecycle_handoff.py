@@ -14,7 +14,7 @@ from dgxie.install import seed
 from dgxie.nodes import service
 from dgxie.nodes.reprovision import reprovision
 from dgxie.sections import RoleConfig
-from tests.helpers_lifecycle import enroll, node, site, state_of
+from tests.support.lifecycle import enroll, node, site, state_of
 
 
 @pytest.mark.parametrize("os_", ["ubuntu", "debian", "rhel"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.paths import REPO
+from tests.support.paths import REPO
 
 DOC = REPO / "docs" / "architecture.md"
 

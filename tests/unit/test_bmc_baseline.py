@@ -11,8 +11,8 @@ import yaml
 
 from dgxie.errors import Invalid
 from dgxie.firmware.baseline import Requirement, load_dir, load_file, parse, pick
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CAPTURE = REPO / ".." / "shared" / "reference" / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
 
 

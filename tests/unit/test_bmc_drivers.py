@@ -15,7 +15,7 @@ from dgxie.bmc.ipmi import IpmiBmc
 from dgxie.bmc.redfish import RedfishBmc
 from dgxie.bmc.scan import scan
 from dgxie.bmc.transport import retrying
-from tests.net import free_port
+from tests.support.net import free_port
 
 FAST = Options(timeout=1, retries=0, backoff=0)
 

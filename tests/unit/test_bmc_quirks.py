@@ -13,8 +13,9 @@ from dgxie.bmc.base import BmcAuthError, BmcProtocolError, Component, Endpoint
 from dgxie.bmc.facts import system_facts
 from dgxie.bmc.ipmi import parse_bootparam, parse_power
 from dgxie.bmc.transport import backoff_delays, decode, error_message
+from tests.support.paths import SHARED
 
-REF = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "redfish"
+REF = SHARED / "reference" / "redfish"
 DGX = REF / "nvidia-dgx-h100" / "redfish" / "v1"
 RACK = REF / "dmtf-public-rackmount1" / "redfish" / "v1"
 

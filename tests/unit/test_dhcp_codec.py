@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from dgxie.netboot.dhcp import codec as c
-from tests.helpers_dhcp import BIOS_OPTS, client_packet, mac
+from tests.support.dhcp import BIOS_OPTS, client_packet, mac
 
 
 def test_decode_scapy_discover() -> None:

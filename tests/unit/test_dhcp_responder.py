@@ -7,7 +7,7 @@ import ipaddress
 
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.leases import Reservation
-from tests.helpers_dhcp import (
+from tests.support.dhcp import (
     BIOS_OPTS,
     HTTP_OPTS,
     IPXE_OPTS,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
 from dgxie.handoff import ansible
 from dgxie.handoff.records import NodeRecord
+from tests.support.paths import SHARED
 
-REF = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "deepops"
+REF = SHARED / "reference" / "deepops"
 
 NODES = [
     NodeRecord("mgmt01", "10.0.0.1", "k8s-control", "ready", ("kube_control_plane", "etcd")),

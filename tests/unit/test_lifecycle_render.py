@@ -16,7 +16,8 @@ from dgxie.boot.validate import RenderError
 from dgxie.boot.vars import merge
 from dgxie.errors import Invalid, NotFound
 from dgxie.install import seed
-from tests.helpers_lifecycle import SHARED, SSH_KEY, node, site
+from tests.support.lifecycle import SSH_KEY, node, site
+from tests.support.paths import SHARED
 
 REFERENCE_SCHEMA = SHARED / "reference" / "subiquity-autoinstall-schema.json"
 DISKS = ["/dev/nvme0n1", "/dev/nvme1n1"]

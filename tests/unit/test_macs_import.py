@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from dgxie.errors import Invalid
 from dgxie.nodes.importer import parse_dhcp_host, parse_file
 from dgxie.nodes.macs import canonical_mac
-from tests.paths import SHARED
+from tests.support.paths import SHARED
 
 
 @pytest.mark.parametrize("raw", ["aa:bb:cc:dd:ee:f0", "AA-BB-CC-DD-EE-F0", "aabb.ccdd.eef0", "AABBCCDDEEF0",

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
+from tests.support.paths import REPO, SHARED
+
 SRV, RELAY = "ddsrv", "ddrly"
 CLIENTS = {1: "ddcli1", 2: "ddcli2", 3: "ddcli3"}
 SERVER_IP = "10.201.0.1"

@@ -13,9 +13,8 @@ from dgxie.models import Node
 from dgxie.nodes import service
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.schemas import NodeCreate
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
 PATH_TO_INSTALLED = (State.INSTALLING, State.INSTALLED)
 
 FACTS_DGX = {"cpus": 224, "sockets": 2, "cores_per_socket": 56, "threads_per_core": 2, "memory_mib": 2097152,

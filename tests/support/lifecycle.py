@@ -10,8 +10,6 @@ from dgxie.models import Image, Interface, Node, Profile
 from dgxie.sections import AptMirrorConfig, HandoffConfig, SiteConfig
 from dgxie.site import Site
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdgxietestkeyonlyforthetestsuite000000000 admin@dgxie"
 
 TEMPLATES = {"ubuntu": "ubuntu/autoinstall", "debian": "debian/preseed", "rhel": "rhel/kickstart"}

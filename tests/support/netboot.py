@@ -14,7 +14,7 @@ import uvicorn
 
 from dgxie.app import create_app, http_protocol
 from dgxie.context import Context
-from tests.net import free_port as free_port  # re-exported for the tests that import it from here
+from tests.support.net import free_port as free_port  # re-exported for the tests that import it from here
 
 
 @contextmanager

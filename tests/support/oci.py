@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.net import free_port as free_port  # re-exported for the tests that import it from here
+from tests.support.net import free_port as free_port  # re-exported for the tests that import it from here
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.net import free_port as free_port  # re-exported for the tests that import it from here
+from tests.support.net import free_port as free_port  # re-exported for the tests that import it from here
+from tests.support.paths import SHARED
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
 REFERENCE = SHARED / "reference"
 DGX_MOCKUP = REFERENCE / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
 RACK_MOCKUP = REFERENCE / "redfish" / "dmtf-public-rackmount1" / "redfish" / "v1"
