@@ -30,3 +30,30 @@ def test_where_does_x_go_names_real_places() -> None:
     for path in re.findall(r"`((?:api|compose|boot|nodes|cli|mirror|bmc)/[a-z_<>/.]+?\.py)", table):
         if "<" not in path:
             assert (REPO / "dgxie" / path).exists(), path
+
+
+def test_docs_name_modules_and_files_that_exist() -> None:
+    """Every `dgxie/...py` path and `dgxie.a.b` name in docs/ and the README is real (after a move,
+    the docs follow)."""
+    import importlib
+
+    texts = [p.read_text() for p in sorted((REPO / "docs").glob("*.md"))] + [(REPO / "README.md").read_text()]
+    missing = []
+    for text in texts:
+        for path in set(re.findall(r"\bdgxie/[A-Za-z0-9_/]+\.py\b", text)):
+            if not (REPO / path).exists():
+                missing.append(path)
+        for dotted in set(re.findall(r"(?<![\w/.-])dgxie(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?![\w-])", text)):
+            parts = dotted.split(".")
+            for i in range(len(parts), 0, -1):
+                try:
+                    obj: object = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[i:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    missing.append(dotted)
+                break
+    assert missing == []
