@@ -1,0 +1,101 @@
+"""Sections of what dgxie serves and whom it talks to: the API, DHCP, TFTP, boot, BMCs, firmware."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dgxie.sections.common import Strict, hostport
+
+
+class ApiConfig(Strict):
+    listen: str = "127.0.0.1:8080"
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+    _check_listen = field_validator("listen")(classmethod(lambda cls, v: hostport(v)))
+
+
+class SubnetConfig(Strict):
+    cidr: ipaddress.IPv4Network
+    pool: str | None = None
+    routers: list[ipaddress.IPv4Address] = []
+    dns: list[ipaddress.IPv4Address] = []
+    domain: str | None = None
+    lease_seconds: int = Field(default=3600, ge=60)
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _cidr(cls, v: Any) -> Any:
+        try:
+            return ipaddress.IPv4Network(str(v), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a network address in CIDR form ({exc})") from None
+
+    def pool_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None:
+        if self.pool is None:
+            return None
+        lo, _, hi = self.pool.partition("-")
+        return ipaddress.IPv4Address(lo.strip()), ipaddress.IPv4Address(hi.strip())
+
+    @model_validator(mode="after")
+    def _pool_inside(self) -> SubnetConfig:
+        if self.pool is not None:
+            lo_s, sep, hi_s = self.pool.partition("-")
+            if not sep:
+                raise ValueError(f"pool: {self.pool!r} is not FIRST-LAST")
+            for part in (lo_s.strip(), hi_s.strip()):
+                try:
+                    addr = ipaddress.IPv4Address(part)
+                except ValueError:
+                    raise ValueError(f"pool: {part!r} is not an IPv4 address") from None
+                if addr not in self.cidr:
+                    raise ValueError(f"pool: {addr} is outside {self.cidr}")
+            lo, hi = ipaddress.IPv4Address(lo_s.strip()), ipaddress.IPv4Address(hi_s.strip())
+            if lo > hi:
+                raise ValueError(f"pool: {lo} comes after {hi}")
+        for r in self.routers:
+            if r not in self.cidr:
+                raise ValueError(f"routers: {r} is outside {self.cidr}")
+        return self
+
+
+class DhcpConfig(Strict):
+    enabled: bool = False
+    interfaces: list[str] = []
+    mode: Literal["authoritative", "proxy"] = "authoritative"
+    discovery: bool = False
+    listen_port: int = 67
+    subnets: list[SubnetConfig] = []
+
+
+class TftpConfig(Strict):
+    enabled: bool = False
+    listen: str = "0.0.0.0:69"
+    root: Path | None = None  # default: <data_dir>/tftp (searched before ipxe_dir)
+    ipxe_dir: Path = Path("/usr/lib/ipxe")  # Debian's `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi
+    max_blksize: int = Field(default=65464, ge=512, le=65464)
+
+    _check_listen = field_validator("listen")(classmethod(lambda cls, v: hostport(v)))
+
+
+class BootConfig(Strict):
+    discovery_image: str | None = None  # image booted by unknown/discovered nodes when dhcp.discovery is on
+    script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
+
+
+class BmcConfig(Strict):
+    """How dgxie talks to BMCs (Redfish and IPMI); see docs/firmware.md."""
+
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    retries: int = Field(default=2, ge=0, le=10)
+    per_bmc: int = Field(default=4, ge=1, le=64)
+    scan_concurrency: int = Field(default=100, ge=1, le=2000)
+    tls_verify: bool = False
+    ca_file: Path | None = None
+
+
+class FirmwareConfig(Strict):
+    baselines: Path = Path("firmware")
