@@ -109,6 +109,18 @@ class NodeUpdate(_In):
     _tags = field_validator("tags")(classmethod(lambda cls, v: None if v is None else NodeCreate._tags(v)))
 
 
+class EnrollIn(_In):
+    """`POST /api/v1/nodes/{ref}/enroll`: what a discovered node becomes."""
+
+    profile: str = Field(description="the profile it installs (e.g. an `image/deploy` profile)")
+    hostname: str | None = Field(default=None, description="rename it (discovered nodes are node-<mac>)")
+    role: str | None = Field(default=None, description="default: the profile's role")
+    ip: str | None = Field(default=None, description="a reserved address in one of the subnets")
+    tags: list[str] | None = None
+
+    _hostname = field_validator("hostname")(classmethod(lambda cls, v: None if v is None else check_hostname(v)))
+
+
 class BmcOut(BaseModel):
     url: str | None
     username: str | None
