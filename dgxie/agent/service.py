@@ -112,7 +112,10 @@ def receive_facts(session: Session, node: Node, data: bytes, *, max_bytes: int) 
 
 
 def plan(session: Session, site: Site, node: Node) -> str:
-    """The deploy or erase plan (shell text) with a fresh token; a deploy moves the node to installing."""
+    """The deploy or erase plan (shell text) with a fresh token; a deploy moves the node to installing.
+
+    A plan that cannot be made for this machine (no disk matches the profile's rule) fails the
+    node with the reason and raises `PlanRefused`; the caller commits that, then answers 409."""
     detail = (node.facts or {}).get("commissioning") or {}
     found = facts.disks_of(detail)
     if node.state == State.ERASING:
@@ -133,7 +136,13 @@ def plan(session: Session, site: Site, node: Node) -> str:
     try:
         chosen = disks.choose(found, disks.parse_rule(values))
     except ValueError as exc:
-        raise Conflict(f"{node.hostname}: {exc}") from None
+        reason = f"deploy failed at plan: {exc}"
+        if node.state == State.ENROLLED:
+            transition(session, node, State.INSTALLING, actor=AGENT, kind="install.start",
+                       reason="agent asked for its plan")
+        transition(session, node, State.FAILED, actor=AGENT, kind="install.failed", reason=reason[:500],
+                   data={"step": "plan"})
+        raise PlanRefused(reason) from None
     if node.state == State.ENROLLED:
         transition(session, node, State.INSTALLING, actor=AGENT, kind="install.start",
                    reason=f"agent deploys {image.name} to {' '.join(d.path for d in chosen)}")
@@ -149,6 +158,10 @@ def plan(session: Session, site: Site, node: Node) -> str:
     ).text()
 
 
+class PlanRefused(Exception):
+    """The plan cannot be made; the node is already `failed` with this reason (commit, then 409)."""
+
+
 def progress(session: Session, node: Node, step: str, message: str) -> None:
     """One progress event (the agent's own steps: partition, image, bootloader, ...)."""
     if node.state == State.INSTALLING:
@@ -162,6 +175,8 @@ def done(session: Session, site: Site, node: Node, *, status: str, step: str, lo
     if status not in ("ok", "failed"):
         raise Invalid("status must be ok or failed")
     tail = log[-MAX_LOG:]
+    if status == "failed" and node.state == State.FAILED:
+        return "failed"  # dgxie failed it first (a refused plan) or a retried report
     if node.state == State.INSTALLING:
         if status == "ok":
             transition(session, node, State.INSTALLED, actor=AGENT, kind="install.finished",

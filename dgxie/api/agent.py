@@ -23,7 +23,7 @@ from dgxie.agent import service
 from dgxie.api.deps import get_ctx
 from dgxie.context import Context
 from dgxie.db import session_scope
-from dgxie.errors import Invalid, TooLarge, Unauthorized
+from dgxie.errors import Conflict, Invalid, TooLarge, Unauthorized
 from dgxie.models import Node
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"])
@@ -97,7 +97,18 @@ async def facts(request: Request) -> Response:
 async def plan(request: Request) -> Response:
     ctx = get_ctx(request)
     token = _token(request)
-    text = await run_in_threadpool(_with_node, ctx, token, lambda s, n: service.plan(s, ctx.site, n))
+
+    def work() -> tuple[str, str | None]:
+        with session_scope(ctx.sessions) as s:
+            node = service.node_by_token(s, token)
+            try:
+                return service.plan(s, ctx.site, node), None
+            except service.PlanRefused as exc:
+                return "", str(exc)  # committed: the node is failed with the reason
+
+    text, refused = await run_in_threadpool(work)
+    if refused is not None:
+        raise Conflict(refused)
     return Response(text, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
 

@@ -1,0 +1,105 @@
+"""A real install, end to end (issue 11): power-on to `ready` with nothing from outside.
+
+Before anything boots, on the host: dgxie syncs a filtered APT mirror of the Debian archive this
+machine's APT uses (tests/support/debian_mirror.py, cached), builds the OS image and the agent from
+it (`dgxie image build`, `dgxie agent build`; cached by input key in a builder state under the test
+cache), and mirrors a small OCI image from a local docker-registry.
+
+Then, in network namespace `dpsrv` with no route anywhere (bridge `dpbr0` 10.204.0.1/24 and a tap),
+`dgxie serve` (SQLite) answers DHCP, TFTP, HTTP. A QEMU VM (TCG) with an empty virtual disk and an
+unknown MAC powers on and:
+
+  PXE -> agent (discovery) -> commissioning facts -> `discovered`
+  test enrolls it (API) and reprovisions it (API) -> the waiting agent deploys the image
+  -> reboot -> local-disk script -> GRUB -> Debian -> cloud-init from dgxie (NoCloud seedfrom)
+  -> role bootstrap: apt-get update from dgxie's mirror, containerd pulls through dgxie's /v2/
+  -> `ready`
+
+BIOS (SeaBIOS + iPXE ROM) and UEFI (OVMF: PXE -> TFTP ipxe.efi) both. The test asserts on the
+node's events and facts, on the VM's serial console, and on a capture of every frame the VM sent
+(nothing to any address but dgxie's). `make e2e-deploy` runs it; it is slow under TCG.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import deploy_vm as dv
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.deploy,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (netns, tap)"),
+    pytest.mark.skipif(not shutil.which("qemu-system-x86_64") or not dv.OVMF_CODE.exists()
+                       or not shutil.which("mmdebstrap"), reason="qemu/ovmf/mmdebstrap missing"),
+    pytest.mark.timeout(3600),
+]
+
+
+@pytest.fixture(scope="module")
+def built() -> dv.Builder:
+    """Mirror synced, image and agent built (all cached: a rerun downloads and builds nothing)."""
+    return dv.prepare_builder()
+
+
+@pytest.fixture(scope="module")
+def server(built: dv.Builder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dv.Server]:
+    with dv.serve(built, tmp_path_factory.mktemp("deploy")) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("fw", ["bios", "uefi"])
+def test_power_on_to_ready(server: dv.Server, fw: str) -> None:
+    if fw == "uefi" and os.environ.get("DGXIE_DEPLOY_FIRMWARE", "bios,uefi").find("uefi") < 0:
+        pytest.skip("DGXIE_DEPLOY_FIRMWARE excludes uefi")
+    vm = dv.VM(server, fw)
+    with vm.running():
+        # 1. unknown MAC -> agent -> facts -> discovered
+        node = vm.wait_node(lambda n: n["state"] == "discovered" and n["facts"].get("commissioning"), 600,
+                            "commissioned")
+        facts = node["facts"]["commissioning"]
+        assert facts["serial"] == vm.smbios_serial, facts
+        disks = {d["name"]: d for d in facts["disks"]}
+        assert disks["vda"]["size"] == dv.DISK_BYTES and disks["vda"]["serial"] == vm.disk_serial, disks
+        assert vm.mac in [n["mac"] for n in facts["nics"]], facts["nics"]
+        assert facts["memory_mib"] > 1500 and facts["cpus"] == 2, facts
+        # 2. the operator enrolls it through the API and reprovisions it
+        host = f"vm-{fw}"
+        out = server.api("POST", f"/api/v1/nodes/{node['hostname']}/enroll", {"profile": "deploy", "hostname": host})
+        assert out["state"] == "enrolled" and out["hostname"] == host, out
+        assert server.api("POST", f"/api/v1/nodes/{host}/reprovision")["state"] == "enrolled"
+        # 3. the agent deploys, the VM reboots into Debian, cloud-init and the bootstrap run
+        node = vm.wait_node(lambda n: n["state"] in ("ready", "failed"), 1800, "ready", ref=host)
+        assert node["state"] == "ready", dv.tail_events(node)
+        console = vm.serial()
+    kinds = [e["kind"] for e in node["events"]]
+    for k in ("agent.hello", "agent.facts", "enroll", "reprovision", "install.start", "agent.progress",
+              "install.finished", "bootstrap.done"):
+        assert k in kinds, (k, kinds)
+    assert kinds.index("install.start") < kinds.index("install.finished") < kinds.index("bootstrap.done")
+    for text in ("dgxie-agent: facts reported", "dgxie-agent: deployed", "dgxie-e2e: apt-get update from dgxie ok",
+                 "dgxie-e2e: pulled e2e/hello:1.0 through dgxie"):
+        assert text in console, text
+    strangers = server.strangers(vm.mac)
+    assert not strangers, f"the VM talked to something other than dgxie: {strangers[:10]}"
+    dv.record_phases(server, fw, node, vm)
+
+
+def test_bad_plan_fails_cleanly(server: dv.Server) -> None:
+    """A profile naming a disk serial the machine does not have: the plan is refused with the
+    reason, the node stays enrolled (nothing written), and an event says why."""
+    vm = dv.VM(server, "bios", index=3)
+    with vm.running():
+        node = vm.wait_node(lambda n: n["state"] == "discovered" and n["facts"].get("commissioning"), 600,
+                            "commissioned")
+        server.api("POST", f"/api/v1/nodes/{node['hostname']}/enroll",
+                   {"profile": "deploy-missing-disk", "hostname": "vm-nodisk"})
+        node = vm.wait_node(lambda n: any(e["kind"] == "install.failed" for e in n["events"]), 300,
+                            "failed", ref="vm-nodisk")
+    assert node["state"] == "failed"
+    last = [e for e in node["events"] if e["kind"] == "install.failed"][-1]
+    assert "no disk matches serial NOPE" in last["reason"], last
