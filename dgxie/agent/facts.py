@@ -16,6 +16,9 @@ Where each fact comes from (docs/deploy.md, the bundle table):
 - `disks`: lsblk.json (whole disks only), `by_path` from block-sysfs.txt (bypath.py).
 - `nics`: net.txt. `pci`, `gpus`, `gpu_model`, `nvswitches`: lspci.txt (NVIDIA class 0300/0302 is
   a GPU, NVIDIA 0680 an NVSwitch, 0200/0207 a NIC); None without lspci.txt, 0 when it lists none.
+  `gpu_model` is lspci's name of the first GPU, None when its pci.ids does not know the device
+  (Debian 12's does not know the H200 or the H100's NVSwitch): the BMC's name then stays in the
+  inventory, and `pci` still has the ids.
 - `bmc_ip`, `bmc_mac`: ipmi-lan.txt (0.0.0.0 is unset).
 """
 
@@ -113,7 +116,7 @@ def _pci(members: dict[str, bytes]) -> dict[str, Any]:
     devices = parse.lspci(_text(members, "lspci.txt"))
     gpus = [d for d in devices if d.kind == "gpu"]
     return {"pci": tuple(devices), "gpus": len(gpus), "nvswitches": sum(d.kind == "nvswitch" for d in devices),
-            "gpu_model": (gpus[0].device or f"{gpus[0].vendor_id}:{gpus[0].device_id}") if gpus else None}
+            "gpu_model": gpus[0].device if gpus else None}
 
 
 def _disks(members: dict[str, bytes]) -> dict[str, Any]:
