@@ -43,9 +43,12 @@ Section = Callable[[dict[str, bytes]], dict[str, Any]]
 
 def _safe(section: Section, members: dict[str, bytes]) -> dict[str, Any]:
     """The parsers skip what they do not understand; this is the net under them, so one odd member
-    can never cost the others (the bundle comes from a machine we are still learning about)."""
+    can never cost the others (the bundle comes from a machine we are still learning about). A
+    section whose values would not validate as `Facts` fields is dropped the same way."""
     try:
-        return section(members)
+        fields = section(members)
+        Facts.model_validate(fields)
+        return fields
     except Exception:
         return {}
 

@@ -179,3 +179,12 @@ def test_pci_kinds(vendor: str, cls: str, kind: str | None) -> None:
 def test_fixture_readme_names_every_folder() -> None:
     readme = (FIXTURES / "README.md").read_text()
     assert all(f"`{p.name}/" in readme for p in FIXTURES.iterdir() if p.is_dir())
+
+
+def test_a_section_that_breaks_costs_only_its_own_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgxie.agent import parse
+
+    monkeypatch.setattr(parse, "meminfo_mib", lambda text: 1 / 0)
+    monkeypatch.setattr(parse, "nics", lambda text: "not a list of nics")
+    f = parse_bundle(members("vm-firecracker"))
+    assert (f.memory_mib, f.nics, f.cpus, len(f.disks)) == (None, (), 2, 1)
