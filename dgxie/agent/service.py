@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.agent import disks, facts
+from dgxie.agent.facts import Facts
 from dgxie.agent.plan import DeployPlan, erase_text, mode_for, shell_vars
 from dgxie.boot import urls
 from dgxie.boot.decide import deploys_image
@@ -69,7 +70,7 @@ def hello(session: Session, site: Site, mac: str, peer: str, *, first: bool) -> 
     except ValueError:
         raise Invalid(f"mac: {mac!r} is not a MAC address") from None
     now = datetime.now(UTC)
-    node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac).with_for_update())
+    node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac).with_for_update(of=Node))
     if not _bound(session, node, mac, peer, now):
         raise Forbidden(f"{peer} is not the address dgxie gave {mac}")
     if node is None:
@@ -88,7 +89,7 @@ def hello(session: Session, site: Site, mac: str, peer: str, *, first: bool) -> 
 
 def node_by_token(session: Session, token: str) -> Node:
     """The node holding this agent token; 401 (one message) for a wrong, dropped or expired one."""
-    node = session.scalar(select(Node).where(Node.agent_token_hash == token_hash(token)).with_for_update()) \
+    node = session.scalar(select(Node).where(Node.agent_token_hash == token_hash(token)).with_for_update(of=Node)) \
         if token else None
     if node is None or node.agent_token_at is None or utcnow() - node.agent_token_at > TOKEN_TTL:
         raise Unauthorized("agent token not valid")
@@ -97,17 +98,13 @@ def node_by_token(session: Session, token: str) -> Node:
 
 def receive_facts(session: Session, node: Node, data: bytes, *, max_bytes: int) -> dict[str, object]:
     """Parse the raw facts bundle into `facts["commissioning"]`; returns the summary stored."""
-    try:
-        members = facts.read_tar(data, max_bytes=max_bytes)
-    except ValueError as exc:
-        raise Invalid(f"facts bundle: {exc}") from None
-    parsed = facts.parse_bundle(members)
-    stored = facts.commissioning_record(parsed)
+    parsed = facts.parse_bundle(facts.read_tar(data, max_bytes=max_bytes))
+    stored = facts.commissioning_facts(parsed)
     node.facts = {**(node.facts or {}), "commissioning": stored}
     summary = facts.summary(parsed)
     record(session, actor=AGENT, kind="agent.facts", node=node,
            reason="hardware facts: " + ", ".join(f"{k}={v}" for k, v in summary.items() if v not in (None, "")),
-           data={"disks": len(stored.get("disks", [])), "nics": len(stored.get("nics", []))})
+           data={"disks": len(parsed.disks), "nics": len(parsed.nics)})
     return summary
 
 
@@ -116,8 +113,8 @@ def plan(session: Session, site: Site, node: Node) -> str:
 
     A plan that cannot be made for this machine (no disk matches the profile's rule) fails the
     node with the reason and raises `PlanRefused`; the caller commits that, then answers 409."""
-    detail = (node.facts or {}).get("commissioning") or {}
-    found = facts.disks_of(detail)
+    stored = (node.facts or {}).get("commissioning") or {}
+    found = list(Facts.model_validate(stored.get("detail") or {}).disks)
     if node.state == State.ERASING:
         return erase_text(mint_token(node), [d.path for d in found])
     if node.state not in (State.ENROLLED, State.INSTALLING) or not is_image_deploy(node):
@@ -129,14 +126,12 @@ def plan(session: Session, site: Site, node: Node) -> str:
     if image is None or not isinstance(rootfs, dict):
         raise Conflict(f"profile {prof.name}: image {image.name if image else None!r} has no root file system "
                        "(build one with dgxie image build)")
-    merged = seed.node_vars(site, node)  # the same layered variables the node's seed sees
-    values = dict(merged.values)
-    if merged.source.get("disk_layout") == "default":
-        values["disk_layout"] = "direct"  # the installers' default (lvm) is not an image layout
+    values = seed.node_vars(site, node).values  # the same layered variables the node's seed sees
     try:
-        chosen = disks.choose(found, disks.parse_rule(values))
-    except ValueError as exc:
-        reason = f"deploy failed at plan: {exc}"
+        rule = disks.parse_rule(values)
+        chosen = disks.choose(found, rule)
+    except Invalid as exc:
+        reason = f"deploy failed at plan: {exc.detail}"
         if node.state == State.ENROLLED:
             transition(session, node, State.INSTALLING, actor=AGENT, kind="install.start",
                        reason="agent asked for its plan")
@@ -149,7 +144,7 @@ def plan(session: Session, site: Site, node: Node) -> str:
     node.install_seen_at = utcnow()
     cmdline = str(values.get("kernel_cmdline", "console=tty0 console=ttyS0,115200"))
     return DeployPlan(
-        hostname=node.hostname, layout=str(values.get("disk_layout", "direct")),
+        hostname=node.hostname, layout=rule.layout,
         disks=tuple(d.path for d in chosen), serials=tuple(d.serial or "" for d in chosen),
         sizes=tuple(d.size for d in chosen),
         image_url=urls.image_file_url(site.public_url, image.name, str(rootfs["file"])),

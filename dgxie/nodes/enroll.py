@@ -34,6 +34,8 @@ def enroll(session: Session, site: Site, node: Node, data: EnrollIn, *, actor: s
     fields = {"profile": data.profile} | {k: v for k, v in (("hostname", data.hostname), ("role", data.role),
                                                               ("ip", data.ip), ("tags", data.tags)) if v is not None}
     update_node(session, site, node, NodeUpdate(**fields), actor=actor)
+    if data.role is None and node.profile is not None and node.profile.role:
+        node.role = node.profile.role  # as when a node is created with a profile
     transition(session, node, State.ENROLLED, actor=actor, kind="enroll",
                reason=f"enrolled with profile {data.profile}")
     node.boot_token = new_boot_token()

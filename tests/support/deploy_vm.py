@@ -149,7 +149,7 @@ def _netns() -> None:
 
 
 def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
-    rule = {"disk_select": "smallest"}
+    rule = {"disk": {"select": "smallest"}}
     return {
         "database_url": f"sqlite:///{work / 'dgxie.db'}", "data_dir": str(built.data_dir),
         "public_url": f"http://{SRV}:{PORT}", "api": {"listen": f"{SRV}:{PORT}"},
@@ -163,7 +163,7 @@ def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
             "deploy": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
                        "vars": {"apt_mirror": built.mirror["name"], "apt_suite": built.mirror["suites"][0], **rule}},
             "deploy-missing-disk": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
-                                    "vars": {"os_disks": ["serial:NOPE"]}},
+                                    "vars": {"disk": {"serial": "NOPE"}}},
         },
         "roles": {"e2e-worker": {"groups": ["kube_node"], "bootstrap": "cloud-init",
                                  "script": "bootstrap/e2e-worker.sh.j2"}},
