@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -309,7 +310,7 @@ def record_phases(server: Server, fw: str, node: dict[str, Any], vm: VM) -> dict
          "image-done": at("agent.progress", "written and verified"), "installed": at("install.finished"),
          "first-boot": at("install.progress", "cloud-init"), "ready": at("bootstrap.done")}
     names = list(t)
-    phases = {f"{a} -> {b}": round(t[b] - t[a], 1) for a, b in zip(names, names[1:], strict=False)}
+    phases = {f"{a} -> {b}": round(t[b] - t[a], 1) for a, b in itertools.pairwise(names)}
     phases["total (power-on -> ready)"] = round(t["ready"] - t["power-on"], 1)
     out = Path(os.environ.get("DGXIE_DEPLOY_PHASES", str(server.work / f"phases-{fw}.json")))
     out.write_text(json.dumps(phases, indent=2))
