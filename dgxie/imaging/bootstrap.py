@@ -101,7 +101,7 @@ def _summary(line: str) -> str | None:
 
 
 def bootstrap(*, target: Path, suite: str, source_line: str, keyring: Path, variant: str, packages: Sequence[str],
-              hooks: Sequence[Path] = (), env: dict[str, str] | None = None, epoch: int, report: Report) -> None:
+              dpkgopt: Sequence[str] = (), hooks: Sequence[Path] = (), env: dict[str, str] | None = None, epoch: int, report: Report) -> None:
     """Bootstrap `suite` into the new directory `target` with mmdebstrap (see the module doc).
     `hooks` run in order as customize hooks (`sh HOOK "$1"`) with `env` added to theirs."""
     if shutil.which("mmdebstrap") is None:
@@ -110,6 +110,7 @@ def bootstrap(*, target: Path, suite: str, source_line: str, keyring: Path, vari
            f"--keyring={keyring}", "--aptopt=APT::Install-Recommends \"false\"",
            "--aptopt=APT::Sandbox::User \"root\"", "--aptopt=Acquire::Languages \"none\"",
            f"--hook-dir={AUTOMOUNT}"]
+    cmd += [f"--dpkgopt={o}" for o in dpkgopt]
     if packages:
         cmd.append("--include=" + ",".join(packages))
     cmd += [f"--customize-hook=sh {shlex.quote(str(h))} \"$1\"" for h in hooks]

@@ -116,7 +116,7 @@ def _bootstrap(site: Site, plan: Plan, tmp: Path, report: Report, hooks: bool) -
            f"{plan.source.mirror}@{plan.source.snapshot}")
     target = tmp / "root"
     bootstrap.bootstrap(target=target, suite=plan.suite, source_line=line, keyring=key, variant=plan.recipe.variant,
-                        packages=plan.packages, hooks=plan.recipe.hooks if hooks else (),
+                        packages=plan.packages, dpkgopt=plan.recipe.dpkgopt, hooks=plan.recipe.hooks if hooks else (),
                         env=_hook_env(site, plan, key), epoch=plan.source.epoch, report=report)
     return target
 

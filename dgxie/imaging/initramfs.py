@@ -28,6 +28,8 @@ from dgxie.imaging.recipe import Recipe
 
 LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib")
 EMPTY_DIRS = ("dev", "proc", "sys", "run", "tmp", "mnt", "root", "etc", "var/log", "target")
+# zstd rather than xz (the Debian kernel unpacks both): about 10% larger, but decompressed several
+# times faster at boot; -19 keeps the window at 8 MiB, well within what the kernel's decoder takes.
 ZSTD_LEVEL = 19
 
 

@@ -8,6 +8,7 @@ a value containing a `/` is a recipe directory path. The recipe's keys:
     suite      default suite (the command's --suite overrides it)
     variant    mmdebstrap variant (minbase, ...)
     packages   what mmdebstrap --include's (Recommends are never installed)
+    dpkgopt    mmdebstrap --dpkgopt lines (e.g. path-exclude=/usr/share/man/*); they stay in the image
     hooks      image recipes: customize hooks, paths relative to the recipe directory
     cmdline    the Image row's kernel command line (placeholders of dgxie.boot.urls.expand_cmdline)
     busybox, binaries, links, files, modules   agent recipes: what goes into the initramfs
@@ -45,6 +46,7 @@ class Recipe:
     suite: str
     variant: str = "minbase"
     packages: tuple[str, ...] = ()
+    dpkgopt: tuple[str, ...] = ()
     hooks: tuple[Path, ...] = ()
     cmdline: str = ""
     busybox: str | None = None
@@ -79,7 +81,7 @@ def load(name: str) -> Recipe:
         raise Invalid(f"{where}: recipe.yaml is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise Invalid(f"{where}: recipe.yaml must be a mapping")
-    known = {"os", "suite", "variant", "packages", "hooks", "cmdline", "busybox", "binaries", "links", "files",
+    known = {"os", "suite", "variant", "packages", "dpkgopt", "hooks", "cmdline", "busybox", "binaries", "links", "files",
              "modules"}
     if unknown := sorted(set(data) - known):
         raise Invalid(f"{where}: unknown key {unknown[0]!r}")
@@ -103,7 +105,8 @@ def load(name: str) -> Recipe:
     if busybox is not None:
         _absolute([str(busybox)], "busybox", where)
     return Recipe(name=path.name, path=path, os=data["os"], suite=data["suite"], variant=str(data.get("variant",
-                  "minbase")), packages=_strings(data, "packages", where), hooks=tuple(hooks),
+                  "minbase")), packages=_strings(data, "packages", where), dpkgopt=_strings(data, "dpkgopt", where),
+                  hooks=tuple(hooks),
                   cmdline=str(data.get("cmdline", "")), busybox=None if busybox is None else str(busybox),
                   binaries=binaries, links=dict(links), files=files, modules=_strings(data, "modules", where))
 
