@@ -101,7 +101,8 @@ def _summary(line: str) -> str | None:
 
 
 def bootstrap(*, target: Path, suite: str, source_line: str, keyring: Path, variant: str, packages: Sequence[str],
-              dpkgopt: Sequence[str] = (), hooks: Sequence[Path] = (), env: dict[str, str] | None = None, epoch: int, report: Report) -> None:
+              dpkgopt: Sequence[str] = (), hooks: Sequence[Path] = (), env: dict[str, str] | None = None,
+              epoch: int, report: Report) -> None:
     """Bootstrap `suite` into the new directory `target` with mmdebstrap (see the module doc).
     `hooks` run in order as customize hooks (`sh HOOK "$1"`) with `env` added to theirs."""
     if shutil.which("mmdebstrap") is None:

@@ -158,23 +158,21 @@ def build(sessions: sessionmaker[Session], site: Site, *, name: str, mirror: str
     key = input_key(rec, mirror=mirror, snapshot=src.snapshot, suite=suite, packages=wanted,
                     public_url=site.public_url)
     plan = Plan(name, rec, src, suite, wanted, key)
-    report("resolve", f"recipe {rec.name}, mirror {mirror}@{src.snapshot}, suite {suite}, key {key[:12]}")
     with _build_lock(site.data_dir, name):
         with session_scope(sessions) as s:
             same = _with_key(s, key)
             mine = next((i for i in same if i.name == name), None)
             if mine is not None:
-                report("resolve", "up to date")
                 return BuildResult(name, key, "up to date", dict(mine.files))
             if same:
                 other = same[0]
                 data = ImageIn(name=name, os=other.os, arch=other.arch, kernel=other.kernel, initrd=other.initrd,
                                cmdline=other.cmdline, files=dict(other.files))
                 put_image(s, data, actor=actor, reason=f"image {name}: same build as image {other.name}")
-                report("store", f"same inputs as image {other.name}: its files reused, nothing rebuilt")
                 return BuildResult(name, key, "reused", dict(other.files), reused_from=other.name)
         check_packages(src, packages_index(src, suite), wanted, name)
-        report("resolve", f"mirror {mirror} holds all {len(wanted)} packages and their dependencies")
+        report("resolve", f"recipe {rec.name}, mirror {mirror}@{src.snapshot}, suite {suite}, key {key[:12]}: "
+               f"all {len(wanted)} packages and their dependencies are there")
         with bootstrap.scratch(site.data_dir, f"build-{name}-") as tmp:
             art = make(plan, tmp, report)
             report("store", "storing files by sha256")

@@ -81,8 +81,8 @@ def load(name: str) -> Recipe:
         raise Invalid(f"{where}: recipe.yaml is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise Invalid(f"{where}: recipe.yaml must be a mapping")
-    known = {"os", "suite", "variant", "packages", "dpkgopt", "hooks", "cmdline", "busybox", "binaries", "links", "files",
-             "modules"}
+    known = {"os", "suite", "variant", "packages", "dpkgopt", "hooks", "cmdline", "busybox", "binaries", "links",
+             "files", "modules"}
     if unknown := sorted(set(data) - known):
         raise Invalid(f"{where}: unknown key {unknown[0]!r}")
     for key in ("os", "suite"):
