@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dgxie.errors import Invalid, Unavailable
 
-# docs/deploy.md: on the Debian image (950 MB of tar), -9 --long=27 makes 249 MB in 15 s on two
-# cores; -15 makes 255 MB in 65 s, -19 233 MB in 250 s. A 128 MiB window (27) is what `zstd -d`
+# docs/deploy.md: on the Debian image (950 MB of tar, docs included), -9 --long=27 made 249 MB in
+# 15 s on two cores; -15 made 255 MB in 65 s, -19 233 MB in 250 s. A 128 MiB window (27) is what `zstd -d`
 # accepts without --long, so the agent needs no option.
 ZSTD_OPTIONS = ("-9", "--long=27")
 

@@ -2,7 +2,8 @@
 the Debian archive this machine uses (tests/support/debian_mirror.py, cached), the CLI run as a
 subprocess, the results read back from the image store, the HTTP route and a QEMU boot.
 
-First run: the mirror sync (~210 MB); then about 2 min per image build, 1.5 min for the agent.
+First run: the mirror sync (~210 MB download); then about 90 s per image build and per agent build
+(the whole module: about 3.5 min).
 """
 
 from __future__ import annotations
