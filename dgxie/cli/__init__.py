@@ -12,6 +12,7 @@ import sys
 import typer
 
 from dgxie.cli import (
+    agent_cmd,
     common,
     db_cmd,
     firmware_cmd,
@@ -50,6 +51,7 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(image_cmd.app, name="image")
+app.add_typer(agent_cmd.app, name="agent")
 
 
 def _take_config(argv: list[str]) -> list[str]:
