@@ -13,8 +13,8 @@ import tarfile
 
 from dgxie.errors import Invalid, TooLarge
 
-MEMBERS = ("agent.txt", "dmidecode.txt", "cpuinfo.txt", "meminfo.txt", "lsblk.json", "block-sysfs.txt", "net.txt",
-           "lspci.txt", "ipmi-lan.txt")
+MEMBERS = ("agent.txt", "dmidecode.txt", "cpuinfo.txt", "meminfo.txt", "lsblk.json", "block-sysfs.txt",
+           "block-serial.txt", "net.txt", "lspci.txt", "ipmi-lan.txt")
 
 
 def read_tar(data: bytes, *, max_bytes: int) -> dict[str, bytes]:

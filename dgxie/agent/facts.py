@@ -125,7 +125,9 @@ def _pci(members: dict[str, bytes]) -> dict[str, Any]:
 def _disks(members: dict[str, bytes]) -> dict[str, Any]:
     rows = parse.tab_lines(_text(members, "block-sysfs.txt"), 2)
     paths = by_paths({str(r[0]): r[1] for r in rows if r[1]})
-    return {"disks": tuple(parse.lsblk(_text(members, "lsblk.json"), paths))}
+    serials = {str(r[0]): str(r[1]).strip() for r in parse.tab_lines(_text(members, "block-serial.txt"), 2)
+               if r[1] and str(r[1]).strip()}
+    return {"disks": tuple(parse.lsblk(_text(members, "lsblk.json"), paths, serials))}
 
 
 SECTIONS: tuple[Section, ...] = (_agent, _system, _cpu, _memory, _disks, _devices, _pci, _bmc)

@@ -116,9 +116,10 @@ def _text(v: Any) -> str | None:
     return v.strip() or None if isinstance(v, str) else None
 
 
-def lsblk(text: str, by_path: dict[str, str | None]) -> list[Disk]:
+def lsblk(text: str, by_path: dict[str, str | None], serials: dict[str, str] | None = None) -> list[Disk]:
     """Whole disks from `lsblk -J -b -d -o NAME,PATH,SIZE,...`; sizes may be numbers or strings
-    (older util-linux), flags booleans or "0"/"1"."""
+    (older util-linux), flags booleans or "0"/"1". lsblk takes serials from udev, which the agent
+    does not run: `serials` (from sysfs, `block-serial.txt`) fill the ones it left empty."""
     try:
         devices = json.loads(text).get("blockdevices")
     except (ValueError, AttributeError):
@@ -132,7 +133,7 @@ def lsblk(text: str, by_path: dict[str, str | None]) -> list[Disk]:
         if not name or name.startswith(_BLOCK_SKIP) or not str(size).strip().isdigit():
             continue
         disks.append(Disk(name=name, path=_text(d.get("path")) or f"/dev/{name}", size=int(str(size).strip()),
-                          model=_text(d.get("model")), serial=_text(d.get("serial")),
+                          model=_text(d.get("model")), serial=_text(d.get("serial")) or (serials or {}).get(name),
                           rotational=_flag(d.get("rota")), removable=_flag(d.get("rm")) or False,
                           transport=_text(d.get("tran")), wwn=_text(d.get("wwn")), hctl=_text(d.get("hctl")),
                           by_path=by_path.get(name)))

@@ -61,7 +61,7 @@ def test_power_on_to_ready(server: dv.Server, fw: str) -> None:
         # 1. unknown MAC -> agent -> facts -> discovered
         node = vm.wait_node(lambda n: n["state"] == "discovered" and n["facts"].get("commissioning"), 600,
                             "commissioned")
-        facts = node["facts"]["commissioning"]
+        facts = node["facts"]["commissioning"]["detail"]
         assert facts["serial"] == vm.smbios_serial, facts
         disks = {d["name"]: d for d in facts["disks"]}
         assert disks["vda"]["size"] == dv.DISK_BYTES and disks["vda"]["serial"] == vm.disk_serial, disks

@@ -179,6 +179,7 @@ def serve(built: Builder, work: Path) -> Iterator[Server]:
     procs: list[subprocess.Popen[bytes]] = []
     logs = {n: (work / f"{n}.log").open("wb") for n in ("dgxie", "ra", "tcpdump")}
     try:
+        (work / "registry").mkdir()
         with docker_registry(work / "registry", None) as reg:
             layout = Layout(work / "layout")
             add_image(layout, "1.0", "2026-11-01T00:00:00Z")

@@ -188,3 +188,14 @@ def test_a_section_that_breaks_costs_only_its_own_facts(monkeypatch: pytest.Monk
     monkeypatch.setattr(parse, "nics", lambda text: "not a list of nics")
     f = parse_bundle(members("vm-firecracker"))
     assert (f.memory_mib, f.nics, f.cpus, len(f.disks)) == (None, (), 2, 1)
+
+
+def test_sysfs_serials_fill_what_lsblk_left_empty() -> None:
+    """The agent runs no udev, so lsblk has no serials; block-serial.txt (sysfs) fills them, and
+    never overrides one lsblk did read."""
+    lsblk_json = (b'{"blockdevices": [{"name": "vda", "path": "/dev/vda", "size": 6442450944, "serial": null,'
+                  b' "type": "disk", "rm": false, "rota": true},'
+                  b' {"name": "sda", "path": "/dev/sda", "size": 1000, "serial": "FROM-LSBLK", "type": "disk"}]}')
+    facts = parse_bundle({"agent.txt": b"version=1\n", "lsblk.json": lsblk_json,
+                          "block-serial.txt": b"vda\tE2E-DISK-0\nsda\tFROM-SYSFS\nvdb\t\n"})
+    assert {d.name: d.serial for d in facts.disks} == {"vda": "E2E-DISK-0", "sda": "FROM-LSBLK"}
