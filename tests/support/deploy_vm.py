@@ -42,7 +42,7 @@ BOOTSTRAP = """\
 # e2e role bootstrap: the installed node uses dgxie's APT mirror and pulls through dgxie's /v2/
 apt-get -o Acquire::Retries=3 update
 echo "dgxie-e2e: apt-get update from dgxie ok" > /dev/console
-ctr image pull --hosts-dir /etc/containerd/certs.d --platform linux/amd64 {{ image_ref }}
+ctr image pull --hosts-dir /etc/containerd/certs.d --platform linux/amd64 {{ var("image_ref") }}
 echo "dgxie-e2e: pulled e2e/hello:1.0 through dgxie" > /dev/console
 """
 
@@ -162,14 +162,15 @@ def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
                                    "repositories": ["e2e/hello"], "platforms": ["linux/amd64"]}],
         "profiles": {
             "deploy": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
-                       "vars": {"apt_mirror": built.mirror["name"], "apt_suite": built.mirror["suites"][0], **rule}},
+                       "vars": {"apt_mirror": built.mirror["name"], "apt_suite": built.mirror["suites"][0],
+                                "image_ref": f"{registry}/e2e/hello:1.0", **rule}},
             "deploy-missing-disk": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
                                     "vars": {"disk": {"serial": "NOPE"}}},
         },
         "roles": {"e2e-worker": {"groups": ["kube_node"], "bootstrap": "cloud-init",
                                  "script": "bootstrap/e2e-worker.sh.j2"}},
         "handoff": {"templates_dir": str(work / "templates")},
-        "site": {"name": "e2e", "domain": "e2e.test", "vars": {"image_ref": f"{registry}/e2e/hello:1.0"}},
+        "site": {"name": "e2e", "domain": "e2e.test"},
     }
 
 
