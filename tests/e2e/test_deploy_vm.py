@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -89,17 +90,36 @@ def test_power_on_to_ready(server: dv.Server, fw: str) -> None:
     dv.record_phases(server, fw, node, vm)
 
 
-def test_bad_plan_fails_cleanly(server: dv.Server) -> None:
-    """A profile naming a disk serial the machine does not have: the plan is refused with the
-    reason, the node stays enrolled (nothing written), and an event says why."""
-    vm = dv.VM(server, "bios", index=3)
+FAILURES = {
+    # profile, what the failed event's reason must say
+    "missing-disk": ("deploy-missing-disk", "no disk matches serial NOPE"),
+    "corrupt-image": ("deploy-corrupt", "image sha256 mismatch"),
+    "dgxie-away": ("deploy", "image stream failed"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_deploy_failures_leave_a_failed_node_and_a_blank_disk(server: dv.Server, case: str) -> None:
+    """Bad input and a lost dgxie: the node ends `failed` with the reason, never `installed`, and
+    the disk holds no partition table (the agent wiped what it wrote)."""
+    profile, reason = FAILURES[case]
+    vm = dv.VM(server, "bios", index=2 + list(FAILURES).index(case))
+    host = f"vm-{case}"
     with vm.running():
         node = vm.wait_node(lambda n: n["state"] == "discovered" and n["facts"].get("commissioning"), 600,
                             "commissioned")
-        server.api("POST", f"/api/v1/nodes/{node['hostname']}/enroll",
-                   {"profile": "deploy-missing-disk", "hostname": "vm-nodisk"})
-        node = vm.wait_node(lambda n: any(e["kind"] == "install.failed" for e in n["events"]), 300,
-                            "failed", ref="vm-nodisk")
-    assert node["state"] == "failed"
-    last = [e for e in node["events"] if e["kind"] == "install.failed"][-1]
-    assert "no disk matches serial NOPE" in last["reason"], last
+        server.api("POST", f"/api/v1/nodes/{node['hostname']}/enroll", {"profile": profile, "hostname": host})
+        if case == "dgxie-away":  # the link to dgxie goes away for 30 s once the image is streaming
+            vm.wait_node(lambda n: any("image: writing" in e["reason"] for e in n["events"]), 300, "writing",
+                         ref=host)
+            time.sleep(5)
+            vm.link(up=False)
+            time.sleep(30)
+            vm.link(up=True)
+        node = vm.wait_node(lambda n: n["state"] in ("failed", "installed", "ready"), 600, "failed", ref=host)
+        assert node["state"] == "failed", dv.tail_events(node)
+        failed = [e for e in node["events"] if e["kind"] == "install.failed"][-1]
+        assert reason in failed["reason"], failed
+        assert "install.finished" not in [e["kind"] for e in node["events"]]
+        if case != "missing-disk":
+            assert vm.disk_head() == bytes(1 << 20), "the agent left something on the disk"

@@ -37,7 +37,8 @@ PORT = 8080
 OVMF_CODE, OVMF_VARS = Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 DISK_BYTES = 6 << 30
 IMAGE = "debian-12"
-TAPS = 4
+CORRUPT = "debian-12-corrupt"  # the same files, but the rootfs sha256 it promises is wrong
+TAPS = 6
 BOOTSTRAP = """\
 # e2e role bootstrap: the installed node uses dgxie's APT mirror and pulls through dgxie's /v2/
 apt-get -o Acquire::Retries=3 update
@@ -166,12 +167,32 @@ def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
                                 "image_ref": f"{registry}/e2e/hello:1.0", **rule}},
             "deploy-missing-disk": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
                                     "vars": {"disk": {"serial": "NOPE"}}},
+            "deploy-corrupt": {"image": CORRUPT, "template": "image/deploy", "role": "e2e-worker"},
         },
         "roles": {"e2e-worker": {"groups": ["kube_node"], "bootstrap": "cloud-init",
                                  "script": "bootstrap/e2e-worker.sh.j2"}},
         "handoff": {"templates_dir": str(work / "templates")},
         "site": {"name": "e2e", "domain": "e2e.test"},
     }
+
+
+def _corrupt_copy(database: Path) -> None:
+    """Register CORRUPT: IMAGE's row with the rootfs sha256 it promises flipped (what a node then
+    streams no longer matches what dgxie said it would be)."""
+    import sqlite3
+
+    db = sqlite3.connect(database)
+    try:
+        row = db.execute("SELECT os, arch, kernel, initrd, cmdline, files FROM images WHERE name = ?", (IMAGE,)).fetchone()
+        files = json.loads(row[5])
+        sha = files["rootfs"]["sha256"]
+        files["rootfs"]["sha256"] = ("0" if sha[0] != "0" else "1") + sha[1:]
+        now = "2026-01-01 00:00:00.000000"
+        db.execute("INSERT INTO images (name, os, arch, kernel, initrd, cmdline, files, created_at, updated_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (CORRUPT, *row[:5], json.dumps(files), now, now))
+        db.commit()
+    finally:
+        db.close()
 
 
 @contextmanager
@@ -187,6 +208,7 @@ def serve(built: Builder, work: Path) -> Iterator[Server]:
             layout.save()
             push(layout.root, "1.0", reg, repo="e2e/hello")
             shutil.copy(built.database, work / "dgxie.db")
+            _corrupt_copy(work / "dgxie.db")
             (work / "templates" / "bootstrap").mkdir(parents=True)
             (work / "templates" / "bootstrap" / "e2e-worker.sh.j2").write_text(BOOTSTRAP)
             cfg = work / "dgxie.yaml"
@@ -271,6 +293,14 @@ class VM:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
             err.close()
+
+    def link(self, *, up: bool) -> None:
+        """Take the VM's link to dgxie down or up (its tap on the bridge)."""
+        in_ns("ip", "link", "set", f"dptap{self.index}", "up" if up else "down")
+
+    def disk_head(self) -> bytes:
+        with self.disk.open("rb") as f:
+            return f.read(1 << 20)
 
     def serial(self) -> str:
         return self.serial_log.read_text(errors="replace") if self.serial_log.exists() else ""
