@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dgxie.imaging import cpio  # noqa: E402
-from tests.support import deploy_vm as dv  # noqa: E402
+from dgxie.imaging import cpio
+from tests.support import deploy_vm as dv
 
 INIT = r"""#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin

@@ -11,10 +11,10 @@ Two shapes are accepted (both as the raw body, whatever the Content-Type says):
 
 State effects (always through `lifecycle.transition`): the first callback (or a config fetch) moves
 `enrolled -> installing`; `finished` -> `installed` (refused, out of order, for a node that never
-started); `failed` -> `failed`; progress (also from an installed system's first boot, its cloud-init webhook, until it ends) is
-logged at most once per
-interval per node (the rest are counted into the next logged event). A repeated `finished` (or
-`failed`) changes nothing; any other callback for a node that is not enrolled/installing is a 409.
+started); `failed` -> `failed`; progress (also from an installed system's first boot, its
+cloud-init webhook, until it ends) is logged at most once per interval per node (the rest are
+counted into the next logged event). A repeated `finished` (or `failed`) changes nothing; any
+other callback for a node that is not enrolled/installing (or, for progress, handed off) is a 409.
 """
 
 from __future__ import annotations
