@@ -90,6 +90,33 @@ def test_power_on_to_ready(server: dv.Server, fw: str) -> None:
     dv.record_phases(server, fw, node, vm)
 
 
+def test_raid1_deploy_then_erase(server: dv.Server) -> None:
+    """Two disks: / on an md raid1, GRUB on both, the node reaches ready; then `erase` wipes both
+    disks at the next network boot and the node is `discovered` again."""
+    vm = dv.VM(server, "bios", index=5, disks=2)
+    host = "vm-raid1"
+    with vm.running():
+        node = vm.wait_node(lambda n: n["state"] == "discovered" and n["facts"].get("commissioning"), 600,
+                            "commissioned")
+        assert len(node["facts"]["commissioning"]["detail"]["disks"]) == 2
+        server.api("POST", f"/api/v1/nodes/{node['hostname']}/enroll", {"profile": "deploy-raid1", "hostname": host})
+        node = vm.wait_node(lambda n: n["state"] in ("ready", "failed"), 1800, "ready", ref=host)
+        assert node["state"] == "ready", dv.tail_events(node)
+        plan = [e for e in node["events"] if e["kind"] == "agent.progress" and "plan:" in e["reason"]][-1]
+        assert "layout raid1 on /dev/vda /dev/vdb" in plan["reason"], plan
+        assert "raid1" in vm.serial()  # the installed kernel assembled md0 (md/raid1:md0: active ...)
+    for i in (0, 1):  # both disks carry a GPT (and GRUB's BIOS boot code in the MBR)
+        head = vm.disk_head(i)
+        assert head[512:520] == b"EFI PART" and head[0x1FE:0x200] == b"\x55\xaa", i
+    assert server.api("POST", f"/api/v1/nodes/{host}/erase")["state"] == "erasing"
+    with vm.running(fresh=False):  # no BMC here: the test power-cycles the VM itself
+        node = vm.wait_node(lambda n: n["state"] in ("discovered", "failed"), 600, "discovered", ref=host)
+        assert node["state"] == "discovered", dv.tail_events(node)
+        assert "erase.finished" in [e["kind"] for e in node["events"]]
+    for i in (0, 1):
+        assert vm.disk_head(i) == bytes(1 << 20), f"disk {i} not wiped"
+
+
 FAILURES = {
     # profile, what the failed event's reason must say
     "missing-disk": ("deploy-missing-disk", "no disk matches serial NOPE"),

@@ -168,6 +168,9 @@ def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
             "deploy-missing-disk": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
                                     "vars": {"disk": {"serial": "NOPE"}}},
             "deploy-corrupt": {"image": CORRUPT, "template": "image/deploy", "role": "e2e-worker"},
+            "deploy-raid1": {"image": IMAGE, "template": "image/deploy", "role": "e2e-worker",
+                             "vars": {"apt_mirror": built.mirror["name"], "apt_suite": built.mirror["suites"][0],
+                                      "image_ref": f"{registry}/e2e/hello:1.0", "disk": {"layout": "raid1"}}},
         },
         "roles": {"e2e-worker": {"groups": ["kube_node"], "bootstrap": "cloud-init",
                                  "script": "bootstrap/e2e-worker.sh.j2"}},
@@ -244,17 +247,19 @@ def serve(built: Builder, work: Path) -> Iterator[Server]:
                 p.kill()
         for f in logs.values():
             f.close()
+        sh("pkill", "-f", f"serial file:{work}/", check=False)  # no VM outlives its test
         sh("ip", "netns", "del", NS, check=False)
 
 
 class VM:
-    def __init__(self, server: Server, fw: str, index: int | None = None) -> None:
+    def __init__(self, server: Server, fw: str, index: int | None = None, disks: int = 1) -> None:
         self.server, self.fw = server, fw
         self.index = index if index is not None else (0 if fw == "bios" else 1)
         self.mac = f"52:54:00:04:00:{self.index + 1:02x}"
         self.smbios_serial = f"E2E-VM-{self.index}"
         self.disk_serial = f"E2E-DISK-{self.index}"
-        self.disk = server.work / f"vm{self.index}.raw"
+        self.disks = [server.work / f"vm{self.index}-{i}.raw" for i in range(disks)]
+        self.disk = self.disks[0]
         self.serial_log = server.work / f"vm{self.index}.serial.log"
         self.started = 0.0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -272,13 +277,17 @@ class VM:
                 "-nographic", "-monitor", "none", "-serial", f"file:{self.serial_log}", *fw,
                 "-smbios", f"type=1,manufacturer=dgxie-e2e,product=TCG-VM,serial={self.smbios_serial}",
                 "-netdev", f"tap,id=n0,ifname=dptap{self.index},script=no,downscript=no", "-device", nic,
-                "-drive", f"file={self.disk},if=none,id=d0,format=raw",
-                "-device", f"virtio-blk-pci,drive=d0,serial={self.disk_serial},bootindex=2"]
+                *[a for i, d in enumerate(self.disks) for a in (
+                    "-drive", f"file={d},if=none,id=d{i},format=raw",
+                    "-device", f"virtio-blk-pci,drive=d{i},serial={self.disk_serial}{'' if i == 0 else f'-{i}'}"
+                               f",bootindex={2 + i}")]]
 
     @contextmanager
-    def running(self) -> Iterator[VM]:
-        with self.disk.open("wb") as f:
-            f.truncate(DISK_BYTES)
+    def running(self, *, fresh: bool = True) -> Iterator[VM]:
+        """Power on (with empty disks when `fresh`); power off when the block ends."""
+        for disk in self.disks if fresh else []:
+            with disk.open("wb") as f:
+                f.truncate(DISK_BYTES)
         self.started = time.time()
         err = (self.server.work / f"vm{self.index}.qemu.log").open("wb")
         self.proc = subprocess.Popen(["ip", "netns", "exec", NS, *self.command()], stdin=subprocess.DEVNULL,
@@ -298,8 +307,8 @@ class VM:
         """Take the VM's link to dgxie down or up (its tap on the bridge)."""
         in_ns("ip", "link", "set", f"dptap{self.index}", "up" if up else "down")
 
-    def disk_head(self) -> bytes:
-        with self.disk.open("rb") as f:
+    def disk_head(self, i: int = 0) -> bytes:
+        with self.disks[i].open("rb") as f:
             return f.read(1 << 20)
 
     def serial(self) -> str:
