@@ -16,9 +16,10 @@ scratch directory is removed (bootstrap.scratch); blobs stored before a failed c
 unreferenced content-addressed files, never half-written ones. One build per image name at a
 time (a lock file under `data_dir/tmp`).
 
-Image.files of a built image: the served files by name (`vmlinuz`, `initrd.img`, and for an OS
-image `rootfs.tar.zst`: {sha256, size, role}), plus `rootfs` ({file, sha256, size, format}, OS
-images) and `build` ({key, mirror, snapshot, suite, packages, kernel_version, recipe, seconds}).
+Image.files of a built image: the served files by name ({sha256, size, role}): `vmlinuz`,
+`initrd.img`, for an OS image `rootfs.tar.zst`, for the agent `grubx64.efi` (the UEFI local-boot
+loader, localboot.py); plus `rootfs` ({file, sha256, size, format}, OS images) and `build` ({key,
+mirror, snapshot, suite, packages, kernel_version, recipe, seconds}).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dgxie.catalog.images import blob_store, put_image
 from dgxie.catalog.schemas import ImageIn
 from dgxie.db import session_scope
 from dgxie.errors import Conflict
-from dgxie.imaging import bootstrap, initramfs, rootfs
+from dgxie.imaging import bootstrap, initramfs, localboot, rootfs
 from dgxie.imaging.bootstrap import Report
 from dgxie.imaging.recipe import Recipe, input_key, load
 from dgxie.imaging.source import Source, check_packages, open_source, packages_index
@@ -79,6 +80,7 @@ class Plan:
 
 
 Make = Callable[[Plan, Path, Report], Artifacts]
+ROLES = {"rootfs.tar.zst": "rootfs", localboot.FILE: "localboot"}  # Image.files[name]["role"]
 
 
 @contextmanager
@@ -142,7 +144,9 @@ def make_agent(site: Site) -> Make:
         initramfs.stage(root, tree, plan.recipe, version)
         dest = tmp / "initrd.img"
         raw = initramfs.pack(tree, dest, mtime=plan.source.epoch)
-        return Artifacts(kernel, dest, version, meta={"initramfs_bytes": raw})
+        report("pack", f"{localboot.FILE}: the UEFI local-boot loader")
+        efi = localboot.make(root, plan.recipe.path / "localboot.cfg", tmp / localboot.FILE)
+        return Artifacts(kernel, dest, version, extra={localboot.FILE: efi}, meta={"initramfs_bytes": raw})
     return make
 
 
@@ -188,7 +192,7 @@ def _store(site: Site, plan: Plan, art: Artifacts, *, seconds: float) -> dict[st
     store = blob_store(site.data_dir)
     files: dict[str, Any] = {}
     for served, path, role in [("vmlinuz", art.kernel, "kernel"), ("initrd.img", art.initrd, "initrd"),
-                               *[(n, p, "rootfs") for n, p in art.extra.items()]]:
+                               *[(n, p, ROLES[n]) for n, p in art.extra.items()]]:
         files[served] = {"sha256": store.put_file(path), "size": path.stat().st_size, "role": role}
     if "rootfs.tar.zst" in files:
         f = files["rootfs.tar.zst"]

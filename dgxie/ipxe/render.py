@@ -87,6 +87,14 @@ def _boot_image(session: Session, site: Site, node: Node | None,
     return decision, None, False
 
 
+def _local_efi_url(session: Session, site: Site) -> str:
+    """The agent's UEFI local-boot loader (imaging.localboot), or "" when no agent build has one."""
+    agent = session.scalar(select(Image).where(Image.name == site.boot.agent_image))
+    if agent is None or not isinstance((agent.files or {}).get("grubx64.efi"), dict):
+        return ""
+    return image_file_url(site.public_url, agent.name, "grubx64.efi")
+
+
 def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str, Any], Decision]:
     """(template name, context, decision) for the iPXE script of `mac`."""
     try:
@@ -101,6 +109,8 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
     ctx: dict[str, Any] = {"mac": mac, "hostname": node.hostname if node else "", "reason": decision.reason,
                            "action": decision.action.value}
     token = node.boot_token if node is not None else ""
+    if decision.action == Action.LOCAL_DISK:
+        ctx["local_efi_url"] = _local_efi_url(session, site)
     if boot_image is not None and is_agent:
         ctx |= _agent_context(site, boot_image, hostname=ctx["hostname"], mac=mac)
     elif boot_image is not None:

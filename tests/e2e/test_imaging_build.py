@@ -200,6 +200,10 @@ def test_agent_initramfs_holds_the_tools_libraries_and_modules(site: Site, agent
         assert any(n.startswith(f"{mods}/kernel/") and n.endswith("/" + module) for n in names), module
     assert not any(n.endswith("/nouveau.ko") for n in names)  # only what the recipe asks for
     assert agent["files"]["initrd.img"]["size"] < 80 * 1024 * 1024
+    # the UEFI local-boot loader (imaging.localboot): a PE32+ GRUB image with the embedded config
+    efi = site.blob(agent["files"]["grubx64.efi"]["sha256"]).read_bytes()
+    assert agent["files"]["grubx64.efi"]["role"] == "localboot" and efi[:2] == b"MZ"
+    assert b"search --no-floppy --set=root --file /EFI/BOOT/BOOTX64.EFI" in efi
 
 
 def test_agent_boots_in_qemu(site: Site, agent: dict[str, Any], tmp_path: Path) -> None:
