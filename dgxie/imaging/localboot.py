@@ -22,11 +22,18 @@ MODULES = ("part_gpt", "part_msdos", "fat", "ext2", "search", "search_fs_file", 
            "minicmd")
 
 
+def embedded(text: str) -> str:
+    """The config as GRUB's rescue parser takes it: no comments, no blank lines (it has no `#`
+    comments, and a quote in one would swallow the lines after it)."""
+    lines = (line.strip() for line in text.splitlines())
+    return "".join(f"{line}\n" for line in lines if line and not line.startswith("#"))
+
+
 def make(chroot: Path, config: Path, dest: Path) -> Path:
     """Write the loader to `dest` with the chroot's grub-mkimage (the agent's GRUB packages)."""
     work = chroot / "tmp" / "dgxie-localboot"
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config, work / "localboot.cfg")
+    (work / "localboot.cfg").write_text(embedded(config.read_text()))
     res = subprocess.run(["chroot", str(chroot), "grub-mkimage", "-O", "x86_64-efi", "-o", f"/tmp/{work.name}/{FILE}",
                           "-p", "/EFI/BOOT", "-c", f"/tmp/{work.name}/localboot.cfg", *MODULES],
                          capture_output=True, text=True, timeout=300, check=False)

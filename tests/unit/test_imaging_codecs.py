@@ -158,3 +158,15 @@ def test_scratch_removal_never_deletes_through_a_mount(tmp_path: Path) -> None:
         assert (inside / "pool.deb").exists()
     assert not tmp.exists()
     assert (precious / "pool.deb").read_bytes() == b"keep me"
+
+
+def test_localboot_config_is_what_the_rescue_parser_takes() -> None:
+    from dgxie.imaging.localboot import embedded
+
+    text = (Path(__file__).resolve().parents[2] / "images" / "agent" / "localboot.cfg").read_text()
+    cfg = embedded(text)
+    lines = cfg.splitlines()
+    assert lines and not any(ln.startswith("#") or not ln.strip() for ln in lines)
+    assert "'" not in cfg  # a single quote would swallow the lines after it
+    assert lines[1].startswith("search --no-floppy --set=root --file /EFI/BOOT/BOOTX64.EFI")
+    assert lines.index("boot") < lines.index("exit")
