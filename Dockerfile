@@ -4,6 +4,7 @@ FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ipxe ipmitool gnupg gpgv ca-certificates \
+    mmdebstrap zstd kmod \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/dgxie
@@ -11,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY dgxie ./dgxie
 COPY migrations ./migrations
 COPY templates ./templates
+COPY images ./images
 COPY firmware ./firmware
 RUN pip install --no-cache-dir -e .
 

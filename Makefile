@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)
 PYTEST_ARGS ?=
 
-.PHONY: run test venv deps lint unit clean bench
+.PHONY: run test venv deps lint unit clean bench e2e-deploy
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: venv
 
 test: venv deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The real deploy end to end (issue 11; also part of `make test`): mirror, image and agent builds
+# (cached under /var/cache/dgxie-test), then QEMU VMs from power-on to ready. DGXIE_DEPLOY_FIRMWARE=bios
+# skips the UEFI run.
+e2e-deploy: venv deps
+	$(BIN)/pytest -m deploy tests/e2e/test_deploy_vm.py $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dgxie import __version__
+from dgxie.api import agent as agent_api
 from dgxie.api import boot, firmware_files, install, ops, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
@@ -76,6 +77,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(v1_router, prefix="/api/v1")
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
     app.include_router(mirror_api.router)
+    app.include_router(agent_api.router)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
     app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...

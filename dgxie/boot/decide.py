@@ -7,6 +7,7 @@ the TFTP server and the iPXE endpoint (what to boot). None of them re-implements
     enrolled / installing     -> install the profile's image (ignore-with-message if it has none)
     installed and later       -> local disk (never an endless reinstall loop)
     failed                    -> local disk; an admin reprovisions to reinstall
+    erasing                   -> the deploy agent, which wipes the disks (docs/deploy.md)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Action(StrEnum):
     INSTALL = "install"
     LOCAL_DISK = "local"
     DISCOVERY = "discovery"
+    ERASE = "erase"
     IGNORE = "ignore"
 
 
@@ -42,6 +44,14 @@ class Decision:
     reason: str
 
 
+IMAGE_TEMPLATE_FAMILY = "image"  # profile template `image/deploy`: dgxie's agent writes an OS image
+
+
+def deploys_image(template: str | None) -> bool:
+    """True for a profile whose install is the deploy agent writing an image (not an installer)."""
+    return template is not None and template.split("/", 1)[0] == IMAGE_TEMPLATE_FAMILY
+
+
 INSTALL_STATES = frozenset({State.ENROLLED, State.INSTALLING})
 LOCAL_STATES = frozenset({State.INSTALLED, State.BOOTSTRAPPING, State.READY, State.FAILED})
 
@@ -56,6 +66,8 @@ def decide(state: str | None, *, discovery: bool, has_image: bool = True) -> Dec
         if not has_image:
             return Decision(Action.IGNORE, "its profile has no image")
         return Decision(Action.INSTALL, f"{state}: install")
+    if state == State.ERASING:
+        return Decision(Action.ERASE, "erasing: the agent wipes its disks")
     if state in LOCAL_STATES:
         return Decision(Action.LOCAL_DISK, f"{state}: boot from local disk")
     return Decision(Action.IGNORE, f"unknown state {state!r}")

@@ -2,6 +2,7 @@
 
     discovered -> enrolled -> installing -> installed -> bootstrapping -> ready
     failed from any active state; reprovision takes any enrolled-or-later node back to enrolled.
+    erase (any state) -> erasing -> discovered (the agent wiped the disks) or failed.
 
 `dgxie.nodes.lifecycle.transition()` is the only code that changes a node's state, and it asks
 `can_transition()` here; the boot decision (`boot.decide`) reads the same enum.
@@ -20,16 +21,18 @@ class State(StrEnum):
     BOOTSTRAPPING = "bootstrapping"
     READY = "ready"
     FAILED = "failed"
+    ERASING = "erasing"
 
 
 ALLOWED: dict[State, frozenset[State]] = {
-    State.DISCOVERED: frozenset({State.ENROLLED}),
-    State.ENROLLED: frozenset({State.INSTALLING, State.FAILED}),
-    State.INSTALLING: frozenset({State.INSTALLED, State.FAILED, State.ENROLLED}),
-    State.INSTALLED: frozenset({State.BOOTSTRAPPING, State.READY, State.FAILED, State.ENROLLED}),
-    State.BOOTSTRAPPING: frozenset({State.READY, State.FAILED, State.ENROLLED}),
-    State.READY: frozenset({State.ENROLLED}),
-    State.FAILED: frozenset({State.ENROLLED}),
+    State.DISCOVERED: frozenset({State.ENROLLED, State.ERASING}),
+    State.ENROLLED: frozenset({State.INSTALLING, State.FAILED, State.ERASING}),
+    State.INSTALLING: frozenset({State.INSTALLED, State.FAILED, State.ENROLLED, State.ERASING}),
+    State.INSTALLED: frozenset({State.BOOTSTRAPPING, State.READY, State.FAILED, State.ENROLLED, State.ERASING}),
+    State.BOOTSTRAPPING: frozenset({State.READY, State.FAILED, State.ENROLLED, State.ERASING}),
+    State.READY: frozenset({State.ENROLLED, State.ERASING}),
+    State.FAILED: frozenset({State.ENROLLED, State.ERASING}),
+    State.ERASING: frozenset({State.DISCOVERED, State.FAILED}),
 }
 
 INITIAL = frozenset({State.DISCOVERED, State.ENROLLED})

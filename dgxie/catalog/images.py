@@ -39,6 +39,23 @@ def create_image(session: Session, data: ImageIn, *, actor: str) -> Image:
     return i
 
 
+def put_image(session: Session, data: ImageIn, *, actor: str, reason: str) -> tuple[Image, bool]:
+    """Create image `data.name`, or replace all of its fields (a rebuilt image); one event
+    (`image.create` or `image.update`, with `reason`) in the caller's transaction.
+    Returns (the image, whether it was created)."""
+    i = session.scalar(select(Image).where(Image.name == data.name))
+    created = i is None
+    if i is None:
+        i = Image(name=data.name)
+        session.add(i)
+    i.os, i.arch, i.kernel, i.initrd, i.cmdline, i.files = (data.os, data.arch, data.kernel, data.initrd,
+                                                            data.cmdline, data.files)
+    session.flush()
+    record(session, actor=actor, kind="image.create" if created else "image.update", reason=reason,
+           data={"image": i.name})
+    return i, created
+
+
 def update_image(session: Session, i: Image, data: ImageUpdate, *, actor: str) -> Image:
     for name in data.model_fields_set:
         value = getattr(data, name)

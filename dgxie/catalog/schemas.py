@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dgxie.validation import check_name
 
+# `dgxie-agent`: dgxie's own deploy agent (kernel + initramfs, `dgxie agent build`).
+OS_PATTERN = r"^(ubuntu|debian|rhel|rocky|dgxie-agent|other)$"
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -48,7 +51,7 @@ class ProfileOut(BaseModel):
 
 class ImageIn(_In):
     name: str
-    os: str = Field(default="ubuntu", pattern=r"^(ubuntu|debian|rhel|rocky|other)$")
+    os: str = Field(default="ubuntu", pattern=OS_PATTERN)
     arch: str = Field(default="x86_64", pattern=r"^(x86_64|arm64)$")
     kernel: str = Field(min_length=1, max_length=255)
     initrd: str = Field(min_length=1, max_length=255)
@@ -59,7 +62,7 @@ class ImageIn(_In):
 
 
 class ImageUpdate(_In):
-    os: str | None = Field(default=None, pattern=r"^(ubuntu|debian|rhel|rocky|other)$")
+    os: str | None = Field(default=None, pattern=OS_PATTERN)
     arch: str | None = Field(default=None, pattern=r"^(x86_64|arm64)$")
     cmdline: str | None = None
 

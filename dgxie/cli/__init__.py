@@ -12,6 +12,7 @@ import sys
 import typer
 
 from dgxie.cli import (
+    agent_cmd,
     common,
     db_cmd,
     firmware_cmd,
@@ -38,6 +39,8 @@ app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
 node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
 node_cmd.app.command("watch")(lifecycle_cmd.watch)
+node_cmd.app.command("enroll")(lifecycle_cmd.enroll)
+node_cmd.app.command("erase")(lifecycle_cmd.erase)
 node_cmd.app.command("power")(power_cmd.power)
 node_cmd.app.command("bootdev")(power_cmd.bootdev)
 app.add_typer(mirror_cmd.app, name="mirror")
@@ -48,6 +51,7 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(image_cmd.app, name="image")
+app.add_typer(agent_cmd.app, name="agent")
 
 
 def _take_config(argv: list[str]) -> list[str]:

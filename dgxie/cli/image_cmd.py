@@ -1,4 +1,4 @@
-"""`dgxie image add|list` and `dgxie render NODE ipxe`."""
+"""`dgxie image add|list|build`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from rich.table import Table
 from dgxie.catalog import images
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.errors import Invalid
+from dgxie.imaging.bootstrap import Report
+from dgxie.imaging.build import BuildResult, build, make_image
 
 app = typer.Typer(help="Boot images (kernel + initrd + files, stored by sha256).", no_args_is_help=True)
 
@@ -54,3 +56,38 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     for r in rows:
         t.add_row(r.name, r.os, r.arch, r.kernel, r.initrd, str(len(r.files)), r.cmdline)
     console.print(t)
+
+
+def reporter(name: str) -> Report:
+    """Progress lines on stderr: `image NAME: PHASE: message` (like a mirror sync's phases)."""
+    def report(phase: str, message: str) -> None:
+        err_console.print(f"image {name}: {phase}: {message}", highlight=False, markup=False, soft_wrap=True)
+    return report
+
+
+def print_result(res: BuildResult) -> None:
+    if res.status == "up to date":
+        err_console.print(f"image {res.name}: up to date (key {res.key[:12]})")
+    elif res.status == "reused":
+        err_console.print(f"image {res.name}: same inputs as image {res.reused_from}; registered with its files")
+    else:
+        err_console.print(f"image {res.name}: built in {res.seconds:.0f} s: " + ", ".join(
+            f"{n} ({f['size']} B)" for n, f in res.files.items() if isinstance(f, dict) and "role" in f))
+
+
+@app.command("build")
+def build_(name: str, mirror: str = typer.Option(..., "--mirror", help="APT mirror to build from (its filter "
+                                                 "needs ?essential and ?priority(required))"),
+           suite: str | None = typer.Option(None, help="suite (default: the recipe's, bookworm)"),
+           recipe: str = typer.Option("debian", help="recipe under images/, or a recipe directory"),
+           package: list[str] = typer.Option([], "--package", help="another package to install (repeat)"),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Build image NAME (rootfs.tar.zst + kernel + initrd) from MIRROR with mmdebstrap; nothing is
+    rebuilt or stored twice when the inputs are unchanged."""
+    ctx = context()
+    res = build(ctx.sessions, ctx.site, name=name, mirror=mirror, suite=suite, recipe=recipe, packages=package,
+                make=make_image(ctx.site), actor=actor(), report=reporter(name))
+    if as_json:
+        dump_json(res.__dict__)
+        return
+    print_result(res)

@@ -1,4 +1,4 @@
-"""`dgxie node reprovision NODE` and `dgxie node watch NODE` (registered in dgxie/cli/__init__.py)."""
+"""`dgxie node reprovision|enroll|erase NODE` and `dgxie node watch NODE` (registered in dgxie/cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from dgxie.cli.common import actor, console, context, err_console, session
 from dgxie.errors import Unavailable
 from dgxie.events import EventOut
 from dgxie.nodes import service
+from dgxie.nodes.enroll import enroll_node, erase_node
 from dgxie.nodes.reprovision import reprovision_node
+from dgxie.nodes.schemas import EnrollIn
 
 DONE = {"installed": 0, "bootstrapping": 0, "ready": 0, "failed": 1}
 
@@ -21,6 +23,24 @@ def reprovision(node: str) -> None:
     ctx = context()
     out = reprovision_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
     err_console.print(f"{out.hostname}: {out.state}; it reinstalls at its next network boot")
+
+
+def enroll(node: str, profile: str = typer.Option(..., "--profile", help="the profile it installs"),
+           hostname: str | None = typer.Option(None, "--hostname", help="rename it"),
+           role: str | None = typer.Option(None, "--role", help="default: the profile's role"),
+           ip: str | None = typer.Option(None, "--ip", help="a reserved address")) -> None:
+    """Enroll the discovered NODE (its MACs and commissioning facts stay) with a profile."""
+    ctx = context()
+    out = enroll_node(ctx.sessions, ctx.site, node, EnrollIn(profile=profile, hostname=hostname, role=role, ip=ip),
+                      actor=actor())
+    err_console.print(f"{out.hostname}: {out.state} with profile {profile}; it installs at its next network boot")
+
+
+def erase(node: str) -> None:
+    """Wipe NODE's disks with the deploy agent at its next network boot; it returns to discovered."""
+    ctx = context()
+    out = erase_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
+    err_console.print(f"{out.hostname}: {out.state}; the agent wipes its disks at its next network boot")
 
 
 def line(ev: EventOut) -> str:

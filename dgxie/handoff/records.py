@@ -9,19 +9,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The hardware facts dgxie knows (filled from Redfish Systems resources or set through the API).
+# The hardware facts dgxie knows (from the BMC's Redfish Systems resource, the deploy agent's
+# commissioning, or set through the API). dgxie.agent.facts.SUMMARY_KEYS is the same tuple.
 FACT_KEYS = ("cpus", "sockets", "cores_per_socket", "threads_per_core", "memory_mib", "gpus", "gpu_model",
              "model", "manufacturer", "serial")
 
 
+def _known(layer: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    if not isinstance(layer, dict):
+        return {}
+    return {k: v for k, v in layer.items() if v not in (None, "", []) and (keys is None or k in keys)}
+
+
 def flat_facts(facts: dict[str, Any] | None) -> dict[str, Any]:
-    """A node's facts with what the BMC scan read (`facts["hardware"]`, see dgxie/firmware/service.py)
-    underneath what was set through the API (an admin's value wins); empty values the BMC
-    reported (a trimmed Redfish resource) are dropped."""
+    """A node's facts as the inventories read them, three layers, later ones winning:
+
+    1. `facts["hardware"]`: what the BMC scan read (dgxie/firmware/service.py);
+    2. `facts["commissioning"]`: what the deploy agent saw from inside the machine
+       (`dgxie.agent.facts.commissioning_facts`: the FACT_KEYS at its top, only those are taken
+       here; the whole parsed structure sits under its `"detail"`, which the inventories never see);
+    3. the node's other facts, set through the API (an admin's value always wins).
+
+    Empty values (None, "", []) in the first two are dropped, so a trimmed Redfish resource or a
+    bundle without lspci.txt never hides a value a lower layer knows."""
     facts = dict(facts or {})
-    hardware = facts.pop("hardware", None)
-    base = {k: v for k, v in hardware.items() if v not in (None, "", [])} if isinstance(hardware, dict) else {}
-    return base | facts
+    hardware = _known(facts.pop("hardware", None))
+    commissioning = _known(facts.pop("commissioning", None), FACT_KEYS)
+    return hardware | commissioning | facts
 
 
 @dataclass(frozen=True)

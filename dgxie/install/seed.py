@@ -22,6 +22,7 @@ from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
 from dgxie.handoff.bootstrap import fetch_command
 from dgxie.models import Node
+from dgxie.sections import OciMirrorConfig
 from dgxie.site import Site
 
 ARTIFACTS = ("user-data", "meta-data", "vendor-data", "preseed", "kickstart")
@@ -31,6 +32,9 @@ FAMILIES: dict[str, dict[str, str]] = {
     "debian": {"preseed": "debian/preseed.j2"},
     "rhel": {"kickstart": "rhel/kickstart.j2"},
     "rocky": {"kickstart": "rhel/kickstart.j2"},
+    # `image/deploy`: dgxie's agent writes an OS image; these seed its first boot (docs/deploy.md)
+    "image": {"user-data": "image/user-data.j2", "meta-data": "image/meta-data.j2",
+              "vendor-data": "image/vendor-data.j2"},
 }
 CONTENT_TYPES = {"user-data": "text/cloud-config", "vendor-data": "text/cloud-config"}
 OS_FAMILY = {"ubuntu": "ubuntu", "debian": "debian", "rhel": "rhel", "rocky": "rhel"}
@@ -109,7 +113,12 @@ def node_vars(site: Site, node: Node) -> Merged:
         if spec is not None and spec.image:
             raise Invalid(f"profile {prof.name}: image {spec.image!r} is not registered (dgxie image add)")
         raise Invalid(f"profile {prof.name}: has no image")
-    if OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family_of(node)):
+    family = family_of(node)
+    if family == "image":
+        if not isinstance((prof.image.files or {}).get("rootfs"), dict):
+            raise Invalid(f"profile {prof.name}: template {prof.template} deploys an OS image, but image "
+                          f"{prof.image.name} has no root file system (dgxie image build)")
+    elif OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family):
         raise Invalid(f"profile {prof.name}: template {prof.template} does not fit image {prof.image.name} "
                       f"(os {prof.image.os})")
     base = urls.node_base_url(site.public_url, node.boot_token)
@@ -138,7 +147,10 @@ def _bootstraps_by_script(site: Site, node: Node) -> bool:
 
 def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"fqdn": f"{values['hostname']}.{values['domain']}" if values.get("domain")
-                           else values["hostname"], "apt_mirror_url": None}
+                           else values["hostname"], "apt_mirror_url": None,
+                           # containerd pulls each mirrored registry through dgxie's /v2/
+                           "registry_hosts": [{"host": m.upstream_host, "server": m.registry}
+                                              for m in site.mirrors if isinstance(m, OciMirrorConfig)]}
     name = values.get("apt_mirror")
     if name:
         if name not in site.apt_mirrors:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.boot import templates
-from dgxie.boot.decide import Action, Decision, decide
+from dgxie.boot.decide import Action, Decision, decide, deploys_image
 from dgxie.boot.urls import expand_cmdline, image_file_url
 from dgxie.errors import Invalid, Unavailable
 from dgxie.models import Image, Interface, Node
@@ -51,6 +51,50 @@ def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: 
             "initrd_name": image.initrd, "cmdline": cmdline}
 
 
+def _agent_context(site: Site, agent: Image, *, hostname: str, mac: str) -> dict[str, Any]:
+    """The deploy agent's boot: no node secret on its command line, only where dgxie is and which
+    MAC it booted from (the agent proves the rest from its address; docs/deploy.md)."""
+    ctx = _image_context(site, agent, token="", hostname=hostname, mac=mac)
+    if "dgxie.url=" not in ctx["cmdline"]:
+        ctx["cmdline"] = f"{ctx['cmdline']} dgxie.url={site.public_url} dgxie.mac={mac}".strip()
+    return ctx
+
+
+def _boot_image(session: Session, site: Site, node: Node | None,
+                decision: Decision) -> tuple[Decision, Image | None, bool]:
+    """(decision, image to boot, whether it is the agent) after checking the images exist."""
+    image = node.profile.image if node is not None and node.profile is not None else None
+    names = {"agent": site.boot.agent_image, "disc": site.boot.discovery_image or site.boot.agent_image}
+    found = {i.name: i for i in session.scalars(select(Image).where(Image.name.in_(set(names.values()))))}
+    agent = found.get(names["agent"])
+    if decision.action == Action.INSTALL and node is not None and node.profile is not None \
+            and deploys_image(node.profile.template):
+        if agent is None:
+            return Decision(Action.IGNORE, "its profile deploys an image but the agent is not built "
+                                           "(dgxie agent build)"), None, False
+        return decision, agent, True
+    if decision.action == Action.INSTALL:
+        return decision, image, False
+    if decision.action == Action.DISCOVERY:
+        disc = found.get(names["disc"])
+        if disc is None:
+            return Decision(Action.IGNORE, "discovery is on but no discovery image is registered"), None, False
+        return decision, disc, disc.name == site.boot.agent_image
+    if decision.action == Action.ERASE:
+        if agent is None:
+            return Decision(Action.IGNORE, "erasing needs the agent (dgxie agent build)"), None, False
+        return decision, agent, True
+    return decision, None, False
+
+
+def _local_efi_url(session: Session, site: Site) -> str:
+    """The agent's UEFI local-boot loader (imaging.localboot), or "" when no agent build has one."""
+    agent = session.scalar(select(Image).where(Image.name == site.boot.agent_image))
+    if agent is None or not isinstance((agent.files or {}).get("grubx64.efi"), dict):
+        return ""
+    return image_file_url(site.public_url, agent.name, "grubx64.efi")
+
+
 def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str, Any], Decision]:
     """(template name, context, decision) for the iPXE script of `mac`."""
     try:
@@ -59,20 +103,18 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
         raise Invalid(f"{mac!r} is not a MAC address") from None
     node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
     image = node.profile.image if node is not None and node.profile is not None else None
-    disc = None
-    if site.boot.discovery_image:
-        disc = session.scalar(select(Image).where(Image.name == site.boot.discovery_image))
     state = node.state if node is not None else None
     decision = decide(state, discovery=site.discovery, has_image=image is not None)
-    if decision.action == Action.DISCOVERY and disc is None:
-        decision = Decision(Action.IGNORE, "discovery is on but no discovery image is registered")
+    decision, boot_image, is_agent = _boot_image(session, site, node, decision)
     ctx: dict[str, Any] = {"mac": mac, "hostname": node.hostname if node else "", "reason": decision.reason,
                            "action": decision.action.value}
     token = node.boot_token if node is not None else ""
-    if decision.action == Action.INSTALL and image is not None:
-        ctx |= _image_context(site, image, token=token, hostname=ctx["hostname"], mac=mac)
-    elif decision.action == Action.DISCOVERY and disc is not None:
-        ctx |= _image_context(site, disc, token=token, hostname=ctx["hostname"], mac=mac)
+    if decision.action == Action.LOCAL_DISK:
+        ctx["local_efi_url"] = _local_efi_url(session, site)
+    if boot_image is not None and is_agent:
+        ctx |= _agent_context(site, boot_image, hostname=ctx["hostname"], mac=mac)
+    elif boot_image is not None:
+        ctx |= _image_context(site, boot_image, token=token, hostname=ctx["hostname"], mac=mac)
     elif decision.action == Action.IGNORE:
         ctx["message"] = "is not enrolled" if node is None else f"has nothing to boot: {decision.reason}"
     return f"ipxe/{decision.action.value}.ipxe.j2", ctx, decision

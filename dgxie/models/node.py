@@ -37,6 +37,10 @@ class Node(Base):
     install_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     progress_logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     progress_suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The deploy agent's one-time credential (migration 0010, docs/deploy.md): only its sha256 is
+    # kept; it is minted at the agent's hello and dropped at every state change.
+    agent_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    agent_token_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     profile: Mapped[Profile | None] = relationship(lazy="joined")
     interfaces: Mapped[list[Interface]] = relationship(

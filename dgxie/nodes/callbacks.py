@@ -11,9 +11,10 @@ Two shapes are accepted (both as the raw body, whatever the Content-Type says):
 
 State effects (always through `lifecycle.transition`): the first callback (or a config fetch) moves
 `enrolled -> installing`; `finished` -> `installed` (refused, out of order, for a node that never
-started); `failed` -> `failed`; progress is logged at most once per
-interval per node (the rest are counted into the next logged event). A repeated `finished` (or
-`failed`) changes nothing; any other callback for a node that is not enrolled/installing is a 409.
+started); `failed` -> `failed`; progress (also from an installed system's first boot, its
+cloud-init webhook, until it ends) is logged at most once per interval per node (the rest are
+counted into the next logged event). A repeated `finished` (or `failed`) changes nothing; any
+other callback for a node that is not enrolled/installing (or, for progress, handed off) is a 409.
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
     handed_off = (State.INSTALLED.value, State.BOOTSTRAPPING.value, State.READY.value)
     if (cb.kind == "finished" and state in handed_off) or (cb.kind, state) == ("failed", State.FAILED.value):
         return CallbackOut(state=state, changed=False, logged=False)  # a replay: the installer retried
+    if cb.kind == "progress" and state in handed_off:
+        # the installed system's first boot (cloud-init's webhook reporter): logged, no state change
+        return CallbackOut(state=state, changed=False, logged=_progress(session, node, cb, now, interval))
     if state not in (State.ENROLLED.value, State.INSTALLING.value):
         raise Conflict(f"{node.hostname} is {state}: installer callbacks are taken only while enrolled or installing")
     changed = logged = False

@@ -44,6 +44,15 @@ def check_bmc_url(v: str | None) -> str | None:
     return v.rstrip("/")
 
 
+MACHINE_FACTS = ("hardware", "commissioning")  # facts read from the machine (BMC scan, the agent), not set
+
+
+def check_facts(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    if v is not None and (bad := sorted(set(v) & set(MACHINE_FACTS))):
+        raise ValueError(f"{', '.join(bad)}: read from the machine (BMC scan, agent commissioning), not set")
+    return v
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -79,6 +88,7 @@ class NodeCreate(_In):
     _hostname = field_validator("hostname")(classmethod(lambda cls, v: check_hostname(v)))
     _mac = field_validator("mac")(classmethod(lambda cls, v: canonical_mac(v)))
     _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
+    _facts = field_validator("facts")(classmethod(lambda cls, v: check_facts(v)))
 
     @field_validator("tags")
     @classmethod
@@ -107,6 +117,19 @@ class NodeUpdate(_In):
     _mac = field_validator("mac")(classmethod(lambda cls, v: None if v is None else canonical_mac(v)))
     _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
     _tags = field_validator("tags")(classmethod(lambda cls, v: None if v is None else NodeCreate._tags(v)))
+    _facts = field_validator("facts")(classmethod(lambda cls, v: check_facts(v)))
+
+
+class EnrollIn(_In):
+    """`POST /api/v1/nodes/{ref}/enroll`: what a discovered node becomes."""
+
+    profile: str = Field(description="the profile it installs (e.g. an `image/deploy` profile)")
+    hostname: str | None = Field(default=None, description="rename it (discovered nodes are node-<mac>)")
+    role: str | None = Field(default=None, description="default: the profile's role")
+    ip: str | None = Field(default=None, description="a reserved address in one of the subnets")
+    tags: list[str] | None = None
+
+    _hostname = field_validator("hostname")(classmethod(lambda cls, v: None if v is None else check_hostname(v)))
 
 
 class BmcOut(BaseModel):

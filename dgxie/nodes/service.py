@@ -19,7 +19,7 @@ from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.models import Interface, Node
 from dgxie.nodes.macs import canonical_mac
-from dgxie.nodes.schemas import BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
+from dgxie.nodes.schemas import MACHINE_FACTS, BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
 from dgxie.site import Site
 
 MAX_PAGE = 1000
@@ -122,6 +122,7 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
 
 
 def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, actor: str) -> Node:
+    old_facts = dict(node.facts or {})
     """Apply a partial update; the event lists the fields that changed (never secret values)."""
     fields = data.model_fields_set
     changed: dict[str, Any] = {}
@@ -156,6 +157,8 @@ def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, a
             value = getattr(data, name)
             setattr(node, name, value if value is not None else ([] if name == "tags" else {}))
             changed[name] = getattr(node, name)
+    if "facts" in fields:  # what the BMC scan and the agent read stays; the API sets the rest
+        node.facts = {**node.facts, **{k: v for k, v in old_facts.items() if k in MACHINE_FACTS}}
     if new_macs is not None:
         names = {i.mac: i.name for i in node.interfaces}
         if data.interfaces is not None:

@@ -31,6 +31,8 @@ class MirrorConfig(Strict):
 
 
 _APT_WORD = r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$"
+# The `?` terms of an APT filter (matched by dgxie.mirror.apt.repository.matches).
+_FILTER_TERM = re.compile(r"^\?(essential|priority\((required|important|standard|optional|extra)\))$")
 
 
 class AptMirrorConfig(MirrorConfig):
@@ -42,7 +44,17 @@ class AptMirrorConfig(MirrorConfig):
     components: list[Annotated[str, Field(pattern=_APT_WORD)]] = ["main"]
     architectures: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] = ["amd64"]
     keyring: Path
-    filter: list[str] = []  # package names or fnmatch patterns; their dependency closure is kept
+    # package names, fnmatch patterns, `?essential`, `?priority(P)`; their dependency closure is kept
+    filter: list[str] = []
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: list[str]) -> list[str]:
+        for term in v:
+            if term.startswith("?") and not _FILTER_TERM.match(term):
+                raise ValueError(f"unknown filter term {term!r} (use ?essential or ?priority(required|important|"
+                                 "standard|optional|extra))")
+        return v
 
     @field_validator("url")
     @classmethod

@@ -83,6 +83,8 @@ class TftpConfig(Strict):
 
 class BootConfig(Strict):
     discovery_image: str | None = None  # image booted by unknown/discovered nodes when dhcp.discovery is on
+    agent_image: str = "agent"  # the deploy agent (dgxie agent build): commissions, deploys, erases
+    agent_facts_max_bytes: int = Field(default=8 << 20, ge=1 << 16, le=1 << 30)
     script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
 
 

@@ -92,3 +92,22 @@ def test_facts_from_the_bmc_scan_feed_slurm() -> None:
     assert facts["gpus"] == 4 and facts["cpus"] == 224 and "gpu_model" not in facts and "hardware" not in facts
     rec = NodeRecord(hostname="dgx01", ip="10.0.0.11", role="slurmd", state="ready", facts=facts)
     assert rec.fact_int("memory_mib") == 2097152
+
+
+def test_commissioning_facts_sit_between_the_bmc_and_the_api() -> None:
+    """The agent's facts (facts["commissioning"]) win over the BMC scan's, an admin's win over both;
+    the agent's empty values and its "detail" never reach the inventory."""
+    from dgxie.agent.facts import commissioning_facts, parse_bundle
+    from dgxie.handoff.records import flat_facts
+    from tests.support.agent import members
+
+    commissioning = commissioning_facts(parse_bundle(members("dgx-h200-constructed")))
+    bmc = {"cpus": 224, "memory_mib": 2097152, "gpus": 8, "gpu_model": "H100 80GB HBM3", "model": "DGXH100",
+           "serial": "1662923610124", "sockets": None}
+    facts = flat_facts({"hardware": bmc, "commissioning": commissioning, "serial": "ASSET-7", "rack": "r12"})
+    assert facts == {"cpus": 224, "sockets": 2, "cores_per_socket": 56, "threads_per_core": 2,
+                     "memory_mib": 2063937,  # MemTotal from the agent, not the installed 2 TiB
+                     "gpus": 8, "gpu_model": "H100 80GB HBM3",  # lspci had no name for it: the BMC's stays
+                     "model": "DGXH100", "manufacturer": "NVIDIA", "serial": "ASSET-7", "rack": "r12"}
+    assert flat_facts({"commissioning": {"gpus": 0, "detail": {"gpus": 0}}, "hardware": {"gpus": 8}}) == {"gpus": 0}
+    assert flat_facts({"commissioning": "garbage", "hardware": None}) == {}

@@ -74,6 +74,40 @@ def test_packages_and_closure() -> None:
         apt.parse_packages("Package: x\nVersion: 1\n")
 
 
+def test_filter_terms_essential_and_priority() -> None:
+    """`?essential` and `?priority(P)` select by field; Pre-Depends count as dependencies."""
+    text = "\n\n".join([
+        pkg("dpkg") + "\nEssential: yes\nPriority: required\nPre-Depends: libzstd1",
+        pkg("libzstd1") + "\nPriority: optional",
+        pkg("apt", "libapt") + "\nPriority: required",
+        pkg("libapt"),
+        pkg("cron") + "\nPriority: important",
+        pkg("vim") + "\nPriority: optional\nEssential: no",
+    ])
+    ps = apt.parse_packages(text)
+    assert [p.name for p in ps if p.essential] == ["dpkg"]
+    assert ps[0].priority == "required" and ps[0].depends == (("libzstd1",),)
+    assert apt.closure(ps, ["?essential"]) == {"dpkg", "libzstd1"}
+    assert apt.closure(ps, ["?priority(required)"]) == {"dpkg", "libzstd1", "apt", "libapt"}
+    assert apt.closure(ps, ["?priority(important)", "vi*"]) == {"cron", "vim"}
+    assert apt.closure(ps, ["?priority(standard)"]) == set()
+    for bad in ("?priority(urgent)", "?essentials", "?name(x)", "?priority()"):
+        with pytest.raises(apt.AptError, match="unknown filter term"):
+            apt.closure(ps, [bad])
+
+
+def test_filter_terms_checked_in_the_config(tmp_path: Path) -> None:
+    from dgxie.config import load
+
+    cfg = tmp_path / "c.yaml"
+    head = "mirrors:\n  - {name: d, kind: apt, url: http://x, suites: [s], keyring: /k, filter: "
+    cfg.write_text(head + '["?essential", "?priority(required)", nginx*]}\n')
+    assert load(cfg).mirrors[0].filter == ["?essential", "?priority(required)", "nginx*"]  # type: ignore[union-attr]
+    cfg.write_text(head + '["?priority(urgent)"]}\n')
+    with pytest.raises(ConfigError, match=r"mirrors\[0\]\.filter: unknown filter term '\?priority\(urgent\)'"):
+        load(cfg)
+
+
 def test_paragraph_continuations() -> None:
     (f, _), = apt.paragraphs("Package: a\nDescription: one\n two\n  three\n")
     assert f["description"] == "one\ntwo\nthree"

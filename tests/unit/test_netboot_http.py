@@ -53,9 +53,14 @@ def test_install_and_discovery_scripts() -> None:
 
 
 def test_local_and_ignore_scripts() -> None:
-    local = render("ipxe/local.ipxe.j2", {"mac": "m", "hostname": "n1", "reason": "installed", "action": "local"})
+    base = {"mac": "m", "hostname": "n1", "reason": "installed", "action": "local"}
+    local = render("ipxe/local.ipxe.j2", base | {"local_efi_url": ""})
     assert "sanboot --no-describe --drive 0x80" in local and "iseq ${platform} efi" in local
-    assert "\nexit" in local and "kernel" not in local
+    # UEFI: a failure status, or the firmware shows its boot menu instead of booting the disk
+    assert local.rstrip().endswith("\nexit 1") and "kernel" not in local and "chain" not in local
+    # with the agent's local-boot loader: chain it first (it finds the disk's loader), exit 1 if it fails
+    efi = render("ipxe/local.ipxe.j2", base | {"local_efi_url": "http://s/images/agent/grubx64.efi"})
+    assert "\nchain --autofree http://s/images/agent/grubx64.efi ||\n" in efi and efi.rstrip().endswith("exit 1")
     ign = render("ipxe/ignore.ipxe.j2", {"mac": "m", "hostname": "", "reason": "r", "action": "ignore",
                                          "message": "is not enrolled"})
     assert "echo dgxie: m is not enrolled" in ign and ign.rstrip().endswith("exit 1")

@@ -1,4 +1,4 @@
-"""/api/v1/nodes/{name}/reprovision and the live event stream (Server-Sent Events).
+"""/api/v1/nodes/{name}/reprovision, /enroll, /erase and the live event stream (Server-Sent Events).
 
 The stream polls the events table by id (bounded: one query per `poll` seconds, at most 1000 rows
 each), sends a comment heartbeat every 15 s so proxies keep it open, and resumes after the id in
@@ -25,8 +25,9 @@ from dgxie.errors import Invalid
 from dgxie.events import EventOut
 from dgxie.models import Node
 from dgxie.nodes import service
+from dgxie.nodes.enroll import enroll_node, erase_node
 from dgxie.nodes.reprovision import reprovision_node
-from dgxie.nodes.schemas import NodeOut
+from dgxie.nodes.schemas import EnrollIn, NodeOut
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
@@ -38,6 +39,21 @@ def reprovision(ref: str, request: Request, who: Principal = Operator) -> NodeOu
     """Back to `enrolled` with a new boot token; then the after-hooks (e.g. BMC PXE-once + power cycle)."""
     ctx = get_ctx(request)
     return reprovision_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
+
+
+@router.post("/{ref}/enroll", response_model=NodeOut)
+def enroll(ref: str, data: EnrollIn, request: Request, who: Principal = Operator) -> NodeOut:
+    """A discovered node (facts and MACs kept) becomes enrolled with a profile; 409 for any other state."""
+    ctx = get_ctx(request)
+    return enroll_node(ctx.sessions, ctx.site, ref, data, actor=who.actor)
+
+
+@router.post("/{ref}/erase", response_model=NodeOut)
+def erase(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
+    """Mark the node `erasing` (new boot token); its next network boot runs the agent, which wipes
+    every disk and returns it to `discovered`. With a BMC: PXE-once and a power cycle now."""
+    ctx = get_ctx(request)
+    return erase_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
 
 def sse(ev: EventOut) -> str:

@@ -51,8 +51,10 @@ class Package:
     filename: str
     size: int
     sha256: str
-    depends: tuple[tuple[str, ...], ...] = ()
+    depends: tuple[tuple[str, ...], ...] = ()  # Pre-Depends then Depends; each group's alternatives
     provides: tuple[str, ...] = ()
+    essential: bool = False  # `Essential: yes`
+    priority: str = ""  # `Priority:` (required, important, standard, optional, extra), lower case
     stanza: str = field(default="", compare=False, repr=False)
 
 
@@ -208,26 +210,56 @@ def parse_packages(text: str) -> list[Package]:
             pkg = Package(name=name, version=f.get("version", ""), arch=f.get("architecture", ""),
                           filename=filename, size=int(f["size"]), sha256=f["sha256"].lower(),
                           depends=_relation(f.get("pre-depends", "")) + _relation(f.get("depends", "")),
-                          provides=tuple(a for g in _relation(f.get("provides", "")) for a in g), stanza=raw)
+                          provides=tuple(a for g in _relation(f.get("provides", "")) for a in g),
+                          essential=f.get("essential", "").lower() == "yes",
+                          priority=f.get("priority", "").lower(), stanza=raw)
         except KeyError as exc:
             raise AptError(f"Packages entry {f.get('package', '?')!r} lacks {exc.args[0]}") from None
         out.append(pkg)
     return out
 
 
+PRIORITIES = ("required", "important", "standard", "optional", "extra")
+_TERM = re.compile(r"^\?(essential|priority\(([a-z]+)\))$")
+
+
+def check_filter_term(term: str) -> str:
+    """A filter term is a package name or fnmatch pattern, or one of the apt-pattern-like terms
+    `?essential` (`Essential: yes`) and `?priority(P)` (`Priority: P`, P one of `PRIORITIES`).
+    Returns the term; AptError names an unknown `?` term."""
+    if term.startswith("?"):
+        m = _TERM.match(term)
+        if m is None or (m.group(2) is not None and m.group(2) not in PRIORITIES):
+            raise AptError(f"unknown filter term {term!r} (use ?essential or ?priority({'|'.join(PRIORITIES)}))")
+    return term
+
+
+def matches(p: Package, term: str) -> bool:
+    """Whether package `p` is selected by one filter term (see `check_filter_term`)."""
+    if not term.startswith("?"):
+        return fnmatch.fnmatchcase(p.name, term)
+    check_filter_term(term)
+    if term == "?essential":
+        return p.essential
+    return p.priority == term[len("?priority("):-1]
+
+
 def closure(packages: list[Package], patterns: list[str]) -> set[str]:
-    """Names matching `patterns` (fnmatch) plus everything they depend on, transitively.
+    """Names matching `patterns` (`matches`: fnmatch, `?essential`, `?priority(P)`) plus everything
+    they depend on (Pre-Depends and Depends), transitively.
 
     Every alternative of an `a | b` dependency that the repository holds is kept, and a virtual
     package pulls in all its providers, so apt can resolve whichever it picks.
     """
+    for term in patterns:
+        check_filter_term(term)
     by_name: dict[str, list[Package]] = {}
     providers: dict[str, set[str]] = {}
     for p in packages:
         by_name.setdefault(p.name, []).append(p)
         for v in p.provides:
             providers.setdefault(v, set()).add(p.name)
-    todo = [n for n in by_name if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+    todo = sorted({p.name for p in packages if any(matches(p, t) for t in patterns)})
     keep: set[str] = set()
     while todo:
         name = todo.pop()
