@@ -43,20 +43,21 @@ mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs 
 mkdir -p /run /tmp /mnt; mount -t tmpfs tmpfs /run
 for pass in 1 2; do find /sys/devices -name modalias -exec cat {} + 2>/dev/null | sort -u | xargs modprobe -abq; done
 for m in crc32c_intel crc32c_generic ext4 vfat nls_cp437 nls_iso8859_1; do modprobe -q $m; done
-for w in $(cat /proc/cmdline); do case $w in bench.url=*) URL=${w#*=};; bench.sha=*) SHA=${w#*=};; esac; done
+for w in $(cat /proc/cmdline); do case $w in bench.url=*) BURL=${w#*=};; bench.sha=*) SHA=${w#*=};; esac; done
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -s /etc/dgxie-udhcpc.script -q -n -t 10 >/dev/null 2>&1
 up() { cut -d' ' -f1 /proc/uptime; }
 clear() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-clear; a=$(up); curl -fsS "$URL" | dd of=/dev/vda bs=4M conv=fsync 2>/dev/null; b=$(up)
+clear; a=$(up); curl -fsS "$BURL" | dd of=/dev/vda bs=4M conv=fsync 2>/dev/null; b=$(up)
 echo "BENCH dd $a $b"
-clear; a=$(up); curl -fsS "$URL" | zstd -dcq | dd of=/dev/vda bs=4M conv=fsync 2>/dev/null; b=$(up)
+clear; a=$(up); curl -fsS "$BURL" | zstd -dcq | dd of=/dev/vda bs=4M conv=fsync 2>/dev/null; b=$(up)
 echo "BENCH unpacked $a $b"
 DGXIE_AGENT_LIB=1 . /usr/bin/dgxie-agent
-PLAN_DISKS=/dev/vda; PLAN_LAYOUT=direct; PLAN_IMAGE_URL=$URL; PLAN_IMAGE_SHA256=$SHA
+PLAN_DISKS=/dev/vda; PLAN_LAYOUT=direct; PLAN_IMAGE_URL=$BURL; PLAN_IMAGE_SHA256=$SHA
 partition >/dev/null 2>&1 || echo "BENCH partition failed"
 clear; a=$(up); stream_image >/tmp/out 2>&1; rc=$?; sync; b=$(up)
 echo "BENCH agent $a $b rc=$rc $(tail -n 1 /tmp/out)"
+[ $rc -eq 0 ] || { echo "--- stream_image output"; tail -n 20 /tmp/out; }
 poweroff -f
 """
 
@@ -85,7 +86,7 @@ def run_once(kernel: Path, initrd: Path, sha: str, port: int, work: Path) -> dic
     for m in re.finditer(r"BENCH (\w+) ([\d.]+) ([\d.]+)(.*)", serial.read_text(errors="replace")):
         out[m[1]] = round(float(m[3]) - float(m[2]), 1)
         if m[1] == "agent" and "rc=0" not in m[4]:
-            raise SystemExit(f"the agent's write failed: {m[4].strip()}")
+            raise SystemExit(f"the agent's write failed: {m[4].strip()}\n" + serial.read_text(errors="replace")[-2500:])
     if set(out) != {"dd", "unpacked", "agent"}:
         raise SystemExit("the bench VM did not finish:\n" + serial.read_text(errors="replace")[-3000:])
     return out
@@ -113,7 +114,8 @@ def main() -> None:
         extra = io.BytesIO()
         cpio.write([cpio.file("init", INIT.encode(), 0o755)], extra)
         initrd = work / "initrd.img"
-        initrd.write_bytes(blob(agent["initrd.img"]["sha256"]).read_bytes() + extra.getvalue())
+        base = blob(agent["initrd.img"]["sha256"]).read_bytes()  # zero padding between archives: skipped
+        initrd.write_bytes(base + bytes(-len(base) % 512) + extra.getvalue())
         srv, port = serve(work / "www")
         try:
             print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}", file=sys.stderr)
