@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from dgxie.agent import service
 from dgxie.api.deps import get_ctx
+from dgxie.api.limits import read_body
 from dgxie.context import Context
 from dgxie.db import session_scope
-from dgxie.errors import Conflict, Invalid, TooLarge, Unauthorized
+from dgxie.errors import Conflict, Invalid, Unauthorized
 from dgxie.models import Node
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"])
@@ -31,20 +32,8 @@ FORM_LIMIT = 64 << 10
 TEXT = "text/plain; charset=utf-8"
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLarge(f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"body larger than {limit} bytes")
-    return bytes(body)
-
-
 async def _form(request: Request) -> dict[str, str]:
-    raw = await _body(request, FORM_LIMIT)
+    raw = await read_body(request, FORM_LIMIT)
     try:
         pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
@@ -86,7 +75,7 @@ def _with_node(ctx: Context, token: str, fn: Callable[[Session, Node], object]) 
 async def facts(request: Request) -> Response:
     ctx = get_ctx(request)
     token = _token(request)
-    data = await _body(request, ctx.site.boot.agent_facts_max_bytes)
+    data = await read_body(request, ctx.site.boot.agent_facts_max_bytes)
     limit = ctx.site.boot.agent_facts_max_bytes
     await run_in_threadpool(_with_node, ctx, token,
                             lambda s, n: service.receive_facts(s, n, data, max_bytes=limit))

@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.deps import get_ctx
-from dgxie.errors import NotFound, TooLarge
+from dgxie.api.limits import read_body
+from dgxie.errors import NotFound
 from dgxie.install import seed, service
 from dgxie.nodes.schemas import CallbackOut
 
@@ -35,20 +36,8 @@ def seed_file(token: str, artifact: str, request: Request) -> Response:
     return Response(rendered.text, media_type=rendered.content_type, headers={"Cache-Control": "no-store"})
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLarge(f"callback body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(f"callback body larger than {limit} bytes")
-    return bytes(body)
-
-
 @router.post("/boot/n/{token}/events", include_in_schema=False, response_model_exclude_none=True)
 async def installer_event(token: str, request: Request) -> CallbackOut:
     ctx = get_ctx(request)
-    body = await _body(request, ctx.site.install.callback_max_bytes)
+    body = await read_body(request, ctx.site.install.callback_max_bytes, "callback body")
     return await run_in_threadpool(service.receive_callback, ctx.sessions, ctx.site, token, body)

@@ -1,10 +1,28 @@
-"""Request body limit (pure ASGI): refuse oversize bodies with 413 before reading them."""
+"""Request body limits: `BodyLimit` (pure ASGI) refuses oversize bodies with 413 before reading
+them; `read_body` reads one route's body under its own, smaller limit (installer callbacks, the
+deploy agent's uploads)."""
 
 from __future__ import annotations
 
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dgxie.errors import TooLarge
+
+
+async def read_body(request: Request, limit: int, what: str = "body") -> bytes:
+    """The whole body, or TooLarge (413) as soon as it is declared or read past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(f"{what} larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"{what} larger than {limit} bytes")
+    return bytes(body)
 
 
 class BodyLimit:
