@@ -123,11 +123,11 @@ def plan(session: Session, site: Site, node: Node) -> str:
     assert prof is not None
     image = prof.image
     rootfs = (image.files or {}).get("rootfs") if image is not None else None
-    if image is None or not isinstance(rootfs, dict):
-        raise Conflict(f"profile {prof.name}: image {image.name if image else None!r} has no root file system "
-                       "(build one with dgxie image build)")
-    values = seed.node_vars(site, node).values  # the same layered variables the node's seed sees
-    try:
+    try:  # anything that stops the plan fails the node with the reason (never a silent stall)
+        if image is None or not isinstance(rootfs, dict):
+            raise Invalid(f"profile {prof.name}: image {image.name if image else None!r} has no root file system "
+                          "(build one with dgxie image build)")
+        values = seed.node_vars(site, node).values  # the same layered variables the node's seed sees
         rule = disks.parse_rule(values)
         chosen = disks.choose(found, rule)
     except Invalid as exc:
@@ -138,6 +138,7 @@ def plan(session: Session, site: Site, node: Node) -> str:
         transition(session, node, State.FAILED, actor=AGENT, kind="install.failed", reason=reason[:500],
                    data={"step": "plan"})
         raise PlanRefused(reason) from None
+    assert image is not None and isinstance(rootfs, dict)
     if node.state == State.ENROLLED:
         transition(session, node, State.INSTALLING, actor=AGENT, kind="install.start",
                    reason=f"agent deploys {image.name} to {' '.join(d.path for d in chosen)}")

@@ -47,6 +47,8 @@ def actx(make_ctx: Callable[..., Context]) -> Context:
                     files={"rootfs": {"file": "rootfs.tar.zst", "sha256": SHA, "size": 1234, "format": "tar.zst"}})
         s.add(img)
         s.add(Profile(name="deploy", template="image/deploy", role="plain", vars={}, image=img))
+        bare = Image(name="no-rootfs", os="debian", kernel="vmlinuz", initrd="initrd.img", cmdline="", files={})
+        s.add(Profile(name="norootfs", template="image/deploy", role="plain", vars={}, image=bare))
         s.add(Profile(name="nodisk", template="image/deploy", role="plain", vars={"disk": {"serial": "NOPE"}},
                       image=img))
         s.add(DhcpLease(mac=MAC, ip=IP, subnet="10.9.0.0/24", expires_at=datetime.now(UTC) + timedelta(hours=1)))
@@ -153,6 +155,15 @@ def test_a_plan_for_a_missing_disk_fails_the_node(actx: Context, node_client: Te
     # the agent's own failure report afterwards changes nothing (and is not an error)
     h = hello(node_client, first="0")
     assert h["DGXIE_MODE"] == "wait"
+
+
+def test_an_image_without_a_root_file_system_fails_the_node(actx: Context, node_client: TestClient,
+                                                           client: TestClient,
+                                                           auth: Callable[[str], dict[str, str]]) -> None:
+    tok = _to_deploy(actx, node_client, client, auth, "norootfs")
+    r = node_client.get("/agent/v1/plan", headers=bearer(tok))
+    assert r.status_code == 409 and "has no root file system" in r.json()["detail"], r.text
+    assert node_row(actx, "dgx01").state == "failed"  # said, not a silent stall in `enrolled`
 
 
 def test_a_failed_write_fails_the_node_with_step_and_log(actx: Context, node_client: TestClient,
