@@ -6,7 +6,9 @@ The key comes from the config (`secret_key`) or from `DATA_DIR/secret.key`, gene
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -26,9 +28,16 @@ class SecretBox:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise ConfigError("secret_key: not a valid key (32 url-safe base64-encoded bytes)") from None
+        self._mac_key = hashlib.sha256(b"dgxie derive\0" + base64.urlsafe_b64decode(key)).digest()
 
     def seal(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())
+
+    def derive(self, label: str, message: str) -> str:
+        """HMAC-SHA256(site key, label NUL message) as 43 url-safe characters: a value only the
+        holder of the key can compute (the boot token from a node's public nonce)."""
+        mac = hmac.new(self._mac_key, label.encode() + b"\0" + message.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def open(self, ciphertext: bytes) -> str:
         try:
@@ -65,6 +74,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_boot_token() -> str:
-    """The per-node secret in a node's boot URLs."""
+def new_nonce() -> str:
+    """A fresh public nonce (a node's boot token is derived from it with the site key)."""
     return secrets.token_urlsafe(24)

@@ -1,17 +1,13 @@
 """The deploy agent's side of dgxie: hello, facts, plan, progress, done (docs/deploy.md).
 
 Trust: the agent proves who it is in two steps. Its hello names the MAC it booted from and must
-come from the address dgxie leased or reserved for that MAC (so knowing a MAC is not enough); the
-answer carries a one-time agent token, stored here only as its sha256, scoped to that node and to
-the agent, replaced at every hello and dropped at every state change (`lifecycle.transition`).
-Every later call carries the token. State changes all go through `nodes.lifecycle.transition`.
+come from the address dgxie leased or reserved for that MAC (`nodes.origin`; knowing a MAC is not
+enough); the answer carries the node's one-time credential for the `agent` purpose
+(`nodes.credentials`: stored as its sha256, replaced at every hello, dropped at every state change).
+Every later call carries it. State changes all go through `nodes.lifecycle.transition`.
 """
 
 from __future__ import annotations
-
-import hashlib
-import secrets
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,8 +22,9 @@ from dgxie.errors import Conflict, Forbidden, Invalid, Unauthorized
 from dgxie.events import record
 from dgxie.handoff.bootstrap import on_installed
 from dgxie.install import seed
-from dgxie.models import DhcpLease, Interface, Node
+from dgxie.models import Interface, Node
 from dgxie.models.types import utcnow
+from dgxie.nodes import credentials, origin
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import NodeCreate
@@ -35,32 +32,16 @@ from dgxie.nodes.service import create_node
 from dgxie.site import Site
 
 AGENT = "agent"
-TOKEN_TTL = timedelta(hours=12)  # a deploy of a large image over a slow link still fits
 MAX_LOG = 4000
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def mint_token(node: Node) -> str:
-    """A new agent token for `node`; the previous one stops working."""
-    token = secrets.token_urlsafe(32)
-    node.agent_token_hash = token_hash(token)
-    node.agent_token_at = utcnow()
-    return token
+    """A new agent credential for `node`; the previous one stops working."""
+    return credentials.mint(node, "agent")
 
 
 def is_image_deploy(node: Node) -> bool:
     return node.profile is not None and deploys_image(node.profile.template)
-
-
-def _bound(session: Session, node: Node | None, mac: str, peer: str, now: datetime) -> bool:
-    """True when `peer` is the address dgxie reserved for the node or leased to `mac`."""
-    if node is not None and node.ip and node.ip == peer:
-        return True
-    lease = session.get(DhcpLease, mac)
-    return lease is not None and lease.ip == peer and lease.expires_at > now
 
 
 def hello(session: Session, site: Site, mac: str, peer: str, *, first: bool) -> str:
@@ -69,9 +50,8 @@ def hello(session: Session, site: Site, mac: str, peer: str, *, first: bool) -> 
         mac = canonical_mac(mac)
     except ValueError:
         raise Invalid(f"mac: {mac!r} is not a MAC address") from None
-    now = datetime.now(UTC)
     node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac).with_for_update(of=Node))
-    if not _bound(session, node, mac, peer, now):
+    if not origin.speaks_for(session, node, peer, site.boot.trusted_networks, macs=[mac]):
         raise Forbidden(f"{peer} is not the address dgxie gave {mac}")
     if node is None:
         if not site.discovery:
@@ -89,11 +69,10 @@ def hello(session: Session, site: Site, mac: str, peer: str, *, first: bool) -> 
 
 def node_by_token(session: Session, token: str) -> Node:
     """The node holding this agent token; 401 (one message) for a wrong, dropped or expired one."""
-    node = session.scalar(select(Node).where(Node.agent_token_hash == token_hash(token)).with_for_update(of=Node)) \
-        if token else None
-    if node is None or node.agent_token_at is None or utcnow() - node.agent_token_at > TOKEN_TTL:
-        raise Unauthorized("agent token not valid")
-    return node
+    try:
+        return credentials.node_by_credential(session, "agent", token)
+    except Unauthorized:
+        raise Unauthorized("agent token not valid") from None
 
 
 def receive_facts(session: Session, node: Node, data: bytes, *, max_bytes: int) -> dict[str, object]:
@@ -150,7 +129,8 @@ def plan(session: Session, site: Site, node: Node) -> str:
         sizes=tuple(d.size for d in chosen),
         image_url=urls.image_file_url(site.public_url, image.name, str(rootfs["file"])),
         image_sha256=str(rootfs["sha256"]), image_size=int(rootfs["size"]), image_format=str(rootfs["format"]),
-        seed_url=urls.node_base_url(site.public_url, node.boot_token), cmdline=cmdline, token=mint_token(node),
+        seed_url=urls.node_base_url(site.public_url, credentials.boot_token(site.box, node)), cmdline=cmdline,
+        token=mint_token(node),
     ).text()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from dgxie.agent import service
-from dgxie.api.deps import get_ctx
+from dgxie.api.deps import get_ctx, peer_address
 from dgxie.api.limits import read_body
 from dgxie.context import Context
 from dgxie.db import session_scope
@@ -48,15 +48,11 @@ def _token(request: Request) -> str:
     return token.strip()
 
 
-def _peer(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 @router.post("/hello", include_in_schema=False)
 async def hello(request: Request) -> Response:
     ctx = get_ctx(request)
     form = await _form(request)
-    peer = _peer(request)
+    peer = peer_address(request)
 
     def work() -> str:
         with session_scope(ctx.sessions) as s:

@@ -25,6 +25,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield s
 
 
+def peer_address(request: Request) -> str:
+    """The request's source address as the socket saw it (dgxie trusts no forwarding header: a node
+    behind a proxy or NAT is vouched for by `boot.trusted_networks`, see nodes.origin)."""
+    return request.client.host if request.client else ""
+
+
 def get_site(request: Request) -> Site:
     return get_ctx(request).site
 

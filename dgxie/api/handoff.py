@@ -1,10 +1,14 @@
-"""Per-node bootstrap endpoints (unauthenticated; the node's boot token in the URL is the secret).
+"""Per-node bootstrap endpoints (unauthenticated; node-facing, so not in the OpenAPI document).
 
-    GET  /boot/n/{token}/bootstrap        the role's script for this node (installed -> bootstrapping)
-    POST /boot/n/{token}/bootstrap/done   the script's result: ?status=ok|failed with the output tail
-                                          as the text body, or JSON {"status": ..., "output": ...}
+    GET  /boot/n/{token}/bootstrap                     the role's script for this node, once per
+                                                       install (installed -> bootstrapping)
+    POST /boot/n/{token}/bootstrap/done/{credential}   the script's result: ?status=ok|failed with
+                                                       the output tail as the text body, or JSON
+                                                       {"status": ..., "output": ...}
 
-A wrong token is a plain 404 that says nothing about which nodes exist.
+Both answer only the node's own address (403 otherwise); the result needs the one-time credential
+the script carries (401 otherwise); a second fetch of the script is a 409 (docs/security.md). A
+wrong token is a plain 404 that says nothing about which nodes exist.
 """
 
 from __future__ import annotations
@@ -12,39 +16,48 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.api.deps import get_ctx, peer_address
+from dgxie.api.limits import read_body
 from dgxie.errors import Invalid
 from dgxie.handoff import bootstrap
 from dgxie.nodes.schemas import BootstrapDoneOut
 
-router = APIRouter(prefix="/boot/n/{token}", tags=["boot"])
+router = APIRouter(prefix="/boot/n/{token}", tags=["boot"], include_in_schema=False)
 MAX_OUTPUT = 256 * 1024
 
 
 @router.get("/bootstrap", response_class=Response)
-def get_bootstrap(token: str, s: SessionDep, site: SiteDep) -> Response:
-    script = bootstrap.serve_script(s, site, token)
-    s.commit()  # the script may report back before a yield-dependency would commit
+async def get_bootstrap(token: str, request: Request) -> Response:
+    ctx = get_ctx(request)
+    script = await run_in_threadpool(bootstrap.serve_script, ctx.sessions, ctx.site, token, peer_address(request))
     return Response(script, media_type="text/x-shellscript", headers={"Cache-Control": "no-store"})
 
 
-@router.post("/bootstrap/done")
-async def bootstrap_done(token: str, request: Request, s: SessionDep, site: SiteDep,
-                         status: str | None = None) -> BootstrapDoneOut:
-    body = (await request.body())[-MAX_OUTPUT:]
-    output = body.decode(errors="replace")
-    if request.headers.get("content-type", "").startswith("application/json"):
+def _result(body: bytes, content_type: str, status: str | None) -> tuple[str, str]:
+    """(status, output) from the report's body and query (pure)."""
+    output = body[-MAX_OUTPUT:].decode(errors="replace")
+    if content_type.startswith("application/json"):
         try:
             doc = json.loads(body or b"{}")
-        except ValueError:
-            raise Invalid("body: not JSON") from None
+        except (ValueError, RecursionError):
+            raise Invalid("body: not JSON (or nested too deeply)") from None
         if not isinstance(doc, dict):
             raise Invalid("body: expected a JSON object")
         status = str(doc.get("status", status or ""))
-        output = str(doc.get("output", ""))
+        output = str(doc.get("output", ""))[-MAX_OUTPUT:]
     if status not in ("ok", "failed"):
         raise Invalid("status: must be ok or failed")
-    node = bootstrap.report_done(s, site, token, ok=status == "ok", output=output)
-    s.commit()
-    return BootstrapDoneOut(node=node.hostname, state=node.state)
+    return status, output
+
+
+@router.post("/bootstrap/done/{credential}")
+async def bootstrap_done(token: str, credential: str, request: Request, status: str | None = None) -> BootstrapDoneOut:
+    ctx = get_ctx(request)
+    body = await read_body(request, 4 * MAX_OUTPUT, "bootstrap result")
+    status, output = _result(body, request.headers.get("content-type", ""), status)
+    hostname, state = await run_in_threadpool(
+        lambda: bootstrap.report_done(ctx.sessions, ctx.site, token, peer=peer_address(request),
+                                      credential=credential, ok=status == "ok", output=output))
+    return BootstrapDoneOut(node=hostname, state=state)

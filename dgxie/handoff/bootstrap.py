@@ -2,32 +2,39 @@
 
 `cloud-init`: the install config (user-data) runs `fetch_command()` at first boot. That GETs
 `/boot/n/{token}/bootstrap` (`serve_script`), which moves the node installed -> bootstrapping and
-answers the role's script rendered for this node only, with the secrets its role may receive. The
-script reports back to `/boot/n/{token}/bootstrap/done` (`finish`): bootstrapping -> ready | failed.
+answers the role's script rendered for this node only, with the secrets its role may receive. It
+is served once per install, only to the node's own address (`nodes.origin`), only while the node is
+`installed`: a second fetch is refused (409) and recorded as an event. The script carries a new
+one-time `bootstrap` credential in its report URL `/boot/n/{token}/bootstrap/done/{credential}`
+(`report_done`): bootstrapping -> ready | failed, with the output redacted (`handoff.redact`).
 `none`: `on_installed()` moves installed -> ready at once. `ansible`: see `runner.py`.
 """
 
 from __future__ import annotations
 
+import secrets
 import shlex
 from typing import Any
 
 import jinja2
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot import templates
 from dgxie.boot.state import State
-from dgxie.errors import Conflict, NotFound, Unavailable
-from dgxie.handoff import hooks, secrets
+from dgxie.db import session_scope
+from dgxie.errors import Conflict, DgxieError, NotFound, Unavailable
+from dgxie.handoff import hooks
+from dgxie.handoff import secrets as role_secrets
 from dgxie.handoff.records import flat_facts
+from dgxie.handoff.redact import redact
 from dgxie.handoff.service import role_of
 from dgxie.models import Node
+from dgxie.nodes import credentials, origin
+from dgxie.nodes.credentials import boot_token, node_by_boot_token
 from dgxie.nodes.lifecycle import transition
 from dgxie.site import Site
 
 WRAPPER = "bootstrap/_wrapper.sh.j2"
-SERVABLE = (State.INSTALLED.value, State.BOOTSTRAPPING.value)
 
 
 def bootstrap_url(public_url: str, boot_token: str) -> str:
@@ -41,21 +48,6 @@ def fetch_command(public_url: str, boot_token: str) -> str:
             "&& bash /run/dgxie-bootstrap.sh; rc=$?; rm -f /run/dgxie-bootstrap.sh; exit $rc")
 
 
-def node_by_token(session: Session, token: str) -> Node:
-    node = session.scalar(select(Node).where(Node.boot_token == token)) if token else None
-    if node is None:
-        raise NotFound("not found")
-    return node
-
-
-def redact(text: str, values: list[str]) -> str:
-    """Replace every secret value that appears in `text` (never store a leaked secret)."""
-    for v in sorted(values, key=len, reverse=True):
-        if len(v) >= 4:
-            text = text.replace(v, "[redacted]")
-    return text
-
-
 def summary(output: str) -> str:
     """The most telling line of a failed run: Ansible's last `fatal:`/`ERROR` line, else the last line."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
@@ -65,13 +57,13 @@ def summary(output: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def bootstrap_script(session: Session, site: Site, node: Node) -> str:
+def bootstrap_script(session: Session, site: Site, node: Node, *, credential: str) -> str:
     """The role's script rendered for `node` (contains its secrets: serve it only via the node's URL)."""
     role_name = role_of(site, node)
     role = site.roles[role_name]
     if role.bootstrap != "cloud-init" or not role.script:
         raise NotFound(f"{node.hostname}: role {role_name} does not bootstrap with a script")
-    opened = secrets.open_for_role(session, site, role_name)
+    opened = role_secrets.open_for_role(session, site, role_name)
     merged: dict[str, Any] = dict(node.profile.vars) if node.profile is not None else {}
     merged.update(node.vars or {})
 
@@ -92,29 +84,43 @@ def bootstrap_script(session: Session, site: Site, node: Node) -> str:
         return templates.environment(site.handoff.templates_dir).get_template(WRAPPER).render(
             script=role.script, hostname=node.hostname, ip=node.ip, role=role_name, facts=flat_facts(node.facts),
             vars=merged, secret=secret, var=var, public_url=site.public_url,
-            done_url=bootstrap_url(site.public_url, node.boot_token) + "/done",
+            done_url=f"{bootstrap_url(site.public_url, boot_token(site.box, node))}/done/{credential}",
             tail_bytes=site.handoff.output_tail_bytes)
     except jinja2.TemplateError as exc:
         raise Unavailable(f"{node.hostname}: bootstrap template {role.script}: {exc.message}") from None
 
 
-def serve_script(session: Session, site: Site, token: str) -> str:
-    """GET /boot/n/{token}/bootstrap: render, then installed -> bootstrapping (a retry re-serves)."""
-    node = node_by_token(session, token)
-    if node.state not in SERVABLE:
-        raise Conflict(f"{node.hostname} is {node.state}, not waiting for its bootstrap")
-    script = bootstrap_script(session, site, node)
-    if node.state == State.INSTALLED.value:
-        transition(session, node, State.BOOTSTRAPPING, actor=f"node:{node.hostname}",
-                   reason=f"fetched the {node.role} bootstrap script", kind="bootstrap.start",
-                   data={"method": "cloud-init"})
-    return script
+def serve_script(sessions: sessionmaker[Session], site: Site, token: str, peer: str) -> str:
+    """GET /boot/n/{token}/bootstrap from `peer`: render, then installed -> bootstrapping, once.
+
+    Forbidden from another address and Conflict for a second fetch (both recorded as the node's
+    events) or any other state; NotFound for a wrong token."""
+    refused: DgxieError | None = None
+    with session_scope(sessions) as s:
+        node = node_by_boot_token(s, site.box, token, lock=True)
+        refused = origin.guard(s, node, peer, site.boot.trusted_networks, "bootstrap script")
+        if refused is None and node.state == State.BOOTSTRAPPING.value:
+            origin.note_refusal(s, node, peer, "bootstrap script", "fetched a second time (served once per install)")
+            refused = Conflict(f"{node.hostname}: its bootstrap script was already served for this install "
+                               "(reprovision to run it again)")
+        elif refused is None and node.state != State.INSTALLED.value:
+            raise Conflict(f"{node.hostname} is {node.state}, not waiting for its bootstrap")
+        if refused is None:
+            credential = secrets.token_urlsafe(32)
+            script = bootstrap_script(s, site, node, credential=credential)
+            transition(s, node, State.BOOTSTRAPPING, actor=f"node:{node.hostname}",
+                       reason=f"fetched the {node.role} bootstrap script", kind="bootstrap.start",
+                       data={"method": "cloud-init", "peer": peer[:64]})
+            credentials.mint(node, "bootstrap", credential)
+            return script
+    assert refused is not None
+    raise refused
 
 
 def finish(session: Session, site: Site, node: Node, *, ok: bool, output: str, actor: str,
            method: str, extra: dict[str, Any] | None = None) -> None:
     """bootstrapping -> ready | failed, with the (redacted, bounded) output tail in the event."""
-    values = list(secrets.open_for_role(session, site, node.role).values()) if node.role else []
+    values = list(role_secrets.open_for_role(session, site, node.role).values()) if node.role else []
     tail = redact(output, values)[-site.handoff.output_tail_bytes:]
     data: dict[str, Any] = {"method": method, "output_tail": tail} | (extra or {})
     if ok:
@@ -126,13 +132,22 @@ def finish(session: Session, site: Site, node: Node, *, ok: bool, output: str, a
                    kind="bootstrap.done", data=data)
 
 
-def report_done(session: Session, site: Site, token: str, *, ok: bool, output: str) -> Node:
-    """POST /boot/n/{token}/bootstrap/done from the node's script."""
-    node = node_by_token(session, token)
-    if node.state != State.BOOTSTRAPPING.value:
-        raise Conflict(f"{node.hostname} is {node.state}, not bootstrapping")
-    finish(session, site, node, ok=ok, output=output, actor=f"node:{node.hostname}", method="cloud-init")
-    return node
+def report_done(sessions: sessionmaker[Session], site: Site, token: str, *, peer: str, credential: str,
+                ok: bool, output: str) -> tuple[str, str]:
+    """POST /boot/n/{token}/bootstrap/done/{credential} from the node's script: (hostname, state).
+    Forbidden from another address, Unauthorized without the script's credential."""
+    refused: DgxieError | None = None
+    with session_scope(sessions) as s:
+        node = node_by_boot_token(s, site.box, token, lock=True)
+        refused = origin.guard(s, node, peer, site.boot.trusted_networks, "bootstrap result")
+        if refused is None:
+            if node.state != State.BOOTSTRAPPING.value:
+                raise Conflict(f"{node.hostname} is {node.state}, not bootstrapping")
+            credentials.check(node, "bootstrap", credential)
+            finish(s, site, node, ok=ok, output=output, actor=f"node:{node.hostname}", method="cloud-init")
+            return node.hostname, node.state
+    assert refused is not None
+    raise refused
 
 
 def on_installed(session: Session, site: Site, node: Node, *, actor: str) -> str:

@@ -4,6 +4,10 @@ A profile's `template` names its template set (`ubuntu/autoinstall`, `debian/pre
 `rhel/kickstart`): the part before `/` picks the directory under `templates/` and so the artefacts
 the node can fetch. Rendering uses the one Jinja2 environment (`boot.templates`); the output is
 validated (`boot.validate`) before anyone sees it, so a node gets a whole config or none.
+
+`events_url` in a config carries the node's one-time `install` credential (`nodes.credentials`):
+the installer service mints it for the node's own fetch; every other render (an admin's preview,
+the agent's plan) shows `PREVIEW_CREDENTIAL` in its place, which opens nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
 from dgxie.handoff.bootstrap import fetch_command
 from dgxie.models import Node
+from dgxie.nodes.credentials import boot_token
 from dgxie.sections import OciMirrorConfig
 from dgxie.site import Site
 
@@ -36,6 +41,8 @@ FAMILIES: dict[str, dict[str, str]] = {
     "image": {"user-data": "image/user-data.j2", "meta-data": "image/meta-data.j2",
               "vendor-data": "image/vendor-data.j2"},
 }
+PREVIEW_CREDENTIAL = "preview"  # in an admin's preview of a config, where the node's credential goes
+CREDENTIAL_ARTIFACTS = frozenset({"user-data", "preseed", "kickstart"})  # the ones with `events_url`
 CONTENT_TYPES = {"user-data": "text/cloud-config", "vendor-data": "text/cloud-config"}
 OS_FAMILY = {"ubuntu": "ubuntu", "debian": "debian", "rhel": "rhel", "rocky": "rhel"}
 
@@ -103,8 +110,9 @@ def install_id(boot_token: str) -> str:
     return hashlib.sha256(boot_token.encode()).hexdigest()[:12]
 
 
-def node_vars(site: Site, node: Node) -> Merged:
-    """Every variable the node's templates see, with the layer each came from."""
+def node_vars(site: Site, node: Node, *, credential: str = PREVIEW_CREDENTIAL) -> Merged:
+    """Every variable the node's templates see, with the layer each came from; `credential` is
+    the node's install credential for its callback URL (`events_url`)."""
     if node.profile is None:
         raise Invalid(f"{node.hostname}: has no profile, so no install config")
     prof = node.profile
@@ -121,14 +129,16 @@ def node_vars(site: Site, node: Node) -> Merged:
     elif OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family):
         raise Invalid(f"profile {prof.name}: template {prof.template} does not fit image {prof.image.name} "
                       f"(os {prof.image.os})")
-    base = urls.node_base_url(site.public_url, node.boot_token)
+    token = boot_token(site.box, node)
+    base = urls.node_base_url(site.public_url, token)
     facts: dict[str, Any] = {
         "hostname": node.hostname, "mac": node.mac, "macs": [i.mac for i in node.interfaces], "ip": node.ip,
         "profile": prof.name, "role": node.role, "image": prof.image.name, "os": prof.image.os,
-        "arch": prof.image.arch, "public_url": site.public_url, "seed_url": base, "events_url": base + "events",
-        "instance_id": f"dgxie-{node.hostname}-{install_id(node.boot_token)}",
+        "arch": prof.image.arch, "public_url": site.public_url, "seed_url": base,
+        "events_url": urls.events_url(site.public_url, token, credential),
+        "instance_id": f"dgxie-{node.hostname}-{install_id(token)}",
         # cloud-init bootstrap roles: the installed system fetches its role script at first boot
-        "bootstrap_command": fetch_command(site.public_url, node.boot_token) if _bootstraps_by_script(site, node)
+        "bootstrap_command": fetch_command(site.public_url, token) if _bootstraps_by_script(site, node)
                              else "",
     }
     ident = site.identity
@@ -160,7 +170,7 @@ def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(site: Site, node: Node, artifact: str) -> Rendered:
+def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_CREDENTIAL) -> Rendered:
     """Render and validate one artefact for `node`; raise NotFound if its profile has no such file."""
     if artifact not in ARTIFACTS:
         raise NotFound(f"no artefact {artifact!r} (known: {', '.join(ARTIFACTS)})")
@@ -169,7 +179,7 @@ def render(site: Site, node: Node, artifact: str) -> Rendered:
     if template is None:
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")
-    merged = node_vars(site, node)
+    merged = node_vars(site, node, credential=credential)
     text = render_template(site.templates_dir, template, dict(merged.values))
     VALIDATORS[artifact](text, template)
     return Rendered(artifact=artifact, template=template, text=text, merged=merged)

@@ -21,6 +21,7 @@ from dgxie.boot.decide import Action, Decision, decide, deploys_image
 from dgxie.boot.urls import expand_cmdline, image_file_url
 from dgxie.errors import Invalid, Unavailable
 from dgxie.models import Image, Interface, Node
+from dgxie.nodes import credentials
 from dgxie.nodes.macs import canonical_mac
 from dgxie.site import Site
 
@@ -108,7 +109,7 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
     decision, boot_image, is_agent = _boot_image(session, site, node, decision)
     ctx: dict[str, Any] = {"mac": mac, "hostname": node.hostname if node else "", "reason": decision.reason,
                            "action": decision.action.value}
-    token = node.boot_token if node is not None else ""
+    token = credentials.boot_token(site.box, node) if node is not None else ""
     if decision.action == Action.LOCAL_DISK:
         ctx["local_efi_url"] = _local_efi_url(session, site)
     if boot_image is not None and is_agent:

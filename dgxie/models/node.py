@@ -28,7 +28,10 @@ class Node(Base):
     bmc_url: Mapped[str | None] = mapped_column(String(255))
     bmc_username: Mapped[str | None] = mapped_column(String(128))
     bmc_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    boot_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The boot token is HMAC(site key, boot_nonce) (dgxie.nodes.credentials): the nonce is public,
+    # only the token's sha256 is kept, for lookup (migration 0011, docs/security.md).
+    boot_nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    boot_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -37,10 +40,11 @@ class Node(Base):
     install_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     progress_logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     progress_suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # The deploy agent's one-time credential (migration 0010, docs/deploy.md): only its sha256 is
-    # kept; it is minted at the agent's hello and dropped at every state change.
-    agent_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    agent_token_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The node's one credential (migrations 0010, 0011; dgxie.nodes.credentials): the sha256 of a
+    # one-time token for one purpose (agent | install | bootstrap), dropped at every state change.
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    credential_purpose: Mapped[str | None] = mapped_column(String(16))
+    credential_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     profile: Mapped[Profile | None] = relationship(lazy="joined")
     interfaces: Mapped[list[Interface]] = relationship(

@@ -9,6 +9,10 @@ Two shapes are accepted (both as the raw body, whatever the Content-Type says):
   "start"|"finish", "origin", "timestamp", "result": "SUCCESS"|"WARN"|"FAIL", "files": [...]}`.
   These are progress; curtin's top-level `cmd-install` finishing with FAIL is a failure.
 
+Trust: a callback that would change the node's state needs the node's one-time `install`
+credential (the path of `events_url` in the config the node fetched; `nodes.credentials`); without
+it only progress and replays, which change nothing, are taken (else 401).
+
 State effects (always through `lifecycle.transition`): the first callback (or a config fetch) moves
 `enrolled -> installing`; `finished` -> `installed` (refused, out of order, for a node that never
 started); `failed` -> `failed`; progress (also from an installed system's first boot, its
@@ -25,11 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dgxie.boot.state import State
-from dgxie.errors import Conflict, Invalid, NotFound
+from dgxie.errors import Conflict, Invalid, Unauthorized
 from dgxie.events import record
 from dgxie.models import Node
 from dgxie.models.types import utcnow
@@ -102,17 +105,6 @@ def parse(body: bytes) -> Callback:
     return Callback(kind=kind, message=_text(obj.get("message")), data={"source": "callback"})
 
 
-def node_by_token(session: Session, token: str, *, lock: bool = False) -> Node:
-    """The node whose boot token this is; the same 404 for a wrong token and an unknown node."""
-    q = select(Node).where(Node.boot_token == token)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(of=Node)
-    node = session.scalars(q).unique().one_or_none() if token else None
-    if node is None:
-        raise NotFound("not found")
-    return node
-
-
 def _progress(session: Session, node: Node, cb: Callback, now: datetime, interval: float) -> bool:
     last = node.progress_logged_at
     urgent = cb.data.get("result") == "FAIL"
@@ -127,9 +119,10 @@ def _progress(session: Session, node: Node, cb: Callback, now: datetime, interva
     return True
 
 
-def apply(session: Session, node: Node, cb: Callback, *, interval: float,
+def apply(session: Session, node: Node, cb: Callback, *, interval: float, authorized: bool = True,
           now: datetime | None = None) -> CallbackOut:
-    """Apply one callback to `node`; returns the reply (state, changed, logged)."""
+    """Apply one callback to `node`; returns the reply (state, changed, logged). Unauthorized when
+    the callback would change the node's state and the caller is not `authorized`."""
     now = now or utcnow()
     state = node.state
     handed_off = (State.INSTALLED.value, State.BOOTSTRAPPING.value, State.READY.value)
@@ -140,6 +133,9 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float,
         return CallbackOut(state=state, changed=False, logged=_progress(session, node, cb, now, interval))
     if state not in (State.ENROLLED.value, State.INSTALLING.value):
         raise Conflict(f"{node.hostname} is {state}: installer callbacks are taken only while enrolled or installing")
+    if not authorized and (state == State.ENROLLED.value or cb.kind in ("finished", "failed")):
+        raise Unauthorized("install credential not valid: a callback that changes the node's state needs "
+                           "the callback URL of the config the node fetched")
     changed = logged = False
     if state == State.ENROLLED.value and cb.kind == "finished":
         raise Conflict(f"{node.hostname} has not started installing (no config fetch, no started callback): "

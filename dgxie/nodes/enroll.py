@@ -14,11 +14,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot.state import State
-from dgxie.crypto import new_boot_token
 from dgxie.db import session_scope
 from dgxie.errors import Conflict
 from dgxie.events import record
 from dgxie.models import Node
+from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.reprovision import ReprovisionHooks, reset_install, run_after_reprovision
 from dgxie.nodes.schemas import EnrollIn, NodeOut, NodeUpdate
@@ -38,19 +38,19 @@ def enroll(session: Session, site: Site, node: Node, data: EnrollIn, *, actor: s
         node.role = node.profile.role  # as when a node is created with a profile
     transition(session, node, State.ENROLLED, actor=actor, kind="enroll",
                reason=f"enrolled with profile {data.profile}")
-    node.boot_token = new_boot_token()
+    rotate_boot_token(site.box, node)
     reset_install(node)
     return node
 
 
-def erase(session: Session, node: Node, *, actor: str) -> Node:
+def erase(session: Session, site: Site, node: Node, *, actor: str) -> Node:
     """Mark `node` for erasing: its next network boot runs the agent, which wipes every disk."""
     if node.state == State.ERASING:
         record(session, actor=actor, kind="erase", node=node, reason="erase requested again (already erasing)")
         return node
     transition(session, node, State.ERASING, actor=actor, kind="erase",
                reason="erase: the agent wipes every disk at the next network boot")
-    node.boot_token = new_boot_token()
+    rotate_boot_token(site.box, node)
     reset_install(node)
     return node
 
@@ -65,6 +65,6 @@ def erase_node(sessions: sessionmaker[Session], site: Site, ref: str, *, actor: 
                hooks: ReprovisionHooks | None) -> NodeOut:
     """Erase `ref`, commit, then run reprovision's after-hooks (PXE-once + power cycle via its BMC)."""
     with session_scope(sessions) as s:
-        out = to_out(erase(s, get_node(s, ref), actor=actor))
+        out = to_out(erase(s, site, get_node(s, ref), actor=actor))
     run_after_reprovision(sessions, site, out.hostname, actor=actor, hooks=hooks)
     return out

@@ -21,19 +21,20 @@ from dgxie.errors import Conflict
 from dgxie.events import record
 from dgxie.models import Node
 from dgxie.models.types import utcnow
+from dgxie.nodes import credentials
 
 
 def transition(session: Session, node: Node, to: State, *, actor: str, reason: str, kind: str = "state",
                data: dict[str, object] | None = None) -> None:
     """Move `node` to `to`, or raise Conflict naming the refused edge. Records one event and
-    drops the node's agent token (docs/deploy.md: rotated at every state change)."""
+    drops the node's one-time credential (`nodes.credentials`: none outlives the state it was
+    made for)."""
     src = node.state
     if not can_transition(src, to):
         raise Conflict(f"{node.hostname}: cannot go from {src} to {to.value}")
     node.state = to.value
     node.state_changed_at = utcnow()
-    node.agent_token_hash = None  # the deploy agent's token never outlives the state it was given in
-    node.agent_token_at = None
+    credentials.drop(node)
     record(session, actor=actor, kind=kind, node=node, from_state=src, to_state=to.value, reason=reason,
            data=data)
 

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot.state import State
-from dgxie.crypto import new_boot_token
 from dgxie.db import session_scope
 from dgxie.errors import Conflict
 from dgxie.events import record
 from dgxie.models import Node
+from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.schemas import NodeOut
 from dgxie.nodes.service import get_node, to_out
@@ -58,7 +58,7 @@ def reprovision(session: Session, site: Site, node: Node, *, actor: str,
         record(session, actor=actor, kind="reprovision", node=node, reason="reprovision: boot token rotated")
     else:
         transition(session, node, State.ENROLLED, actor=actor, reason="reprovision", kind="reprovision")
-    node.boot_token = new_boot_token()
+    rotate_boot_token(site.box, node)
     reset_install(node)
     return node
 

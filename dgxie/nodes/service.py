@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from dgxie.boot.state import INITIAL, State
 from dgxie.catalog.profiles import profile_by_name
-from dgxie.crypto import new_boot_token
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.models import Interface, Node
+from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import MACHINE_FACTS, BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
 from dgxie.site import Site
@@ -108,7 +108,8 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
     if state not in INITIAL:
         raise Invalid(f"state: a new node is enrolled or discovered, not {data.state}")
     node = Node(hostname=data.hostname, ip=data.ip, profile=profile, role=role, state=state.value,
-                tags=data.tags, facts=data.facts, vars=data.vars, boot_token=new_boot_token())
+                tags=data.tags, facts=data.facts, vars=data.vars)
+    rotate_boot_token(site.box, node)
     node.interfaces = [Interface(mac=data.mac, name=None)] + [
         Interface(mac=i.mac, name=i.name) for i in data.interfaces
     ]

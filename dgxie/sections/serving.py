@@ -86,6 +86,9 @@ class BootConfig(Strict):
     agent_image: str = "agent"  # the deploy agent (dgxie agent build): commissions, deploys, erases
     agent_facts_max_bytes: int = Field(default=8 << 20, ge=1 << 16, le=1 << 30)
     script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
+    # Sources allowed to fetch any node's install config and bootstrap (DHCP relays that proxy
+    # HTTP, a NAT in front of a rack): by default only a node's own address may (docs/security.md).
+    trusted_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)
 
 
 class BmcConfig(Strict):

@@ -1,13 +1,14 @@
 #!/bin/bash
 # Build the e2e boot payload (after ../shared/harness/build-initrd.sh): Debian's stock kernel
 # (downloaded with `apt-get download`, never installed) + a busybox initrd whose /init loads the
-# NIC modules, runs udhcpc, GETs the URL in `dgxie.callback=`, posts the installer callbacks
-# (event=started, event=finished) to `dgxie.events=` when given, and powers off.
+# NIC modules, runs udhcpc, GETs the URL in `dgxie.callback=`; given `dgxie.seed=` (a node's seed
+# base), it fetches the node's user-data as an installer does and posts `event=finished` to the
+# callback URL in it (the one carrying the node's install credential); then it powers off.
 #   netboot_payload.sh OUTDIR   -> OUTDIR/vmlinuz, OUTDIR/initrd.img (cached: reruns are instant)
 set -euo pipefail
 OUT=${1:?usage: $0 OUTDIR}
 mkdir -p "$OUT"
-VERSION=3  # bump when the initrd changes, so cached payloads are rebuilt
+VERSION=4  # bump when the initrd changes, so cached payloads are rebuilt
 [[ -s $OUT/vmlinuz && -s $OUT/initrd.img && "$(cat "$OUT/VERSION" 2>/dev/null)" == "$VERSION" ]] && {
   echo "cached: $OUT"; exit 0; }
 WORK=$(mktemp -d "$OUT/.build.XXXXXX"); trap 'rm -rf "$WORK"' EXIT
@@ -51,9 +52,9 @@ export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
 log() { echo "[dgxie-e2e-init] $*"; }
 finish() { log "$1"; sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
-CB=""; EV=""
+CB=""; SEED=""
 for p in $(cat /proc/cmdline); do case "$p" in dgxie.callback=*) CB="${p#dgxie.callback=}" ;;
-  dgxie.events=*) EV="${p#dgxie.events=}" ;; esac; done
+  dgxie.seed=*) SEED="${p#dgxie.seed=}" ;; esac; done
 for m in $(cat /etc/modload); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
 IFACE=""; i=0
 while [ -z "$IFACE" ] && [ $i -lt 50 ]; do
@@ -68,11 +69,14 @@ udhcpc -i "$IFACE" -s /etc/udhcpc.script -n -q -t 10 -T 2 || finish "FAIL: no DH
 URL="${CB}&ip=${IP}&mac=$(cat /sys/class/net/$IFACE/address)"
 log "GET $URL"
 # busybox 1.35 wget -T segfaults (harness gotcha 6): bound it with timeout instead
-if [ -n "$EV" ]; then  # what an installer does (docs/lifecycle.md): started, then finished
-  for e in started finished; do
-    log "POST event=$e $EV"
-    timeout 20 wget -q -O /tmp/ev --post-data "event=$e&message=e2e-initrd" "$EV" || finish "FAIL: event $e"
-  done
+if [ -n "$SEED" ]; then  # what an installer does (docs/lifecycle.md): fetch the config, report back
+  i=0  # dgxie answers only the node's leased address; allow for the lease reaching its database
+  until timeout 20 wget -q -O /tmp/ud "${SEED}user-data"; do
+    i=$((i+1)); [ $i -lt 5 ] || finish "FAIL: user-data"; sleep 1; done
+  EV=$(sed -n 's/^ *endpoint: *"*\([^"]*\)"*$/\1/p' /tmp/ud | head -n 1)
+  [ -n "$EV" ] || finish "FAIL: no callback URL in the user-data"
+  log "POST event=finished $EV"
+  timeout 20 wget -q -O /tmp/ev --post-data "event=finished&message=e2e-initrd" "$EV" || finish "FAIL: event finished"
 fi
 # last, so a test that waits for this GET knows the events above were posted
 timeout 20 wget -q -O /tmp/cb "$URL" || finish "FAIL: callback"

@@ -15,9 +15,9 @@ The booted initrd (tests/e2e/netboot_payload.sh, cached under $DGXIE_TEST_CACHE 
 callback endpoint is another area's). An RA-only dnsmasq stops iPXE's ~13 s IPv6 wait (harness
 gotcha 1); it is not a DHCP server (`--port=0`, `ra-only`).
 
-The lifecycle test (issue 4) boots a third node whose image also passes `dgxie.events={base}events`:
-its initrd posts the installer callbacks (started, finished) to dgxie itself, and its next PXE boot
-must get the local-disk script.
+The lifecycle test (issue 4) boots a third node whose image also passes `dgxie.seed={base}`: its
+initrd fetches the node's user-data (from its leased address, as dgxie requires) and posts
+`finished` to the callback URL in it, and its next PXE boot must get the local-disk script.
 """
 
 from __future__ import annotations
@@ -117,9 +117,9 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
                  "--cmdline", cmdline, "--os", "other"],
                 ["node", "add", "vm-bios", "--mac", MACS["bios"], "--profile", "e2e"],
                 ["node", "add", "vm-uefi", "--mac", MACS["uefi"], "--profile", "e2e"],
-                # the lifecycle test's image: the initrd also posts the installer callbacks to {base}events
+                # the lifecycle test's image: the initrd also fetches its user-data and reports finished
                 ["image", "add", "e2e-life", "--kernel", str(payload / "vmlinuz"), "--initrd",
-                 str(payload / "initrd.img"), "--cmdline", cmdline + " dgxie.events={base}events", "--os", "other"],
+                 str(payload / "initrd.img"), "--cmdline", cmdline + " dgxie.seed={base}", "--os", "ubuntu"],
                 ["node", "add", "vm-life", "--mac", MACS["life"], "--profile", "e2e-life"]):
         r = subprocess.run(dgxie + cmd, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
@@ -221,7 +221,7 @@ def _node(server: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_lifecycle_install_then_local_disk(server: dict[str, Any]) -> None:
     """Issue 4's full lifecycle on a real VM: enrolled -> PXE install boot -> the initrd posts the
-    installer's callbacks (started, finished) -> installed -> the next PXE boot of the same VM gets
+    user-data fetch and the finished callback -> installed -> the next PXE boot of the same VM gets
     the local-disk script, never the installer again."""
     assert _node(server, "vm-life")["state"] == "enrolled"
     secs, line = boot_vm(server, "bios", rom=True, mac=MACS["life"])

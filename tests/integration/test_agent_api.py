@@ -100,8 +100,8 @@ def test_commission_enroll_deploy_finish(actx: Context, node_client: TestClient,
     assert h["DGXIE_MODE"] == "commission" and h["DGXIE_NODE"] == "node-525400aa0001"
     token = h["DGXIE_TOKEN"]
     n = node_row(actx, "node-525400aa0001")
-    assert n.state == "discovered" and n.agent_token_hash == hashlib.sha256(token.encode()).hexdigest()
-    assert token not in str(n.agent_token_hash)
+    assert n.state == "discovered" and n.credential_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert n.credential_purpose == "agent" and token not in str(n.credential_hash)
     assert c.post("/agent/v1/facts", content=b"not a tar", headers=bearer(token)).status_code == 422
     assert c.post("/agent/v1/facts", content=bundle(), headers=bearer("wrong")).status_code == 401
     assert c.post("/agent/v1/facts", content=bundle(), headers=bearer(token)).text == "ok\n"

@@ -6,9 +6,11 @@ The last test serves dgxie over loopback and runs the exact line the install con
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
@@ -39,6 +41,20 @@ ROLES = {
 }
 
 
+# The test client is a trusted relay here (these tests are about the bootstrap, not address
+# binding: tests/integration/test_boot_trust.py); the real-curl test runs on loopback, trusted too.
+RELAY = "10.99.0.1"
+TRUSTED = {"trusted_networks": ["10.99.0.0/24", "127.0.0.0/8"]}
+DONE = re.compile(r"/bootstrap/done/([A-Za-z0-9_-]+)")
+
+
+def done_path(token: str, script: str) -> str:
+    """The report path the served script carries (with its one-time bootstrap credential)."""
+    m = DONE.search(script)
+    assert m, "the script has no report URL"
+    return f"/boot/n/{token}/bootstrap/done/{m.group(1)}"
+
+
 def events(ctx: Context, hostname: str) -> list[Event]:
     with db.session_scope(ctx.sessions) as s:
         return list(s.scalars(select(Event).where(Event.hostname == hostname).order_by(Event.id)))
@@ -46,12 +62,12 @@ def events(ctx: Context, hostname: str) -> list[Event]:
 
 @pytest.fixture
 def hctx(make_ctx: Callable[..., Context]) -> Context:
-    return make_ctx(roles=ROLES, handoff={"enabled": False})
+    return make_ctx(roles=ROLES, handoff={"enabled": False}, boot=TRUSTED)
 
 
 @pytest.fixture
 def hclient(hctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(hctx)) as c:
+    with TestClient(create_app(hctx), client=(RELAY, 50000)) as c:
         yield c
 
 
@@ -66,7 +82,7 @@ def test_script_is_token_gated_and_carries_only_this_roles_secrets(hctx, hclient
     add_node(hctx, "gpu02", 12, role="k8s-worker", vars={"k8s_api_endpoint": "10.0.0.1:6443"})
     tok = boot_token(hctx, "gpu01")
     assert hclient.get("/boot/n/not-the-token/bootstrap").status_code == 404
-    assert hclient.post("/boot/n/not-the-token/bootstrap/done?status=ok").status_code == 404
+    assert hclient.post("/boot/n/not-the-token/bootstrap/done/x?status=ok").status_code == 404
     missing = hclient.get(f"/boot/n/{tok}/bootstrap")
     assert missing.status_code == 503 and "secret 'munge-key' is not set" in missing.json()["detail"]
     assert node_state(hctx, "gpu01") == "installed"  # nothing changed
@@ -80,13 +96,15 @@ def test_script_is_token_gated_and_carries_only_this_roles_secrets(hctx, hclient
     assert "SLURMD_OPTIONS='--conf-server login01:6817'" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     assert node_state(hctx, "gpu01") == "bootstrapping"
-    assert hclient.get(f"/boot/n/{tok}/bootstrap").status_code == 200  # a retry re-serves
+    again = hclient.get(f"/boot/n/{tok}/bootstrap")  # served once per install: refused, and recorded
+    assert again.status_code == 409 and "already served" in again.json()["detail"] and MUNGE not in again.text
+    assert [e.kind for e in events(hctx, "gpu01")][-1] == "security.refused"
     k8s = hclient.get(f"/boot/n/{boot_token(hctx, 'gpu02')}/bootstrap").text
     assert f"--token {JOIN}" in k8s and "kubeadm join 10.0.0.1:6443" in k8s and MUNGE not in k8s
     # the secret never reaches the event log or the logs
     text = "\n".join(f"{e.reason} {json.dumps(e.data)}" for e in events(hctx, "gpu01") + events(hctx, "gpu02"))
     assert MUNGE not in text and JOIN not in text and MUNGE not in caplog.text and JOIN not in caplog.text
-    assert [e.kind for e in events(hctx, "gpu01")][-1] == "bootstrap.start"
+    assert [e.kind for e in events(hctx, "gpu01")][-2] == "bootstrap.start"
 
 
 def test_done_callback_moves_to_ready_or_failed_with_a_redacted_tail(hctx, hclient) -> None:
@@ -94,21 +112,30 @@ def test_done_callback_moves_to_ready_or_failed_with_a_redacted_tail(hctx, hclie
     add_node(hctx, "gpu01", 11, role="slurmd")
     add_node(hctx, "gpu02", 12, role="slurmd")
     t1, t2 = boot_token(hctx, "gpu01"), boot_token(hctx, "gpu02")
-    assert hclient.post(f"/boot/n/{t1}/bootstrap/done?status=ok").status_code == 409  # not bootstrapping yet
-    hclient.get(f"/boot/n/{t1}/bootstrap")
-    hclient.get(f"/boot/n/{t2}/bootstrap")
-    assert hclient.post(f"/boot/n/{t1}/bootstrap/done?status=maybe").status_code == 422
-    assert hclient.post(f"/boot/n/{t1}/bootstrap/done", content=b"[1]",
-                        headers={"content-type": "application/json"}).status_code == 422
-    r = hclient.post(f"/boot/n/{t1}/bootstrap/done?status=ok", content=b"slurmd started\n")
+    assert hclient.post(f"/boot/n/{t1}/bootstrap/done/x?status=ok").status_code == 409  # not bootstrapping yet
+    d1 = done_path(t1, hclient.get(f"/boot/n/{t1}/bootstrap").text)
+    d2 = done_path(t2, hclient.get(f"/boot/n/{t2}/bootstrap").text)
+    assert d1 != d2
+    assert hclient.post(f"{d1}?status=maybe").status_code == 422
+    assert hclient.post(d1, content=b"[1]", headers={"content-type": "application/json"}).status_code == 422
+    # the result needs the credential the script carries (the boot token alone is not enough)
+    for wrong in (f"/boot/n/{t1}/bootstrap/done/x", d2.replace(t2, t1)):
+        r = hclient.post(f"{wrong}?status=ok")
+        assert (r.status_code, r.json()) == (401, {"detail": "bootstrap credential not valid"})
+    assert node_state(hctx, "gpu01") == "bootstrapping"
+    r = hclient.post(f"{d1}?status=ok", content=b"slurmd started\n")
     assert r.status_code == 200 and r.json() == {"node": "gpu01", "state": "ready"}
-    r = hclient.post(f"/boot/n/{t2}/bootstrap/done", json={"status": "failed",
-                                                            "output": f"echo {MUNGE}\nmunged: bad key"})
+    decoded = base64.b64decode(MUNGE)  # what the script writes to /etc/munge/munge.key
+    leak = f"echo {MUNGE}\n{decoded.decode()}\n{decoded.hex()}\n{base64.b64encode(MUNGE.encode()).decode()}\n"
+    r = hclient.post(d2, json={"status": "failed", "output": leak + "munged: bad key"})
     assert r.json()["state"] == "failed"
     done = events(hctx, "gpu02")[-1]
     assert done.kind == "bootstrap.done" and done.to_state == "failed" and "munged: bad key" in done.reason
-    assert MUNGE not in done.data["output_tail"] and "[redacted]" in done.data["output_tail"]
-    assert hclient.post(f"/boot/n/{t1}/bootstrap/done?status=ok").status_code == 409  # already ready
+    tail = done.data["output_tail"]
+    assert tail.count("[redacted]") == 4, tail
+    for form in (MUNGE, decoded.decode(), decoded.hex(), base64.b64encode(MUNGE.encode()).decode()):
+        assert form not in tail
+    assert hclient.post(f"{d1}?status=ok").status_code == 409  # already ready
     # other methods have no script; other states get none
     add_node(hctx, "mgmt01", 13, role="k8s-control")
     assert hclient.get(f"/boot/n/{boot_token(hctx, 'mgmt01')}/bootstrap").status_code == 404
@@ -133,7 +160,7 @@ def served(make_ctx: Callable[..., Context], tmp_path: Path) -> Iterator[Context
     port = free_port()
     ctx = make_ctx(roles={"probe": {"groups": ["probe"], "bootstrap": "cloud-init", "script": "bootstrap/probe.sh.j2"}},
                    handoff={"enabled": False, "templates_dir": str(templates_with(tmp_path, "probe.sh.j2", body))},
-                   public_url=f"http://127.0.0.1:{port}")
+                   public_url=f"http://127.0.0.1:{port}", boot=TRUSTED)
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
@@ -171,9 +198,9 @@ def test_missing_or_broken_role_templates(make_ctx: Callable[..., Context], tmp_
         make_ctx(roles={"r": {"groups": ["g"], "bootstrap": "cloud-init", "script": "bootstrap/nosuch.sh.j2"}})
     tdir = templates_with(tmp_path, "broken.sh.j2", "echo {{ unclosed\n")
     ctx = make_ctx(roles={"r": {"groups": ["g"], "bootstrap": "cloud-init", "script": "bootstrap/broken.sh.j2"}},
-                   handoff={"enabled": False, "templates_dir": str(tdir)})
+                   handoff={"enabled": False, "templates_dir": str(tdir)}, boot=TRUSTED)
     add_node(ctx, "gpu01", 11, role="r")
-    with TestClient(create_app(ctx)) as c:
+    with TestClient(create_app(ctx), client=(RELAY, 50000)) as c:
         r = c.get(f"/boot/n/{boot_token(ctx, 'gpu01')}/bootstrap")
     assert r.status_code == 503 and "bootstrap template bootstrap/broken.sh.j2" in r.json()["detail"]
     assert node_state(ctx, "gpu01") == "installed"

@@ -19,7 +19,7 @@ from dgxie.models import Event, Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import lifecycle, service
 from dgxie.nodes.reprovision import ReprovisionHooks, reprovision
-from tests.support.lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
+from tests.support.lifecycle import SSH_KEY, enroll, install_credential, kinds, state_of, token_of
 
 SETTINGS: dict[str, Any] = {
     "site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},
@@ -30,7 +30,9 @@ SETTINGS: dict[str, Any] = {
     # (tests/integration/test_wiring_lifecycle_handoff.py covers the handoff after "finished")
     "roles": {"k8s-worker": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "site.yml"}},
     "handoff": {"enabled": False},
+    "boot": {"trusted_networks": ["10.99.0.0/24"]},
 }
+RELAY = "10.99.0.1"
 
 
 @pytest.fixture
@@ -40,13 +42,16 @@ def lctx(make_ctx: Callable[..., Context]) -> Context:
 
 @pytest.fixture
 def lc(lctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(lctx)) as c:
+    # these tests are about the lifecycle, not address binding (tests/integration/test_boot_trust.py):
+    # the client's address is a trusted relay, so it may speak for every node
+    with TestClient(create_app(lctx), client=(RELAY, 50000)) as c:
         yield c
 
 
 def post(c: TestClient, token: str, body: Any) -> Any:
+    """Post a callback as the node's installer would: with the install credential its config carried."""
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return c.post(f"/boot/n/{token}/events", content=data)
+    return c.post(f"/boot/n/{token}/events/{install_credential(c.app.state.ctx, token)}", content=data)
 
 
 def test_seed_files_under_the_token(lc: TestClient, lctx: Context) -> None:
@@ -252,15 +257,15 @@ def test_service_level_install_sequence(lctx: Context) -> None:
     """What the VM lifecycle test drives over HTTP (enroll -> boot -> busybox callbacks -> local disk),
     through the services alone: the boot decision before, during and after, and after reprovision."""
     from dgxie.boot.decide import Action, decide
-    from dgxie.nodes import callbacks
+    from dgxie.nodes import callbacks, credentials
 
     tok = enroll(lctx)
     assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.INSTALL
     with db.session_scope(lctx.sessions) as s:
-        callbacks.note_fetch(s, callbacks.node_by_token(s, tok), "user-data")
+        callbacks.note_fetch(s, credentials.node_by_boot_token(s, lctx.site.box, tok), "user-data")
     for body in (b"event=started", b"event=progress&message=partitioning", b"event=finished"):
         with db.session_scope(lctx.sessions) as s:
-            callbacks.apply(s, callbacks.node_by_token(s, tok), callbacks.parse(body), interval=0)
+            callbacks.apply(s, credentials.node_by_boot_token(s, lctx.site.box, tok), callbacks.parse(body), interval=0)
     assert state_of(lctx, "dgx01") == "installed"
     assert decide(state_of(lctx, "dgx01"), discovery=False).action is Action.LOCAL_DISK
     assert kinds(lctx, "dgx01") == ["node.create", "install.start", "install.progress", "install.progress",

@@ -35,7 +35,7 @@ from dgxie.boot.urls import expand_cmdline
 from dgxie.compose import build_context
 from dgxie.context import Context
 from dgxie.install import seed
-from tests.support.lifecycle import SSH_KEY, enroll, kinds, node, site, state_of, token_of
+from tests.support.lifecycle import SSH_KEY, enroll, install_credential, kinds, node, site, state_of, token_of
 from tests.support.net import free_port as _free_port
 from tests.support.paths import SHARED
 
@@ -108,7 +108,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
                         "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg"}],
            # ansible role, worker off: "finished" leaves the node `installed` (handoff has its own tests)
            "roles": {"k8s-worker": {"groups": ["kube_node"], "bootstrap": "ansible", "playbook": "site.yml"}},
-           "handoff": {"enabled": False}}
+           "handoff": {"enabled": False},
+           # every client here runs on loopback: a trusted relay for every node (address binding has
+           # its own tests, tests/integration/test_boot_trust.py)
+           "boot": {"trusted_networks": ["127.0.0.0/8"]}}
     path = tmp_path / "dgxie.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ctx = build_context(config.load(path))
@@ -192,13 +195,17 @@ def test_installer_sequence_webhook_and_curl(served: Served) -> None:
     assert kinds(served.ctx, "dgx01").count("install.finished") == 1
     assert decide(state_of(served.ctx, "dgx01"), discovery=False).action is Action.LOCAL_DISK
     assert run("sh", "-c", ud["early-commands"][0]).returncode != 0  # 409 for an installed node: curl -f fails
-    assert httpx.get(f"{served.url}/boot/n/{tok}/user-data", timeout=10).status_code == 200  # still its own
+    # an installed node has no more use for its install config: it is not served again
+    assert httpx.get(f"{served.url}/boot/n/{tok}/user-data", timeout=10).status_code == 409
 
 
 def test_webhook_reports_a_curtin_failure(served: Served) -> None:
     tok = enroll(served.ctx)
-    url = f"{served.url}/boot/n/{tok}/events"
-    r = run(SYS_PY, "-c", WEBHOOK, url, "cmd-install", "FAIL")
+    # without the credential of the fetched config the failure changes nothing (cloud-init logs the 401)
+    run(SYS_PY, "-c", WEBHOOK, f"{served.url}/boot/n/{tok}/events", "cmd-install", "FAIL")
+    assert state_of(served.ctx, "dgx01") == "enrolled"
+    ud = yaml.safe_load(httpx.get(f"{served.url}/boot/n/{tok}/user-data", timeout=10).text)["autoinstall"]
+    r = run(SYS_PY, "-c", WEBHOOK, ud["reporting"]["dgxie"]["endpoint"], "cmd-install", "FAIL")
     assert r.returncode == 0, r.stderr
     assert state_of(served.ctx, "dgx01") == "failed"
 
@@ -216,7 +223,8 @@ def test_busybox_wget_runs_the_preseed_callbacks(served: Served) -> None:
         assert r.returncode == 0, r.stderr
         assert state_of(served.ctx, "dgx01") == state
     old = token_of(served.ctx, "dgx01")
-    assert run("busybox", "wget", "-q", "-O", "-", f"{served.url}/boot/n/{old}/preseed").returncode == 0
+    assert old == tok  # installed: the preseed is not served again (409)
+    assert run("busybox", "wget", "-q", "-O", "-", f"{served.url}/boot/n/{old}/preseed").returncode != 0
 
 
 def test_reprovision_then_old_urls_are_gone(served: Served) -> None:
@@ -249,8 +257,9 @@ def test_curl_follows_the_event_stream(served: Served) -> None:
                             stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
-        for body in (b"event=started", b"event=finished"):
-            assert httpx.post(f"{served.url}/boot/n/{tok}/events", content=body, timeout=10).status_code == 200
+        for body in (b"event=started", b"event=finished"):  # each with the credential a config fetch mints
+            cred = install_credential(served.ctx, tok)
+            assert httpx.post(f"{served.url}/boot/n/{tok}/events/{cred}", content=body, timeout=10).status_code == 200
         out, _ = proc.communicate(timeout=40)
     finally:
         if proc.poll() is None:

@@ -20,6 +20,7 @@ from dgxie.catalog.profiles import create_profile
 from dgxie.catalog.schemas import ProfileIn
 from dgxie.context import Context
 from dgxie.models import Node
+from dgxie.nodes.credentials import boot_token
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
 from tests.support.netboot import free_port, serve_http, write_random
@@ -41,7 +42,7 @@ def _setup(ctx: Context, tmp_path: Path, *, with_disc: bool = False) -> dict[str
                                 ("n3", "52:54:00:00:00:03", "noimg")):
             create_node(s, ctx.site, NodeCreate(hostname=host, mac=mac, profile=prof), actor="test")
         s.scalars(select(Node).where(Node.hostname == "n2")).one().state = "installed"
-        token = s.scalars(select(Node).where(Node.hostname == "n1")).one().boot_token
+        token = boot_token(ctx.site.box, s.scalars(select(Node).where(Node.hostname == "n1")).one())
     return {"kernel": k, "initrd": i, "token": token}
 
 

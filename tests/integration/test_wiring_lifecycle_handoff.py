@@ -12,6 +12,7 @@ from dgxie import db
 from dgxie.errors import Conflict
 from dgxie.install import seed
 from dgxie.nodes import service
+from dgxie.nodes.credentials import boot_token
 from dgxie.nodes.reprovision import reprovision
 from dgxie.sections import RoleConfig
 from tests.support.lifecycle import enroll, node, site, state_of
@@ -24,7 +25,7 @@ def test_cloud_init_role_gets_first_boot_fetch(os_: str) -> None:
     n = node(os_)
     artifact = {"ubuntu": "user-data", "debian": "preseed", "rhel": "kickstart"}[os_]
     text = seed.render(s, n, artifact).text
-    url = f"{s.public_url}/boot/n/{n.boot_token}/bootstrap"
+    url = f"{s.public_url}/boot/n/{boot_token(s.box, n)}/bootstrap"
     if os_ == "ubuntu":
         runcmd = yaml.safe_load(text)["autoinstall"]["user-data"]["runcmd"]
         assert url in runcmd[0][2]
@@ -36,15 +37,18 @@ def test_cloud_init_role_gets_first_boot_fetch(os_: str) -> None:
 
 
 def test_finished_hands_off_to_role(make_ctx) -> None:
-    ctx = make_ctx(roles={"k8s-worker": RoleConfig(groups=["kube_node"], bootstrap="none")})
+    ctx = make_ctx(roles={"k8s-worker": RoleConfig(groups=["kube_node"], bootstrap="none")},
+                   boot={"trusted_networks": ["10.99.0.0/24"]})
     from fastapi.testclient import TestClient
 
     from dgxie.app import create_app
 
     token = enroll(ctx, "w1", "02:00:00:00:00:31")
-    with TestClient(create_app(ctx)) as c:
-        assert c.post(f"/boot/n/{token}/events", data={"event": "started"}).status_code == 200
-        r = c.post(f"/boot/n/{token}/events", data={"event": "finished"})
+    with TestClient(create_app(ctx), client=("10.99.0.1", 50000)) as c:  # a trusted relay
+        user_data = yaml.safe_load(c.get(f"/boot/n/{token}/user-data").text)
+        events = user_data["autoinstall"]["reporting"]["dgxie"]["endpoint"]  # with the install credential
+        assert c.post(events, data={"event": "started"}).status_code == 200
+        r = c.post(events, data={"event": "finished"})
         assert r.status_code == 200 and r.json()["state"] == "ready" and r.json()["bootstrap"] == "none"
     assert state_of(ctx, "w1") == "ready"
 

@@ -10,7 +10,7 @@ from dgxie import db
 from dgxie.boot.state import State
 from dgxie.context import Context
 from dgxie.models import Node
-from dgxie.nodes import service
+from dgxie.nodes import credentials, service
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.schemas import NodeCreate
 from tests.support.paths import REPO
@@ -41,7 +41,7 @@ def node_state(ctx: Context, hostname: str) -> str:
 def boot_token(ctx: Context, hostname: str) -> str:
     with db.session_scope(ctx.sessions) as s:
         node: Node = service.get_node(s, hostname)
-        return node.boot_token
+        return credentials.boot_token(ctx.site.box, node)
 
 
 def templates_with(tmp: Path, name: str, body: str) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 
 from dgxie.crypto import SecretBox
 from dgxie.models import Image, Interface, Node, Profile
+from dgxie.nodes.credentials import boot_token
 from dgxie.sections import AptMirrorConfig, HandoffConfig, SiteConfig
 from dgxie.site import Site
 
@@ -37,7 +38,7 @@ def node(os: str = "ubuntu", *, profile_vars: dict[str, Any] | None = None, node
     img = Image(name=f"{os}-img", os=os, arch="x86_64", kernel="vmlinuz", initrd="initrd", cmdline="", files={}) if image else None
     prof = Profile(name=f"{os}-worker", template=TEMPLATES[os], role="k8s-worker", vars=profile_vars or {}, image=img)
     n = Node(hostname="dgx01", ip="10.0.0.11", role="k8s-worker", state="enrolled", tags=[], facts={},
-             vars=node_vars or {}, boot_token="tok-" + "x" * 28, profile=prof)
+             vars=node_vars or {}, boot_nonce="tok-" + "x" * 28, profile=prof)
     n.interfaces = [Interface(mac=m) for m in macs]
     return n
 
@@ -64,7 +65,7 @@ def enroll(ctx: Any, hostname: str = "dgx01", mac: str = "aa:bb:cc:00:00:01", *,
                                                         vars=node_vars or {}), actor="test")
         if state is not None:
             n.state = state
-        return n.boot_token
+        return boot_token(ctx.site.box, n)
 
 
 def state_of(ctx: Any, hostname: str) -> str:
@@ -80,7 +81,7 @@ def token_of(ctx: Any, hostname: str) -> str:
     from dgxie.nodes import service
 
     with db.session_scope(ctx.sessions) as s:
-        return service.get_node(s, hostname).boot_token
+        return boot_token(ctx.site.box, service.get_node(s, hostname))
 
 
 def kinds(ctx: Any, hostname: str) -> list[str]:
@@ -89,3 +90,18 @@ def kinds(ctx: Any, hostname: str) -> list[str]:
 
     with db.session_scope(ctx.sessions) as s:
         return [e.kind for e in events.list_events(s, node=service.get_node(s, hostname), limit=1000)]
+
+
+def install_credential(ctx: Any, token: str) -> str:
+    """Mint the node's `install` credential, as a fetch of its config does ("none" for a token that
+    names no node, so a test can still post to a wrong token)."""
+    from dgxie import db
+    from dgxie.errors import NotFound
+    from dgxie.nodes import credentials
+
+    with db.session_scope(ctx.sessions) as s:
+        try:
+            node = credentials.node_by_boot_token(s, ctx.site.box, token)
+        except NotFound:
+            return "none"
+        return credentials.mint(node, "install")

@@ -16,6 +16,7 @@ from dgxie.boot.validate import RenderError
 from dgxie.boot.vars import merge
 from dgxie.errors import Invalid, NotFound
 from dgxie.install import seed
+from dgxie.nodes.credentials import boot_token
 from tests.support.lifecycle import SSH_KEY, node, site
 from tests.support.paths import SHARED
 
@@ -36,7 +37,8 @@ def test_packaged_schema_is_the_reference() -> None:
 
 @pytest.mark.parametrize("pvars", UBUNTU_VARIANTS)
 def test_ubuntu_user_data_is_cloud_config_and_valid_autoinstall(pvars: dict[str, object]) -> None:
-    r = seed.render(site(), node("ubuntu", profile_vars=pvars), "user-data")
+    st, n = site(), node("ubuntu", profile_vars=pvars)
+    r = seed.render(st, n, "user-data", credential="cred-1")
     assert r.text.startswith("#cloud-config\n")
     auto = yaml.safe_load(r.text)["autoinstall"]
     jsonschema.Draft7Validator(json.loads(REFERENCE_SCHEMA.read_text())).validate(auto)  # the reference copy
@@ -44,7 +46,7 @@ def test_ubuntu_user_data_is_cloud_config_and_valid_autoinstall(pvars: dict[str,
     assert auto["ssh"]["authorized-keys"] == [SSH_KEY]
     assert auto["network"]["ethernets"]["nic0"] == {"match": {"macaddress": "aa:bb:cc:00:00:01"}, "dhcp4": True,
                                                     "optional": False}
-    events_url = "http://10.0.0.1:8080/boot/n/tok-" + "x" * 28 + "/events"
+    events_url = f"http://10.0.0.1:8080/boot/n/{boot_token(st.box, n)}/events/cred-1"
     assert auto["reporting"] == {"dgxie": {"type": "webhook", "endpoint": events_url}}
     assert auto["early-commands"][0].endswith("-d event=started " + events_url)
     assert auto["late-commands"][-1].endswith("-d event=finished " + events_url)
@@ -67,7 +69,7 @@ def test_meta_and_vendor_data() -> None:
     md = yaml.safe_load(seed.render(site(), n, "meta-data").text)
     assert md["local-hostname"] == "dgx01" and md["instance-id"].startswith("dgxie-dgx01-")
     assert "tok-" not in md["instance-id"]  # derived from the token, never the token
-    n.boot_token = "another-token-after-reprovision"
+    n.boot_nonce = "another-nonce-after-reprovision"
     assert yaml.safe_load(seed.render(site(), n, "meta-data").text)["instance-id"] != md["instance-id"]
     vd = seed.render(site(), node("ubuntu", node_vars={"vendor_data": {"runcmd": ["true"]}}), "vendor-data")
     assert vd.text.startswith("#cloud-config\n") and yaml.safe_load(vd.text) == {"runcmd": ["true"]}
