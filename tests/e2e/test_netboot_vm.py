@@ -220,8 +220,8 @@ def _node(server: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_lifecycle_install_then_local_disk(server: dict[str, Any]) -> None:
-    """Issue 4's full lifecycle on a real VM: enrolled -> PXE install boot -> the initrd posts the
-    user-data fetch and the finished callback -> installed -> the next PXE boot of the same VM gets
+    """Issue 4's full lifecycle on a real VM: enrolled -> PXE install boot -> the initrd fetches its
+    user-data and posts the finished callback in it -> installed -> the next PXE boot of the same VM gets
     the local-disk script, never the installer again."""
     assert _node(server, "vm-life")["state"] == "enrolled"
     secs, line = boot_vm(server, "bios", rom=True, mac=MACS["life"])
