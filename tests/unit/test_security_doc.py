@@ -1,0 +1,35 @@
+"""docs/security.md names code, config keys, event kinds and limits: they must stay the code's."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import get_args
+
+from dgxie.nodes import credentials, origin
+from dgxie.sections import BootConfig
+from tests.support.paths import REPO
+
+DOC = (REPO / "docs" / "security.md").read_text()
+
+
+def test_every_credential_purpose_is_described() -> None:
+    purposes = get_args(credentials.Purpose)
+    assert purposes
+    for p in purposes:
+        assert f"| the `{p}` credential |" in DOC, p
+    described = set(re.findall(r"\| the `(\w+)` credential \|", DOC))
+    assert described == set(purposes)
+
+
+def test_limits_and_names_in_the_doc_are_the_codes() -> None:
+    assert credentials.TTL == timedelta(hours=12) and "12 h" in DOC
+    assert origin.EVENT_EVERY == timedelta(minutes=1) and "at most one per node per\nminute" in DOC
+    assert f"`{origin.REFUSED}`" in DOC
+    assert "trusted_networks" in BootConfig.model_fields and "`boot.trusted_networks`" in DOC
+    assert "Node.boot_token_hash" in DOC and "boot_nonce" in DOC
+
+
+def test_the_doc_names_the_tests_that_check_it() -> None:
+    for path in re.findall(r"tests/[\w/]+\.py", DOC):
+        assert (REPO / path).is_file(), path
