@@ -30,6 +30,7 @@ from dgxie.catalog import images  # noqa: E402
 from dgxie.catalog.schemas import ImageIn  # noqa: E402
 from dgxie.compose import build_context  # noqa: E402
 from dgxie.nodes import service  # noqa: E402
+from dgxie.nodes.credentials import boot_token  # noqa: E402
 from dgxie.nodes.schemas import NodeCreate  # noqa: E402
 
 
@@ -76,7 +77,8 @@ def main() -> None:
            "site": {"ssh_authorized_keys": ["ssh-ed25519 AAAAbench bench@dgxie"]},
            "profiles": {"dgx-worker": {"image": "ubuntu-24.04", "template": "ubuntu/autoinstall",
                                        "vars": {"disk_layout": "raid1", "os_disks": ["/dev/nvme0n1", "/dev/nvme1n1"]}}},
-           "install": {"progress_interval_seconds": 5}}
+           "install": {"progress_interval_seconds": 5},
+           "boot": {"trusted_networks": ["127.0.0.0/8"]}}  # ab runs on loopback: a trusted relay
     path = tmp / "dgxie.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ctx = build_context(config.load(path))
@@ -84,10 +86,10 @@ def main() -> None:
         images.create_image(s, ImageIn(name="ubuntu-24.04", kernel="k", initrd="i"), actor="bench")
     ctx = build_context(config.load(path))  # attaches the image to the config profile
     with db.session_scope(ctx.sessions) as s:
-        seed_tok = service.create_node(s, ctx.site, NodeCreate(hostname="seed", mac="02:00:00:00:00:01",
-                                                               profile="dgx-worker"), actor="bench").boot_token
-        cb_tok = service.create_node(s, ctx.site, NodeCreate(hostname="chatty", mac="02:00:00:00:00:02",
-                                                             profile="dgx-worker"), actor="bench").boot_token
+        seed_tok = boot_token(ctx.site.box, service.create_node(
+            s, ctx.site, NodeCreate(hostname="seed", mac="02:00:00:00:00:01", profile="dgx-worker"), actor="bench"))
+        cb_tok = boot_token(ctx.site.box, service.create_node(
+            s, ctx.site, NodeCreate(hostname="chatty", mac="02:00:00:00:00:02", profile="dgx-worker"), actor="bench"))
     procs = []
     try:
         procs.append(subprocess.Popen([sys.executable, "-m", "dgxie", "serve", "--config", str(path)],
@@ -104,7 +106,7 @@ def main() -> None:
         wait(f"http://127.0.0.1:{nport}/user-data")
         body = tmp / "progress"
         body.write_text("event=progress&message=bench")
-        httpx.post(f"{url}/boot/n/{cb_tok}/events", content=b"event=started")
+        httpx.get(f"{url}/boot/n/{cb_tok}/user-data")  # the chatty node is installing
         d = ab(f"{url}/boot/n/{seed_tok}/user-data", a.n, a.c)
         ng = ab(f"http://127.0.0.1:{nport}/user-data", a.n, a.c)
         cb = ab(f"{url}/boot/n/{cb_tok}/events", a.n, a.c, post=body)

@@ -12,7 +12,7 @@ import yaml
 
 from dgxie import db
 from dgxie.context import Context
-from dgxie.nodes import callbacks, service
+from dgxie.nodes import callbacks, credentials, service
 from tests.support.lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
 
 SITE = {"site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY], "vars": {"admin_user": "ops"}},
@@ -72,7 +72,8 @@ def test_reprovision_cli(cli: Callable[..., Any], ctx: Context) -> None:
 def _callback(ctx: Context, token: str, body: bytes, delay: float) -> None:
     time.sleep(delay)
     with db.session_scope(ctx.sessions) as s:
-        callbacks.apply(s, callbacks.node_by_token(s, token), callbacks.parse(body), interval=0)
+        node = credentials.node_by_boot_token(s, ctx.site.box, token)
+        callbacks.apply(s, node, callbacks.parse(body), interval=0)
 
 
 def test_watch_follows_until_installed(cli: Callable[..., Any], ctx: Context) -> None:
