@@ -21,6 +21,7 @@ from dgxie.catalog.profiles import sync_config_profiles
 from dgxie.compose.site import build_site
 from dgxie.config import Settings
 from dgxie.context import Context
+from dgxie.filemodes import loosened, private_dir
 from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
@@ -72,12 +73,14 @@ def background(sessions: sessionmaker[Session], site: Site) -> list[Service]:
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     """Migrate (by default), connect, sync config-declared profiles, and wire everything."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     site = build_site(settings)
     check_roles(site)
     if migrate:
         db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
+    for line in loosened(settings.data_dir, settings.database_url):
+        log.warning("%s", line)
     sessions = db.session_factory(engine)
     with db.session_scope(sessions) as s:
         sync_config_profiles(s, site)
