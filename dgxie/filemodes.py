@@ -8,7 +8,8 @@ Public content (mirror and image blobs, served by dgxie to anyone on the provisi
 needs no such care; it is private anyway while the data directory is.
 
 Checked at every start (`loosened`, called by the composition root and `dgxie db upgrade`): one
-warning line per file or directory an operator made readable by others. dgxie does not chmod
+warning line per file or directory an operator made readable by others, the config file included
+when it holds a secret (`secret_key`, a database password). dgxie does not chmod
 them back (the operator may have a reason); the secret key alone is refused outright
 (`dgxie.crypto.load_or_create_key`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -59,10 +61,11 @@ def _open_to_others(path: Path) -> int | None:
     return mode if mode & 0o077 else None
 
 
-def loosened(data_dir: Path, database_url: str) -> list[str]:
-    """One line per private file or directory that other local users can read or enter."""
+def loosened(data_dir: Path, database_url: str, config: Path | None = None) -> list[str]:
+    """One line per private file or directory that other local users can read or enter; `config`
+    is the config file when it holds a secret (`secret_key`, a database password)."""
     out: list[str] = []
-    wanted: list[tuple[Path, str]] = [(data_dir, "700")]
+    wanted: list[tuple[Path, str]] = [(data_dir, "700")] + ([(config, "600")] if config is not None else [])
     db = sqlite_path(database_url)
     if db is not None:
         wanted += [(db.with_name(db.name + s), "600") for s in SQLITE_SUFFIXES]
@@ -73,3 +76,14 @@ def loosened(data_dir: Path, database_url: str) -> list[str]:
             what = "the data directory" if path == data_dir else "holds secrets"
             out.append(f"{path}: mode {mode:o} lets other local users read it ({what}); chmod {want} it")
     return out
+
+
+def secret_config(path: str | None, database_url: str, has_secret_key: bool) -> Path | None:
+    """The config file at `path` if it holds a secret (`secret_key`, a database password), else None."""
+    if not path:
+        return None
+    try:
+        db_password = urlsplit(database_url).password
+    except ValueError:
+        db_password = None
+    return Path(path) if has_secret_key or db_password else None

@@ -62,6 +62,17 @@ def test_data_dir_and_secrets_are_created_private_and_loosened_ones_are_named(tm
 
     os.chmod(data, 0o700)
     os.chmod(dbfile, 0o600)
+    r = _dgxie(cfg, "node", "list")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    # a config file holding a secret (here the key itself) readable by others is named too
+    key = (data / "secret.key").read_text().strip()
+    cfg.write_text(yaml.safe_dump({"database_url": f"sqlite:///{dbfile}", "data_dir": str(data), "secret_key": key}))
+    os.chmod(cfg, 0o644)
+    r = _dgxie(cfg, "node", "list")
+    assert r.returncode == 0 and r.stderr.count("lets other local users read it") == 1, r.stderr
+    assert f"{cfg}: mode 644 lets other local users read it (holds secrets); chmod 600 it" in r.stderr
+    cfg.write_text(yaml.safe_dump({"database_url": f"sqlite:///{dbfile}", "data_dir": str(data)}))
+
     os.chmod(data / "secret.key", 0o644)  # the key itself is refused outright, as before
     r = _dgxie(cfg, "node", "list")
     assert r.returncode == 1 and "secret.key: mode 644" in r.stderr and r.stderr.count("\n") == 1, r.stderr
