@@ -47,10 +47,10 @@ def private_file(path: Path) -> None:
 
 def sqlite_path(database_url: str) -> Path | None:
     """The file of a `sqlite:///PATH` URL (None for PostgreSQL and in-memory SQLite)."""
-    if not database_url.startswith("sqlite"):
+    if not database_url.startswith("sqlite") or "///" not in database_url:
         return None
-    path = database_url.split("///", 1)[-1].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" and not database_url.endswith(":memory:") else None
+    path = database_url.split("///", 1)[1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def _open_to_others(path: Path) -> int | None:

@@ -7,8 +7,8 @@
 | `ipmi://HOST[:PORT]` | `IpmiBmc` (`dgxie.bmc.ipmi`): power and boot device only |
 
 Any other scheme is `BmcUnsupported`, and so is plain `http://` (credentials in clear) unless
-`Options.allow_http` (config `bmc.allow_insecure_http`). Nothing else in dgxie decides by scheme or protocol: callers
-ask the driver and get `BmcUnsupported` for what its protocol cannot do.
+`Options.allow_http` (config `bmc.allow_insecure_http`). Nothing else in dgxie decides by scheme
+or protocol: callers ask the driver and get `BmcUnsupported` for what its protocol cannot do.
 """
 
 from __future__ import annotations
