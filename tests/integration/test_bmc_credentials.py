@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import json
 import ssl
 import subprocess
 import threading
@@ -166,3 +167,15 @@ def test_extra_endpoints_inherit_the_password_only_on_the_bmcs_own_host(make_ctx
              BmcEndpoint(name="own", url="https://10.0.9.9", username="u", password_enc=site.box.seal("own-pw"))]
     got = {e.name: (e.username, e.password) for e in endpoints(site, node, extra)}
     assert got == {"bmc": ("admin", SECRET), "hgx": ("admin", SECRET), "far": ("admin", None), "own": ("u", "own-pw")}
+
+
+def test_cli_node_set_says_the_password_was_dropped(cli: Any, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text(SECRET)
+    assert cli("node", "add", "c1", "--mac", "02:00:00:00:0f:01", "--bmc", "https://10.0.1.21", "--bmc-user", "admin",
+               "--bmc-password-file", str(pw)).code == 0
+    r = cli("node", "set", "c1", "--bmc", "https://10.0.1.99")
+    assert r.code == 0 and "stored password was dropped" in r.err and SECRET not in r.err, r.err
+    r = cli("node", "set", "c1", "--bmc", "https://10.0.1.21", "--bmc-password-file", str(pw))
+    assert r.code == 0 and "dropped" not in r.err
+    assert json.loads(cli("node", "show", "c1", "--json").out)["bmc"]["password_set"] is True
