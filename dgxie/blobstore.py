@@ -1,16 +1,29 @@
 """Content-addressed blob store (sha256), shared by the mirrors and the image catalog: a blob held twice is stored once.
 
 Layout under `root`: `blobs/sha256/ab/abcdef...` (complete, verified, read-only) and
-`partial/<sha256>` (an interrupted download, resumable). A blob appears under `blobs/` only
-after its digest has been verified, by an atomic rename, so readers never see half a blob.
+`partial/<sha256>` (a write in progress, or an interrupted download kept for resuming). A blob
+appears under `blobs/` only after its digest has been verified, by an atomic rename, so readers
+never see half a blob.
+
+A failed write leaves no partial file behind unless it can be resumed: a digest mismatch, a full
+disk (ENOSPC, EDQUOT, EFBIG) or any failure of a write that is not a download (a local copy:
+`put_file`, `store_file`, `put_bytes`, `write(keep_partial=False)`; an interrupt included)
+removes it. What is left (a resumable download that was never
+resumed, a process killed mid-write) is removed by `sweep_partials` once untouched for
+`STALE_PARTIAL_SECONDS` (`dgxie mirror gc`), so a write still in progress elsewhere is never cut.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+STALE_PARTIAL_SECONDS = 3600.0  # a partial file untouched this long is abandoned (a live write touches it)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class DigestMismatch(Exception):
@@ -47,10 +60,11 @@ class BlobStore:
         p = self.partial_path(digest)
         return p.stat().st_size if p.exists() else 0
 
-    def write(self, digest: str, chunks: Iterable[bytes], *, resume: bool = True) -> Path:
+    def write(self, digest: str, chunks: Iterable[bytes], *, resume: bool = True, keep_partial: bool = True) -> Path:
         """Append `chunks` to the partial file for `digest` (from its current size when
         `resume`), verify the whole file's sha256, then publish it. On a mismatch the partial
-        file is removed and DigestMismatch raised; on any other error it is kept for resuming.
+        file is removed and DigestMismatch raised. On any other error it is removed too, unless
+        `keep_partial` (a download another try resumes) and the disk is not full.
         """
         d = _check_hex(digest)
         final = self.path(d)
@@ -61,16 +75,21 @@ class BlobStore:
         part = self.partial_path(d)
         h = hashlib.sha256()
         mode = "ab" if resume and part.exists() else "wb"
-        if mode == "ab":
-            with part.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        with part.open(mode) as f:
-            for chunk in chunks:
-                h.update(chunk)
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            if mode == "ab":
+                with part.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            with part.open(mode) as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException as exc:
+            if not keep_partial or (isinstance(exc, OSError) and exc.errno in DISK_FULL):
+                part.unlink(missing_ok=True)
+            raise
         actual = h.hexdigest()
         if actual != d:
             part.unlink(missing_ok=True)
@@ -80,20 +99,46 @@ class BlobStore:
         os.replace(part, final)
         return final
 
+    def sweep_partials(self, *, older_than: float = STALE_PARTIAL_SECONDS, dry_run: bool = False) -> tuple[int, int]:
+        """Remove partial files untouched for `older_than` seconds; returns (files, bytes)."""
+        n = size = 0
+        cutoff = time.time() - older_than
+        for p in (self.root / "partial").iterdir():
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # published or removed meanwhile
+                continue
+            if p.is_file() and st.st_mtime < cutoff:
+                n += 1
+                size += st.st_size
+                if not dry_run:
+                    p.unlink(missing_ok=True)
+        return n, size
+
     def put_bytes(self, data: bytes) -> str:
         """Store `data`; return its digest (hex)."""
         d = hashlib.sha256(data).hexdigest()
-        self.write(d, [data], resume=False)
+        self.write(d, [data], resume=False, keep_partial=False)
         return d
 
     def put_file(self, src: Path) -> str:
         """Store a local file by its content; return its digest (hex)."""
+        return self.store_file(src)[0]
+
+    def store_file(self, src: Path) -> tuple[str, bool]:
+        """Store a local file by its content: (digest, whether this call added the blob). A failed
+        copy (disk full, interrupt) leaves nothing behind."""
         h = hashlib.sha256()
         with src.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         d = h.hexdigest()
-        if not self.has(d):
-            with src.open("rb") as f:
-                self.write(d, iter(lambda: f.read(1 << 20), b""), resume=False)
-        return d
+        if self.has(d):
+            return d, False
+        with src.open("rb") as f:
+            self.write(d, iter(lambda: f.read(1 << 20), b""), resume=False, keep_partial=False)
+        return d, True
+
+    def remove(self, digest: str) -> None:
+        """Remove a published blob (a caller undoing what it added; gc decides by reference)."""
+        self.path(digest).unlink(missing_ok=True)

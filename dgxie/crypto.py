@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from dgxie.errors import ConfigError
+from dgxie.filemodes import private_dir
 
 KEY_FILE = "secret.key"
 
@@ -56,7 +57,7 @@ def load_or_create_key(data_dir: Path, configured: str | None = None) -> bytes:
         if mode & 0o077:
             raise ConfigError(f"{path}: mode {mode:o} lets others read the key; chmod 600 it")
         return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     key = Fernet.generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:

@@ -16,6 +16,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from dgxie.filemodes import private_file, sqlite_path
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -42,9 +44,9 @@ def make_engine(url: str, **kw: Any) -> Engine:
     """An engine with SQLite made safe for a multi-threaded server (WAL, foreign keys, busy wait)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            private_file(path)  # 0600 before SQLite creates it (its -wal/-shm take its mode)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -95,5 +97,5 @@ def upgrade(url: str, revision: str = "heads") -> None:
     """Migrate the database at `url` to `revision` (all heads by default)."""
     from alembic import command
 
-    make_engine(url).dispose()  # creates the SQLite parent directory
+    make_engine(url).dispose()  # creates the SQLite file (0600) and its directory (0700)
     command.upgrade(alembic_config(url), revision)

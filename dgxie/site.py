@@ -72,7 +72,7 @@ class Site:
         """The `bmc:` section as the BMC drivers' options (protocol code takes no config types)."""
         b = self.bmc
         return BmcOptions(timeout=b.timeout, retries=b.retries, per_bmc=b.per_bmc,
-                          verify=str(b.ca_file) if b.ca_file else b.tls_verify)
+                          verify=str(b.ca_file) if b.ca_file else b.tls_verify, allow_http=b.allow_insecure_http)
 
     def check_role(self, role: str | None, *, where: str = "") -> None:
         """Invalid unless `role` is None or a configured role (the one check every area uses)."""

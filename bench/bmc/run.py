@@ -44,7 +44,7 @@ def start_fleet(bmcs: int, port: int, expand: bool, latency_ms: float = 0) -> su
 def run_dgxie(port: int, n: int, concurrency: int) -> tuple[float, int, int]:
     eps = [Endpoint(f"http://127.0.0.1:{port + i}", "admin", "password") for i in range(n)]
     t = time.perf_counter()
-    res = scan(eps, Options(timeout=30, retries=1, per_bmc=4), concurrency=concurrency)
+    res = scan(eps, Options(timeout=30, retries=1, per_bmc=4, allow_http=True), concurrency=concurrency)
     dt = time.perf_counter() - t
     bad = [r for r in res if isinstance(r, BmcError)]
     assert not bad, bad[:3]
@@ -58,7 +58,8 @@ def run_httpx(port: int, n: int, concurrency: int) -> tuple[float, int, int]:
 
     eps = [Endpoint(f"http://127.0.0.1:{port + i}", "admin", "password") for i in range(n)]
     t = time.perf_counter()
-    res = httpx_scan(eps, Options(timeout=30, retries=1, per_bmc=4), concurrency=concurrency, facts=True)
+    opts = Options(timeout=30, retries=1, per_bmc=4, allow_http=True)
+    res = httpx_scan(eps, opts, concurrency=concurrency, facts=True)
     dt = time.perf_counter() - t
     assert not [r for r in res if isinstance(r, BmcError)]
     return dt, sum(r.requests for r in res if not isinstance(r, BmcError)), n

@@ -40,7 +40,8 @@ class Options:
     retries: int = 2  # extra attempts after a connection error, timeout or 503, with backoff
     backoff: float = 0.5  # first retry delay; doubles each attempt
     per_bmc: int = 4  # at most this many Redfish action requests in flight to one BMC (per process)
-    verify: bool | str = False  # TLS: False (BMCs ship self-signed certs), True, or a CA bundle path
+    verify: bool | str = True  # TLS: True (system CAs), a CA bundle path, or False (no certificate checks)
+    allow_http: bool = False  # plain http:// Redfish (credentials in clear): refused by `connect()` unless True
 
 
 @dataclass(frozen=True)

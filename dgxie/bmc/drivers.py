@@ -6,8 +6,9 @@
 | `redfish+https://`, `redfish+http://` | `RedfishBmc`, the `redfish+` prefix dropped (Metal3 style) |
 | `ipmi://HOST[:PORT]` | `IpmiBmc` (`dgxie.bmc.ipmi`): power and boot device only |
 
-Any other scheme is `BmcUnsupported`. Nothing else in dgxie decides by scheme or protocol: callers
-ask the driver and get `BmcUnsupported` for what its protocol cannot do.
+Any other scheme is `BmcUnsupported`, and so is plain `http://` (credentials in clear) unless
+`Options.allow_http` (config `bmc.allow_insecure_http`). Nothing else in dgxie decides by scheme
+or protocol: callers ask the driver and get `BmcUnsupported` for what its protocol cannot do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from dgxie.bmc.redfish import RedfishBmc
 def connect(endpoint: Endpoint, opts: Options | None = None) -> Bmc:
     """A driver for `endpoint` (no I/O yet; a driver connects on its first call)."""
     scheme = endpoint.url.partition("://")[0]
+    if scheme in ("http", "redfish+http") and not (opts or Options()).allow_http:
+        raise BmcUnsupported(f"{endpoint.url}: plain http:// would send the BMC credentials in clear; "
+                             "use https:// (or set bmc.allow_insecure_http: true for this site)")
     if scheme == "ipmi":
         return IpmiBmc(endpoint, opts)
     if scheme in ("redfish+http", "redfish+https"):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import jinja2
+from jinja2 import meta
 
 SHIPPED = Path(__file__).resolve().parents[2] / "templates"
 
@@ -69,6 +70,26 @@ def environment(override: Path | None = None) -> jinja2.Environment:
     env.filters["b64"] = lambda v: base64.b64encode(str(v).encode()).decode()
     env.globals["fail"] = _fail
     return env
+
+
+def referenced(name: str, override: Path | None = None) -> frozenset[str]:
+    """The variables template `name` and the templates it includes read from their context (what
+    `dgxie.boot.validate.check_line_values` checks before a line-based config is rendered)."""
+    env = environment(override)
+    seen: set[str] = set()
+    out: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        assert env.loader is not None
+        source, _, _ = env.loader.get_source(env, current)
+        ast = env.parse(source)
+        out |= meta.find_undeclared_variables(ast)
+        todo.extend(t for t in meta.find_referenced_templates(ast) if t is not None)
+    return frozenset(out - set(env.globals))
 
 
 def relative_name(filename: str | None, override: Path | None = None) -> str | None:

@@ -7,6 +7,13 @@
 - preseed: debconf lines `OWNER QUESTION TYPE [VALUE]` (what `debconf-set-selections` reads).
 - kickstart: every `%pre`/`%post`/`%packages` section closed by `%end`.
 
+Before a line-based config (preseed, kickstart) is rendered, every variable its template reads must
+fit on one line (`check_line_values`: no newline, carriage return or NUL anywhere in the value, in
+lists and mappings too): a newline in a value would add a debconf question, a `late_command` or a
+`%post` section of its own. The admin user name must be a plain user name (`check_username`,
+every template set): it reaches shell lines. Values that reach shell or kickstart option lines are
+also quoted there (the `sh` filter, `shlex.quote`).
+
 Errors name the rendered line and the failing key, e.g.
 ``user-data line 14: autoinstall.identity: 'password' is a required property``.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,10 @@ LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_WORDS = ("password", "token", "secret", "key")  # schema errors under these keys never echo the value
 DEBCONF_TYPES = frozenset({"string", "boolean", "select", "multiselect", "password", "note", "text", "title",
                            "error", "seen"})
+
+
+USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # useradd's portable names (NAME_REGEX), at most 32
+_BREAKS = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL character"}
 
 
 class RenderError(Invalid):
@@ -110,6 +122,34 @@ def validate_user_data(text: str, template: str) -> dict[str, Any]:
         raise RenderError(template, message, key=".".join(str(p) for p in path),
                           line=_line_of(text, path), where="user-data")
     return data
+
+
+def _line_break(value: Any) -> str | None:
+    """What in `value` (a string, or one inside lists and mappings) would break a line, if anything."""
+    if isinstance(value, str):
+        return next((what for ch, what in _BREAKS.items() if ch in value), None)
+    if isinstance(value, dict):
+        return next((b for k, v in value.items() if (b := _line_break(k) or _line_break(v))), None)
+    if isinstance(value, (list, tuple)):
+        return next((b for v in value if (b := _line_break(v))), None)
+    return None
+
+
+def check_line_values(values: Mapping[str, Any], source: Mapping[str, str], names: Iterable[str], template: str,
+                      artifact: str) -> None:
+    """RenderError for the first variable in `names` whose value would break a line of `artifact`."""
+    for key in sorted(names):
+        if key in values and (what := _line_break(values[key])):
+            raise RenderError(template, f"contains {what} (from the {source.get(key, '?')} layer): every value "
+                              f"in a {artifact} must fit on one line; refused", key=key, where=artifact)
+
+
+def check_username(values: Mapping[str, Any], template: str, artifact: str) -> None:
+    """RenderError unless `admin_user` is a plain user name (lower case, digits, _ and -; 32 at most)."""
+    user = values.get("admin_user")
+    if user is not None and not (isinstance(user, str) and USERNAME_RE.match(user)):
+        raise RenderError(template, f"{str(user)[:40]!r} is not a user name (a-z, 0-9, _ and -, starting with a "
+                          "letter or _, at most 32)", key="admin_user", where=artifact)
 
 
 def validate_meta_data(text: str, template: str) -> dict[str, Any]:

@@ -97,7 +97,8 @@ def add_image(session: Session, data_dir: Path, *, name: str, kernel: Path, init
               os: str = "ubuntu", arch: str = "x86_64", extra: dict[str, Path] | None = None,
               actor: str) -> Image:
     """Register an image from local files: each is stored by sha256 and served as
-    /images/NAME/<file name>. Nothing is stored if the name is taken or a file is unreadable."""
+    /images/NAME/<file name>. Nothing is stored if the name is taken, a file is unreadable or
+    the disk fills up (the blobs this call added are removed again, partial files never stay)."""
     if session.scalar(select(Image).where(Image.name == name)) is not None:
         raise Conflict(f"image {name} already exists")
     wanted: dict[str, tuple[Path, str]] = {}
@@ -111,14 +112,23 @@ def add_image(session: Session, data_dir: Path, *, name: str, kernel: Path, init
         wanted[served] = (path, role)
     store = blob_store(data_dir)
     files: dict[str, Any] = {}
-    for served, (path, role) in wanted.items():
-        try:
-            digest = store.put_file(path)
-        except OSError as exc:
-            raise Invalid(f"{role} {path}: {exc.strerror}") from None
-        files[served] = {"sha256": digest, "size": path.stat().st_size, "role": role}
-    data = ImageIn(name=name, os=os, arch=arch, kernel=kernel.name, initrd=initrd.name, cmdline=cmdline, files=files)
-    return create_image(session, data, actor=actor)
+    added: list[str] = []
+    try:
+        for served, (path, role) in wanted.items():
+            try:
+                digest, new = store.store_file(path)
+            except OSError as exc:
+                raise Invalid(f"{role} {path}: {exc.strerror}") from None
+            if new:
+                added.append(digest)
+            files[served] = {"sha256": digest, "size": path.stat().st_size, "role": role}
+        data = ImageIn(name=name, os=os, arch=arch, kernel=kernel.name, initrd=initrd.name, cmdline=cmdline,
+                       files=files)
+        return create_image(session, data, actor=actor)
+    except BaseException:
+        for digest in added:
+            store.remove(digest)
+        raise
 
 
 def image_file(session: Session, data_dir: Path, image: str, file: str) -> tuple[Path, int, str]:

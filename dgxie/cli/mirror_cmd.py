@@ -124,7 +124,8 @@ def rollback(name: str, snapshot: str) -> None:
 
 @app.command("gc")
 def gc(dry_run: bool = typer.Option(False, "--dry-run", help="only count what would go")) -> None:
-    """Delete stored blobs that no kept snapshot (of any mirror) references."""
+    """Delete stored blobs that no kept snapshot (of any mirror) references, and partial files
+    (mirror or image store) untouched for an hour."""
     ctx = context()
     n, size = service.collect_garbage(ctx.sessions, ctx.site, dry_run=dry_run)
     err_console.print(f"{'would remove' if dry_run else 'removed'} {n} blobs, {_size(size)}")

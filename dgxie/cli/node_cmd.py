@@ -113,8 +113,12 @@ def set_(node: str, hostname: str | None = None, mac: str | None = None,
     body = parse(NodeUpdate, data)
     with session() as s:
         n = service.get_node(s, node)
+        had_password = n.bmc_password_enc is not None
         out = service.to_out(service.update_node(s, context().site, n, body, actor=actor()))
     dump_json(out) if as_json else err_console.print(f"updated {out.hostname}")
+    if had_password and not out.bmc.password_set and "password" not in bmc_data:
+        err_console.print(f"note: {out.hostname}: the BMC URL or user changed, so its stored password was dropped; "
+                          "give it again with --bmc-password-file")
 
 
 @app.command("delete")

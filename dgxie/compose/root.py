@@ -10,6 +10,7 @@ engine, the `Site`, the caches, the metrics, the reprovision hooks and the backg
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
@@ -19,8 +20,9 @@ from dgxie import db
 from dgxie.background import Periodic, Service
 from dgxie.catalog.profiles import sync_config_profiles
 from dgxie.compose.site import build_site
-from dgxie.config import Settings
+from dgxie.config import CONFIG_ENV, Settings
 from dgxie.context import Context
+from dgxie.filemodes import loosened, private_dir, secret_config
 from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
@@ -72,12 +74,15 @@ def background(sessions: sessionmaker[Session], site: Site) -> list[Service]:
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     """Migrate (by default), connect, sync config-declared profiles, and wire everything."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     site = build_site(settings)
     check_roles(site)
     if migrate:
         db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
+    config = secret_config(os.environ.get(CONFIG_ENV), settings.database_url, settings.secret_key is not None)
+    for line in loosened(settings.data_dir, settings.database_url, config):
+        log.warning("%s", line)
     sessions = db.session_factory(engine)
     with db.session_scope(sessions) as s:
         sync_config_profiles(s, site)

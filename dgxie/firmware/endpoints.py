@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.models import BmcEndpoint, Node
+from dgxie.nodes.bmcs import check_url_allowed
 from dgxie.site import Site
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -25,6 +26,7 @@ def add_endpoint(session: Session, site: Site, node: Node, *, name: str, url: st
         raise Invalid(f"name: {name!r} must be lower-case letters/digits/-/_ (and not 'bmc', the node's own)")
     if not url.startswith(("http://", "https://")):
         raise Invalid(f"url: {url!r}: extra endpoints are Redfish, http(s)://HOST[:PORT]")
+    check_url_allowed(site, url, field="url")
     if any(e.name == name for e in list_endpoints(session, node)):
         raise Conflict(f"{node.hostname} already has an endpoint {name!r}")
     ep = BmcEndpoint(node_id=node.id, name=name, url=url.rstrip("/"), username=username,

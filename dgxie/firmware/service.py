@@ -24,6 +24,7 @@ from dgxie.errors import Invalid
 from dgxie.events import record
 from dgxie.firmware.schemas import ScanResult
 from dgxie.models import BmcEndpoint, FirmwareReading, FirmwareScan, Node
+from dgxie.nodes.bmcs import origin
 from dgxie.nodes.power import endpoint_of
 from dgxie.nodes.service import get_node
 from dgxie.site import Site
@@ -43,11 +44,15 @@ def scan_targets(session: Session, names: Sequence[str], *, all_: bool = False) 
 
 
 def endpoints(site: Site, node: Node, extra: list[BmcEndpoint]) -> list[Endpoint]:
-    """The node's BMC plus its extra endpoints (which inherit the node's credentials if unset)."""
+    """The node's BMC plus its extra endpoints. An endpoint without credentials of its own inherits
+    the node's only when it is on the same host as the node's BMC (any port): the node's password
+    is never sent to another host."""
     main = endpoint_of(site, node)
     out = [main]
     for e in extra:
-        pw = site.box.open(e.password_enc) if e.password_enc else (main.password if e.username is None else None)
+        same_host = (origin(e.url) or ("", "", 0))[1] == (origin(main.url) or ("", "", 0))[1]
+        inherited = main.password if e.username is None and same_host else None
+        pw = site.box.open(e.password_enc) if e.password_enc else inherited
         out.append(Endpoint(url=e.url, username=e.username if e.username is not None else main.username,
                             password=pw, name=e.name))
     return out

@@ -3,7 +3,9 @@
 A profile's `template` names its template set (`ubuntu/autoinstall`, `debian/preseed`,
 `rhel/kickstart`): the part before `/` picks the directory under `templates/` and so the artefacts
 the node can fetch. Rendering uses the one Jinja2 environment (`boot.templates`); the output is
-validated (`boot.validate`) before anyone sees it, so a node gets a whole config or none.
+validated (`boot.validate`) before anyone sees it, so a node gets a whole config or none. Before
+rendering, the variables are checked too: `admin_user` must be a plain user name, and no variable a
+preseed or kickstart template reads may hold a line break (`boot.validate.check_line_values`).
 
 `events_url` in a config carries the node's one-time `install` credential (`nodes.credentials`):
 the installer service mints it for the node's own fetch; every other render (an admin's preview,
@@ -21,7 +23,7 @@ from typing import Any
 import jinja2
 
 from dgxie.boot import templates, urls
-from dgxie.boot.validate import VALIDATORS, RenderError
+from dgxie.boot.validate import VALIDATORS, RenderError, check_line_values, check_username
 from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
 from dgxie.handoff.bootstrap import fetch_command
@@ -45,6 +47,7 @@ PREVIEW_CREDENTIAL = "preview"  # in an admin's preview of a config, where the n
 CREDENTIAL_ARTIFACTS = frozenset({"user-data", "preseed", "kickstart"})  # the ones with `events_url`
 CONTENT_TYPES = {"user-data": "text/cloud-config", "vendor-data": "text/cloud-config"}
 OS_FAMILY = {"ubuntu": "ubuntu", "debian": "debian", "rhel": "rhel", "rocky": "rhel"}
+LINE_BASED = ("preseed", "kickstart")  # one line per setting: no value may hold a line break
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,10 @@ def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_C
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")
     merged = node_vars(site, node, credential=credential)
+    check_username(merged.values, template, artifact)
+    if artifact in LINE_BASED:
+        used = templates.referenced(template, site.templates_dir)
+        check_line_values(merged.values, merged.source, used, template, artifact)
     text = render_template(site.templates_dir, template, dict(merged.values))
     VALIDATORS[artifact](text, template)
     return Rendered(artifact=artifact, template=template, text=text, merged=merged)

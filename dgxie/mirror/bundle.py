@@ -133,7 +133,7 @@ def import_(s: Session, site: Site, src: Path) -> BundleSummary:
             raise Invalid(f"bundle blob {digest} is missing or has the wrong size")
         if not store.has(digest):
             try:
-                store.write(digest, _read_chunks(p), resume=False)
+                store.write(digest, _read_chunks(p), resume=False, keep_partial=False)
             except DigestMismatch:
                 raise Invalid(f"bundle blob {digest} is corrupt (sha256 mismatch)") from None
         total += size

@@ -4,6 +4,10 @@ mirror, of any kind, references (each kind says what its snapshots need: `Mirror
 Mirrors are found on disk (`data_dir/mirrors/<kind>/<name>`), not in the configuration, so an
 imported mirror, or one dropped from the configuration, keeps its blobs. Run it with no sync in
 progress (a running sync's new blobs are not referenced yet): `service.collect_garbage` makes sure.
+
+It also removes the store's stale partial files (untouched for `blobstore.STALE_PARTIAL_SECONDS`):
+what an interrupted download left behind. One still being written (a sync in another process) is
+younger than that and stays. `service.collect_garbage` does the same for the image store.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ def referenced(data_dir: Path) -> set[str]:
 
 
 def sweep(data_dir: Path, *, dry_run: bool = False) -> tuple[int, int]:
-    """Remove store blobs that no kept snapshot references; returns (blobs, bytes) removed."""
+    """Remove store blobs that no kept snapshot references, and the store's stale partial files;
+    returns (files, bytes) removed."""
     store = store_for(data_dir)
     keep = referenced(data_dir)
     n = size = 0
+    n, size = store.sweep_partials(dry_run=dry_run)
     for p in (store.root / "blobs" / "sha256").glob("*/*"):
         if p.name not in keep and p.is_file():
             n += 1

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dgxie.catalog.images import blob_store
 from dgxie.db import session_scope
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
@@ -183,7 +184,9 @@ def sync_now(sessions: sessionmaker[Session], site: Site, name: str, trigger: st
 
 
 def collect_garbage(sessions: sessionmaker[Session], site: Site, *, dry_run: bool = False) -> tuple[int, int]:
-    """Delete blobs no kept snapshot of any mirror references; refused while any sync runs."""
+    """Delete blobs no kept snapshot of any mirror references, and stale partial files (an
+    interrupted download, a killed `image add` or build) of the mirror and image stores; refused
+    while any sync runs. Returns (files, bytes) removed."""
     with session_scope(sessions) as s:
         for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
             if not _stale(site, j):
@@ -191,7 +194,9 @@ def collect_garbage(sessions: sessionmaker[Session], site: Site, *, dry_run: boo
     with contextlib.ExitStack() as stack:
         for m in site.mirrors:
             stack.enter_context(mirror_lock(root_of(site, m.kind, m.name), m.name))
-        return gc.sweep(site.data_dir, dry_run=dry_run)
+        n, size = gc.sweep(site.data_dir, dry_run=dry_run)
+    pn, psize = blob_store(site.data_dir).sweep_partials(dry_run=dry_run)  # image adds are not locked: by age
+    return n + pn, size + psize
 
 
 def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:

@@ -17,9 +17,10 @@ from dgxie.catalog.profiles import profile_by_name
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.models import Interface, Node
+from dgxie.nodes.bmcs import apply_bmc
 from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.macs import canonical_mac
-from dgxie.nodes.schemas import MACHINE_FACTS, BmcIn, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
+from dgxie.nodes.schemas import MACHINE_FACTS, BmcOut, InterfaceOut, NodeCreate, NodeOut, NodeUpdate
 from dgxie.site import Site
 
 MAX_PAGE = 1000
@@ -78,16 +79,6 @@ def _check_ip(site: Site, ip: str | None) -> None:
         raise Invalid(f"ip {ip} is outside every configured subnet ({nets})")
 
 
-def _apply_bmc(site: Site, node: Node, bmc: BmcIn) -> None:
-    fields = bmc.model_fields_set
-    if "url" in fields:
-        node.bmc_url = bmc.url
-    if "username" in fields:
-        node.bmc_username = bmc.username
-    if "password" in fields:
-        node.bmc_password_enc = None if bmc.password is None else site.box.seal(bmc.password.get_secret_value())
-
-
 def _flush(session: Session) -> None:
     try:
         session.flush()
@@ -114,7 +105,7 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
         Interface(mac=i.mac, name=i.name) for i in data.interfaces
     ]
     if data.bmc is not None:
-        _apply_bmc(site, node, data.bmc)
+        apply_bmc(site, node, data.bmc)
     session.add(node)
     _flush(session)
     record(session, actor=actor, kind="node.create", node=node, to_state=node.state,
@@ -123,8 +114,12 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
 
 
 def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, actor: str) -> Node:
+    """Apply a partial update; the event lists the fields that changed (never secret values).
+
+    A BMC URL (scheme, host, port) or user name changed without a new password drops the stored
+    password (`dgxie.nodes.bmcs.apply_bmc`) and records `node.bmc.password_dropped`.
+    """
     old_facts = dict(node.facts or {})
-    """Apply a partial update; the event lists the fields that changed (never secret values)."""
     fields = data.model_fields_set
     changed: dict[str, Any] = {}
     new_macs: list[str] | None = None
@@ -168,14 +163,19 @@ def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, a
         _flush(session)
         node.interfaces.extend(Interface(mac=m, name=names.get(m)) for m in new_macs)
         changed["macs"] = new_macs
+    dropped: list[str] = []
     if "bmc" in fields and data.bmc is not None:
-        _apply_bmc(site, node, data.bmc)
+        dropped = apply_bmc(site, node, data.bmc)
         changed["bmc"] = sorted(data.bmc.model_fields_set)
     _flush(session)
     if changed:
         record(session, actor=actor, kind="node.update", node=node, reason="updated " + ", ".join(sorted(changed)),
                data={k: v for k, v in changed.items() if k != "bmc"} | ({"bmc_fields": changed["bmc"]}
                                                                           if "bmc" in changed else {}))
+    if dropped:
+        record(session, actor=actor, kind="node.bmc.password_dropped", node=node,
+               reason=f"BMC {' and '.join(dropped)} changed without a new password: the stored password was "
+                      "dropped (set it again for the new BMC)", data={"because": dropped})
     return node
 
 

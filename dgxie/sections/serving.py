@@ -98,8 +98,12 @@ class BmcConfig(Strict):
     retries: int = Field(default=2, ge=0, le=10)
     per_bmc: int = Field(default=4, ge=1, le=64)
     scan_concurrency: int = Field(default=100, ge=1, le=2000)
-    tls_verify: bool = False
+    tls_verify: bool = True  # verify BMC certificates (system CAs, or ca_file); false only per site, explicitly
     ca_file: Path | None = None
+    # Plain http:// Redfish sends the BMC's credentials in clear (HTTP basic, the session body):
+    # refused when a URL is set and when a driver connects, unless the site allows it here.
+    # ipmi:// (RMCP+ lanplus, the password never on the wire) is not affected.
+    allow_insecure_http: bool = False
 
 
 class FirmwareConfig(Strict):

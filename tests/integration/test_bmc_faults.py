@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dgxie.models import FirmwareReading, FirmwareScan
-from tests.support.bmc import DGX_MOCKUP, sushy_static
+from tests.support.bmc import DGX_MOCKUP, INSECURE_HTTP, sushy_static
 
 
 class Injector(http.server.ThreadingHTTPServer):
@@ -113,7 +113,7 @@ def bmcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 def test_bad_bmcs_are_reported_per_node(cli: Any, config_file: Any, make_ctx: Any, bmcs: dict[str, str],
                                         tmp_path: Path) -> None:
-    config_file(bmc={"timeout": 1.5, "retries": 1, "tls_verify": True})
+    config_file(bmc={"timeout": 1.5, "retries": 1, "tls_verify": True} | INSECURE_HTTP)
     pw = tmp_path / "pw"
     pw.write_text("password")
     for i, name in enumerate(sorted(bmcs)):
@@ -149,12 +149,13 @@ def test_bad_bmcs_are_reported_per_node(cli: Any, config_file: Any, make_ctx: An
                      "status": "unknown", "platform": None, "endpoint": None, "scanned_at": None,
                      "hint": "no complete firmware scan yet"}]
 
-    config_file(bmc={"timeout": 1.5, "retries": 0, "tls_verify": False})  # self-signed accepted when not verifying
+    config_file(bmc={"timeout": 1.5, "retries": 0, "tls_verify": False} | INSECURE_HTTP)  # self-signed accepted when not verifying
     r = cli("firmware", "scan", "n-selfsigned", "--json")
     assert json.loads(r.out)[0]["ok"] is True
 
 
-def test_extra_endpoint_failure_fails_the_node(cli: Any, bmcs: dict[str, str], tmp_path: Path) -> None:
+def test_extra_endpoint_failure_fails_the_node(cli: Any, config_file: Any, bmcs: dict[str, str], tmp_path: Path) -> None:
+    config_file(bmc=INSECURE_HTTP)
     assert cli("node", "add", "dgxh", "--mac", "aa:00:00:00:04:01", "--bmc", bmcs["good"]).code == 0
     r = cli("firmware", "endpoint", "add", "dgxh", "hgx", bmcs["html"])
     assert r.code == 0, r.err

@@ -20,7 +20,7 @@ from dgxie.app import create_app
 from dgxie.bmc.base import Endpoint
 from dgxie.bmc.redfish import RedfishBmc
 from dgxie.nodes import power, service
-from tests.support.bmc import ipmi_sim, sushy_emulator
+from tests.support.bmc import INSECURE_HTTP, ipmi_sim, sushy_emulator
 
 SYS_OFF = "/redfish/v1/Systems/11111111-1111-4111-8111-111111111111"
 
@@ -49,7 +49,7 @@ def _wait(url: str, system: str, want: str, bound: float = 30) -> str:
 
 
 def test_redfish_power_and_pxe_through_api(make_ctx: Any, auth: Any, emulator: str) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(bmc=INSECURE_HTTP)
     with TestClient(create_app(ctx)) as client:
         r = client.post("/api/v1/nodes", headers=auth("operator"), json={
             "hostname": "emu01", "mac": "00:5c:52:31:3a:01",
@@ -76,7 +76,7 @@ def test_redfish_power_and_pxe_through_api(make_ctx: Any, auth: Any, emulator: s
 
 
 def test_redfish_pxe_once_and_cycle_and_wrong_password(make_ctx: Any, emulator: str) -> None:
-    ctx = make_ctx()
+    ctx = make_ctx(bmc=INSECURE_HTTP)
     from dgxie.nodes.schemas import NodeCreate
 
     with db.session_scope(ctx.sessions) as s:
@@ -130,7 +130,8 @@ def test_ipmi_power_and_pxe_through_cli(cli: Any, ipmi: int, tmp_path: Path) -> 
     assert r.code == 1 and "has no BMC" in r.err
 
 
-def test_reprovision_sets_pxe_once_and_cycles(cli: Any, emulator: str, tmp_path: Path) -> None:
+def test_reprovision_sets_pxe_once_and_cycles(cli: Any, config_file: Any, emulator: str, tmp_path: Path) -> None:
+    config_file(bmc=INSECURE_HTTP)
     pw = tmp_path / "pw"
     pw.write_text("password\n")
     system = "/redfish/v1/Systems/22222222-2222-4222-8222-222222222222"

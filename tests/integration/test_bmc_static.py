@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie.app import create_app
-from tests.support.bmc import DGX_MOCKUP, RACK_MOCKUP, sushy_static
+from tests.support.bmc import DGX_MOCKUP, INSECURE_HTTP, RACK_MOCKUP, sushy_static
 from tests.support.paths import REPO
 
 
@@ -50,7 +50,8 @@ def _add(cli: Any, tmp_path: Path, host: str, mac: str, url: str) -> None:
     assert r.code == 0, r.err
 
 
-def test_scan_and_report_cli(cli: Any, peers: dict[str, str], tmp_path: Path) -> None:
+def test_scan_and_report_cli(cli: Any, config_file: Any, peers: dict[str, str], tmp_path: Path) -> None:
+    config_file(bmc=INSECURE_HTTP)
     _add(cli, tmp_path, "dgx01", "aa:00:00:00:00:01", peers["dgx"])
     _add(cli, tmp_path, "rack01", "aa:00:00:00:00:02", peers["rack"])
     _add(cli, tmp_path, "old01", "aa:00:00:00:00:03", peers["old"])
@@ -90,7 +91,8 @@ def test_scan_and_report_cli(cli: Any, peers: dict[str, str], tmp_path: Path) ->
     assert any(e["kind"] == "firmware.scan" for e in events)
 
 
-def test_changes_since(cli: Any, peers: dict[str, str], tmp_path: Path) -> None:
+def test_changes_since(cli: Any, config_file: Any, peers: dict[str, str], tmp_path: Path) -> None:
+    config_file(bmc=INSECURE_HTTP)
     _add(cli, tmp_path, "dgx02", "aa:00:00:00:01:01", peers["dgx"])
     assert cli("firmware", "scan", "dgx02").code == 0
     assert json.loads(cli("firmware", "changes", "--since", "1h", "--json").out) == []
@@ -105,7 +107,7 @@ def test_changes_since(cli: Any, peers: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_api_compliance_report_and_metrics(make_ctx: Any, auth: Any, peers: dict[str, str]) -> None:
-    ctx = make_ctx(firmware={"baselines": str(REPO / "firmware")})
+    ctx = make_ctx(firmware={"baselines": str(REPO / "firmware")}, bmc=INSECURE_HTTP)
     with TestClient(create_app(ctx)) as client:
         for host, mac, url in (("dgx03", "aa:00:00:00:02:01", peers["dgx"]), ("old03", "aa:00:00:00:02:02", peers["old"])):
             r = client.post("/api/v1/nodes", headers=auth("operator"), json={
@@ -138,7 +140,8 @@ def test_api_compliance_report_and_metrics(make_ctx: Any, auth: Any, peers: dict
         assert ch.status_code == 200 and ch.json() == []
 
 
-def test_baseline_check_cli(cli: Any, peers: dict[str, str], tmp_path: Path) -> None:
+def test_baseline_check_cli(cli: Any, config_file: Any, peers: dict[str, str], tmp_path: Path) -> None:
+    config_file(bmc=INSECURE_HTTP)
     r = cli("firmware", "baseline", "check")
     assert r.code == 0 and "dgx-h100.yaml: ok (dgx-h100" in r.err
     bad = tmp_path / "typo.yaml"

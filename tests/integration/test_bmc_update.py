@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from dgxie.app import create_app
-from tests.support.bmc import free_port
+from tests.support.bmc import INSECURE_HTTP, free_port
 from tests.support.update_peer import update_peer
 
 FW = "/redfish/v1/UpdateService/FirmwareInventory"
@@ -48,7 +48,7 @@ def served(make_ctx: Any, config_file: Any) -> Iterator[str]:
 
 
 def test_rolling_update_stops_at_first_failed_batch(cli: Any, config_file: Any, served: str, tmp_path: Path) -> None:
-    config_file(public_url=served)
+    config_file(public_url=served, bmc=INSECURE_HTTP)
     image = tmp_path / "bmc-2.0.0.bin"
     image.write_text("VERSION=2.0.0\n")
     sha = hashlib.sha256(image.read_bytes()).hexdigest()
@@ -86,7 +86,7 @@ def test_rolling_update_stops_at_first_failed_batch(cli: Any, config_file: Any, 
 
 
 def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path: Path) -> None:
-    config_file(public_url=served)
+    config_file(public_url=served, bmc=INSECURE_HTTP)
     image = tmp_path / "bios-3.1.bin"
     image.write_text("VERSION=3.1\n")
     sha = json.loads(cli("firmware", "stage", str(image), "--json").out)["sha256"]
@@ -118,7 +118,7 @@ def test_ready_nodes_are_drained_first_and_resumed_after(cli: Any, config_file: 
     roles = {"slurmd": {"groups": ["slurm-node"], "drain": f"/usr/bin/touch {marks}/drained-{{hostname}}",
                         "resume": f"/usr/bin/touch {marks}/resumed-{{hostname}}"},
              "k8s-worker": {"groups": ["kube_node"], "drain": "/bin/false {hostname}"}}
-    config_file(public_url=served, roles=roles)
+    config_file(public_url=served, roles=roles, bmc=INSECURE_HTTP)
     image = tmp_path / "bmc-2.0.0.bin"
     image.write_text("VERSION=2.0.0\n")
     sha = json.loads(cli("firmware", "stage", str(image), "--json").out)["sha256"]

@@ -26,6 +26,9 @@ DGX_MOCKUP = REFERENCE / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
 RACK_MOCKUP = REFERENCE / "redfish" / "dmtf-public-rackmount1" / "redfish" / "v1"
 PEERS = REFERENCE / "bmc-peers"
 BIN = Path(sys.executable).parent
+# The sushy-tools peers and the fault injectors speak plain http://, which a site must allow
+# explicitly (config `bmc.allow_insecure_http`): give this to `make_ctx(bmc=...)`/`config_file(bmc=...)`.
+INSECURE_HTTP = {"allow_insecure_http": True}
 
 
 def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:

@@ -17,12 +17,18 @@ from dgxie.bmc.scan import scan
 from dgxie.bmc.transport import retrying
 from tests.support.net import free_port
 
-FAST = Options(timeout=1, retries=0, backoff=0)
+FAST = Options(timeout=1, retries=0, backoff=0, allow_http=True)
 
 
 def test_connect_picks_the_driver_by_scheme() -> None:
     assert isinstance(bmc.connect(Endpoint("https://10.0.0.5")), RedfishBmc)
-    assert isinstance(bmc.connect(Endpoint("http://127.0.0.1:8000/redfish/v1/Systems/1")), RedfishBmc)
+    plain = Endpoint("http://127.0.0.1:8000/redfish/v1/Systems/1", "admin", "s3cret")
+    assert isinstance(bmc.connect(plain, FAST), RedfishBmc)
+    for url in (plain.url, "redfish+http://10.0.0.9"):  # credentials in clear: only when the site allows it
+        with pytest.raises(BmcUnsupported, match="allow_insecure_http") as refused:
+            bmc.connect(Endpoint(url, "admin", "s3cret"))
+        assert "s3cret" not in refused.value.message
+    assert Options().verify is True  # TLS certificates are checked unless a site turns it off
     ipmi = bmc.connect(Endpoint("ipmi://10.0.0.6:6230"))
     assert isinstance(ipmi, IpmiBmc) and (ipmi.host, ipmi.port, ipmi.protocol) == ("10.0.0.6", 6230, "ipmi")
     metal3 = bmc.connect(Endpoint("redfish+https://10.0.0.7/redfish/v1/Systems/1", "admin", "pw"))

@@ -23,8 +23,8 @@ def test_every_credential_purpose_is_described() -> None:
 
 
 def test_limits_and_names_in_the_doc_are_the_codes() -> None:
-    assert credentials.TTL == timedelta(hours=12) and "12 h" in DOC
-    assert origin.EVENT_EVERY == timedelta(minutes=1) and "at most one per node per\nminute" in DOC
+    assert timedelta(hours=12) == credentials.TTL and "12 h" in DOC
+    assert timedelta(minutes=1) == origin.EVENT_EVERY and "at most one per node per\nminute" in DOC
     assert f"`{origin.REFUSED}`" in DOC
     assert "trusted_networks" in BootConfig.model_fields and "`boot.trusted_networks`" in DOC
     assert "Node.boot_token_hash" in DOC and "boot_nonce" in DOC
