@@ -191,7 +191,7 @@ def test_write_leases_upsert_delete_and_purge(ctx) -> None:
     """The writer's raw upsert round-trips through the ORM types; old expired rows are purged."""
     import time as _t
 
-    from dgxie.dhcpsync.service import load_leases, purge_expired, write_leases
+    from dgxie.dhcpsync.store import load_leases, purge_expired, write_leases
 
     now = _t.time()
     with db.session_scope(ctx.sessions) as s:
