@@ -28,7 +28,7 @@ from dgxie.site import Site
 log = logging.getLogger("dgxie.dhcp")
 
 
-def create_discovered(session: Session, site: Site, macs: list[bytes], *, budget: float = 0.2,
+def create_discovered(session: Session, site: Site, macs: list[bytes], *, budget: float = 0.1,
                       stop: threading.Event | None = None) -> tuple[int, list[bytes]]:
     """Create each MAC as a `discovered` node (existing or invalid ones are skipped) until
     `budget` seconds have passed or `stop` is set; returns (nodes made, MACs not tried yet)."""

@@ -12,7 +12,7 @@ The server (`dgxie.netboot.dhcp`) holds no SQL. This service
 
 Two worker threads, two queues (issue 12): the lease writer has a thread of its own and never
 waits behind node creation or a reservation reload, which share the other one; node creation
-runs in transactions of at most 0.2 s, taken in turn with the lease writes (one FIFO
+runs in transactions of at most 0.1 s, taken in turn with the lease writes (one FIFO
 `asyncio.Lock`, so SQLite's single write lock is never fought over and a lease write waits for
 one node-creation transaction at most, never for the backlog). The lease write lag (the age
 of the oldest change not committed, `lag()`) therefore stays under a second whatever the
@@ -52,7 +52,7 @@ EXPIRE_EVERY = 5.0  # forget expired leases in memory; prune the discovery gate
 PURGE_EVERY = 3600.0  # delete lease rows expired for a day
 REPORT_EVERY = 60.0  # at most one dhcp.discovery_limited event (and warning line) per minute
 DISCOVERY_BATCH = 500  # MACs handed to one creation call (it stops after DISCOVERY_BUDGET s)
-DISCOVERY_BUDGET = 0.2  # seconds per node-creation transaction
+DISCOVERY_BUDGET = 0.1  # seconds per node-creation transaction
 
 
 def _ip(value: str | None) -> int | None:
