@@ -130,3 +130,19 @@ def test_reserve_keeps_the_last_addresses_for_enrolled_nodes(ctx) -> None:
                 assert ack.yiaddr not in got
 
     asyncio.run(run())
+
+
+def test_create_discovered_skips_bad_macs_one_by_one(ctx) -> None:
+    """The service alone (defence in depth behind the responder's check): a multicast MAC and a
+    hostname clash in the middle of a batch are skipped, every other MAC becomes a node."""
+    from dgxie import db
+    from dgxie.dhcpsync.discovery import create_discovered
+
+    enroll(ctx, f"node-{mac(0x503).hex()}", mac(0x5FF), profile=None)  # takes mac(0x503)'s hostname
+    macs = [mac(0x500), mac(0x501), bytes.fromhex("01005e0000fb"), mac(0x502), mac(0x503), mac(0x504)]
+    with db.session_scope(ctx.sessions) as s:
+        made, left = create_discovered(s, ctx.site, macs, budget=60)
+    assert (made, left) == (4, [])
+    with ctx.sessions() as s:
+        names = set(s.scalars(select(Node.hostname).where(Node.state == "discovered")))
+    assert names == {f"node-{mac(n).hex()}" for n in (0x500, 0x501, 0x502, 0x504)}
