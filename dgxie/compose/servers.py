@@ -14,6 +14,7 @@ from pathlib import Path
 from dgxie.context import Context
 from dgxie.dhcpsync.service import DhcpService, subnet_of
 from dgxie.errors import ConfigError
+from dgxie.netboot.dhcp.discovery import DiscoveryGate, DiscoveryLimits
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
@@ -47,9 +48,10 @@ def dhcp_runner(ctx: Context) -> DhcpRunner:
     cfg = ctx.settings.dhcp
     if not cfg.interfaces:
         raise ConfigError("dhcp.interfaces: name at least one interface to serve DHCP on")
-    table = LeaseTable([subnet_of(s) for s in cfg.subnets])
+    table = LeaseTable([subnet_of(s, cfg) for s in cfg.subnets])
+    gate = DiscoveryGate(DiscoveryLimits(cfg.discovery_max_nodes, cfg.discovery_rate, cfg.discovery_interval))
     responder = Responder(ResponderOptions(public_url=ctx.settings.public_url, mode=cfg.mode,
-                                           discovery=cfg.discovery), table)
+                                           discovery=cfg.discovery), table, gate=gate)
     binds = []
     for iface in cfg.interfaces:
         try:
@@ -83,5 +85,5 @@ def add_boot_servers(ctx: Context) -> None:
             runner.server.open()  # bind now: a busy port or a missing privilege is one clear error
         except OSError as exc:
             raise ConfigError(f"dhcp: {exc.strerror}") from None
-        ctx.registry.register(DhcpCollector(runner.server.responder))
+        ctx.registry.register(DhcpCollector(runner.server.responder, lag=runner.sync.lag))
         ctx.services.append(runner)

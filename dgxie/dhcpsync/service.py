@@ -5,11 +5,20 @@ The server (`dgxie.netboot.dhcp`) holds no SQL. This service
   server's reservation map at start, and reloads it when the nodes change (a cheap signature
   query once a second on the events table's primary key);
 - restores unexpired leases at start, so they survive a restart;
-- writes changed leases behind the packet path: every ~0.5 s one transaction upserts the batch
+- writes changed leases behind the packet path: every 0.25 s one transaction upserts the batch
   into `dhcp_leases` (and deletes released ones); a failed batch is retried with the next one;
-- creates unknown MACs seen with discovery on as `discovered` nodes (actor "dhcp"), also in
-  batches off the packet path.
-All database work runs in one worker thread; the event loop only swaps dicts.
+- creates the unknown MACs the discovery gate admitted as `discovered` nodes (actor "dhcp"),
+  and records a `dhcp.discovery_limited` event (at most once a minute) when limits bite.
+
+Two worker threads, two queues (issue 12): the lease writer has a thread of its own and never
+waits behind node creation or a reservation reload, which share the other one; node creation
+runs in transactions of at most 0.1 s, taken in turn with the lease writes (one FIFO
+`asyncio.Lock`, so SQLite's single write lock is never fought over and a lease write waits for
+one node-creation transaction at most, never for the backlog). The lease write lag (the age
+of the oldest change not committed, `lag()`) therefore stays under a second whatever the
+discovery backlog. `stop()` stops node creation within one node, writes
+the last leases and returns: every ACKed lease is on disk when `dgxie serve` exits.
+The event loop only swaps dicts.
 """
 
 from __future__ import annotations
@@ -17,45 +26,47 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.background import cancel
 from dgxie.db import session_scope
-from dgxie.errors import DgxieError
-from dgxie.models import DhcpLease, Event, Interface, Node, Profile
-from dgxie.netboot.dhcp.leases import Lease, LeaseTable, Reservation, Subnet
+from dgxie.dhcpsync.discovery import create_discovered, record_limited
+from dgxie.dhcpsync.store import Dirty, load_leases, purge_expired, write_leases
+from dgxie.models import Event, Interface, Node, Profile
+from dgxie.netboot.dhcp.leases import LeaseTable, Reservation, Subnet
 from dgxie.netboot.dhcp.responder import Responder
-from dgxie.nodes.schemas import NodeCreate
-from dgxie.nodes.service import create_node
-from dgxie.sections import SubnetConfig
+from dgxie.sections import DhcpConfig, SubnetConfig
 from dgxie.site import Site
 
 log = logging.getLogger("dgxie.dhcp")
-FLUSH_EVERY = 0.5
-REFRESH_EVERY = 1.0
-PURGE_TICKS = 7200  # once an hour
-Dirty = dict[bytes, tuple[int, str, float, str | None] | None]
-
-
-def mac_str(mac: bytes) -> str:
-    return mac.hex(":")
+FLUSH_EVERY = 0.25  # lease write-behind period (the lag bound is this plus one write)
+REFRESH_EVERY = 1.0  # reservation signature check
+EXPIRE_EVERY = 5.0  # forget expired leases in memory; prune the discovery gate
+PURGE_EVERY = 3600.0  # delete lease rows expired for a day
+REPORT_EVERY = 60.0  # at most one dhcp.discovery_limited event (and warning line) per minute
+DISCOVERY_BATCH = 500  # MACs handed to one creation call (it stops after DISCOVERY_BUDGET s)
+DISCOVERY_BUDGET = 0.1  # seconds per node-creation transaction
 
 
 def _ip(value: str | None) -> int | None:
     return int(ipaddress.IPv4Address(value)) if value else None
 
 
-def subnet_of(cfg: SubnetConfig) -> Subnet:
-    """The lease table's subnet for one `dhcp.subnets[]` entry."""
+def subnet_of(cfg: SubnetConfig, dhcp: DhcpConfig | None = None) -> Subnet:
+    """The lease table's subnet for one `dhcp.subnets[]` entry (with `dhcp.pool_reserve`)."""
     rng = cfg.pool_range()
     pool = (int(rng[0]), int(rng[1])) if rng else None
-    return Subnet(cfg.cidr, pool, cfg.lease_seconds, tuple(r.packed for r in cfg.routers),
-                  tuple(d.packed for d in cfg.dns), cfg.domain)
+    s = Subnet(cfg.cidr, pool, cfg.lease_seconds, tuple(r.packed for r in cfg.routers),
+               tuple(d.packed for d in cfg.dns), cfg.domain)
+    s.reserve = (dhcp or DhcpConfig()).reserve_of(s.size)
+    return s
 
 
 def load_reservations(session: Session) -> dict[bytes, Reservation]:
@@ -86,74 +97,6 @@ def signature(session: Session) -> tuple[Any, ...]:
     return top, recent, session.scalar(select(func.max(Profile.updated_at)))
 
 
-def load_leases(session: Session, now: datetime) -> list[Lease]:
-    rows = session.scalars(select(DhcpLease).where(DhcpLease.expires_at > now))
-    return [Lease(bytes.fromhex(r.mac.replace(":", "")), int(ipaddress.IPv4Address(r.ip)), r.subnet,
-                  r.expires_at.timestamp(), "bound", r.hostname) for r in rows]
-
-
-_UPSERT = ("INSERT INTO dhcp_leases (mac, ip, subnet, expires_at, hostname, updated_at) VALUES ({p}) "
-           "ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, subnet = excluded.subnet, "
-           "expires_at = excluded.expires_at, hostname = excluded.hostname, updated_at = excluded.updated_at")
-
-
-def _sqlite_time(t: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME storage format (naive UTC), as `UTCDateTime` reads it back."""
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def write_leases(session: Session, batch: Dirty) -> None:
-    """Upsert bound leases and delete released ones, in the caller's transaction.
-
-    The upsert goes straight to the driver's executemany (one statement, tuples): at thousands of
-    leases a second the ORM's per-row bookkeeping would cost more CPU than answering the packets.
-    """
-    gone = [mac_str(m) for m, v in batch.items() if v is None]
-    for i in range(0, len(gone), 500):
-        session.execute(delete(DhcpLease).where(DhcpLease.mac.in_(gone[i : i + 500])))
-    live = [(m, v) for m, v in batch.items() if v is not None]
-    if not live:
-        return
-    conn = session.connection()
-    now = datetime.now(UTC)
-    sqlite = conn.dialect.name == "sqlite"
-    sql = _UPSERT.format(p=", ".join(["?" if sqlite else "%s"] * 6))
-    stamps: dict[int, Any] = {}  # a batch spans ~0.5 s: whole-second expiries repeat, format each once
-
-    def when(t: float) -> Any:
-        sec = int(t)
-        v = stamps.get(sec)
-        if v is None:
-            v = stamps[sec] = datetime.fromtimestamp(sec, UTC)
-            if sqlite:
-                v = stamps[sec] = _sqlite_time(v)
-        return v
-
-    stamp = _sqlite_time(now) if sqlite else now
-    to_ip = ipaddress.IPv4Address
-    conn.exec_driver_sql(sql, [(mac_str(m), str(to_ip(v[0])), v[1], when(v[2]), v[3], stamp) for m, v in live])
-
-
-def purge_expired(session: Session) -> None:
-    """Delete leases that expired more than a day ago (kept a while for operators to look at)."""
-    session.execute(delete(DhcpLease).where(DhcpLease.expires_at < datetime.now(UTC) - timedelta(days=1)))
-
-
-def create_discovered(session: Session, site: Site, macs: list[bytes]) -> int:
-    """Create each unknown MAC as a `discovered` node `node-<mac hex>`; existing ones are skipped."""
-
-    made = 0
-    for mac in macs:
-        try:
-            with session.begin_nested():
-                create_node(session, site, NodeCreate(hostname=f"node-{mac.hex()}", mac=mac_str(mac),
-                                                      state="discovered"), actor="dhcp")
-            made += 1
-        except DgxieError as exc:
-            log.info("dhcp: discovery of %s skipped: %s", mac_str(mac), exc.detail)
-    return made
-
-
 class DhcpService:
     """Keeps a `Responder`'s tables in step with the database, from inside the event loop."""
 
@@ -162,17 +105,25 @@ class DhcpService:
         self.site = site
         self.responder = responder
         self.table: LeaseTable = responder.table
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhcp-db")
+        self.lease_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhcp-leases")
+        self.sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhcp-sync")
+        self._stopping = threading.Event()
         self._sig: tuple[Any, ...] | None = None
         self._retry: Dirty = {}
-        self._task: asyncio.Task[None] | None = None
+        self._retry_since: float | None = None
+        self._inflight_since: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writes = asyncio.Lock()  # lease writes and node creation take turns (FIFO)
+        self._last_report = float("-inf")
         self.flushes = 0
+        self.created = 0
+        self.reports = 0
 
-    def _db(self, fn: Any, *args: Any) -> Any:
+    def _db(self, fn: Any, *args: Any, **kw: Any) -> Any:
         with session_scope(self.sessions) as s:
             if s.get_bind().dialect.name == "sqlite":  # keep the lease table's pages in memory
                 s.execute(text("PRAGMA cache_size = -65536"))
-            return fn(s, *args)
+            return fn(s, *args, **kw)
 
     def load(self) -> None:
         """Synchronous start-up: reservations and unexpired leases (before the sockets open)."""
@@ -180,61 +131,131 @@ class DhcpService:
             self._sig = signature(s)
             self.table.set_reservations(load_reservations(s))
             n = self.table.restore(load_leases(s, datetime.now(UTC)), datetime.now(UTC).timestamp())
+        self.responder.gate.reservations_changed(self.table.reservations, time.time())
         log.info("dhcp: %d reservations, %d leases restored", len(self.table.reservations), n)
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._db, fn, *args)
+    async def _call(self, pool: ThreadPoolExecutor, fn: Any, *args: Any, **kw: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, lambda: self._db(fn, *args, **kw))
 
-    async def flush(self) -> None:
-        """Write the changed leases and create discovered nodes (one transaction each)."""
-        batch = self._retry | self.table.take_dirty()
-        self._retry = {}
-        if batch:
-            try:
-                await self._call(write_leases, batch)
-                self.flushes += 1
-            except Exception:
-                log.exception("dhcp: writing %d leases failed; retrying with the next batch", len(batch))
-                self._retry = batch
-        macs = list(self.responder.discovered)
-        self.responder.discovered.clear()
-        if macs:
-            try:
-                await self._call(create_discovered, self.site, macs)
-            except Exception:
-                log.exception("dhcp: creating %d discovered nodes failed", len(macs))
+    def lag(self) -> float:
+        """Seconds since the oldest lease change that is not committed yet (0: none)."""
+        pending = [t for t in (self._retry_since, self._inflight_since, self.table.dirty_since) if t is not None]
+        return time.monotonic() - min(pending) if pending else 0.0
+
+    async def flush_leases(self) -> None:
+        """Write the changed leases (one transaction, on the lease thread)."""
+        since = self.table.dirty_since
+        batch = self.table.take_dirty()
+        if self._retry:
+            batch, since = self._retry | batch, self._retry_since
+            self._retry, self._retry_since = {}, None
+        if not batch:
+            return
+        self._inflight_since = since
+        try:
+            async with self._writes:
+                await self._call(self.lease_pool, write_leases, batch)
+            self.flushes += 1
+        except Exception:
+            log.exception("dhcp: writing %d leases failed; retrying with the next batch", len(batch))
+            self._retry, self._retry_since = batch, since
+        finally:
+            self._inflight_since = None
+
+    async def create_discovered(self) -> int:
+        """Create one time-boxed batch of admitted MACs as nodes (on the sync thread)."""
+        gate = self.responder.gate
+        macs = gate.take_pending(DISCOVERY_BATCH)
+        if not macs:
+            return 0
+        try:
+            async with self._writes:
+                made, left = await self._call(self.sync_pool, create_discovered, self.site, macs,
+                                              budget=DISCOVERY_BUDGET, stop=self._stopping)
+        except Exception:
+            log.exception("dhcp: creating %d discovered nodes failed", len(macs))
+            gate.requeue(macs)
+            return 0
+        gate.requeue(left)
+        self.created += made
+        return int(made)
 
     async def refresh(self) -> bool:
         """Reload reservations if the nodes changed; True if they did."""
-        sig = await self._call(signature)
+        sig = await self._call(self.sync_pool, signature)
         if sig == self._sig:
             return False
         self._sig = sig
-        self.table.set_reservations(await self._call(load_reservations))
+        self.table.set_reservations(await self._call(self.sync_pool, load_reservations))
+        self.responder.gate.reservations_changed(self.table.reservations, time.time())
         return True
 
-    async def _run(self) -> None:
-        ticks = 0
+    async def report(self) -> bool:
+        """Record what the discovery limits refused since the last report (at most once per
+        REPORT_EVERY seconds; nothing when nothing was refused)."""
+        if time.monotonic() - self._last_report < REPORT_EVERY or not self.responder.gate.unreported:
+            return False
+        gate = self.responder.gate
+        refused = gate.take_report()
+        self._last_report = time.monotonic()
+        reserve = {s.key: s.reserve for s in self.table.subnets if s.pool is not None}
+        log.warning("dhcp: discovery limits refused unknown MACs (%s; max %d nodes, %d per %.0f s, reserve %s)",
+                    ", ".join(f"{k}: {v}" for k, v in sorted(refused.items())), gate.limits.max_nodes,
+                    gate.limits.rate, gate.limits.interval, reserve)
+        try:
+            async with self._writes:
+                await self._call(self.sync_pool, record_limited, refused, gate.limits, gate.existing, reserve)
+        except Exception:
+            log.exception("dhcp: recording the discovery-limited event failed")
+            return False
+        self.reports += 1
+        return True
+
+    async def _lease_loop(self) -> None:
+        due = time.monotonic()
+        next_purge = due + PURGE_EVERY
         while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            ticks += 1
-            await self.flush()
-            if ticks % PURGE_TICKS == 0:
+            due += FLUSH_EVERY
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic() - FLUSH_EVERY)  # never try to catch up in a burst
+            await self.flush_leases()
+            if time.monotonic() >= next_purge:
+                next_purge += PURGE_EVERY
                 try:
-                    await self._call(purge_expired)
+                    await self._call(self.lease_pool, purge_expired)
                 except Exception:
                     log.exception("dhcp: purging expired leases failed")
-            if ticks % round(REFRESH_EVERY / FLUSH_EVERY) == 0:
+
+    async def _sync_loop(self) -> None:
+        next_refresh = next_expire = time.monotonic()
+        while True:
+            made = await self.create_discovered()
+            now = time.monotonic()
+            if now >= next_expire:
+                next_expire = now + EXPIRE_EVERY
+                self.table.expire(time.time())
+                self.responder.gate.reservations_changed(self.table.reservations, time.time())
+            if now >= next_refresh:
+                next_refresh = now + REFRESH_EVERY
                 try:
                     await self.refresh()
                 except Exception:
                     log.exception("dhcp: reloading reservations failed")
+            await self.report()
+            await asyncio.sleep(0 if made and self.responder.gate.pending else FLUSH_EVERY)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="dhcp-service")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._lease_loop(), name="dhcp-leases"),
+                       loop.create_task(self._sync_loop(), name="dhcp-sync")]
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        await self.flush()
-        self.pool.shutdown(wait=True)
+        """Stop creating nodes (within one node), write every lease changed so far, return."""
+        self._stopping.set()
+        for task in self._tasks:
+            await cancel(task)
+        self._tasks = []
+        await self.flush_leases()
+        self.lease_pool.shutdown(wait=False)
+        self.sync_pool.shutdown(wait=False, cancel_futures=True)

@@ -7,6 +7,15 @@ RFC 7440 windowsize. Write requests are refused; paths are confined to the roots
 
 The OVMF quirk (harness README): OVMF sends `RRQ tsize 0 ...`, reads the size from the OACK,
 aborts with ERROR 8, then sends a second RRQ. Each RRQ is its own session, so that just works.
+
+No reflection (issue 12): UDP sources can be forged, so a request is answered with at most one
+packet until the client proves it receives them by acknowledging one (ACK 0 of the OACK, or
+ACK 1). The server does not retransmit the OACK or DATA block 1 on its own timer toward an
+address that has never completed a transfer; it resends that one packet only when the client
+repeats its RRQ (RFC 1350 section 4: the requester retransmits on timeout, as iPXE, PXE ROMs,
+tftp-hpa and curl do). Once the client has acknowledged, the normal retransmission (RFC 1350,
+RFC 7440) applies, and an address that completed a transfer is trusted for the first packet too.
+Refused requests are logged through `RateLimitedLog` (one line per 10 s at most).
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ from pathlib import Path
 from typing import cast
 
 from dgxie.netboot import tftp_codec as c
+from dgxie.netboot.ratelog import RateLimitedLog
 
 log = logging.getLogger("dgxie.tftp")
 
 MAX_RETRIES = 5
+MAX_PROVEN = 65536  # addresses remembered as having completed a transfer (oldest forgotten first)
 
 
 @dataclass
@@ -61,6 +72,9 @@ class _Session:
         self.closed = self.loop.create_future()
         self.sent_bytes = 0
         self.started = neg.oack is None  # with options, DATA starts after the client ACKs the OACK
+        self.heard = False  # the client acknowledged something: it receives what we send
+        self.peer = str(sock.getpeername()[0])
+        self.retransmit = server.is_proven(self.peer)  # may we resend before `heard`?
 
     def start(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self._readable)
@@ -111,11 +125,23 @@ class _Session:
             log.info("tftp %s: client gone after %d retries", self.filename, MAX_RETRIES)
             self._finish("error")
             return
+        if not self.heard and not self.retransmit:
+            self._arm()  # an unproven address: wait for the client to repeat its RRQ instead
+            return
+        self._resend()
+
+    def _resend(self) -> None:
         if not self.started and self.neg.oack is not None:
             self._send(c.encode_oack(self.neg.oack))
             self._arm()
         else:
             self._send_window()
+
+    def repeated_request(self) -> None:
+        """The client sent its RRQ again: if it has not acknowledged anything yet, our first
+        packet was lost, so send it once more (one packet per request); otherwise ignore it."""
+        if not self.heard and not self.closed.done():
+            self._resend()
 
     def _readable(self) -> None:
         while not self.closed.done():
@@ -143,7 +169,7 @@ class _Session:
             return
         if not self.started:
             if number == 0:  # the OACK's acknowledgement (RFC 2347)
-                self.started = True
+                self.started = self.heard = True
                 self.retries = 0
                 self._send_window()
             return
@@ -154,6 +180,7 @@ class _Session:
             return  # duplicate or stale ACK: ignore (no Sorcerer's Apprentice resends)
         self.acked += delta
         self.retries = 0
+        self.heard = True
         if self.acked >= self.last_block:
             self.sent_bytes = self.size
             self._finish("ok")
@@ -171,6 +198,8 @@ class _Session:
         if outcome != "ok":
             self.sent_bytes = min(self.acked * self.neg.blksize, self.size)
         self.server.stats.done(self.filename, outcome, self.sent_bytes)
+        if outcome == "ok":
+            self.server.prove(self.peer)
         self.closed.set_result(outcome)
 
 
@@ -199,7 +228,19 @@ class TftpServer:
         self.files = {k: Path(os.path.realpath(v)) for k, v in (files or {}).items()}
         self.stats = stats or TftpStats()
         self.sessions: dict[tuple[str, int, str], _Session] = {}
+        self.proven: dict[str, None] = {}  # addresses that completed a transfer, oldest first
+        self.refusals = RateLimitedLog(log, "tftp refused a request")
         self._listener: _Listener | None = None
+
+    def is_proven(self, address: str) -> bool:
+        return address in self.proven
+
+    def prove(self, address: str) -> None:
+        """`address` completed a transfer: it is a real client, not a forged source."""
+        self.proven.pop(address, None)
+        self.proven[address] = None
+        if len(self.proven) > MAX_PROVEN:
+            del self.proven[next(iter(self.proven))]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,6 +255,7 @@ class TftpServer:
             self._listener.transport.close()
         for s in list(self.sessions.values()):
             s._finish("aborted")
+        self.refusals.close()
 
     def _reply_error(self, addr: tuple[str, int], code: int, message: str) -> None:
         if self._listener is not None and self._listener.transport is not None:
@@ -226,13 +268,15 @@ class TftpServer:
                 raise c.TftpError(c.E_ACCESS, "read-only server: write requests are refused")
             path = c.confine(self.roots, req.filename, self.files)
         except c.TftpError as exc:
-            log.warning("tftp %s:%d refused: %s", addr[0], addr[1], exc.message)
+            self.refusals.hit(exc.message, f"{addr[0]}:{addr[1]}: {exc.message}")
             self.stats.done("", "refused", 0)
             self._reply_error(addr, exc.code, exc.message)
             return
         key = (addr[0], addr[1], req.filename)
-        if key in self.sessions:
-            return  # a retransmitted RRQ while its session is alive
+        session = self.sessions.get(key)
+        if session is not None:
+            session.repeated_request()  # a retransmitted RRQ while its session is alive
+            return
         try:
             fd = os.open(path, os.O_RDONLY)
             size = os.fstat(fd).st_size

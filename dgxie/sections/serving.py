@@ -67,8 +67,31 @@ class DhcpConfig(Strict):
     interfaces: list[str] = []
     mode: Literal["authoritative", "proxy"] = "authoritative"
     discovery: bool = False
+    # discovery limits (docs/dhcp.md "Discovery"): at most this many `discovered` nodes at once,
+    # and at most discovery_rate new ones per discovery_interval seconds (a token bucket)
+    discovery_max_nodes: int = Field(default=1000, ge=0)
+    discovery_rate: int = Field(default=100, ge=1)
+    discovery_interval: float = Field(default=60.0, gt=0, le=86400)
+    # pool addresses of each subnet kept for enrolled nodes: "10%" of the pool, or a count
+    pool_reserve: str = "10%"
     listen_port: int = 67
     subnets: list[SubnetConfig] = []
+
+    @field_validator("pool_reserve", mode="before")
+    @classmethod
+    def _reserve(cls, v: Any) -> str:
+        text = str(v).strip()
+        number = text[:-1].strip() if text.endswith("%") else text
+        if not number.isdigit() or (text.endswith("%") and int(number) > 100):
+            raise ValueError(f"{v!r} is neither a percentage (0%-100%) nor a number of addresses")
+        return text
+
+    def reserve_of(self, pool_size: int) -> int:
+        """The number of addresses kept for enrolled nodes in a pool of `pool_size` (rounded up)."""
+        text = self.pool_reserve
+        if text.endswith("%"):
+            return min(pool_size, -(-pool_size * int(text[:-1].strip()) // 100))
+        return min(pool_size, int(text))
 
 
 class TftpConfig(Strict):

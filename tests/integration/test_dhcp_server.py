@@ -19,6 +19,7 @@ from dgxie.catalog.schemas import ImageIn, ProfileIn
 from dgxie.dhcpsync.service import DhcpService
 from dgxie.models import DhcpLease, Node, Profile
 from dgxie.netboot.dhcp import codec as c
+from dgxie.netboot.dhcp.discovery import DiscoveryGate, DiscoveryLimits
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
@@ -34,14 +35,18 @@ LOCAL = ipaddress.IPv4Address("127.0.0.1").packed
 class Harness:
     """A server + service on 127.0.0.1:PORT and a client socket that receives its replies."""
 
-    def __init__(self, ctx: Any, *, discovery: bool = False) -> None:
+    def __init__(self, ctx: Any, *, discovery: bool = False, limits: DiscoveryLimits | None = None,
+                 reserve: int = 0) -> None:
         self.client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.client.bind(("127.0.0.1", 0))
         self.client.setblocking(False)
         cport = self.client.getsockname()[1]
         table = LeaseTable(subnets())
+        for sub in table.subnets:
+            sub.reserve = reserve
         self.responder = Responder(ResponderOptions(public_url=PUBLIC, discovery=discovery, client_port=cport,
-                                            relay_port=cport, broadcast="127.0.0.1"), table)
+                                            relay_port=cport, broadcast="127.0.0.1"), table,
+                                   gate=DiscoveryGate(limits or DiscoveryLimits()))
         self.port = free_port(socket.SOCK_DGRAM)
         self.server = DhcpServer(self.responder, [Bind(None, "127.0.0.1", self.port, Listener(LOCAL, table.subnets[0]))])
         self.service = DhcpService(ctx.sessions, ctx.site, self.responder)
@@ -191,7 +196,7 @@ def test_write_leases_upsert_delete_and_purge(ctx) -> None:
     """The writer's raw upsert round-trips through the ORM types; old expired rows are purged."""
     import time as _t
 
-    from dgxie.dhcpsync.service import load_leases, purge_expired, write_leases
+    from dgxie.dhcpsync.store import load_leases, purge_expired, write_leases
 
     now = _t.time()
     with db.session_scope(ctx.sessions) as s:

@@ -115,3 +115,90 @@ def test_raw_protocol_errors_and_ovmf_tsize_abort(tftp: tuple[TftpServer, Path])
         expect_block += 1
     s.close()
     assert got == (base / "ipxe.efi").read_bytes()
+
+
+def _drain(s: socket.socket, seconds: float) -> list[bytes]:
+    """Every datagram `s` receives within `seconds` (a bounded loop)."""
+    import time
+
+    got: list[bytes] = []
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            got.append(s.recvfrom(70000)[0])
+        except TimeoutError:
+            break
+    return got
+
+
+@pytest.mark.parametrize("options", [{}, {"blksize": "1468", "tsize": "0"}])
+def test_unacknowledged_request_is_answered_once(tftp: tuple[TftpServer, Path], options: dict[str, str]) -> None:
+    """Issue 12: a forged RRQ (nobody ACKs) once drew DATA 1 or the OACK six times. Now one
+    packet per request while the address has not completed a transfer; a client that lost that
+    packet repeats its RRQ (RFC 1350) and gets it once more, then ACKs and is served normally."""
+    server, base = tftp
+    first = c.OACK if options else c.DATA
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rrq = c.encode_request(c.RRQ, "exact.bin", "octet", options)
+    s.sendto(rrq, ("127.0.0.1", server.port))
+    got = _drain(s, 3.5)  # the server's timeout is 1 s: it would have retransmitted 3 times by now
+    assert [c.parse_reply(p)[0] for p in got] == [first]
+    s.sendto(rrq, ("127.0.0.1", server.port))  # the client's own retransmission
+    again = _drain(s, 1.5)
+    assert [c.parse_reply(p)[0] for p in again] == [first]
+    s.close()
+    # a real client (curl) completes a transfer: afterwards the address is trusted, the
+    # retransmission timer works again for it, and a whole file still arrives intact
+    r = _curl(server, "exact.bin", base / "after.bin")
+    assert r.returncode == 0 and (base / "after.bin").read_bytes() == (base / "root" / "exact.bin").read_bytes()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(rrq, ("127.0.0.1", server.port))
+    assert len(_drain(s, 2.5)) >= 2  # proven address: the first packet is retransmitted on timeout
+    s.close()
+
+
+def test_lossy_client_recovers_by_repeating_its_request(tftp: tuple[TftpServer, Path]) -> None:
+    """The first DATA is 'lost' (ignored); the client repeats its RRQ, then ACKs every block."""
+    server, base = tftp
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    rrq = c.encode_request(c.RRQ, "exact.bin", "octet")
+    s.sendto(rrq, ("127.0.0.1", server.port))
+    s.recvfrom(70000)  # lost
+    s.sendto(rrq, ("127.0.0.1", server.port))
+    got, block = b"", 1
+    while True:
+        data, addr = s.recvfrom(70000)
+        op, blk, payload = c.parse_reply(data)
+        assert (op, blk) == (c.DATA, block)
+        got += payload
+        s.sendto(c.encode_ack(blk), addr)
+        if len(payload) < 512:
+            break
+        block += 1
+    s.close()
+    assert got == (base / "root" / "exact.bin").read_bytes()
+
+
+def test_refused_requests_are_logged_at_most_once_per_period(tftp: tuple[TftpServer, Path], caplog) -> None:
+    """Issue 12: 10,000 bad packets once gave 2,262 log lines. Now the first is logged, the rest
+    are counted and summarised in one line when the period ends."""
+    import logging
+    import time
+
+    server, _ = tftp
+    server.refusals.every = 1.0
+    bad = [b"\x00\x09garbage", b"\x00\x01../etc/passwd\x00octet\x00", b"\x00\x02up.bin\x00octet\x00", b"\x00"]
+    with caplog.at_level(logging.INFO, logger="dgxie.tftp"), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(2000):
+            s.sendto(bad[i % len(bad)], ("127.0.0.1", server.port))
+            if i % 50 == 49:
+                time.sleep(0.01)  # paced, so the listener's socket buffer keeps (nearly) all of them
+        time.sleep(1.5)  # the period ends: one summary line
+    refused = server.stats.transfers["refused"]
+    assert refused > 1000
+    lines = [r.getMessage() for r in caplog.records if r.name == "dgxie.tftp" and "refused" in r.getMessage()]
+    assert 2 <= len(lines) <= 3, lines
+    summarised = sum(int(line.split(" more in ")[0].rsplit(" ", 1)[1]) for line in lines[1:])
+    assert summarised == refused - 1, lines

@@ -45,7 +45,7 @@ def test_unknown_mac_discovery_off_gets_nothing() -> None:
     r, lst = responder()
     assert ask(r, lst, client_packet(mac(9), "discover", options=BIOS_OPTS)) is None
     assert ask(r, lst, client_packet(mac(9), "request", options=[("requested_addr", "10.201.0.100")])) is None
-    assert r.counts["discover", "ignored"] == 1 and not r.discovered
+    assert r.counts["discover", "ignored"] == 1 and not r.gate.pending
 
 
 def test_enrolled_bios_gets_reservation_and_undionly() -> None:
@@ -85,7 +85,7 @@ def test_discovery_on_pool_address_and_queued() -> None:
     _offer, ack = dora(r, lst, mac(7), BIOS_OPTS)
     assert ip_int(str(ipaddress.IPv4Address(ack[0].yiaddr))) in range(ip_int("10.201.0.100"), ip_int("10.201.0.110"))
     assert ack[0].options[c.OPT_BOOTFILE] == b"undionly.kpxe"
-    assert mac(7) in r.discovered
+    assert mac(7) in r.gate.pending
 
 
 def test_discovered_node_with_discovery_off_is_ignored() -> None:

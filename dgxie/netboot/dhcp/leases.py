@@ -2,13 +2,22 @@
 decline and release (RFC 2131 3.1, 4.3).
 
 Everything is keyed by raw 6-byte MACs and integer addresses, so the packet path does dict
-lookups only. Bound and released leases are recorded in `dirty`; the service drains it and
-writes them to the database in batches (write-behind), never on the packet path.
+lookups only. Bound and released leases are recorded in `dirty` (with the time of the oldest
+change not yet taken, `dirty_since`); the service drains it and writes them to the database in
+batches (write-behind), never on the packet path.
+
+The pool reserve: each subnet keeps its last `reserve` pool addresses for known (enrolled)
+clients. A guest (an unknown or `discovered` MAC) is given a new address only while more than
+`reserve` pool addresses are free; a known client may take any free one. `used` counts the pool
+addresses held (by a lease in any state, or by a reservation) so the check costs nothing per
+packet; `expire()` (called every few seconds by the service) forgets expired leases so that
+count does not keep dead offers.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
 
 OFFER_HOLD = 60.0  # seconds an offered address is held for the client's REQUEST
@@ -26,11 +35,20 @@ class Subnet:
     domain: str | None = None
     key: str = ""
     cursor: int = 0
+    reserve: int = 0  # pool addresses kept for known clients (guests may not take the last ones)
+    used: int = 0  # pool addresses held by a lease or a reservation (kept by LeaseTable)
 
     def __post_init__(self) -> None:
         self.key = self.key or str(self.network)
         if self.pool is not None:
             self.cursor = self.pool[0]
+
+    @property
+    def size(self) -> int:
+        return 0 if self.pool is None else self.pool[1] - self.pool[0] + 1
+
+    def in_pool(self, ip: int) -> bool:
+        return self.pool is not None and self.pool[0] <= ip <= self.pool[1]
 
     def __contains__(self, ip: int) -> bool:
         return (ip & int(self.network.netmask)) == int(self.network.network_address)
@@ -64,6 +82,8 @@ class LeaseTable:
     reservations: dict[bytes, Reservation] = field(default_factory=dict)
     reserved_ips: dict[int, bytes] = field(default_factory=dict)
     dirty: dict[bytes, Lease | None] = field(default_factory=dict)
+    dirty_since: float | None = None  # time.monotonic() of the oldest change in `dirty`
+    _expired_at: float = float("-inf")  # when expire() last ran (the `now` it was given)
 
     def subnet_for(self, ip: int) -> Subnet | None:
         for s in self.subnets:
@@ -71,18 +91,66 @@ class LeaseTable:
                 return s
         return None
 
+    def _pool_of(self, ip: int) -> Subnet | None:
+        for s in self.subnets:
+            if s.in_pool(ip):
+                return s
+        return None
+
     def set_reservations(self, reservations: dict[bytes, Reservation]) -> None:
         """Swap in a fresh reservation map (built off the packet path)."""
         self.reserved_ips = {r.ip: mac for mac, r in reservations.items() if r.ip is not None}
         self.reservations = reservations
+        self._count_used()
+
+    def _count_used(self) -> None:
+        for s in self.subnets:
+            s.used = 0
+        for ip in self.by_ip.keys() | self.reserved_ips.keys():
+            pool = self._pool_of(ip)
+            if pool is not None:
+                pool.used += 1
+
+    def _set_ip(self, ip: int, lease: Lease) -> None:
+        if ip not in self.by_ip and ip not in self.reserved_ips:
+            pool = self._pool_of(ip)
+            if pool is not None:
+                pool.used += 1
+        self.by_ip[ip] = lease
+
+    def _del_ip(self, ip: int) -> None:
+        del self.by_ip[ip]
+        if ip not in self.reserved_ips:
+            pool = self._pool_of(ip)
+            if pool is not None:
+                pool.used -= 1
+
+    def _mark(self, mac: bytes, lease: Lease | None) -> None:
+        if not self.dirty:
+            self.dirty_since = time.monotonic()
+        self.dirty[mac] = lease
+
+    def guest_room(self, subnet: Subnet, now: float) -> bool:
+        """May a guest take a new address from `subnet`'s pool (more than `reserve` free)?
+        Expired leases still count as used until `expire()`; when the answer would be no, they
+        are forgotten first (at most once a second, so a flood cannot make it a scan per packet)."""
+        if subnet.reserve <= 0 or subnet.size - subnet.used > subnet.reserve:
+            return True
+        if now - self._expired_at >= 1.0:
+            self.expire(now)
+        return subnet.size - subnet.used > subnet.reserve
+
+    def reserve_bites(self, subnet: Subnet) -> bool:
+        """Free addresses are left, but only the reserve (what a refused guest is told)."""
+        return 0 < subnet.size - subnet.used <= subnet.reserve
 
     def _drop(self, lease: Lease) -> None:
         if self.by_ip.get(lease.ip) is lease:
-            del self.by_ip[lease.ip]
+            self._del_ip(lease.ip)
         if self.by_mac.get(lease.mac) is lease:
             del self.by_mac[lease.mac]
             if lease.state == "bound":
-                self.dirty[lease.mac] = None
+                self._mark(lease.mac, None)
 
     def _take(self, mac: bytes, ip: int, subnet: Subnet, expires: float) -> Lease:
         old = self.by_mac.get(mac)
@@ -97,7 +165,7 @@ class LeaseTable:
             self._drop(holder)
         lease = Lease(mac, ip, subnet.key, expires)
         self.by_mac[mac] = lease
-        self.by_ip[ip] = lease
+        self._set_ip(ip, lease)
         return lease
 
     def _free(self, ip: int, mac: bytes, now: float) -> bool:
@@ -121,39 +189,45 @@ class LeaseTable:
             ip += 1
         return None
 
-    def address_for(self, subnet: Subnet, mac: bytes, now: float, requested: int | None = None) -> int | None:
+    def address_for(self, subnet: Subnet, mac: bytes, now: float, requested: int | None = None,
+                    guest: bool = False) -> int | None:
         """The address `mac` should have on `subnet`: its reservation, its current lease, the
-        address it asks for if free in the pool, or the next free pool address (None: none)."""
+        address it asks for if free in the pool, or the next free pool address (None: none).
+        A `guest` gets no new address once only the subnet's reserve is left."""
         res = self.reservations.get(mac)
         if res is not None and res.ip is not None:
             return res.ip if res.ip in subnet else None
         lease = self.by_mac.get(mac)
         if lease is not None and lease.subnet == subnet.key and lease.state != "declined":
             return lease.ip
+        if guest and not self.guest_room(subnet, now):
+            return None
         pool = subnet.pool
         if (requested is not None and pool is not None and pool[0] <= requested <= pool[1]
                 and self._free(requested, mac, now)):
             return requested
         return self._from_pool(subnet, mac, now)
 
-    def offer(self, subnet: Subnet, mac: bytes, now: float, requested: int | None = None) -> int | None:
+    def offer(self, subnet: Subnet, mac: bytes, now: float, requested: int | None = None,
+              guest: bool = False) -> int | None:
         """Pick and hold an address for a DISCOVER (held OFFER_HOLD seconds, not persisted)."""
-        ip = self.address_for(subnet, mac, now, requested)
+        ip = self.address_for(subnet, mac, now, requested, guest)
         if ip is not None:
             lease = self._take(mac, ip, subnet, now + OFFER_HOLD)
             if lease.state == "bound" and lease.expires < now:  # expired: hold it again as an offer
                 lease.state, lease.expires = "offered", now + OFFER_HOLD
         return ip
 
-    def ack(self, subnet: Subnet, mac: bytes, ip: int, now: float, hostname: str | None = None) -> Lease | None:
+    def ack(self, subnet: Subnet, mac: bytes, ip: int, now: float, hostname: str | None = None,
+            guest: bool = False) -> Lease | None:
         """Bind `ip` to `mac` for a REQUEST, or None if the client may not have it (-> NAK)."""
-        if ip not in subnet or self.address_for(subnet, mac, now, ip) != ip:
+        if ip not in subnet or self.address_for(subnet, mac, now, ip, guest) != ip:
             return None
         lease = self._take(mac, ip, subnet, now)
         lease.state = "bound"
         lease.expires = now + subnet.lease_seconds
         lease.hostname = hostname
-        self.dirty[mac] = lease
+        self._mark(mac, lease)
         return lease
 
     def release(self, mac: bytes, ip: int) -> None:
@@ -161,7 +235,7 @@ class LeaseTable:
         lease = self.by_mac.get(mac)
         if lease is not None and lease.ip == ip:
             self._drop(lease)
-            self.dirty[mac] = None
+            self._mark(mac, None)
 
     def decline(self, mac: bytes, ip: int, now: float) -> None:
         """DHCPDECLINE: the address is in use by someone else; quarantine it for a lease time."""
@@ -169,10 +243,10 @@ class LeaseTable:
         if lease is None or lease.ip != ip:
             return
         self._drop(lease)
-        self.dirty[mac] = None
+        self._mark(mac, None)
         subnet = self.subnet_for(ip)
         hold = subnet.lease_seconds if subnet is not None else 3600
-        self.by_ip[ip] = Lease(b"", ip, lease.subnet, now + hold, "declined")
+        self._set_ip(ip, Lease(b"", ip, lease.subnet, now + hold, "declined"))
 
     def restore(self, leases: list[Lease], now: float) -> int:
         """Load persisted bound leases at start (expired ones are skipped)."""
@@ -180,13 +254,26 @@ class LeaseTable:
         for lease in leases:
             if lease.expires >= now and lease.state == "bound":
                 self.by_mac[lease.mac] = lease
-                self.by_ip[lease.ip] = lease
+                self._set_ip(lease.ip, lease)
                 n += 1
         return n
+
+    def expire(self, now: float) -> int:
+        """Forget expired leases (offers not taken up, ended bindings, declines served): their
+        addresses are free again and the pool's `used` count drops. The database keeps an expired
+        binding's row until `purge_expired` (nothing is marked dirty here)."""
+        self._expired_at = now
+        gone = [lease for lease in self.by_ip.values() if lease.expires < now]
+        for lease in gone:
+            self._del_ip(lease.ip)
+            if self.by_mac.get(lease.mac) is lease:
+                del self.by_mac[lease.mac]
+        return len(gone)
 
     def take_dirty(self) -> dict[bytes, tuple[int, str, float, str | None] | None]:
         """Swap out the changed leases as plain tuples (mac -> (ip, subnet, expires, hostname) or
         None for a deletion). Called on the packet thread; the writer gets immutable values."""
+        self.dirty_since = None
         dirty, self.dirty = self.dirty, {}
         return {mac: None if lease is None else (lease.ip, lease.subnet, lease.expires, lease.hostname)
                 for mac, lease in dirty.items()}

@@ -4,7 +4,7 @@ done per packet beyond an int increment)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -13,10 +13,14 @@ from dgxie.netboot.dhcp.responder import Responder
 
 
 class DhcpCollector(Collector):
-    """`dgxie_dhcp_packets_total{type,outcome}` and `dgxie_dhcp_leases_in_use{subnet}`."""
+    """`dgxie_dhcp_packets_total{type,outcome}`, `dgxie_dhcp_leases_in_use{subnet}`,
+    `dgxie_dhcp_discovery_refused_total{reason}` (cap, rate, reserve),
+    `dgxie_dhcp_discovery_pending` and, given a `lag` callable (the sync service's),
+    `dgxie_dhcp_lease_write_lag_seconds`: the age of the oldest lease change not yet committed."""
 
-    def __init__(self, responder: Responder) -> None:
+    def __init__(self, responder: Responder, lag: Callable[[], float] | None = None) -> None:
         self.responder = responder
+        self.lag = lag
 
     def collect(self) -> Iterator[Metric]:
         packets = CounterMetricFamily("dgxie_dhcp_packets", "DHCP packets by message type and outcome",
@@ -28,3 +32,14 @@ class DhcpCollector(Collector):
         for subnet, n in sorted(self.responder.table.in_use(time.time()).items()):
             leases.add_metric([subnet], n)
         yield leases
+        gate = self.responder.gate
+        refused = CounterMetricFamily("dgxie_dhcp_discovery_refused", "Packets of unknown MACs not answered "
+                                      "because of the discovery cap, rate or the pool reserve", labels=["reason"])
+        for reason in ("cap", "rate", "reserve"):
+            refused.add_metric([reason], gate.refused.get(reason, 0))
+        yield refused
+        yield GaugeMetricFamily("dgxie_dhcp_discovery_pending", "Admitted unknown MACs whose discovered node "
+                                "is not created yet", value=len(gate.admitted))
+        if self.lag is not None:
+            yield GaugeMetricFamily("dgxie_dhcp_lease_write_lag_seconds", "Age of the oldest lease change not "
+                                    "yet committed to the database (0: all written)", value=self.lag())

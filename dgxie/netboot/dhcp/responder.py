@@ -4,6 +4,11 @@
 `Responder.handle()` returns the reply bytes and where to send them (RFC 2131 4.1), or None for
 no answer at all: unknown MACs with discovery off, non-PXE clients in proxy mode, a REQUEST
 for another server. Counters are plain ints (read by the metrics collector at scrape time).
+
+Flood limits (issue 12): a chaddr that is not a 6-byte unicast MAC is dropped and counted
+(`dropped-bad-mac`) before anything else looks at it, so it can never reach the database; an
+unknown MAC is answered only if the `DiscoveryGate` admits it (cap and rate, `discovery-limited`);
+guests (unknown or `discovered` MACs) cannot take a subnet's reserved last addresses.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from socket import inet_ntoa
 from dgxie.boot.decide import BOOT_FILES, Action, Client, client_of, decide
 from dgxie.boot.urls import ipxe_script_url
 from dgxie.netboot.dhcp import codec as c
+from dgxie.netboot.dhcp.discovery import DiscoveryGate, valid_mac
 from dgxie.netboot.dhcp.leases import LeaseTable, Subnet
 
 _U32 = struct.Struct("!I")
-MAX_PENDING_DISCOVERIES = 10000  # per flush; the rest are queued again when they ask again
 HTTP_BOOT_FILES = {Client.HTTP_X64: "ipxe.efi", Client.HTTP_ARM64: "arm64/ipxe.efi"}
 
 
@@ -48,7 +53,7 @@ class Responder:
     options: ResponderOptions
     table: LeaseTable
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    discovered: dict[bytes, None] = field(default_factory=dict)  # MACs to create as `discovered`
+    gate: DiscoveryGate = field(default_factory=DiscoveryGate)  # unknown MACs admitted/to create
     _subnet_opts: dict[str, bytes] = field(default_factory=dict)
     _lease_opts: dict[str, bytes] = field(default_factory=dict)
 
@@ -102,7 +107,8 @@ class Responder:
         return f, server, c.opt(c.OPT_BOOTFILE, f) + tftp
 
     def _classify(self, req: c.Packet) -> tuple[Action, Client, bool]:
-        """(boot action, client kind, known?) for this request, from the boot decision."""
+        """(boot action, client kind, known?) for this request, from the boot decision; known
+        means enrolled (not unknown, not `discovered`)."""
         o = req.options
         res = self.table.reservations.get(req.mac)
         state = res.state if res is not None else None
@@ -118,8 +124,11 @@ class Responder:
         req = c.decode(data)
         mt = req.msg_type
         name = "bootp" if mt is None else c.MSG_NAMES.get(mt, "other")
-        if req.op != c.BOOTREQUEST or mt is None or req.hlen != 6:
+        if req.op != c.BOOTREQUEST or mt is None:
             self.counts[name, "ignored"] += 1
+            return None
+        if not valid_mac(req.hlen, req.mac):  # multicast, broadcast, zero or not 6 bytes
+            self.counts[name, "dropped-bad-mac"] += 1
             return None
         action, client, known = self._classify(req)
         if not known and action is not Action.DISCOVERY:
@@ -131,13 +140,13 @@ class Responder:
         if subnet is None:
             self.counts[name, "ignored"] += 1
             return None
-        if (action is Action.DISCOVERY and req.mac not in self.table.reservations
-                and len(self.discovered) < MAX_PENDING_DISCOVERIES):
-            self.discovered[req.mac] = None
+        if not known and req.mac not in self.table.reservations and self.gate.admit(req.mac, now) is not None:
+            self.counts[name, "discovery-limited"] += 1  # cap or rate: no answer, no node
+            return None
         if mt == c.DISCOVER:
-            return self._offer(req, subnet, action, client, listener, now)
+            return self._offer(req, subnet, action, client, listener, now, guest=not known)
         if mt == c.REQUEST:
-            return self._request(req, subnet, action, client, listener, now)
+            return self._request(req, subnet, action, client, listener, now, guest=not known)
         if mt == c.RELEASE:
             self.table.release(req.mac, _U32.unpack(req.ciaddr)[0])
             self.counts[name, "released"] += 1
@@ -163,11 +172,15 @@ class Responder:
         return boot[0], boot[1], opts
 
     def _offer(self, req: c.Packet, subnet: Subnet, action: Action, client: Client, listener: Listener,
-               now: float) -> tuple[bytes, tuple[str, int]] | None:
+               now: float, guest: bool) -> tuple[bytes, tuple[str, int]] | None:
         want = c.ip4(req, c.OPT_REQUESTED_IP)
-        ip = self.table.offer(subnet, req.mac, now, _U32.unpack(want)[0] if want else None)
+        ip = self.table.offer(subnet, req.mac, now, _U32.unpack(want)[0] if want else None, guest)
         if ip is None:
-            self.counts["discover", "no-address"] += 1
+            if guest and self.table.reserve_bites(subnet):
+                self.counts["discover", "reserve"] += 1  # only the enrolled nodes' reserve is left
+                self.gate.refuse("reserve")
+            else:
+                self.counts["discover", "no-address"] += 1
             return None
         res = self.table.reservations.get(req.mac)
         file, siaddr, opts = self._options(subnet, listener, action, client, res.hostname if res else None)
@@ -184,7 +197,7 @@ class Responder:
                 self._dest(req, c.ZERO4, nak=True))
 
     def _request(self, req: c.Packet, subnet: Subnet, action: Action, client: Client, listener: Listener,
-                 now: float) -> tuple[bytes, tuple[str, int]] | None:
+                 now: float, guest: bool) -> tuple[bytes, tuple[str, int]] | None:
         sid = c.ip4(req, c.OPT_SERVER_ID)
         if sid is not None and sid != listener.address:
             self.counts["request", "other-server"] += 1  # the client chose another server's offer
@@ -195,7 +208,7 @@ class Responder:
             return None
         res = self.table.reservations.get(req.mac)
         hostname = res.hostname if res else None
-        lease = self.table.ack(subnet, req.mac, _U32.unpack(want)[0], now, hostname)
+        lease = self.table.ack(subnet, req.mac, _U32.unpack(want)[0], now, hostname, guest)
         if lease is None:
             return self._nak(req, listener)
         file, siaddr, opts = self._options(subnet, listener, action, client, hostname)

@@ -2,8 +2,8 @@
 SO_BROADCAST) on port 67, plus 4011 in proxy mode (PXE 2.1 boot server discovery).
 
 Each readable socket is drained with non-blocking `recvfrom` until empty, so a burst costs one
-wake-up. A malformed datagram is counted, logged (at most once per 10 s) and dropped; nothing
-on this path touches the database, a file or a template.
+wake-up. A malformed datagram is counted, logged (`RateLimitedLog`: at most one line per 10 s)
+and dropped; nothing on this path touches the database, a file or a template.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from dgxie.netboot.dhcp.codec import CodecError
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.responder import Listener, Responder
+from dgxie.netboot.ratelog import RateLimitedLog
 
 log = logging.getLogger("dgxie.dhcp")
 SIOCGIFADDR = 0x8915
-LOG_EVERY = 10.0
 BURST = 256  # datagrams per wake-up before yielding to the loop
 
 
@@ -68,8 +68,7 @@ class DhcpServer:
         self.binds = binds
         self.sockets: list[socket.socket] = []
         self.malformed = 0
-        self._last_log = 0.0
-        self._suppressed = 0
+        self.bad_log = RateLimitedLog(log, "dhcp: dropped a malformed packet")
 
     @property
     def table(self) -> LeaseTable:
@@ -108,17 +107,12 @@ class DhcpServer:
                 loop.remove_reader(s.fileno())
             s.close()
         self.sockets.clear()
+        self.bad_log.close()
 
     def _bad(self, peer: tuple[str, int], exc: Exception) -> None:
         self.malformed += 1
         self.responder.counts["unknown", "dropped-malformed"] += 1
-        now = time.monotonic()
-        if now - self._last_log >= LOG_EVERY:
-            more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
-            log.warning("dhcp: dropped a malformed packet from %s:%d: %s%s", peer[0], peer[1], exc, more)
-            self._last_log, self._suppressed = now, 0
-        else:
-            self._suppressed += 1
+        self.bad_log.hit("malformed", f"from {peer[0]}:{peer[1]}: {exc}")
 
     def _readable(self, sock: socket.socket, listener: Listener) -> None:
         handle = self.responder.handle
