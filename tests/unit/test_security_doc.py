@@ -33,3 +33,14 @@ def test_limits_and_names_in_the_doc_are_the_codes() -> None:
 def test_the_doc_names_the_tests_that_check_it() -> None:
     for path in re.findall(r"tests/[\w/]+\.py", DOC):
         assert (REPO / path).is_file(), path
+
+
+def test_every_config_key_named_exists() -> None:
+    from dgxie.config import Settings
+
+    keys = set(re.findall(r"`((?:dhcp|bmc|boot|api|install|handoff|tftp)\.[a-z_]+)(?::[^`]*)?`(?! event)", DOC))
+    assert {"boot.trusted_networks", "bmc.allow_insecure_http", "dhcp.discovery_max_nodes"} <= keys
+    for key in keys:
+        section, field = key.split(".")
+        model = Settings.model_fields[section].annotation
+        assert model is not None and field in model.model_fields, key  # type: ignore[attr-defined]
