@@ -8,7 +8,7 @@ from dgxie import events
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import MAX_INT, JsonRoute
-from dgxie.api.openapi import conflict
+from dgxie.api.openapi import conflict, example
 from dgxie.boot.state import State
 from dgxie.events import EventOut
 from dgxie.nodes import service
@@ -17,6 +17,8 @@ from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
 TAKEN = conflict("the hostname, a MAC or the IP belongs to another node")
+EVENT = {"id": 42, "time": "2026-11-30T08:00:00Z", "actor": "installer", "node": "gpu01", "kind": "state",
+         "from_state": "installing", "to_state": "installed", "reason": "installer finished", "data": {}}
 
 
 @router.get("", response_model=NodePage)
@@ -59,7 +61,7 @@ def delete_node(ref: str, s: SessionDep, who: Principal = Operator) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{ref}/events", response_model=list[EventOut])
+@router.get("/{ref}/events", response_model=list[EventOut], responses=example([EVENT]))
 def node_events(ref: str, s: SessionDep, _: Principal = Viewer, after: int = Query(0, ge=0, le=MAX_INT),
                 limit: int = Query(100, ge=1, le=1000)) -> list[EventOut]:
     """The node's events in order, after the event id `after`."""
