@@ -55,6 +55,11 @@ def conflict(why: str) -> Responses:
     return {409: {"description": f"Conflict: {why}."}}
 
 
+def missing(why: str) -> Responses:
+    """`responses=` for a route without path parameters that answers 404 when `why`."""
+    return {404: {"description": f"Not found: {why}."}}
+
+
 def example(value: Any, *, status: int = 200, media: str = "application/json") -> Responses:
     """`responses=` giving the success answer an example (for answers without a model of their own)."""
     return {status: {"content": {media: {"example": value}}}}

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import JsonRoute
-from dgxie.api.openapi import example
+from dgxie.api.openapi import example, missing
 from dgxie.errors import Invalid
 from dgxie.firmware import compliance, service
 from dgxie.firmware.schemas import ScanResult
@@ -37,7 +37,7 @@ class ScanIn(BaseModel):
     all: bool = False
 
 
-@router.post("/scan", response_model=list[ScanResult], responses=example([SCAN]))
+@router.post("/scan", response_model=list[ScanResult], responses=example([SCAN]) | missing("a named node"))
 def scan(body: ScanIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> list[ScanResult]:
     """Scan the named nodes (and with `all` every node with a BMC) now; returns one result per node."""
     if not body.nodes and not body.all:
@@ -66,7 +66,7 @@ def report_html(s: SessionDep, site: SiteDep, _: Principal = Viewer, node: str |
     return HTMLResponse(compliance.to_html(compliance.rows(s, site, node=node, status=status)))
 
 
-@router.get("/changes", responses=example([CHANGE]))
+@router.get("/changes", responses=example([CHANGE]) | missing("the node"))
 def get_changes(s: SessionDep, _: Principal = Viewer, since: str = Query("7d", max_length=64),
                 node: str | None = None) -> list[dict[str, Any]]:
     """Components whose version changed between the last scan at `since` (`7d`, `12h`, `30m`, `2w`
