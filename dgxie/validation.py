@@ -1,8 +1,10 @@
-"""Input checks shared by every area: pydantic errors as one clear `Invalid` message, object names."""
+"""Input checks shared by every area: pydantic errors as one clear `Invalid` message, object names,
+the bounds of free-form documents, and the one JSON body decoder (`parse_json`)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -19,6 +21,58 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DOC_MAX_KEYS = 1024
 DOC_MAX_DEPTH = 16
 DOC_MAX_BYTES = 64 * 1024
+
+MAX_JSON_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> Any:
+    raise Invalid(f"{name} is not a number JSON accepts (finite numbers only)")
+
+
+def _float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise Invalid(f"{text[:20]} is out of range (finite numbers only)")
+    return v
+
+
+def _check(value: Any, what: str, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise Invalid(f"{what}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        check_text(value, what)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, what)
+            _check(v, what, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check(v, what, depth + 1)
+
+
+def check_text(text: str, what: str) -> None:
+    """Invalid for a string a database cannot hold: NUL (PostgreSQL text) or a lone surrogate (not UTF-8)."""
+    if "\x00" in text:
+        raise Invalid(f"{what}: NUL characters (\\u0000) are not accepted in strings")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{what}: a string is not valid Unicode (lone surrogate)") from None
+
+
+def parse_json(body: bytes, what: str = "body") -> Any:
+    """`body` decoded as a JSON object, or Invalid (422): not JSON, not an object, nested deeper than
+    MAX_JSON_DEPTH, NaN/Infinity or a number out of float range, NUL or a lone surrogate in a string."""
+    try:
+        doc = json.loads(body, parse_constant=_refuse_constant, parse_float=_float)
+    except RecursionError:
+        raise Invalid(f"{what}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid(f"{what}: not JSON") from None
+    if not isinstance(doc, dict):
+        raise Invalid(f"{what}: expected a JSON object")
+    _check(doc, what, 1)
+    return doc
 
 
 def check_name(v: str) -> str:

@@ -2,9 +2,10 @@
 
 - `BodyLimit` (pure ASGI) refuses oversize bodies with 413 before reading them; `read_body` reads
   one route's body under its own, smaller limit (installer callbacks, the deploy agent's uploads).
-- `parse_json` is the one JSON decoder for request bodies: an object, nested at most
-  `MAX_JSON_DEPTH` deep, finite numbers only, strings without NUL and valid Unicode; anything
-  else is `Invalid` (422) with one message. `JsonRoute` makes FastAPI's body parsing use it.
+- `parse_json` (from `dgxie.validation`, so services use it too) is the one JSON decoder for
+  request bodies: an object, nested at most `MAX_JSON_DEPTH` deep, finite numbers only, strings
+  without NUL and valid Unicode; anything else is `Invalid` (422) with one message. `JsonRoute`
+  makes FastAPI's body parsing use it.
 - `RefuseNul` (pure ASGI) answers 422 to a path or query string holding a NUL character (%00),
   which PostgreSQL text cannot store or compare.
 - `MAX_INT`: the bound of integer query parameters (ids, offsets): a 32-bit signed integer column.
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -22,59 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dgxie.errors import Invalid, TooLarge
+from dgxie.errors import TooLarge
+from dgxie.validation import MAX_JSON_DEPTH, parse_json
 
-MAX_JSON_DEPTH = 32
 MAX_INT = 2**31 - 1
-
-
-def _refuse_constant(name: str) -> Any:
-    raise Invalid(f"{name} is not a number JSON accepts (finite numbers only)")
-
-
-def _float(text: str) -> float:
-    v = float(text)
-    if not math.isfinite(v):
-        raise Invalid(f"{text[:20]} is out of range (finite numbers only)")
-    return v
-
-
-def _check(value: Any, what: str, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise Invalid(f"{what}: nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        _check_text(value, what)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(k, what)
-            _check(v, what, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check(v, what, depth + 1)
-
-
-def _check_text(text: str, what: str) -> None:
-    if "\x00" in text:
-        raise Invalid(f"{what}: NUL characters (\\u0000) are not accepted in strings")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Invalid(f"{what}: a string is not valid Unicode (lone surrogate)") from None
-
-
-def parse_json(body: bytes, what: str = "body") -> Any:
-    """`body` decoded as a JSON object, or Invalid (422): not JSON, not an object, nested deeper than
-    MAX_JSON_DEPTH, NaN/Infinity or a number out of float range, NUL or a lone surrogate in a string."""
-    try:
-        doc = json.loads(body, parse_constant=_refuse_constant, parse_float=_float)
-    except RecursionError:
-        raise Invalid(f"{what}: nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid(f"{what}: not JSON") from None
-    if not isinstance(doc, dict):
-        raise Invalid(f"{what}: expected a JSON object")
-    _check(doc, what, 1)
-    return doc
+__all__ = ["MAX_INT", "MAX_JSON_DEPTH", "BodyLimit", "JsonRoute", "RefuseNul", "parse_json", "read_body"]
 
 
 def _is_json(content_type: str) -> bool:
