@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse
 
 from dgxie import __version__
 from dgxie.api import agent as agent_api
-from dgxie.api import boot, firmware_files, install, ops, registry
+from dgxie.api import boot, firmware_files, install, openapi, ops, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
 from dgxie.api.fastpath import BootFastPath, fast_protocol
-from dgxie.api.limits import BodyLimit
+from dgxie.api.limits import BodyLimit, RefuseNul
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
 from dgxie.background import Supervisor
@@ -30,6 +30,7 @@ from dgxie.context import Context
 from dgxie.errors import DgxieError
 from dgxie.firmware.metrics import FirmwareCollector
 from dgxie.mirror.queries import MirrorCollector
+from dgxie.validation import describe_errors
 
 log = logging.getLogger("dgxie")
 
@@ -41,9 +42,8 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
-                  for e in exc.errors()]
-        return JSONResponse({"detail": detail}, status_code=422)
+        # the same `{"detail": str}` as every other error (docs/api.md), e.g. `query.limit: ...`
+        return JSONResponse({"detail": describe_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
@@ -71,6 +71,7 @@ def create_app(ctx: Context) -> FastAPI:
         ctx.registry.register(collector)
     app.add_middleware(HttpMetrics, registry=ctx.registry)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
+    app.add_middleware(RefuseNul)
     _errors(app)
     app.include_router(ops.router)
     app.include_router(firmware_files.router)
@@ -81,6 +82,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
     app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...
+    openapi.install(app)  # roles, every error status, the one Error body (dgxie/api/openapi.py)
     return app
 
 

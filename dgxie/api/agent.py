@@ -26,6 +26,7 @@ from dgxie.context import Context
 from dgxie.db import session_scope
 from dgxie.errors import Conflict, Invalid, Unauthorized
 from dgxie.models import Node
+from dgxie.validation import check_text
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"])
 FORM_LIMIT = 64 << 10
@@ -33,12 +34,18 @@ TEXT = "text/plain; charset=utf-8"
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The form fields; a NUL is refused (422) except in `log`, raw tool output, where it is dropped."""
     raw = await read_body(request, FORM_LIMIT)
     try:
         pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise Invalid("form body is not UTF-8") from None
-    return dict(pairs)
+    form = dict(pairs)
+    if "log" in form:
+        form["log"] = form["log"].replace("\x00", "")
+    for key, value in form.items():
+        check_text(value, f"form.{key}")
+    return form
 
 
 def _token(request: Request) -> str:

@@ -5,8 +5,6 @@ Tokens are looked up through the context's `TokenCache` (dgxie/tokens.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,19 +20,25 @@ def forget(request: Request, name: str) -> None:
     get_ctx(request).tokens.forget(name)
 
 
-def require(role: Role) -> Callable[..., Principal]:
-    """A dependency that authenticates the caller and checks it holds at least `role`."""
+class RoleCheck:
+    """A dependency that authenticates the caller (401) and checks it holds at least `role` (403).
+    `role` is also what the OpenAPI document states for the operation (dgxie/api/openapi.py)."""
 
-    def dep(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __call__(self, request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
         if cred is None or cred.scheme.lower() != "bearer" or not cred.credentials:
             raise Unauthorized("missing bearer token (Authorization: Bearer TOKEN)")
         ctx = get_ctx(request)
         principal = ctx.tokens.lookup(ctx.sessions, cred.credentials)
-        if RANK[principal.role] < RANK[role]:
-            raise Forbidden(f"token {principal.name} is {principal.role.value}; this needs {role.value}")
+        if RANK[principal.role] < RANK[self.role]:
+            raise Forbidden(f"token {principal.name} is {principal.role.value}; this needs {self.role.value}")
         return principal
 
-    return dep
+
+def require(role: Role) -> RoleCheck:
+    return RoleCheck(role)
 
 
 Viewer = Depends(require(Role.VIEWER))

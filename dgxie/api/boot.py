@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.deps import SessionDep, get_ctx
+from dgxie.api.openapi import example
 from dgxie.catalog import images
 from dgxie.errors import NotFound
 
@@ -23,9 +24,18 @@ router = APIRouter(tags=["boot"])
 IPXE_MEDIA = "text/plain; charset=utf-8"
 
 
-@router.get("/boot/ipxe", response_class=PlainTextResponse)
+IPXE_EXAMPLE = ("#!ipxe\n# dgxie: dgx01 (aa:bb:cc:00:00:01) -> install ubuntu-24.04: enrolled: install\n"
+                "kernel http://10.0.0.1:8080/images/ubuntu-24.04/vmlinuz autoinstall ds=nocloud-net;s=..."
+                " ---\ninitrd http://10.0.0.1:8080/images/ubuntu-24.04/initrd\nboot\n")
+
+
+@router.get("/boot/ipxe", response_class=PlainTextResponse,
+            responses=example(IPXE_EXAMPLE, media="text/plain"))
 async def ipxe(request: Request, mac: str) -> PlainTextResponse:
-    """The node's iPXE script: install, local disk, discovery, or "not enrolled" then exit."""
+    """The iPXE script for the MAC that firmware booted from (what DHCP points iPXE at): install,
+    local disk, discovery, erase, or "not enrolled" then exit. Unauthenticated, as firmware needs:
+    the script holds nothing secret (its boot URL is answered only to the node's own address,
+    docs/security.md). A `mac` that is not a MAC address is a 422."""
     cache = get_ctx(request).scripts
     script = cache.cached(mac)
     if script is None:
@@ -33,8 +43,14 @@ async def ipxe(request: Request, mac: str) -> PlainTextResponse:
     return PlainTextResponse(script.text, media_type=IPXE_MEDIA)
 
 
-@router.api_route("/images/{image}/{file}", methods=["GET", "HEAD"])
+@router.get("/images/{image}/{file}", operation_id="get_image_file",
+            responses=example("(the file's bytes)", media="application/octet-stream"))
+@router.head("/images/{image}/{file}", operation_id="head_image_file",
+             responses=example("", media="application/octet-stream"))
 def image_file(image: str, file: str, request: Request, s: SessionDep) -> FileResponse:
+    """A boot image's file (kernel, initrd, root file system) by name, with Range support and its
+    sha256 as the ETag. Unauthenticated (firmware and installers fetch them): boot images hold no
+    node secret. An unknown image or file is a 404."""
     path, _, digest = images.image_file(s, get_ctx(request).settings.data_dir, image, file)
     return FileResponse(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
 

@@ -13,13 +13,12 @@ wrong token is a plain 404 that says nothing about which nodes exist.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.deps import get_ctx, peer_address
 from dgxie.api.limits import read_body
+from dgxie.validation import parse_json
 from dgxie.errors import Invalid
 from dgxie.handoff import bootstrap
 from dgxie.nodes.schemas import BootstrapDoneOut
@@ -39,17 +38,12 @@ def _result(body: bytes, content_type: str, status: str | None) -> tuple[str, st
     """(status, output) from the report's body and query (pure)."""
     output = body[-MAX_OUTPUT:].decode(errors="replace")
     if content_type.startswith("application/json"):
-        try:
-            doc = json.loads(body or b"{}")
-        except (ValueError, RecursionError):
-            raise Invalid("body: not JSON (or nested too deeply)") from None
-        if not isinstance(doc, dict):
-            raise Invalid("body: expected a JSON object")
+        doc = parse_json(body or b"{}", "body")  # an object, bounded depth, no NUL (422 otherwise)
         status = str(doc.get("status", status or ""))
         output = str(doc.get("output", ""))[-MAX_OUTPUT:]
     if status not in ("ok", "failed"):
         raise Invalid("status: must be ok or failed")
-    return status, output
+    return status, output.replace("\x00", "")  # NUL cannot be stored (PostgreSQL text)
 
 
 @router.post("/bootstrap/done/{credential}")

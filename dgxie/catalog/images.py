@@ -137,7 +137,10 @@ def image_file(session: Session, data_dir: Path, image: str, file: str) -> tuple
     entry = i.files.get(file) if i is not None else None
     if not isinstance(entry, dict) or "sha256" not in entry:
         raise NotFound(f"no file {file!r} in image {image!r}")
-    path = blob_store(data_dir).path(str(entry["sha256"]))
+    try:
+        path = blob_store(data_dir).path(str(entry["sha256"]))
+    except ValueError:  # a row from before files were checked at add time (catalog.schemas.check_files)
+        raise NotFound(f"file {file!r} of image {image!r} has no valid sha256") from None
     try:
         size = path.stat().st_size
     except OSError:

@@ -146,10 +146,13 @@ def _readings(session: Session, scan_ids: list[int]) -> dict[int, list[FirmwareR
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`7d`, `12h`, `30m`, or an ISO 8601 time -> an aware UTC datetime."""
     now = now or datetime.now(UTC)
-    m = re.fullmatch(r"\s*(\d+)\s*([dhmw])\s*", text)
+    m = re.fullmatch(r"\s*(\d{1,12})\s*([dhmw])\s*", text)
     if m:
         n, unit = int(m.group(1)), m.group(2)
-        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[unit]: n})
+        try:
+            return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[unit]: n})
+        except OverflowError:
+            raise Invalid(f"since: {text.strip()} reaches before the year 1") from None
     try:
         t = datetime.fromisoformat(text)
     except ValueError:

@@ -23,7 +23,6 @@ other callback for a node that is not enrolled/installing (or, for progress, han
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +37,7 @@ from dgxie.models import Node
 from dgxie.models.types import utcnow
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.schemas import CallbackOut
+from dgxie.validation import check_text, parse_json
 
 KINDS = ("started", "progress", "finished", "failed")
 MAX_TEXT = 500
@@ -87,16 +87,17 @@ def parse(body: bytes) -> Callback:
     except UnicodeDecodeError:
         raise Invalid("callback body is not UTF-8") from None
     obj: Any
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
+    if text.lstrip().startswith(("{", "[")):
+        obj = parse_json(body, "callback body")  # bounded depth, finite numbers, no NUL (docs/api.md)
+    else:
         try:
             pairs = urllib.parse.parse_qs(text.strip(), strict_parsing=True, max_num_fields=10)
         except ValueError:
             raise Invalid('callback body is neither JSON nor form data (send {"event": "finished"})') from None
         obj = {k: v[-1] for k, v in pairs.items()}
-    if not isinstance(obj, dict):
-        raise Invalid("callback body must be a JSON object")
+        for item in obj.items():
+            for text in item:
+                check_text(text, "callback body")
     if "event_type" in obj:
         return _webhook(obj)
     kind = obj.get("event")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from dgxie.bmc.base import BootDevice, PowerAction, PowerState
 from dgxie.nodes.macs import canonical_mac
+from dgxie.validation import check_document
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
@@ -50,7 +51,19 @@ MACHINE_FACTS = ("hardware", "commissioning")  # facts read from the machine (BM
 def check_facts(v: dict[str, Any] | None) -> dict[str, Any] | None:
     if v is not None and (bad := sorted(set(v) & set(MACHINE_FACTS))):
         raise ValueError(f"{', '.join(bad)}: read from the machine (BMC scan, agent commissioning), not set")
-    return v
+    return check_document(v)
+
+
+def _example(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+_TIME = "2026-11-30T08:00:00Z"
+NODE_EXAMPLE: dict[str, Any] = {
+    "id": 7, "hostname": "gpu01", "mac": "02:00:00:00:00:01", "ip": "10.0.0.21", "profile": "ubuntu-gpu",
+    "role": "slurmd", "state": "ready", "tags": ["rack1"], "interfaces": [{"mac": "02:00:00:00:00:01", "name": "eno1"}],
+    "bmc": {"url": "https://10.0.1.21", "username": "admin", "password_set": True}, "facts": {"rack": "r1"},
+    "vars": {"admin_user": "ops"}, "state_changed_at": _TIME, "created_at": _TIME, "updated_at": _TIME}
 
 
 class _In(BaseModel):
@@ -73,12 +86,14 @@ class BmcIn(_In):
 
 
 class NodeCreate(_In):
+    model_config = _example({"hostname": "gpu01", "mac": "02:00:00:00:00:01", "tags": ["rack1"],
+                             "facts": {"rack": "r1"}, "vars": {"admin_user": "ops"}})
     hostname: str
     mac: str
     ip: str | None = None
     profile: str | None = None
     role: str | None = None
-    state: str | None = Field(default=None, description="enrolled (default) or discovered")
+    state: Literal["enrolled", "discovered"] | None = Field(default=None, description="default: enrolled")
     tags: list[str] = []
     interfaces: list[InterfaceIn] = Field(default=[], description="extra interfaces beyond the primary MAC")
     bmc: BmcIn | None = None
@@ -89,6 +104,7 @@ class NodeCreate(_In):
     _mac = field_validator("mac")(classmethod(lambda cls, v: canonical_mac(v)))
     _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
     _facts = field_validator("facts")(classmethod(lambda cls, v: check_facts(v)))
+    _vars = field_validator("vars")(classmethod(lambda cls, v: check_document(v)))
 
     @field_validator("tags")
     @classmethod
@@ -101,6 +117,8 @@ class NodeCreate(_In):
 
 class NodeUpdate(_In):
     """A partial update: only the fields present change; `null` clears a nullable field."""
+
+    model_config = _example({"tags": ["rack1", "a100"], "vars": {"admin_user": "ops"}})
 
     hostname: str | None = None
     mac: str | None = None
@@ -118,10 +136,13 @@ class NodeUpdate(_In):
     _ip = field_validator("ip")(classmethod(lambda cls, v: check_ip(v)))
     _tags = field_validator("tags")(classmethod(lambda cls, v: None if v is None else NodeCreate._tags(v)))
     _facts = field_validator("facts")(classmethod(lambda cls, v: check_facts(v)))
+    _vars = field_validator("vars")(classmethod(lambda cls, v: check_document(v)))
 
 
 class EnrollIn(_In):
     """`POST /api/v1/nodes/{ref}/enroll`: what a discovered node becomes."""
+
+    model_config = _example({"profile": "ubuntu-gpu", "hostname": "gpu02", "tags": ["rack1"]})
 
     profile: str = Field(description="the profile it installs (e.g. an `image/deploy` profile)")
     hostname: str | None = Field(default=None, description="rename it (discovered nodes are node-<mac>)")
@@ -144,6 +165,7 @@ class InterfaceOut(BaseModel):
 
 
 class NodeOut(BaseModel):
+    model_config = _example(NODE_EXAMPLE)
     id: int
     hostname: str
     mac: str | None
@@ -162,6 +184,7 @@ class NodeOut(BaseModel):
 
 
 class NodePage(BaseModel):
+    model_config = _example({"items": [NODE_EXAMPLE], "total": 1, "limit": 100, "offset": 0})
     items: list[NodeOut]
     total: int
     limit: int
@@ -187,12 +210,15 @@ class BootstrapDoneOut(BaseModel):
 # -- power and boot through the BMC (dgxie.nodes.power) ---------------------------------------
 
 class PowerStatusOut(BaseModel):
+    model_config = _example({"node": "gpu01", "power": "on"})
     node: str
     power: PowerState
 
 
 class PowerOut(BaseModel):
     """A power action done: the state read back right after (it may still be changing)."""
+
+    model_config = _example({"node": "gpu01", "action": "cycle", "power": "on"})
 
     node: str
     action: PowerAction
@@ -201,6 +227,8 @@ class PowerOut(BaseModel):
 
 class BootOut(BaseModel):
     """The device set for the next boot only."""
+
+    model_config = _example({"node": "gpu01", "boot": "pxe"})
 
     node: str
     boot: BootDevice

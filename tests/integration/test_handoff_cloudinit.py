@@ -118,6 +118,8 @@ def test_done_callback_moves_to_ready_or_failed_with_a_redacted_tail(hctx, hclie
     assert d1 != d2
     assert hclient.post(f"{d1}?status=maybe").status_code == 422
     assert hclient.post(d1, content=b"[1]", headers={"content-type": "application/json"}).status_code == 422
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # was a RecursionError (500), unauthenticated
+    assert hclient.post(d1, content=deep, headers={"content-type": "application/json"}).status_code == 422
     # the result needs the credential the script carries (the boot token alone is not enough)
     for wrong in (f"/boot/n/{t1}/bootstrap/done/x", d2.replace(t2, t1)):
         r = hclient.post(f"{wrong}?status=ok")

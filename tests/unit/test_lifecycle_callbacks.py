@@ -53,3 +53,16 @@ def test_long_messages_are_truncated() -> None:
 def test_garbage_is_invalid(body: bytes) -> None:
     with pytest.raises(Invalid):
         parse(body)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32 levels"),  # was a RecursionError (a 500)
+    (b'{"event": "progress", "message": "a", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+    (b'{"event": "progress", "timestamp": NaN}', "finite numbers only"),  # PostgreSQL's JSON refuses NaN
+    (b'{"event": "progress", "message": "a\\u0000b"}', "NUL"),
+    (b"event=progress&message=a%00b", "NUL"),
+    (b"[1, 2]", "expected a JSON object"),
+])
+def test_bodies_no_database_can_store_are_refused(body: bytes, words: str) -> None:
+    with pytest.raises(Invalid, match=words):
+        parse(body)

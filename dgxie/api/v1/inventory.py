@@ -4,38 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
 
 from dgxie.api.auth import Viewer
 from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.api.limits import JsonRoute
+from dgxie.api.openapi import example
 from dgxie.handoff import service
+from dgxie.handoff.ansible import Layout
+from dgxie.handoff.slurm import PartitionBy
 from dgxie.tokens import Principal
 
-router = APIRouter(prefix="/inventory", tags=["inventory"])
+router = APIRouter(prefix="/inventory", tags=["inventory"], route_class=JsonRoute)
+HOST: dict[str, Any] = {"ansible_host": "10.0.0.21", "dgxie_role": "slurmd", "dgxie_state": "ready",
+                        "dgxie_tags": ["rack1"], "dgxie_gpu_count": 8, "admin_user": "ops"}
+INVENTORY: dict[str, Any] = {"_meta": {"hostvars": {"gpu01": HOST}},
+                             "all": {"hosts": ["gpu01"], "children": ["ungrouped", "slurm-node"], "vars": {}},
+                             "slurm-node": {"hosts": ["gpu01"]}}
 
 
 class SlurmOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "slurm_conf": "NodeName=gpu01 CPUs=128 RealMemory=1003520 Gres=gpu:8 State=UNKNOWN\n"
+                      "PartitionName=slurmd Nodes=gpu01 Default=YES State=UP\n",
+        "gres_conf": "NodeName=gpu01 Name=gpu File=/dev/nvidia[0-7]\n", "warnings": []}]})
     slurm_conf: str
     gres_conf: str
     warnings: list[str]
 
 
-@router.get("/ansible")
-def ansible(s: SessionDep, site: SiteDep, _: Principal = Viewer, layout: str = "head",
+@router.get("/ansible", responses=example(INVENTORY))
+def ansible(s: SessionDep, site: SiteDep, _: Principal = Viewer, layout: Layout = "head",
             all: bool = False) -> dict[str, Any]:
-    """The same JSON as `dgxie inventory ansible --list`."""
+    """The same JSON as `dgxie inventory ansible --list`: groups and `_meta.hostvars` of the installed,
+    bootstrapping and ready nodes (every node with `all`)."""
     return service.ansible_list(s, site, layout=layout, all_states=all)
 
 
-@router.get("/ansible/hosts/{hostname}")
+@router.get("/ansible/hosts/{hostname}", responses=example(HOST))
 def ansible_host(hostname: str, s: SessionDep, site: SiteDep, _: Principal = Viewer) -> dict[str, Any]:
     """The same JSON as `dgxie inventory ansible --host H` ({} for an unknown host)."""
     return service.ansible_host(s, site, hostname)
 
 
 @router.get("/slurm", response_model=SlurmOut)
-def slurm(s: SessionDep, site: SiteDep, _: Principal = Viewer, partition_by: str = "role",
-          memory_reserve_percent: float = 2.0, all: bool = False) -> SlurmOut:
+def slurm(s: SessionDep, site: SiteDep, _: Principal = Viewer, partition_by: PartitionBy = "role",
+          memory_reserve_percent: float = Query(2.0, ge=0, lt=100), all: bool = False) -> SlurmOut:
+    """slurm.conf node and partition lines and gres.conf from the nodes' hardware facts."""
     cfg = service.slurm_config(s, site, by=partition_by, reserve_percent=memory_reserve_percent, all_states=all)
     return SlurmOut(slurm_conf=cfg.slurm_conf, gres_conf=cfg.gres_conf, warnings=cfg.warnings)

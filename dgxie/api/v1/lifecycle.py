@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from dgxie import events
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import get_ctx
+from dgxie.api.limits import MAX_INT, JsonRoute
+from dgxie.api.openapi import conflict, example
 from dgxie.db import session_scope
 from dgxie.errors import Invalid
 from dgxie.events import EventOut
@@ -30,25 +32,28 @@ from dgxie.nodes.reprovision import reprovision_node
 from dgxie.nodes.schemas import EnrollIn, NodeOut
 from dgxie.tokens import Principal
 
-router = APIRouter(prefix="/nodes", tags=["nodes"])
+router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
 HEARTBEAT_SECONDS = 15.0
 
 
-@router.post("/{ref}/reprovision", response_model=NodeOut)
+@router.post("/{ref}/reprovision", response_model=NodeOut,
+             responses=conflict("the node is discovered (enroll it first), or its drain hook failed"))
 def reprovision(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
     """Back to `enrolled` with a new boot token; then the after-hooks (e.g. BMC PXE-once + power cycle)."""
     ctx = get_ctx(request)
     return reprovision_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
 
-@router.post("/{ref}/enroll", response_model=NodeOut)
+@router.post("/{ref}/enroll", response_model=NodeOut,
+             responses=conflict("the node is not discovered, or the hostname or IP is taken"))
 def enroll(ref: str, data: EnrollIn, request: Request, who: Principal = Operator) -> NodeOut:
     """A discovered node (facts and MACs kept) becomes enrolled with a profile; 409 for any other state."""
     ctx = get_ctx(request)
     return enroll_node(ctx.sessions, ctx.site, ref, data, actor=who.actor)
 
 
-@router.post("/{ref}/erase", response_model=NodeOut)
+@router.post("/{ref}/erase", response_model=NodeOut,
+             responses=conflict("the node's state cannot go to erasing"))
 def erase(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
     """Mark the node `erasing` (new boot token); its next network boot runs the agent, which wipes
     every disk and returns it to `discovered`. With a BMC: PXE-once and a power cycle now."""
@@ -61,14 +66,20 @@ def sse(ev: EventOut) -> str:
     return f"id: {ev.id}\nevent: {ev.kind}\ndata: {json.dumps(ev.model_dump(mode='json'))}\n\n"
 
 
+STREAM_EXAMPLE = ('retry: 1000\n\nid: 42\nevent: state\ndata: {"id": 42, "kind": "state", "node": "gpu01", '
+                  '"from_state": "installing", "to_state": "installed", ...}\n\n: heartbeat\n\n')
+
+
 @router.get("/{ref}/events/stream", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
-def stream_events(ref: str, request: Request, _: Principal = Viewer, after: int = Query(0, ge=0),
+            responses=example(STREAM_EXAMPLE, media="text/event-stream"))
+def stream_events(ref: str, request: Request, _: Principal = Viewer, after: int = Query(0, ge=0, le=MAX_INT),
                   timeout: float = Query(300, gt=0, le=3600), poll: float = Query(1.0, ge=0.1, le=30),
                   last_event_id: str | None = Header(None)) -> StreamingResponse:
+    """The node's events as Server-Sent Events, from after `after` (or the `Last-Event-ID` header);
+    a heartbeat comment every 15 s; the stream ends after `timeout` seconds."""
     ctx = get_ctx(request)
     if last_event_id:
-        if not last_event_id.isdigit():
+        if not last_event_id.isdigit() or len(last_event_id) > 10 or int(last_event_id) > MAX_INT:
             raise Invalid("Last-Event-ID: must be an event id")
         after = max(after, int(last_event_id))
     with session_scope(ctx.sessions) as s:

@@ -7,46 +7,62 @@ from fastapi import APIRouter, Query, Response
 from dgxie import events
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.api.limits import MAX_INT, JsonRoute
+from dgxie.api.openapi import conflict, example
+from dgxie.boot.state import State
 from dgxie.events import EventOut
 from dgxie.nodes import service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodePage, NodeUpdate
 from dgxie.tokens import Principal
 
-router = APIRouter(prefix="/nodes", tags=["nodes"])
+router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
+TAKEN = conflict("the hostname, a MAC or the IP belongs to another node")
+EVENT = {"id": 42, "time": "2026-11-30T08:00:00Z", "actor": "installer", "node": "gpu01", "kind": "state",
+         "from_state": "installing", "to_state": "installed", "reason": "installer finished", "data": {}}
 
 
 @router.get("", response_model=NodePage)
-def list_nodes(s: SessionDep, _: Principal = Viewer, state: str | None = None, role: str | None = None,
+def list_nodes(s: SessionDep, _: Principal = Viewer, state: State | None = None, role: str | None = None,
                tag: str | None = None, profile: str | None = None,
-               limit: int = Query(100, ge=1, le=service.MAX_PAGE), offset: int = Query(0, ge=0)) -> NodePage:
+               limit: int = Query(100, ge=1, le=service.MAX_PAGE),
+               offset: int = Query(0, ge=0, le=MAX_INT)) -> NodePage:
+    """One page of nodes ordered by hostname, filtered by state, role, tag and profile; `total`
+    counts every match."""
     nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
                                       offset=offset)
     return NodePage(items=[service.to_out(n) for n in nodes], total=total, limit=limit, offset=offset)
 
 
-@router.post("", response_model=NodeOut, status_code=201)
+@router.post("", response_model=NodeOut, status_code=201, responses=TAKEN)
 def create_node(body: NodeCreate, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeOut:
+    """Enroll a node (or record it `discovered`); its boot token is made here. Facts and vars are
+    bounded (docs/api.md)."""
     return service.to_out(service.create_node(s, site, body, actor=who.actor))
 
 
 @router.get("/{ref}", response_model=NodeOut)
 def get_node(ref: str, s: SessionDep, _: Principal = Viewer) -> NodeOut:
+    """One node by hostname or MAC (any of its interfaces)."""
     return service.to_out(service.get_node(s, ref))
 
 
-@router.patch("/{ref}", response_model=NodeOut)
+@router.patch("/{ref}", response_model=NodeOut, responses=TAKEN)
 def update_node(ref: str, body: NodeUpdate, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeOut:
+    """Change the fields present; `null` clears one. The BMC password is write-only; facts read from
+    the machine (`hardware`, `commissioning`) are kept."""
     node = service.get_node(s, ref)
     return service.to_out(service.update_node(s, site, node, body, actor=who.actor))
 
 
 @router.delete("/{ref}", status_code=204)
 def delete_node(ref: str, s: SessionDep, who: Principal = Operator) -> Response:
+    """Forget the node; its events stay."""
     service.delete_node(s, service.get_node(s, ref), actor=who.actor)
     return Response(status_code=204)
 
 
-@router.get("/{ref}/events", response_model=list[EventOut])
-def node_events(ref: str, s: SessionDep, _: Principal = Viewer, after: int = Query(0, ge=0),
+@router.get("/{ref}/events", response_model=list[EventOut], responses=example([EVENT]))
+def node_events(ref: str, s: SessionDep, _: Principal = Viewer, after: int = Query(0, ge=0, le=MAX_INT),
                 limit: int = Query(100, ge=1, le=1000)) -> list[EventOut]:
+    """The node's events in order, after the event id `after`."""
     return events.list_events(s, node=service.get_node(s, ref), after_id=after, limit=limit)

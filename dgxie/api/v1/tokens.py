@@ -2,40 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from dgxie import tokens
 from dgxie.api.auth import Admin, forget
 from dgxie.api.deps import SessionDep
-from dgxie.tokens import Principal
+from dgxie.api.limits import JsonRoute
+from dgxie.api.openapi import conflict, example
+from dgxie.tokens import Principal, Role
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=JsonRoute)
+TOKEN: dict[str, Any] = {"id": 4, "name": "ci", "role": "operator", "prefix": "dgxie_3f9a1c", "revoked": False,
+                         "created_at": "2026-11-30T08:00:00Z", "last_used_at": None}
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "ci", "role": "operator"}]})
     name: str
-    role: str
+    role: Role
 
 
 class TokenCreated(tokens.TokenOut):
     token: str
 
 
-@router.get("", response_model=list[tokens.TokenOut])
+@router.get("", response_model=list[tokens.TokenOut], responses=example([TOKEN]))
 def list_tokens(s: SessionDep, _: Principal = Admin) -> list[tokens.TokenOut]:
+    """Every token (revoked ones too) by name, role and prefix; never the secret."""
     return [tokens.to_out(t) for t in tokens.list_tokens(s)]
 
 
-@router.post("", response_model=TokenCreated, status_code=201)
+@router.post("", response_model=TokenCreated, status_code=201,
+             responses=conflict("the name is taken") | example(TOKEN | {"token": "dgxie_3f9a1c..."}, status=201))
 def create_token(body: TokenIn, s: SessionDep, who: Principal = Admin) -> TokenCreated:
-    tok, plain = tokens.create_token(s, name=body.name, role=body.role, actor=who.actor)
+    """A new token of a role; `token` (the secret) is in this answer only."""
+    tok, plain = tokens.create_token(s, name=body.name, role=body.role.value, actor=who.actor)
     return TokenCreated(**tokens.to_out(tok).model_dump(), token=plain)
 
 
-@router.delete("/{name}", response_model=tokens.TokenOut)
+@router.delete("/{name}", response_model=tokens.TokenOut, responses=example(TOKEN | {"revoked": True}))
 def revoke_token(name: str, request: Request, s: SessionDep, who: Principal = Admin) -> tokens.TokenOut:
+    """Revoke a token: refused at once by this process, within 5 s by others."""
     out = tokens.to_out(tokens.revoke_token(s, name, actor=who.actor))
     forget(request, name)
     return out
