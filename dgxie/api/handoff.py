@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from dgxie.api.deps import get_ctx, peer_address
 from dgxie.api.limits import read_body
-from dgxie.validation import parse_json
 from dgxie.errors import Invalid
 from dgxie.handoff import bootstrap
 from dgxie.nodes.schemas import BootstrapDoneOut
+from dgxie.validation import parse_json
 
 router = APIRouter(prefix="/boot/n/{token}", tags=["boot"], include_in_schema=False)
 MAX_OUTPUT = 256 * 1024
