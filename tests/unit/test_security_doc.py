@@ -44,3 +44,11 @@ def test_every_config_key_named_exists() -> None:
         section, field = key.split(".")
         model = Settings.model_fields[section].annotation
         assert model is not None and field in model.model_fields, key  # type: ignore[attr-defined]
+
+
+def test_input_bounds_in_the_doc_are_the_codes() -> None:
+    from dgxie import validation
+
+    assert validation.MAX_JSON_DEPTH == 32 and "at most 32 levels deep" in DOC
+    assert (validation.DOC_MAX_KEYS, validation.DOC_MAX_DEPTH, validation.DOC_MAX_BYTES) == (1024, 16, 64 * 1024)
+    assert "1,024 keys, 16 levels and 64 KiB" in DOC
