@@ -7,12 +7,16 @@ it to head and is what `dgxie db upgrade` and `dgxie serve` call.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -25,6 +29,14 @@ NAMING = {
 }
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+log = logging.getLogger("dgxie.db")
+
+# What "the database is not there" looks like through SQLAlchemy: the server refused or dropped the
+# connection (OperationalError, DisconnectionError, InterfaceError on a closed connection) or no
+# pooled connection came free within the pool timeout (sqlalchemy.exc.TimeoutError).
+UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError,
+                                            sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
 
 class Base(DeclarativeBase):
@@ -39,12 +51,18 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
-    """An engine with SQLite made safe for a multi-threaded server (WAL, foreign keys, busy wait)."""
+    """An engine with SQLite made safe for a multi-threaded server (WAL, foreign keys, busy wait).
+
+    Pool options (`pool_size`, `max_overflow`, `pool_timeout`) apply to PostgreSQL and file SQLite
+    alike; `dgxie serve` sizes them from `api.*` (compose/root.py, docs/configuration.md)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            for key in ("pool_size", "max_overflow", "pool_timeout"):
+                kw.pop(key, None)  # :memory: uses SingletonThreadPool
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -61,6 +79,56 @@ def make_engine(url: str, **kw: Any) -> Engine:
         kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
     return create_engine(url, **kw)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a database error: the driver's class and the first line of its message."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first}"[:300]
+
+
+class Availability:
+    """Whether the database answers, as the requests and background services find it.
+
+    `down(exc)` logs one ERROR line when the database stops answering (the first failure of an
+    outage); every later failure of that outage is silent. The first statement that succeeds
+    afterwards (`watch()` hooks every statement) logs one WARNING line saying it is back and how
+    long it was gone. Thread-safe; the common path (no outage) is one attribute read."""
+
+    def __init__(self) -> None:
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    def down(self, exc: BaseException) -> None:
+        if self._down_since is not None:
+            return
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.error("database unavailable: %s", describe(exc))
+
+    def up(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            if self._down_since is not None:
+                gone = time.monotonic() - self._down_since
+                self._down_since = None
+                log.warning("database available again (unavailable for %.1f s)", gone)
+
+    def watch(self, engine: Engine) -> Availability:
+        """Mark the database up whenever a statement on `engine` succeeds."""
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _answered(*_: Any) -> None:
+            self.up()
+
+        return self
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

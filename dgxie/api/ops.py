@@ -9,18 +9,25 @@ from sqlalchemy import text
 
 from dgxie import __version__
 from dgxie.api.deps import get_ctx
+from dgxie.db import UNAVAILABLE
 
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers, 503 (with Retry-After) otherwise. Not behind admission
+    control (dgxie.api.admission): it answers while the API is saturated, on a reserved connection
+    and worker thread (ApiConfig: `pool_size`, `threads`)."""
+    ctx = get_ctx(request)
     try:
-        with get_ctx(request).engine.connect() as conn:
+        with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        return JSONResponse({"status": "unhealthy", "database": exc.__class__.__name__}, status_code=503)
+        if isinstance(exc, UNAVAILABLE):
+            ctx.db_health.down(exc)
+        return JSONResponse({"status": "unhealthy", "database": exc.__class__.__name__}, status_code=503,
+                            headers={"Retry-After": str(ctx.settings.api.retry_after)})
     return JSONResponse({"status": "ok", "version": __version__})
 
 
