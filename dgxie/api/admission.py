@@ -9,7 +9,8 @@ in first out, at most `api.queue_wait` seconds; any other request is answered at
 `503 {"detail": "server busy, retry later"}` and `Retry-After: api.retry_after`.
 
 A request whose client has gone while it waited is dropped when its turn comes, before any
-database work (`client_gone`). `/healthz` is not gated (it must answer while the API is busy).
+database work (`client_gone`). `/healthz` and `/metrics` are not gated: they must answer while the
+API is busy.
 Everything here runs on the event loop thread; nothing locks.
 """
 
@@ -24,7 +25,8 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-UNGATED = frozenset({"/healthz"})
+# Answered while the API is saturated (their few database queries use the pool's reserve).
+UNGATED = frozenset({"/healthz", "/metrics"})
 
 
 class Gate:

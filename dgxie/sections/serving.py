@@ -29,7 +29,7 @@ class ApiConfig(Strict):
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     threads: int = Field(default=40, ge=4, le=1000)
-    max_inflight: int = Field(default=16, ge=1, le=500)
+    max_inflight: int = Field(default=8, ge=1, le=500)
     queue: int = Field(default=256, ge=0, le=100_000)
     queue_wait: float = Field(default=0.5, gt=0, le=60)
     retry_after: int = Field(default=2, ge=1, le=3600)
