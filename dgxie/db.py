@@ -121,6 +121,12 @@ class Availability:
                 self._down_since = None
                 log.warning("database available again (unavailable for %.1f s)", gone)
 
+    def log_filter(self) -> logging.Filter:
+        """A filter for a server's log handlers: a record carrying a database-unavailable
+        exception (a background service's "poll failed" traceback, say) is folded into this
+        outage's one line instead of being written."""
+        return _FoldOutage(self)
+
     def watch(self, engine: Engine) -> Availability:
         """Mark the database up whenever a statement on `engine` succeeds."""
 
@@ -129,6 +135,19 @@ class Availability:
             self.up()
 
         return self
+
+
+class _FoldOutage(logging.Filter):
+    def __init__(self, health: Availability) -> None:
+        super().__init__()
+        self.health = health
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UNAVAILABLE):
+            self.health.down(exc)
+            return False
+        return True
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

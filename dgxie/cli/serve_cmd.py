@@ -17,6 +17,8 @@ def serve() -> None:
     s = settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
+    for handler in logging.getLogger().handlers:  # a database outage is one line, not a traceback a poll
+        handler.addFilter(ctx.db_health.log_filter())
     add_boot_servers(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")

@@ -48,18 +48,13 @@ def reprovision_hooks() -> ReprovisionHooks:
     return ReprovisionHooks(before=[drain_first], after=[bmc_reprovision_hook])
 
 
-def install_sweeper(sessions: sessionmaker[Session], site: Site, health: db.Availability) -> Periodic:
-    """Marks `failed` the installs silent for longer than `install.timeout_minutes`. While the
-    database is unavailable a sweep is skipped (the outage is logged once, by `health`)."""
+def install_sweeper(sessions: sessionmaker[Session], site: Site) -> Periodic:
+    """Marks `failed` the installs silent for longer than `install.timeout_minutes`."""
     timeout = timedelta(minutes=site.install.timeout_minutes)
 
     def sweep() -> list[str]:
-        try:
-            with db.session_scope(sessions) as s:
-                failed = sweep_install_timeouts(s, timeout=timeout)
-        except db.UNAVAILABLE as exc:
-            health.down(exc)
-            return []
+        with db.session_scope(sessions) as s:
+            failed = sweep_install_timeouts(s, timeout=timeout)
         for name in failed:
             log.warning("install of %s timed out: marked failed", name)
         return failed
@@ -67,9 +62,9 @@ def install_sweeper(sessions: sessionmaker[Session], site: Site, health: db.Avai
     return Periodic("install-timeout-sweep", sweep, site.install.sweep_seconds)
 
 
-def background(sessions: sessionmaker[Session], site: Site, health: db.Availability) -> list[Service]:
+def background(sessions: sessionmaker[Session], site: Site) -> list[Service]:
     """The background services every API process runs, in start order."""
-    services: list[Service] = [install_sweeper(sessions, site, health), Scheduler(sessions, site)]
+    services: list[Service] = [install_sweeper(sessions, site), Scheduler(sessions, site)]
     if site.handoff.enabled:
         services.append(BootstrapWorker(sessions, site))
     return services
@@ -94,4 +89,4 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     scripts = ScriptCache(sessions, site, ttl=settings.boot.script_cache_seconds, on_decision=metrics.decision)
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
-                   reprovision=reprovision_hooks(), db_health=health, services=background(sessions, site, health))
+                   reprovision=reprovision_hooks(), db_health=health, services=background(sessions, site))
