@@ -142,11 +142,12 @@ async def seed(port: int, hdr: dict[str, str], n: int) -> None:
         c = Conn(HOST, port, hdr)
         for i in it:
             mac = f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
-            r = await c.request("POST", "/api/v1/nodes", {"hostname": f"n{i:05d}", "mac": mac})
+            while (r := await c.request("POST", "/api/v1/nodes", {"hostname": f"n{i:05d}", "mac": mac})).status == 503:
+                await asyncio.sleep(float(r.headers.get("retry-after", "1")))
             assert r.status == 201, (r.status, r.body)
         c.close()
 
-    await asyncio.gather(*(worker() for _ in range(16)))
+    await asyncio.gather(*(worker() for _ in range(8)))
 
 
 async def load(port: int, token: str, a: argparse.Namespace, pid: int) -> dict[str, Any]:
