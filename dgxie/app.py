@@ -87,8 +87,8 @@ def create_app(ctx: Context) -> FastAPI:
         ctx.registry.register(collector)
     api = ctx.settings.api
     app.add_middleware(HttpMetrics, registry=ctx.registry)  # counts and times admitted requests
-    app.add_middleware(Admission, gate=Gate(api.max_inflight, api.queue, api.queue_wait),
-                       retry_after=api.retry_after, registry=ctx.registry)
+    app.add_middleware(Admission, gate=Gate(api.max_inflight, api.queue, api.queue_wait, api.retry_after,
+                                            api.retry_after_max), registry=ctx.registry)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)  # outermost: refuses before queueing
     _errors(app, ctx)
     app.include_router(ops.router)

@@ -103,7 +103,8 @@ async def client(me: int, port: int, hdr: dict[str, str], a: argparse.Namespace,
         st.status[str(r.status)] += 1
         st.by_kind[(kind, r.status)] += 1
         if r.status == 503:
-            await asyncio.sleep(float(r.headers.get("retry-after", "1")) * rng.uniform(0.5, 1.5))
+            wait = float(r.headers.get("retry-after", "1")) * rng.uniform(0.5, 1.5)
+            await asyncio.sleep(min(wait, max(stop_at - time.monotonic(), 0)))
             continue
         st.lat[kind].append(dt)
         if a.think:

@@ -6,7 +6,8 @@ Without a bound, 200 concurrent clients queued on the connection pool for its wh
 and then got 500s. `Gate` admits at most `api.max_inflight` requests at once (the pool holds one
 connection for each, plus a reserve: `ApiConfig.pool_size`); up to `api.queue` more wait, first
 in first out, at most `api.queue_wait` seconds; any other request is answered at once with
-`503 {"detail": "server busy, retry later"}` and `Retry-After: api.retry_after`.
+`503 {"detail": "server busy, retry later"}` and a `Retry-After` of `api.retry_after` seconds,
+stretched up to `api.retry_after_max` while refusals outnumber answers (`Gate.retry_after`).
 
 A request whose client has gone while it waited is dropped when its turn comes, before any
 database work (`client_gone`). `/healthz` and `/metrics` are not gated: they must answer while the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 
 import anyio
@@ -30,12 +32,35 @@ UNGATED = frozenset({"/healthz", "/metrics"})
 
 
 class Gate:
-    """A FIFO limit on concurrent work: `limit` holders, at most `queue` waiters of `wait` s each."""
+    """A FIFO limit on concurrent work: `limit` holders, at most `queue` waiters of `wait` s each,
+    and no more waiters than the measured completion rate clears in `wait` seconds (a request
+    that would time out in the queue anyway is refused at once, without occupying it).
 
-    def __init__(self, limit: int, queue: int, wait: float) -> None:
+    It also says how long a refused client should wait (`retry_after()`): at least `backoff`
+    seconds, more while refusals outnumber half the requests completed in the last second (every
+    second, the wait is scaled by that ratio, at most doubled or halved, within `backoff` and
+    `backoff_max`). Refusing is cheap but not free: under 1,000 clients a fixed 2 s sent ~400
+    retries a second, and answering them took the CPU the admitted requests needed."""
+
+    def __init__(self, limit: int, queue: int, wait: float, backoff: int = 1, backoff_max: int = 30) -> None:
         self.limit, self.queue, self.wait = limit, queue, wait
+        self.backoff, self.backoff_max = backoff, max(backoff, backoff_max)
         self.inflight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._retry = float(backoff)
+        self._window = self._rate_since = time.monotonic()
+        self._done = self._refused = self._rate_done = 0
+        self.rate = 0.0  # admitted requests completed per second (moving average; 0 until measured)
+
+    def retry_after(self) -> int:
+        """Seconds for the `Retry-After` of a refusal now (counts that refusal)."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            ratio = self._refused / max(self._done / 2, 1.0)
+            self._retry = min(max(self._retry * min(max(ratio, 0.5), 2.0), self.backoff), self.backoff_max)
+            self._window, self._done, self._refused = now, 0, 0
+        return round(self._retry)
 
     @property
     def waiting(self) -> int:
@@ -47,8 +72,8 @@ class Gate:
         if self.inflight < self.limit and not self._waiters:
             self.inflight += 1
             return None
-        if len(self._waiters) >= self.queue:
-            return "queue full"
+        if len(self._waiters) >= self.queue or (self.rate and len(self._waiters) >= self.rate * self.wait):
+            return "queue full"  # or so long that, at the measured rate, it would not move within `wait`
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
@@ -69,12 +94,20 @@ class Gate:
 
     def release(self) -> None:
         """Hand the slot to the oldest live waiter, or free it."""
+        self._rate_done += 1
+        now = time.monotonic()
+        if now - self._rate_since >= 1.0:
+            measured = self._rate_done / (now - self._rate_since)
+            self.rate = measured if not self.rate else (self.rate + measured) / 2
+            self._rate_since, self._rate_done = now, 0
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
+                self._done += 1
                 return
         self.inflight -= 1
+        self._done += 1
 
     def _forget(self, fut: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
@@ -123,8 +156,8 @@ def busy_response(retry_after: int) -> tuple[Message, Message]:
 class Admission:
     """Pure ASGI middleware: every HTTP request but `UNGATED` passes the `Gate` first."""
 
-    def __init__(self, app: ASGIApp, gate: Gate, retry_after: int, registry: CollectorRegistry) -> None:
-        self.app, self.gate, self.retry_after = app, gate, retry_after
+    def __init__(self, app: ASGIApp, gate: Gate, registry: CollectorRegistry) -> None:
+        self.app, self.gate = app, gate
         self.shed = Counter("dgxie_http_shed", "Requests refused with 503 by admission control", ["reason"],
                             registry=registry)
         self.gone = Counter("dgxie_http_client_gone", "Admitted requests dropped: the client had gone",
@@ -141,7 +174,7 @@ class Admission:
         refused = await self.gate.acquire()
         if refused is not None:
             self.shed.labels(refused).inc()
-            for msg in busy_response(self.retry_after):
+            for msg in busy_response(self.gate.retry_after()):
                 await send(msg)
             return
         try:

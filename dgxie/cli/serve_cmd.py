@@ -11,6 +11,8 @@ from dgxie.cli.common import err_console, settings
 from dgxie.compose import build_context
 from dgxie.compose.servers import add_boot_servers
 
+KEEP_ALIVE = 75  # s an idle client connection is kept (nginx's default): longer than any Retry-After wait
+
 
 def serve() -> None:
     """Migrate, then serve until interrupted."""
@@ -24,5 +26,6 @@ def serve() -> None:
     host, _, port = s.api.listen.rpartition(":")
     err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")
     uvicorn.run(app, host=host.strip("[]"), port=int(port), log_level=s.log_level, access_log=False,
+                timeout_keep_alive=KEEP_ALIVE,
                 proxy_headers=False, http=http_protocol(ctx),
                 loop="asyncio")  # the stock loop's sendfile is zero-copy; uvloop's is missing

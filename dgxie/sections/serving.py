@@ -22,7 +22,8 @@ class ApiConfig(Strict):
     One process, one event loop; synchronous handlers run in `threads` AnyIO worker threads.
     At most `max_inflight` requests do database work at once (one connection each); up to `queue`
     more wait at most `queue_wait` seconds for a slot; beyond that a request is refused at once
-    with 503 and `Retry-After: retry_after`. The connection pool is sized from these
+    with 503 and a `Retry-After` of `retry_after` seconds (up to `retry_after_max` while refusals
+    outnumber answers). The connection pool is sized from these
     (`pool_size`), so an admitted request never waits long for a connection (`pool_timeout`).
     """
 
@@ -33,6 +34,7 @@ class ApiConfig(Strict):
     queue: int = Field(default=256, ge=0, le=100_000)
     queue_wait: float = Field(default=0.5, gt=0, le=60)
     retry_after: int = Field(default=2, ge=1, le=3600)
+    retry_after_max: int = Field(default=30, ge=1, le=3600)
     pool_timeout: float = Field(default=5.0, gt=0, le=300)
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: hostport(v)))
