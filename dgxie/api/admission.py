@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import deque
 
@@ -60,7 +61,7 @@ class Gate:
             ratio = self._refused / max(self._done / 2, 1.0)
             self._retry = min(max(self._retry * min(max(ratio, 0.5), 2.0), self.backoff), self.backoff_max)
             self._window, self._done, self._refused = now, 0, 0
-        return round(self._retry)
+        return math.ceil(self._retry)
 
     @property
     def waiting(self) -> int:
