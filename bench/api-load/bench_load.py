@@ -11,6 +11,9 @@ fresh connection for `GET /healthz` every 0.25 s during the load and for 10 s af
     .venv/bin/python bench/api-load/bench_load.py --db sqlite --clients 1000 --duration 60
     .venv/bin/python bench/api-load/bench_load.py --db postgresql --wrk 20   # then wrk, 1000 conns
 
+With --restart-pg AT, dgxie runs on a private PostgreSQL (tests/support/pg_private.py) that is
+stopped AT seconds into the load and started again --pg-down seconds later.
+
 Prints a summary (markdown) and, with --json FILE, writes every figure.
 """
 
@@ -35,7 +38,10 @@ import psycopg
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # tests.support.pg_private (--restart-pg)
 from rawhttp import Conn
+
+from tests.support.pg_private import PrivatePostgres, private_postgres
 
 KINDS = ("get", "list", "patch", "create")
 HOST = "127.0.0.1"
@@ -100,7 +106,7 @@ async def client(me: int, port: int, hdr: dict[str, str], a: argparse.Namespace,
             await asyncio.sleep(0.1)
             continue
         dt = time.perf_counter() - t
-        st.status[str(r.status)] += 1
+        st.status[str(r.status) if r.status != 503 else f"503 {r.json()['detail']}"] += 1
         st.by_kind[(kind, r.status)] += 1
         if r.status == 503:
             wait = float(r.headers.get("retry-after", "1")) * rng.uniform(0.5, 1.5)
@@ -112,27 +118,29 @@ async def client(me: int, port: int, hdr: dict[str, str], a: argparse.Namespace,
     conn.close()
 
 
-async def probe(port: int) -> float:
-    """Seconds for one `GET /healthz` on a fresh connection (10.0 if it failed or took longer)."""
+async def probe(port: int) -> tuple[float, int]:
+    """Seconds and status of one `GET /healthz` on a fresh connection ((10.0, 0): no answer in 10 s)."""
     t = time.perf_counter()
     c = Conn(HOST, port)
     try:
         r = await asyncio.wait_for(c.request("GET", "/healthz"), 10)
-        ok = r.status == 200
     except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
-        ok = False
+        return 10.0, 0
     finally:
         c.close()
-    return time.perf_counter() - t if ok else 10.0
+    return time.perf_counter() - t, r.status
 
 
-async def prober(port: int, done: asyncio.Event, out: dict[str, list[float]], after_s: float) -> None:
-    while not done.is_set():
-        out["during"].append(await probe(port))
-        await asyncio.sleep(0.25)
-    end = time.monotonic() + after_s
+async def prober(port: int, done: asyncio.Event, out: dict[str, list[float]], codes: Counter[str],
+                 after_s: float) -> None:
+    end = float("inf")
     while time.monotonic() < end:
-        out["after"].append(await probe(port))
+        phase = "after" if done.is_set() else "during"
+        if phase == "after" and end == float("inf"):
+            end = time.monotonic() + after_s
+        took, status = await probe(port)
+        out[phase].append(took)
+        codes[f"{phase} {status}"] += 1
         await asyncio.sleep(0.25)
 
 
@@ -151,16 +159,29 @@ async def seed(port: int, hdr: dict[str, str], n: int) -> None:
     await asyncio.gather(*(worker() for _ in range(8)))
 
 
-async def load(port: int, token: str, a: argparse.Namespace, pid: int) -> dict[str, Any]:
+async def restart_later(pg: PrivatePostgres, at: float, down: float) -> None:
+    """Stop the private PostgreSQL `at` s into the load and start it again `down` s later."""
+    await asyncio.sleep(at)
+    await asyncio.to_thread(pg.stop)
+    await asyncio.sleep(down)
+    await asyncio.to_thread(pg.start)
+
+
+async def load(port: int, token: str, a: argparse.Namespace, pid: int,
+               pg: PrivatePostgres | None = None) -> dict[str, Any]:
     hdr = {"Authorization": f"Bearer {token}"}
     await seed(port, hdr, a.nodes)
     weights = [float(w) for w in a.mix.split(",")]
     rss0, st = rss_mib(pid), Stats()
     health: dict[str, list[float]] = {"during": [], "after": []}
     done = asyncio.Event()
-    probe_task = asyncio.create_task(prober(port, done, health, a.after))
+    codes: Counter[str] = Counter()
+    probe_task = asyncio.create_task(prober(port, done, health, codes, a.after))
     t0 = time.monotonic()
+    restart = asyncio.create_task(restart_later(pg, a.restart_pg, a.pg_down)) if pg else None
     await asyncio.gather(*(client(i, port, hdr, a, weights, t0 + a.duration, st) for i in range(a.clients)))
+    if restart:
+        await restart
     wall = time.monotonic() - t0
     done.set()
     first = Conn(HOST, port, hdr)
@@ -173,12 +194,13 @@ async def load(port: int, token: str, a: argparse.Namespace, pid: int) -> dict[s
     return {
         "wall_s": wall, "requests": answered + failed, "answered": answered, "unanswered": dict(st.failed),
         "answered_pct": 100 * answered / max(answered + failed, 1),
-        "served_pct": 100 * (answered - st.status.get("503", 0)) / max(answered + failed, 1),
+        "served_pct": 100 * sum(v for k, v in st.status.items() if k[:3] != "503") / max(answered + failed, 1),
         "status": dict(sorted(st.status.items())), "rps": answered / wall,
         "by_kind": {f"{k} {s}": v for (k, s), v in sorted(st.by_kind.items())},
         "latency_ms": {k: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in st.lat.items()},
         "healthz_max_ms": {k: max(v, default=float("nan")) * 1e3 for k, v in health.items()},
-        "healthz_probes": {k: len(v) for k, v in health.items()},
+        "healthz_probes": dict(sorted(codes.items())),
+        "healthz_ms": {k: [round(x * 1e3) for x in v] for k, v in health.items()},
         "first_get_after": {"ms": first_after[0] * 1e3, "status": first_after[1]},
         "rss_mib": {"before": rss0, "after": rss_mib(pid)},
     }
@@ -201,7 +223,7 @@ def start(a: argparse.Namespace, work: Path, url: str) -> tuple[subprocess.Popen
     proc = subprocess.Popen([sys.executable, "-m", "dgxie", "serve"], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    while asyncio.run(probe(port)) >= 10.0:
+    while asyncio.run(probe(port))[1] != 200:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"dgxie serve did not come up:\n{log.read_text()}")
         time.sleep(0.3)
@@ -221,8 +243,8 @@ def report(res: dict[str, Any]) -> str:
              "| kind | answers (not 503) | p50 ms | p99 ms |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['n']} | {v['p50']:.1f} | {v['p99']:.1f} |" for k, v in res["latency_ms"].items()]
     h, rss = res["healthz_max_ms"], res["rss_mib"]
-    lines += [f"/healthz max: during {h['during']:.0f} ms ({res['healthz_probes']['during']} probes), after "
-              f"{h['after']:.0f} ms; first GET after the load: {res['first_get_after']['ms']:.0f} ms "
+    lines += [f"/healthz max: during {h['during']:.0f} ms, after {h['after']:.0f} ms (probes by status: "
+              f"{res['healthz_probes']}); first GET after the load: {res['first_get_after']['ms']:.0f} ms "
               f"({res['first_get_after']['status']})",
               f"RSS: {rss['before']:.1f} MiB before, {rss['after']:.1f} MiB after "
               f"(+{rss['after'] - rss['before']:.1f} MiB)", f"server log: {res['log']}"]
@@ -242,18 +264,29 @@ def main() -> None:
     p.add_argument("--after", type=float, default=10, help="seconds of /healthz probes after the load")
     p.add_argument("--api", action="append", default=[], metavar="KEY=VALUE", help="an api.* setting")
     p.add_argument("--wrk", type=int, default=0, metavar="SECONDS", help="then run wrk for SECONDS")
+    p.add_argument("--restart-pg", type=float, metavar="AT", help="on a private PostgreSQL (initdb + pg_ctl), "
+                   "stopped AT s into the load and started --pg-down s later")
+    p.add_argument("--pg-down", type=float, default=5.0)
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dgxie-api-load-"))
     url, dbname = f"sqlite:///{work}/dgxie.db", ""
+    if a.restart_pg is not None:
+        with private_postgres() as pg:
+            run(a, work, pg.url, "", pg)
+        return
     if a.db == "postgresql":
         dbname = f"dgxie_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(a.pg_admin, autocommit=True) as c:
             c.execute(f'CREATE DATABASE "{dbname}"')
         url = a.pg_admin.rsplit("/", 1)[0] + f"/{dbname}"
+    run(a, work, url, dbname, None)
+
+
+def run(a: argparse.Namespace, work: Path, url: str, dbname: str, pg: PrivatePostgres | None) -> None:
     proc, port, token, log = start(a, work, url)
     try:
-        res = asyncio.run(load(port, token, a, proc.pid))
+        res = asyncio.run(load(port, token, a, proc.pid, pg))
         if a.wrk:
             res["wrk"] = wrk(port, token, a.wrk, a.clients)
     finally:
@@ -263,10 +296,11 @@ def main() -> None:
             with psycopg.connect(a.pg_admin, autocommit=True) as c:
                 c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     text = log.read_text(errors="replace")
-    res |= {"db": a.db, "clients": a.clients, "duration": a.duration, "think": a.think, "mix": a.mix,
-            "api": a.api, "loadavg": os.getloadavg(), "log": {"lines": text.count("\n"),
-                                                              "tracebacks": text.count("Traceback")}}
-    print(f"## {a.db}: {a.clients} clients, {a.duration:.0f} s, think {a.think} s, mix {a.mix}, api {a.api}")
+    log_counts = {"lines": text.count("\n"), "tracebacks": text.count("Traceback"), "errors": text.count(" ERROR "),
+                  "warnings": text.count(" WARNING ")}
+    res |= {"db": "private postgresql, restarted" if pg else a.db, "clients": a.clients, "duration": a.duration,
+            "think": a.think, "mix": a.mix, "api": a.api, "loadavg": os.getloadavg(), "log": log_counts}
+    print(f"## {res['db']}: {a.clients} clients, {a.duration:.0f} s, think {a.think} s, mix {a.mix}, api {a.api}")
     print(report(res))
     if "wrk" in res:
         print("wrk:\n" + res["wrk"])
