@@ -38,9 +38,9 @@ class Gate:
     that would time out in the queue anyway is refused at once, without occupying it).
 
     It also says how long a refused client should wait (`retry_after()`): at least `backoff`
-    seconds, more while refusals outnumber half the requests completed in the last second (every
-    second, the wait is scaled by that ratio, at most doubled or halved, within `backoff` and
-    `backoff_max`). Refusing is cheap but not free: under 1,000 clients a fixed 2 s sent ~400
+    seconds, more while refusals outnumber half the requests completed in the last second, and
+    twice the limit (every second, the wait is scaled by that ratio, at most doubled or halved,
+    within `backoff` and `backoff_max`). Refusing is cheap but not free: under 1,000 clients a fixed 2 s sent ~400
     retries a second, and answering them took the CPU the admitted requests needed."""
 
     def __init__(self, limit: int, queue: int, wait: float, backoff: int = 1, backoff_max: int = 30) -> None:
@@ -58,7 +58,7 @@ class Gate:
         self._refused += 1
         now = time.monotonic()
         if now - self._window >= 1.0:
-            ratio = self._refused / max(self._done / 2, 1.0)
+            ratio = self._refused / max(self._done / 2, 2.0 * self.limit)  # a few refusals are no load
             self._retry = min(max(self._retry * min(max(ratio, 0.5), 2.0), self.backoff), self.backoff_max)
             self._window, self._done, self._refused = now, 0, 0
         return math.ceil(self._retry)

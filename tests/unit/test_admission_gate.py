@@ -78,7 +78,7 @@ def test_retry_after_grows_while_refusals_outnumber_answers_and_stays_within_bou
     assert gate.retry_after() == 2
     seen = []
     for _ in range(6):
-        gate._refused += 2  # in the second that passes: 3 refusals, no answers -> double (at most)
+        gate._refused += 5  # in the second that passes: 6 refusals, no answers -> double (at most)
         gate._window -= 1.0
         seen.append(gate.retry_after())
     assert seen == [4, 8, 10, 10, 10, 10]
@@ -87,3 +87,11 @@ def test_retry_after_grows_while_refusals_outnumber_answers_and_stays_within_bou
         gate._window -= 1.0
         seen.append(gate.retry_after())
     assert seen[-3:] == [5, 3, 2]
+
+
+def test_a_few_refusals_do_not_stretch_retry_after() -> None:
+    gate = Gate(limit=1, queue=0, wait=1, backoff=7)
+    gate._window -= 1.0
+    assert [gate.retry_after(), gate.retry_after()] == [7, 7]
+    gate._window -= 1.0
+    assert gate.retry_after() == 7  # 2 refusals in that second, at most 2 x limit: no stretch
