@@ -42,7 +42,7 @@ class Context:
     oci: OciReader  # the /v2/ read side of the OCI mirrors
     reprovision: ReprovisionHooks  # what reprovision does around its state change (drain, BMC)
     db_probe: Probe  # the last background `SELECT 1`, for /healthz
-    db_health: Availability = field(default_factory=Availability)  # outage/recovery, one log line each
+    db_health: Availability  # outage and recovery, one log line each
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 
     def service(self, name: str) -> Service | None:
