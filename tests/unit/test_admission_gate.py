@@ -1,4 +1,5 @@
-"""dgxie.api.admission.Gate: the in-flight limit, its FIFO queue and the Retry-After it advises.
+"""dgxie.api.admission.Gate: the in-flight limit, its FIFO queue and the Retry-After it advises;
+the `api.*` sizes it and the connection pool come from.
 
 No clock races: every wait here is either resolved by the test or bounded by a `wait` the test
 expects to run out.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pydantic
+import pytest
+
 from dgxie.api.admission import Gate
+from dgxie.sections import ApiConfig
 
 
 def run(coro: object) -> object:
@@ -95,3 +100,11 @@ def test_a_few_refusals_do_not_stretch_retry_after() -> None:
     assert [gate.retry_after(), gate.retry_after()] == [7, 7]
     gate._window -= 1.0
     assert gate.retry_after() == 7  # 2 refusals in that second, at most 2 x limit: no stretch
+
+
+def test_api_config_sizes_the_pool_and_refuses_more_inflight_than_threads() -> None:
+    api = ApiConfig()
+    assert (api.threads, api.max_inflight, api.pool_size) == (40, 8, 18)
+    assert ApiConfig(max_inflight=30, threads=32).pool_size == 40
+    with pytest.raises(pydantic.ValidationError, match="must leave 2 of the 8 threads free"):
+        ApiConfig(max_inflight=7, threads=8)
