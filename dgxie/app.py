@@ -12,15 +12,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from dgxie import __version__
+from dgxie import __version__, db
 from dgxie.api import agent as agent_api
 from dgxie.api import boot, firmware_files, install, openapi, ops, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
+from dgxie.api.admission import Admission, Gate
 from dgxie.api.fastpath import BootFastPath, fast_protocol
 from dgxie.api.limits import BodyLimit, RefuseNul
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
@@ -35,7 +37,19 @@ from dgxie.validation import describe_errors
 log = logging.getLogger("dgxie")
 
 
-def _errors(app: FastAPI) -> None:
+def _errors(app: FastAPI, ctx: Context) -> None:
+    retry_after = str(ctx.settings.api.retry_after)
+
+    async def _db_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        """The one place a database outage becomes an answer: 503 + Retry-After, and one log line
+        per outage (`Availability.down`), not a traceback per request."""
+        ctx.db_health.down(exc)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503,
+                            headers={"Retry-After": retry_after})
+
+    for cls in db.UNAVAILABLE:
+        app.add_exception_handler(cls, _db_unavailable)
+
     @app.exception_handler(DgxieError)
     async def _dgxie(_: Request, exc: DgxieError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
@@ -56,6 +70,8 @@ def create_app(ctx: Context) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # sync routes and dependencies run in AnyIO's threads; max_inflight of them are admitted
+        anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api.threads
         supervisor = Supervisor(ctx.services)
         await supervisor.start()
         try:
@@ -69,10 +85,13 @@ def create_app(ctx: Context) -> FastAPI:
     for collector in (NodeStateCollector(ctx.sessions), FirmwareCollector(ctx.sessions, ctx.site),
                       MirrorCollector(ctx.sessions)):
         ctx.registry.register(collector)
-    app.add_middleware(HttpMetrics, registry=ctx.registry)
-    app.add_middleware(BodyLimit, max_bytes=ctx.settings.api.max_body_bytes)
-    app.add_middleware(RefuseNul)
-    _errors(app)
+    api = ctx.settings.api
+    app.add_middleware(HttpMetrics, registry=ctx.registry)  # counts and times admitted requests
+    app.add_middleware(Admission, gate=Gate(api.max_inflight, api.queue, api.queue_wait, api.retry_after,
+                                            api.retry_after_max), registry=ctx.registry)
+    app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)  # outermost: refuses before queueing
+    app.add_middleware(RefuseNul)  # NUL in a path or query: 422 before anything reads it
+    _errors(app, ctx)
     app.include_router(ops.router)
     app.include_router(firmware_files.router)
     app.include_router(v1_router, prefix="/api/v1")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.background import Service
 from dgxie.config import Settings
+from dgxie.db import Availability, Probe
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.mirror.oci.store import OciReader
 from dgxie.netboot.metrics import BootMetrics
@@ -40,6 +41,8 @@ class Context:
     tokens: TokenCache  # authenticated API tokens, a few seconds per process
     oci: OciReader  # the /v2/ read side of the OCI mirrors
     reprovision: ReprovisionHooks  # what reprovision does around its state change (drain, BMC)
+    db_probe: Probe  # the last background `SELECT 1`, for /healthz
+    db_health: Availability  # outage and recovery, one log line each
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 
     def service(self, name: str) -> Service | None:

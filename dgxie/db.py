@@ -7,12 +7,16 @@ it to head and is what `dgxie db upgrade` and `dgxie serve` call.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -28,6 +32,14 @@ NAMING = {
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
+log = logging.getLogger("dgxie.db")
+
+# What "the database is not there" looks like through SQLAlchemy: the server refused or dropped the
+# connection (OperationalError, DisconnectionError, InterfaceError on a closed connection) or no
+# pooled connection came free within the pool timeout (sqlalchemy.exc.TimeoutError).
+UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError,
+                                            sa_exc.DisconnectionError, sa_exc.TimeoutError)
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -41,12 +53,18 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
-    """An engine with SQLite made safe for a multi-threaded server (WAL, foreign keys, busy wait)."""
+    """An engine with SQLite made safe for a multi-threaded server (WAL, foreign keys, busy wait).
+
+    Pool options (`pool_size`, `max_overflow`, `pool_timeout`) apply to PostgreSQL and file SQLite
+    alike; `dgxie serve` sizes them from `api.*` (compose/root.py, docs/configuration.md)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
             private_file(path)  # 0600 before SQLite creates it (its -wal/-shm take its mode)
+        else:
+            for key in ("pool_size", "max_overflow", "pool_timeout"):
+                kw.pop(key, None)  # :memory: uses SingletonThreadPool
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -63,6 +81,109 @@ def make_engine(url: str, **kw: Any) -> Engine:
         kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
     return create_engine(url, **kw)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a database error: the driver's class and the first line of its message."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first}"[:300]
+
+
+class Availability:
+    """Whether the database answers, as the requests and background services find it.
+
+    `down(exc)` logs one ERROR line when the database stops answering (the first failure of an
+    outage); every later failure of that outage is silent. The first statement that succeeds
+    afterwards (`watch()` hooks every statement) logs one WARNING line saying it is back and how
+    long it was gone. Thread-safe; the common path (no outage) is one attribute read."""
+
+    def __init__(self) -> None:
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    def down(self, exc: BaseException) -> None:
+        if self._down_since is not None:
+            return
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.error("database unavailable: %s", describe(exc))
+
+    def up(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            if self._down_since is not None:
+                gone = time.monotonic() - self._down_since
+                self._down_since = None
+                log.warning("database available again (unavailable for %.1f s)", gone)
+
+    def log_filter(self) -> logging.Filter:
+        """A filter for a server's log handlers: a record carrying a database-unavailable
+        exception (a background service's "poll failed" traceback, say) is folded into this
+        outage's one line instead of being written."""
+        return _FoldOutage(self)
+
+    def watch(self, engine: Engine) -> Availability:
+        """Mark the database up whenever a statement on `engine` succeeds."""
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _answered(*_: Any) -> None:
+            self.up()
+
+        return self
+
+
+PROBE_EVERY = 0.5  # s between two background `SELECT 1` (Probe)
+PROBE_FRESH = 2.0  # s a probe's result answers /healthz
+
+
+class Probe:
+    """`SELECT 1` on the engine, run by a background service every `PROBE_EVERY` seconds, so
+    `/healthz` can answer from the last result without a database connection or a worker thread
+    (the boot fast path answers it on the event loop while the API is saturated)."""
+
+    def __init__(self, engine: Engine, health: Availability) -> None:
+        self.engine, self.health = engine, health
+        self._last: tuple[float, str | None] | None = None  # (when, None if it answered else the error class)
+
+    def check(self) -> str | None:
+        """Run the probe now: None if the database answered, else the error's class name."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            error = None
+        except Exception as exc:
+            if isinstance(exc, UNAVAILABLE):
+                self.health.down(exc)
+            error = type(exc).__name__
+        self._last = (time.monotonic(), error)
+        return error
+
+    def last(self, max_age: float) -> tuple[bool, str | None]:
+        """(True, result) from a probe at most `max_age` s old, else (False, None)."""
+        hit = self._last
+        if hit is None or time.monotonic() - hit[0] > max_age:
+            return False, None
+        return True, hit[1]
+
+
+class _FoldOutage(logging.Filter):
+    def __init__(self, health: Availability) -> None:
+        super().__init__()
+        self.health = health
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UNAVAILABLE):
+            self.health.down(exc)
+            return False
+        return True
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,6 +6,7 @@ profiles and images.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,21 +114,40 @@ class TokenCache:
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._guard = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def cached(self, plain: str) -> Principal | None:
+        """The principal if this token was checked less than `ttl` seconds ago (no I/O: the API
+        calls it on the event loop and goes to a worker thread only on a miss)."""
+        hit = self._entries.get(hash_token(plain))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def lookup(self, sessions: sessionmaker[Session], plain: str) -> Principal:
-        """The principal for a bearer string, or Unauthorized."""
+        """The principal for a bearer string, or Unauthorized. Concurrent misses for one token
+        make one database lookup (the others wait for it): when a busy token's entry expires,
+        hundreds of requests do not all query, and all write `last_used_at`, at once."""
         key = hash_token(plain)
         hit = self._entries.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        with session_scope(sessions) as s:
-            tok = authenticate(s, plain)
-            principal = Principal(name=tok.name, role=Role(tok.role))
-        if len(self._entries) > self.MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (now + self.ttl, principal)
-        return principal
+        with self._guard:
+            loading = self._loading.setdefault(key, threading.Lock())
+        try:
+            with loading:
+                hit = self._entries.get(key)
+                if hit is not None and hit[0] > time.monotonic():
+                    return hit[1]
+                with session_scope(sessions) as s:
+                    tok = authenticate(s, plain)
+                    principal = Principal(name=tok.name, role=Role(tok.role))
+                if len(self._entries) > self.MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = (time.monotonic() + self.ttl, principal)
+                return principal
+        finally:
+            with self._guard:
+                self._loading.pop(key, None)
 
     def forget(self, name: str) -> None:
         """Drop a revoked token at once."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from dgxie.context import Context
-from dgxie.db import session_scope
 from dgxie.site import Site
 
 
@@ -19,10 +20,31 @@ def get_ctx(request: Request) -> Context:
     return ctx
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session committed when the handler returns normally, rolled back on any error."""
-    with session_scope(get_ctx(request).sessions) as s:
-        yield s
+def _finish(session: Session, ok: bool) -> None:
+    """Commit (`ok`) or roll back, then close (the connection goes back to the pool)."""
+    try:
+        if ok:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session committed when the handler returns normally, rolled back on any error.
+
+    Made on the event loop (no I/O: the handler's first query takes the connection, in its worker
+    thread) and finished in one worker-thread hop, so a request costs one hop for its handler and
+    one for the commit instead of one more to open the session (`db.session_scope`'s semantics)."""
+    session = get_ctx(request).sessions()
+    try:
+        yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, session, False)
+        raise
+    await run_in_threadpool(_finish, session, True)
 
 
 def peer_address(request: Request) -> str:

@@ -3,8 +3,9 @@
 Measured (issue 3): Starlette's FileResponse (64 KiB reads through a thread pool) serves 0.3x of
 nginx; `loop.sendfile` on the stock asyncio loop 0.85x; a trivial FastAPI route ~7,500 req/s.
 So `dgxie serve` gives uvicorn a protocol class (`fast_protocol`) that looks at each request head
-on a connection first: `GET|HEAD /images/IMAGE/FILE` and `GET /boot/ipxe?mac=` are answered
-here (zero-copy, or from the script cache, with no ASGI scope, middleware or thread hop per hit);
+on a connection first: `GET|HEAD /images/IMAGE/FILE`, `GET /boot/ipxe?mac=` and `GET /healthz`
+(from the background database probe, `db.Probe`) are answered here (zero-copy, or from the script
+cache, with no ASGI scope, middleware or thread hop per hit);
 anything else, and every later byte of that connection, goes to uvicorn's own protocol unchanged.
 Same port, same URLs (`boot.urls`), same answers as `dgxie.api.boot`'s routes. See docs/netboot.md.
 """
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from dgxie.api.boot import IPXE_MEDIA
+from dgxie.api.ops import health_answer
 from dgxie.catalog import images
 from dgxie.context import Context
-from dgxie.db import session_scope
+from dgxie.db import PROBE_FRESH, session_scope
 from dgxie.errors import DgxieError
 from dgxie.netboot import http
 
@@ -48,12 +50,26 @@ class BootFastPath:
     def wants(head: http.Head) -> bool:
         if head.method not in ("GET", "HEAD") or head.has_body:
             return False
-        if head.path == "/boot/ipxe":
+        if head.path in ("/boot/ipxe", "/healthz"):
             return head.method == "GET"
         return head.path.startswith("/images/") and head.path.count("/") == 3
 
+    def health(self, error: str | None, keep_alive: bool) -> bytes:
+        """/healthz's answer, byte for byte the route's (dgxie.api.ops.health_answer)."""
+        status, payload = health_answer(error)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        hdrs = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if status != 200:
+            hdrs.append(("Retry-After", str(self.ctx.settings.api.retry_after)))
+        return http.response_head(status, "OK" if status == 200 else "Service Unavailable", hdrs,
+                                  keep_alive=keep_alive) + body
+
     def quick(self, head: http.Head) -> bytes | None:
-        """A cached iPXE script answered inline (no task), else None."""
+        """A cached iPXE script, or /healthz from a fresh background probe, answered inline (no
+        task, no thread: it answers while the API is saturated), else None."""
+        if head.path == "/healthz":  # "ok" may be PROBE_FRESH s old; "unhealthy" is always checked live
+            fresh, error = self.ctx.db_probe.last(PROBE_FRESH)
+            return self.health(None, head.keep_alive) if fresh and error is None else None
         if head.path != "/boot/ipxe":
             return None
         script = self.scripts.cached(head.query.get("mac", [""])[0])
@@ -64,7 +80,10 @@ class BootFastPath:
     async def serve(self, head: http.Head, transport: asyncio.Transport) -> None:
         head_only = head.method == "HEAD"
         try:
-            if head.path == "/boot/ipxe":
+            if head.path == "/healthz":
+                error = await asyncio.to_thread(self.ctx.db_probe.check)
+                transport.write(self.health(error, head.keep_alive))
+            elif head.path == "/boot/ipxe":
                 script = await asyncio.to_thread(self.scripts.get, head.query.get("mac", [""])[0])
                 transport.write(http.simple_response(200, "OK", script.text.encode(), IPXE_MEDIA,
                                                      keep_alive=head.keep_alive))

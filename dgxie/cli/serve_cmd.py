@@ -11,16 +11,21 @@ from dgxie.cli.common import err_console, settings
 from dgxie.compose import build_context
 from dgxie.compose.servers import add_boot_servers
 
+KEEP_ALIVE = 75  # s an idle client connection is kept (nginx's default): longer than any Retry-After wait
+
 
 def serve() -> None:
     """Migrate, then serve until interrupted."""
     s = settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
+    for handler in logging.getLogger().handlers:  # a database outage is one line, not a traceback a poll
+        handler.addFilter(ctx.db_health.log_filter())
     add_boot_servers(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")
     err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")
     uvicorn.run(app, host=host.strip("[]"), port=int(port), log_level=s.log_level, access_log=False,
+                timeout_keep_alive=KEEP_ALIVE,
                 proxy_headers=False, http=http_protocol(ctx),
                 loop="asyncio")  # the stock loop's sendfile is zero-copy; uvloop's is missing

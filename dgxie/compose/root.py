@@ -64,9 +64,10 @@ def install_sweeper(sessions: sessionmaker[Session], site: Site) -> Periodic:
     return Periodic("install-timeout-sweep", sweep, site.install.sweep_seconds)
 
 
-def background(sessions: sessionmaker[Session], site: Site) -> list[Service]:
+def background(sessions: sessionmaker[Session], site: Site, probe: db.Probe) -> list[Service]:
     """The background services every API process runs, in start order."""
-    services: list[Service] = [install_sweeper(sessions, site), Scheduler(sessions, site)]
+    services: list[Service] = [Periodic("db-probe", probe.check, db.PROBE_EVERY), install_sweeper(sessions, site),
+                               Scheduler(sessions, site)]
     if site.handoff.enabled:
         services.append(BootstrapWorker(sessions, site))
     return services
@@ -79,7 +80,11 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     check_roles(site)
     if migrate:
         db.upgrade(settings.database_url)
-    engine = db.make_engine(settings.database_url)
+    api = settings.api  # the pool is sized from the worker model (docs/configuration.md, "Concurrency")
+    engine = db.make_engine(settings.database_url, pool_size=api.pool_size, max_overflow=0,
+                            pool_timeout=api.pool_timeout)
+    health = db.Availability().watch(engine)
+    probe = db.Probe(engine, health)
     config = secret_config(os.environ.get(CONFIG_ENV), settings.database_url, settings.secret_key is not None)
     for line in loosened(settings.data_dir, settings.database_url, config):
         log.warning("%s", line)
@@ -91,4 +96,5 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     scripts = ScriptCache(sessions, site, ttl=settings.boot.script_cache_seconds, on_decision=metrics.decision)
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
-                   reprovision=reprovision_hooks(), services=background(sessions, site))
+                   reprovision=reprovision_hooks(), db_probe=probe, db_health=health,
+                   services=background(sessions, site, probe))

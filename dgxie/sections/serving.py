@@ -10,12 +10,46 @@ from pydantic import Field, field_validator, model_validator
 
 from dgxie.sections.common import Strict, hostport
 
+# Database connections kept beside the admitted requests' own: background services (install sweep,
+# mirror scheduler, handoff worker, DHCP sync), the boot fast path's lookups (asyncio's default
+# executor: up to 6 threads on 2 cores) and /healthz. See docs/configuration.md, "Concurrency".
+RESERVED_CONNECTIONS = 10
+
 
 class ApiConfig(Strict):
+    """The HTTP server and its worker model (docs/configuration.md, "Concurrency").
+
+    One process, one event loop; synchronous handlers run in `threads` AnyIO worker threads.
+    At most `max_inflight` requests do database work at once (one connection each); up to `queue`
+    more wait at most `queue_wait` seconds for a slot; beyond that a request is refused at once
+    with 503 and a `Retry-After` of `retry_after` seconds (up to `retry_after_max` while refusals
+    outnumber answers). The connection pool is sized from these
+    (`pool_size`), so an admitted request never waits long for a connection (`pool_timeout`).
+    """
+
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    threads: int = Field(default=40, ge=4, le=1000)
+    max_inflight: int = Field(default=8, ge=1, le=500)
+    queue: int = Field(default=256, ge=0, le=100_000)
+    queue_wait: float = Field(default=0.5, gt=0, le=60)
+    retry_after: int = Field(default=2, ge=1, le=3600)
+    retry_after_max: int = Field(default=30, ge=1, le=3600)
+    pool_timeout: float = Field(default=5.0, gt=0, le=300)
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: hostport(v)))
+
+    @model_validator(mode="after")
+    def _threads_cover_inflight(self) -> ApiConfig:
+        if self.max_inflight > self.threads - 2:
+            raise ValueError(f"max_inflight ({self.max_inflight}) must leave 2 of the {self.threads} threads "
+                             "free (for /healthz and the boot paths): raise threads or lower max_inflight")
+        return self
+
+    @property
+    def pool_size(self) -> int:
+        """Connections in the pool: one per admitted request plus RESERVED_CONNECTIONS."""
+        return self.max_inflight + RESERVED_CONNECTIONS
 
 
 class SubnetConfig(Strict):
