@@ -52,3 +52,11 @@ def test_input_bounds_in_the_doc_are_the_codes() -> None:
     assert validation.MAX_JSON_DEPTH == 32 and "at most 32 levels deep" in DOC
     assert (validation.DOC_MAX_KEYS, validation.DOC_MAX_DEPTH, validation.DOC_MAX_BYTES) == (1024, 16, 64 * 1024)
     assert "1,024 keys, 16 levels and 64 KiB" in DOC
+
+
+def test_admission_defaults_in_the_doc_are_the_codes() -> None:
+    from dgxie.sections import ApiConfig
+
+    api = ApiConfig()
+    assert (api.max_inflight, api.queue, api.queue_wait, api.retry_after) == (8, 256, 0.5, 2)
+    assert "requests (8)" in DOC and "(256)" in DOC and "(0.5 s)" in DOC and "(2 s," in DOC
