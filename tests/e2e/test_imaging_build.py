@@ -44,6 +44,7 @@ class Site:
 
     def __init__(self, base: Path, mirror: DebianMirror) -> None:
         self.data = base / "data"
+        self.data.mkdir(mode=0o700)  # as dgxie makes it: a looser one is warned about on every command
         mirror.link_into(self.data)
         self.config = base / "dgxie.yaml"
         self.config.write_text(yaml.safe_dump({"database_url": f"sqlite:///{base / 'dgxie.db'}",
