@@ -115,6 +115,32 @@ class BlobStore:
                     p.unlink(missing_ok=True)
         return n, size
 
+    def put_stream(self, chunks: Iterable[bytes], *, max_bytes: int) -> tuple[str, int]:
+        """Store a stream whose digest is not known beforehand: (digest, size). More than
+        `max_bytes`, or any failure, leaves nothing behind (ValueError for the size)."""
+        part = self.root / "partial" / f"stream-{os.getpid()}-{time.monotonic_ns()}"
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with part.open("wb") as f:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ValueError(f"larger than {max_bytes} bytes")
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            d = h.hexdigest()
+            final = self.path(d)
+            if not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(part, 0o444)
+                os.replace(part, final)
+            return d, size
+        finally:
+            part.unlink(missing_ok=True)
+
     def put_bytes(self, data: bytes) -> str:
         """Store `data`; return its digest (hex)."""
         d = hashlib.sha256(data).hexdigest()
@@ -125,14 +151,19 @@ class BlobStore:
         """Store a local file by its content; return its digest (hex)."""
         return self.store_file(src)[0]
 
-    def store_file(self, src: Path) -> tuple[str, bool]:
-        """Store a local file by its content: (digest, whether this call added the blob). A failed
-        copy (disk full, interrupt) leaves nothing behind."""
+    @staticmethod
+    def digest_file(src: Path) -> str:
+        """The sha256 of a local file, read in 1 MiB blocks (what `store_file` would store it as)."""
         h = hashlib.sha256()
         with src.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        d = h.hexdigest()
+        return h.hexdigest()
+
+    def store_file(self, src: Path) -> tuple[str, bool]:
+        """Store a local file by its content: (digest, whether this call added the blob). A failed
+        copy (disk full, interrupt) leaves nothing behind."""
+        d = self.digest_file(src)
         if self.has(d):
             return d, False
         with src.open("rb") as f:

@@ -4,6 +4,7 @@ node-facing: not in the OpenAPI document; docs/lifecycle.md, docs/security.md).
     GET  /boot/n/{token}/user-data|meta-data|vendor-data|preseed|kickstart
     POST /boot/n/{token}/events/{credential}   installer callbacks (any kind)
     POST /boot/n/{token}/events                progress only (changes no state)
+    POST /install                              DGXIE's `action=start|end`, external profiles only
 
 Only the node's own address is answered (403 otherwise, recorded in the node's events). A wrong
 token, an unknown node and an artefact the node's template set lacks are all the same 404 (no
@@ -21,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from dgxie.api.deps import get_ctx, peer_address
 from dgxie.api.limits import read_body
 from dgxie.errors import NotFound
-from dgxie.install import seed, service
+from dgxie.install import legacy, seed, service
 from dgxie.nodes.schemas import CallbackOut
 
 router = APIRouter(tags=["install"], include_in_schema=False)
@@ -55,3 +56,11 @@ async def installer_event(token: str, credential: str, request: Request) -> Call
 @router.post("/boot/n/{token}/events", response_model_exclude_none=True)
 async def installer_progress(token: str, request: Request) -> CallbackOut:
     return await _callback(request, token, None)
+
+
+@router.post("/install", response_model_exclude_none=True)
+async def dgxie_install_report(request: Request) -> CallbackOut:
+    """DGXIE's install report (`curl -X POST -d action=end IP:PORT/install`): `dgxie.install.legacy`."""
+    ctx = get_ctx(request)
+    body = await read_body(request, ctx.site.install.callback_max_bytes, "install report")
+    return await run_in_threadpool(legacy.report, ctx.sessions, ctx.site, body, peer_address(request))

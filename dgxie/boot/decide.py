@@ -45,6 +45,7 @@ class Decision:
 
 
 IMAGE_TEMPLATE_FAMILY = "image"  # profile template `image/deploy`: dgxie's agent writes an OS image
+EXTERNAL_TEMPLATE = "external"  # the installer brings its own config (e.g. imported from DGXIE)
 
 
 def deploys_image(template: str | None) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dgxie.blobstore import BlobStore
+from dgxie.catalog import upstream
 from dgxie.catalog.schemas import ImageIn, ImageOut, ImageUpdate
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
@@ -132,9 +133,13 @@ def add_image(session: Session, data_dir: Path, *, name: str, kernel: Path, init
 
 
 def image_file(session: Session, data_dir: Path, image: str, file: str) -> tuple[Path, int, str]:
-    """(blob path, size, sha256) of /images/IMAGE/FILE, or NotFound."""
+    """(blob path, size, sha256) of /images/IMAGE/FILE, or NotFound; a file known only by its
+    upstream URL is fetched first and pinned in the caller's transaction (`catalog.upstream`)."""
     i = session.scalar(select(Image).where(Image.name == image))
     entry = i.files.get(file) if i is not None else None
+    if i is not None and isinstance(entry, dict) and "sha256" not in entry and "url" in entry:
+        entry = upstream.pull(blob_store(data_dir), i, file, entry)  # fetched on first use (catalog.upstream)
+        session.flush()
     if not isinstance(entry, dict) or "sha256" not in entry:
         raise NotFound(f"no file {file!r} in image {image!r}")
     try:

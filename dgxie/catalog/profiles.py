@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,24 @@ def profile_by_name(session: Session, name: str, *, missing: type[Exception] = I
     if p is None:
         raise missing(f"unknown profile {name!r}")
     return p
+
+
+MAC_MATCH_VAR = "mac_match"
+
+
+def profile_for_mac(session: Session, mac: str) -> Profile | None:
+    """The profile a node enrolled without one gets: the first, in creation order, whose var
+    `mac_match` (a regex) re.matches the lower-case, colon-separated MAC. This is DGXIE's
+    machines.json rule (first entry in file order; an import creates them in that order)."""
+    for p in session.scalars(select(Profile).order_by(Profile.id)).unique():
+        pattern = p.vars.get(MAC_MATCH_VAR)
+        if isinstance(pattern, str):
+            try:
+                if re.match(pattern, mac.lower()):
+                    return p
+            except re.error:
+                continue
+    return None
 
 
 def create_profile(session: Session, site: Site, data: ProfileIn, *, actor: str, source: str = "api") -> Profile:

@@ -23,10 +23,13 @@ def _example(*examples: dict[str, Any]) -> ConfigDict:
 
 def check_files(v: dict[str, Any] | None) -> dict[str, Any] | None:
     """An image's `files`: each entry an object; one with `sha256` (a file served at
-    /images/NAME/FILE) has 64 lower-case hex digits there and a whole `size` >= 0 if any."""
+    /images/NAME/FILE) has 64 lower-case hex digits there and a whole `size` >= 0 if any; one
+    with `url` (fetched on first use, then pinned: `catalog.upstream`) an http(s) URL."""
     for name, entry in (v or {}).items():
         if not isinstance(entry, dict):
             raise ValueError(f"{name}: must be an object")
+        if "url" in entry and not (isinstance(entry["url"], str) and entry["url"].startswith(("http://", "https://"))):
+            raise ValueError(f"{name}.url: must be an http(s) URL (a file fetched on first use)")
         if "sha256" in entry and not (isinstance(entry["sha256"], str) and SHA256_RE.match(entry["sha256"])):
             raise ValueError(f"{name}.sha256: must be 64 lower-case hex digits")
         size = entry.get("size", 0)
@@ -93,7 +96,7 @@ class ImageIn(_In):
     os: ImageOs = "ubuntu"
     arch: Arch = "x86_64"
     kernel: str = Field(min_length=1, max_length=255)
-    initrd: str = Field(min_length=1, max_length=255)
+    initrd: str = Field(default="", max_length=255, description="empty for a kernel that needs none (ESXi's mboot.efi)")
     cmdline: str = ""
     files: dict[str, Any] = Field(default={}, description="served files by name: {sha256, size, role, ...}")
 

@@ -17,6 +17,7 @@ from dgxie.cli import (
     db_cmd,
     firmware_cmd,
     image_cmd,
+    import_cmd,
     inventory_cmd,
     lifecycle_cmd,
     mirror_cmd,
@@ -37,6 +38,7 @@ app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the 
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+node_cmd.app.command("import")(import_cmd.import_)
 node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
 node_cmd.app.command("watch")(lifecycle_cmd.watch)
 node_cmd.app.command("enroll")(lifecycle_cmd.enroll)

@@ -11,7 +11,7 @@ from rich.table import Table
 from dgxie import events
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.errors import Invalid
-from dgxie.nodes import importer, service
+from dgxie.nodes import service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
 from dgxie.validation import parse
 
@@ -45,6 +45,8 @@ def add(hostname: str, mac: str = typer.Option(..., help="primary MAC"), ip: str
     """Enroll a node."""
     data: dict[str, Any] = {"hostname": hostname, "mac": mac, "ip": ip, "profile": profile, "role": role,
                             "tags": tag, "interfaces": [{"mac": m} for m in extra_mac]}
+    if profile is None:
+        del data["profile"]  # none given: a profile whose mac_match matches, if any (docs/migrating-from-dgxie.md)
     if bmc or bmc_user or bmc_password_file:
         data["bmc"] = {"url": bmc, "username": bmc_user, "password": _password(bmc_password_file)}
     body = parse(NodeCreate, data)
@@ -129,24 +131,3 @@ def delete(node: str) -> None:
         name = n.hostname
         service.delete_node(s, n, actor=actor())
     err_console.print(f"deleted {name}")
-
-
-@app.command("import")
-def import_(files: list[Path] = typer.Argument(..., help="CSV, YAML, DGXIE machines.json, dnsmasq conf")) -> None:
-    """Import nodes (and DGXIE profiles) from files: all of them or nothing."""
-    plans = []
-    for f in files:
-        try:
-            text = f.read_text()
-        except OSError as exc:
-            raise Invalid(f"{f}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise Invalid(f"{f}: not a text file") from None
-        plans.append(importer.parse_file(f.name, text))
-    merged = importer.ImportPlan()
-    for p in plans:
-        merged.profiles.extend(p.profiles)
-        merged.nodes.extend(p.nodes)
-    with session() as s:
-        n_nodes, n_profiles = service.import_plan(s, context().site, merged, actor=actor())
-    err_console.print(f"imported {n_nodes} node(s) and {n_profiles} profile(s)")

@@ -42,6 +42,18 @@ def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
     return boot_render.ipxe_script(s, site, mac).text, None
 
 
+def ipxe_explain(s: Session, site: Site, ref: str) -> list[str]:
+    """`render NODE ipxe --explain`: the boot decision, and what dgxie added to the image's cmdline."""
+    try:
+        mac = service.get_node(s, ref).mac or ref
+    except NotFound:
+        mac = ref
+    name, _, decision = boot_render.ipxe_context(s, site, mac)
+    script = boot_render.ipxe_script(s, site, mac)
+    return [f"# decision: {decision.action.value} ({decision.reason})", f"# template: {name}",
+            *[f"# note: {n}" for n in script.notes]]
+
+
 RENDERERS: dict[str, Renderer] = {a: _seed(a) for a in seed.ARTIFACTS} | {"ipxe": _ipxe}
 
 
@@ -65,6 +77,10 @@ def render(node: str = typer.Argument(..., help="hostname or MAC"),
     renderer = RENDERERS.get(artifact)
     if renderer is None:
         raise Invalid(f"unknown artefact {artifact!r} (known: {', '.join(RENDERERS)})")
+    if explain and artifact == "ipxe":
+        with session() as s:
+            sys.stdout.write("\n".join(ipxe_explain(s, context().site, node)) + "\n")
+        return
     with session() as s:
         text, merged = renderer(s, context().site, node)
     if explain:

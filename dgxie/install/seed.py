@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 
 from dgxie.boot import templates, urls
+from dgxie.boot.decide import EXTERNAL_TEMPLATE
 from dgxie.boot.validate import VALIDATORS, RenderError, check_line_values, check_username
 from dgxie.boot.vars import Merged, layered, site_layer
 from dgxie.errors import Invalid, NotFound
@@ -42,6 +43,9 @@ FAMILIES: dict[str, dict[str, str]] = {
     # `image/deploy`: dgxie's agent writes an OS image; these seed its first boot (docs/deploy.md)
     "image": {"user-data": "image/user-data.j2", "meta-data": "image/meta-data.j2",
               "vendor-data": "image/vendor-data.j2"},
+    # `external`: the installer brings its own config (a DGXIE import's preseed, a site's own
+    # kickstart server); dgxie boots the image's cmdline as it is and serves no config
+    EXTERNAL_TEMPLATE: {},
 }
 PREVIEW_CREDENTIAL = "preview"  # in an admin's preview of a config, where the node's credential goes
 CREDENTIAL_ARTIFACTS = frozenset({"user-data", "preseed", "kickstart"})  # the ones with `events_url`
@@ -129,7 +133,7 @@ def node_vars(site: Site, node: Node, *, credential: str = PREVIEW_CREDENTIAL) -
         if not isinstance((prof.image.files or {}).get("rootfs"), dict):
             raise Invalid(f"profile {prof.name}: template {prof.template} deploys an OS image, but image "
                           f"{prof.image.name} has no root file system (dgxie image build)")
-    elif OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family):
+    elif family != EXTERNAL_TEMPLATE and OS_FAMILY.get(prof.image.os, prof.image.os) != OS_FAMILY.get(family):
         raise Invalid(f"profile {prof.name}: template {prof.template} does not fit image {prof.image.name} "
                       f"(os {prof.image.os})")
     token = boot_token(site.box, node)
@@ -179,6 +183,9 @@ def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_C
         raise NotFound(f"no artefact {artifact!r} (known: {', '.join(ARTIFACTS)})")
     family = family_of(node)
     template = FAMILIES[family].get(artifact)
+    if template is None and family == EXTERNAL_TEMPLATE:
+        raise NotFound(f"{node.hostname}: profile {node.profile.name if node.profile else '-'} is external: its "
+                       f"installer brings its own config, dgxie serves no {artifact}")
     if template is None:
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")

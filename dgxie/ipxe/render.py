@@ -16,7 +16,7 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dgxie.boot import templates
+from dgxie.boot import installargs, templates
 from dgxie.boot.decide import Action, Decision, decide, deploys_image
 from dgxie.boot.urls import expand_cmdline, image_file_url
 from dgxie.errors import Invalid, Unavailable
@@ -43,13 +43,22 @@ def render(name: str, context: dict[str, Any]) -> str:
 class Script:
     text: str
     decision: Decision
+    notes: tuple[str, ...] = ()  # what dgxie added or noticed (`dgxie render NODE ipxe --explain`)
 
 
-def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: str) -> dict[str, Any]:
-    cmdline = expand_cmdline(image.cmdline, public_url=site.public_url, boot_token=token, hostname=hostname, mac=mac)
+def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: str,
+                   template: str | None = None) -> dict[str, Any]:
+    """The image's kernel, initrd (none when the image has none) and cmdline, with the arguments
+    the profile's installer needs added (`boot.installargs`) and the placeholders filled."""
+    raw, added = installargs.complete(template, image.cmdline)
+    cmdline = expand_cmdline(raw, public_url=site.public_url, boot_token=token, hostname=hostname, mac=mac)
+    notes = [f"added to image {image.name}'s cmdline for template {template}: {' '.join(added)}"] if added else []
+    notes += [f"the cmdline points the installer at {u}, not at dgxie's config for this node"
+              for u in installargs.what_points_elsewhere(cmdline)
+              if installargs.family(template) in ("ubuntu", "debian", "rhel", "rocky")]
     return {"image": image.name, "kernel_url": image_file_url(site.public_url, image.name, image.kernel),
-            "initrd_url": image_file_url(site.public_url, image.name, image.initrd),
-            "initrd_name": image.initrd, "cmdline": cmdline}
+            "initrd_url": image_file_url(site.public_url, image.name, image.initrd) if image.initrd else "",
+            "initrd_name": image.initrd, "cmdline": cmdline, "notes": notes}
 
 
 def _agent_context(site: Site, agent: Image, *, hostname: str, mac: str) -> dict[str, Any]:
@@ -115,7 +124,8 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
     if boot_image is not None and is_agent:
         ctx |= _agent_context(site, boot_image, hostname=ctx["hostname"], mac=mac)
     elif boot_image is not None:
-        ctx |= _image_context(site, boot_image, token=token, hostname=ctx["hostname"], mac=mac)
+        ctx |= _image_context(site, boot_image, token=token, hostname=ctx["hostname"], mac=mac,
+                              template=node.profile.template if node is not None and node.profile else None)
     elif decision.action == Action.IGNORE:
         ctx["message"] = "is not enrolled" if node is None else f"has nothing to boot: {decision.reason}"
     return f"ipxe/{decision.action.value}.ipxe.j2", ctx, decision
@@ -124,4 +134,4 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
 def ipxe_script(session: Session, site: Site, mac: str) -> Script:
     """Exactly what `mac` gets from `GET /boot/ipxe?mac=...`."""
     name, ctx, decision = ipxe_context(session, site, mac)
-    return Script(render(name, ctx), decision)
+    return Script(render(name, ctx), decision, tuple(ctx.get("notes", ())))

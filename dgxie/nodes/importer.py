@@ -2,8 +2,12 @@
 
 Formats: CSV (header row; columns hostname, mac, ip, profile, role, tags `a;b`, bmc_url,
 bmc_username, bmc_password), YAML (a list of node objects, or `{nodes: [...]}`), DGXIE's
-`machines.json` (MAC-regex boot profiles; they become dgxie profiles) and dnsmasq `dhcp-host=`
-lines (`dhcp-host=MAC[,MAC...][,set:tag][,IP][,HOSTNAME][,LEASE]`).
+`machines.json` (MAC-regex boot entries; they become dgxie images and profiles, see
+`dgxie.nodes.dgxie_machines`) and dnsmasq `dhcp-host=` lines
+(`dhcp-host=MAC[,MAC...][,set:tag][,IP][,HOSTNAME][,LEASE]`).
+
+A bad row does not stop the parse: every bad row is named in `ImportPlan.errors`, so one run
+reports them all (`dgxie.nodes.importing` then applies nothing while any error is left).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from dgxie.catalog.schemas import ProfileIn
 from dgxie.errors import Invalid
+from dgxie.nodes.dgxie_machines import DEFAULT_HTTP_PORT, Machine, parse_machine, shadowed
 from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.validation import parse
@@ -27,15 +31,27 @@ from dgxie.validation import parse
 
 @dataclass
 class ImportPlan:
-    """What a file asks for: nodes to enroll and profiles to create, each with where it came from."""
+    """What files ask for: nodes to enroll and DGXIE machines to boot, each with where it came
+    from; the rows that could not be read (`errors`) and what an operator should know (`warnings`)."""
 
     nodes: list[tuple[str, NodeCreate]] = field(default_factory=list)
-    profiles: list[tuple[str, ProfileIn]] = field(default_factory=list)
+    machines: list[tuple[str, Machine]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def extend(self, other: ImportPlan) -> None:
+        self.nodes += other.nodes
+        self.machines += other.machines
+        self.errors += other.errors
+        self.warnings += other.warnings
 
 
-def _node(where: str, row: dict[str, Any]) -> tuple[str, NodeCreate]:
+def _node(plan: ImportPlan, where: str, row: dict[str, Any]) -> None:
     label = f"{where} ({row.get('hostname') or row.get('mac') or '?'}): "
-    return where, parse(NodeCreate, row, where=label)
+    try:
+        plan.nodes.append((where, parse(NodeCreate, row, where=label)))
+    except Invalid as exc:
+        plan.errors.append(exc.detail)
 
 
 def parse_csv(text: str, name: str) -> ImportPlan:
@@ -45,14 +61,15 @@ def parse_csv(text: str, name: str) -> ImportPlan:
         raise Invalid(f"{name}: a CSV import needs a header row with at least hostname and mac")
     for i, raw in enumerate(reader, start=2):
         if None in raw:
-            raise Invalid(f"{name} row {i}: more fields than the header has")
+            plan.errors.append(f"{name} row {i}: more fields than the header has")
+            continue
         row: dict[str, Any] = {k: v for k, v in raw.items() if v not in (None, "") and not k.startswith("bmc_")}
         if "tags" in row:
             row["tags"] = [t for t in re.split(r"[;\s]+", row["tags"]) if t]
         bmc = {k.removeprefix("bmc_"): v for k, v in raw.items() if k.startswith("bmc_") and v}
         if bmc:
             row["bmc"] = bmc
-        plan.nodes.append(_node(f"{name} row {i}", row))
+        _node(plan, f"{name} row {i}", row)
     return plan
 
 
@@ -69,29 +86,29 @@ def parse_yaml(text: str, name: str) -> ImportPlan:
     plan = ImportPlan()
     for i, row in enumerate(data, start=1):
         if not isinstance(row, dict):
-            raise Invalid(f"{name} entry {i}: expected a mapping")
-        plan.nodes.append(_node(f"{name} entry {i}", row))
+            plan.errors.append(f"{name} entry {i}: expected a mapping")
+            continue
+        _node(plan, f"{name} entry {i}", row)
     return plan
 
 
-def parse_machines_json(data: dict[str, Any], name: str) -> ImportPlan:
-    """DGXIE's machines.json: each entry is a boot profile selected by a MAC regex."""
+def parse_machines_json(data: dict[str, Any], name: str, http_port: str = DEFAULT_HTTP_PORT) -> ImportPlan:
+    """DGXIE's machines.json: each entry a boot image and profile, chosen by a MAC regex."""
     plan = ImportPlan()
+    slugs: dict[str, str] = {}
     for key, entry in data.items():
-        if not isinstance(entry, dict) or "mac" not in entry or "kernel" not in entry:
-            raise Invalid(f"{name} entry {key!r}: a DGXIE machine needs 'mac' and 'kernel'")
+        where = f"{name} entry {key!r}"
         try:
-            re.compile(str(entry["mac"]))
-        except re.error as exc:
-            raise Invalid(f"{name} entry {key!r}: mac is not a valid regex ({exc})") from None
-        initrd = entry.get("initrd", [])
-        pvars = {"mac_match": entry["mac"], "kernel_url": entry["kernel"],
-                 "initrd_urls": initrd if isinstance(initrd, list) else [initrd],
-                 "cmdline": entry.get("cmdline", ""), "message": entry.get("message", "")}
-        slug = re.sub(r"[^a-z0-9._-]+", "-", key.lower()).strip("-") or "dgxie"
-        prof = parse(ProfileIn, {"name": slug, "template": "dgxie/legacy", "description": entry.get("message", ""),
-                                 "vars": pvars}, where=f"{name} entry {key!r}: ")
-        plan.profiles.append((f"{name} entry {key!r}", prof))
+            m = parse_machine(key, entry, http_port)
+        except ValueError as exc:
+            plan.errors.append(f"{where}: {exc}")
+            continue
+        if m.slug in slugs:
+            plan.errors.append(f"{where}: its name {m.slug!r} is also entry {slugs[m.slug]!r}'s")
+            continue
+        slugs[m.slug] = key
+        plan.machines.append((where, m))
+    plan.warnings += [f"{name} {w}" for w in shadowed([m for _, m in plan.machines])]
     return plan
 
 
@@ -138,14 +155,17 @@ def parse_dnsmasq(text: str, name: str) -> ImportPlan:
         try:
             row = parse_dhcp_host(stripped)
         except ValueError as exc:
-            raise Invalid(f"{where}: {exc}") from None
+            plan.errors.append(f"{where}: {exc}")
+            continue
         if row is not None:
-            plan.nodes.append(_node(where, row))
+            _node(plan, where, row)
     return plan
 
 
-def parse_file(name: str, text: str) -> ImportPlan:
-    """Pick the format by extension and content; raise Invalid naming the bad row."""
+def parse_file(name: str, text: str, *, http_port: str = DEFAULT_HTTP_PORT) -> ImportPlan:
+    """Pick the format by extension and content. A file dgxie cannot read at all raises Invalid;
+    bad rows are listed in the plan's `errors`, each naming its row. `http_port` is DGXIE's
+    HTTP_PORT (from its env file), which machines.json's `$HTTP_PORT` stands for."""
     lower = name.lower()
     if lower.endswith(".csv"):
         return parse_csv(text, name)
@@ -154,8 +174,9 @@ def parse_file(name: str, text: str) -> ImportPlan:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise Invalid(f"{name}: not valid JSON (line {exc.lineno})") from None
-        if isinstance(data, dict) and all(isinstance(v, dict) and "kernel" in v for v in data.values()) and data:
-            return parse_machines_json(data, name)
+        if isinstance(data, dict) and "nodes" not in data and any(isinstance(v, dict) and "kernel" in v
+                                                                    for v in data.values()):
+            return parse_machines_json(data, name, http_port)
         return parse_yaml(text, name)  # a JSON list of nodes is also YAML
     if lower.endswith((".yaml", ".yml")):
         return parse_yaml(text, name)

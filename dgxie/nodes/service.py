@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dgxie.boot.state import INITIAL, State
-from dgxie.catalog.profiles import profile_by_name
+from dgxie.catalog.profiles import profile_by_name, profile_for_mac
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.models import Interface, Node
@@ -88,11 +88,15 @@ def _flush(session: Session) -> None:
 
 
 def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -> Node:
-    """Enroll one node. Raises Invalid (422) or Conflict (409) and changes nothing on bad input."""
+    """Enroll one node. Raises Invalid (422) or Conflict (409) and changes nothing on bad input.
+    Without a `profile` field (null is an answer: none), the node gets the first profile whose
+    `mac_match` matches its MAC, if any (`catalog.profiles.profile_for_mac`, DGXIE's rule)."""
     macs = [data.mac, *[i.mac for i in data.interfaces]]
     _check_unique(session, hostname=data.hostname, macs=macs, ip=data.ip)
     _check_ip(site, data.ip)
     profile = profile_by_name(session, data.profile) if data.profile else None
+    if profile is None and "profile" not in data.model_fields_set:
+        profile = profile_for_mac(session, data.mac)
     role = data.role or (profile.role if profile else None)
     site.check_role(role)
     state = State(data.state) if data.state else State.ENROLLED
@@ -108,8 +112,9 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
         apply_bmc(site, node, data.bmc)
     session.add(node)
     _flush(session)
+    matched = f" (profile {profile.name}: its mac_match matches)" if profile and not data.profile else ""
     record(session, actor=actor, kind="node.create", node=node, to_state=node.state,
-           reason="enrolled" if state is State.ENROLLED else "discovered")
+           reason=("enrolled" if state is State.ENROLLED else "discovered") + matched)
     return node
 
 
@@ -213,32 +218,3 @@ def list_nodes(session: Session, *, state: str | None = None, role: str | None =
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     nodes = list(session.scalars(q.order_by(Node.hostname).limit(limit).offset(offset)).unique())
     return nodes, total
-
-
-def import_plan(session: Session, site: Site, plan: Any, *, actor: str) -> tuple[int, int]:
-    """Apply an `ImportPlan` in the caller's transaction: all rows or none.
-
-    Profiles come first (DGXIE machines.json), then nodes; a node without a profile whose MAC
-    matches an imported profile's `mac_match` regex gets that profile. Errors name the row.
-    """
-    import re
-
-    from dgxie.catalog.profiles import create_profile
-
-    made = []
-    for where, prof in plan.profiles:
-        try:
-            made.append(create_profile(session, site, prof, actor=actor, source="import"))
-        except (Invalid, Conflict) as exc:
-            raise exc.__class__(f"{where}: {exc.detail}") from None
-    for where, data in plan.nodes:
-        if data.profile is None:
-            for p in made:
-                if re.match(str(p.vars.get("mac_match", "")), data.mac, re.IGNORECASE):
-                    data = data.model_copy(update={"profile": p.name})
-                    break
-        try:
-            create_node(session, site, data, actor=actor)
-        except (Invalid, Conflict, NotFound) as exc:
-            raise exc.__class__(f"{where} ({data.hostname}): {exc.detail}") from None
-    return len(plan.nodes), len(plan.profiles)

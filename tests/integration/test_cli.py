@@ -73,10 +73,10 @@ def test_import_all_or_nothing(cli, tmp_path: Path) -> None:
     bad = tmp_path / "more.yaml"
     bad.write_text("- {hostname: gpu03, mac: '02:00:00:00:00:03'}\n- {hostname: gpu04, mac: 'd8:c4:97:00:00:01'}\n")
     r = cli("node", "import", str(good), str(bad))
-    assert r.code == 1 and "more.yaml entry 2 (gpu04): MAC d8:c4:97:00:00:01 belongs to node gpu01" in r.err
+    assert r.code == 1 and "more.yaml entry 2 (gpu04): MAC d8:c4:97:00:00:01 is also in nodes.csv row 2" in r.err
     assert json.loads(cli("node", "list", "--json").out) == []
     machines = SHARED / "reference/deepops/dgxie-machines.example.json"
-    r = cli("node", "import", str(machines), str(good))
+    r = cli("node", "import", str(machines), str(good), "--proxy", "http://192.168.1.1:13370")
     assert r.code == 0, r.err
     nodes = {n["hostname"]: n for n in json.loads(cli("node", "list", "--json").out)}
     assert nodes["gpu01"]["profile"] == "dgx-1-example"  # d8:c4:97.* from DGXIE's machines.json
@@ -86,5 +86,8 @@ def test_import_all_or_nothing(cli, tmp_path: Path) -> None:
     assert cli("node", "import", str(dns)).code == 0
     nodes = {n["hostname"]: n for n in json.loads(cli("node", "list", "--json").out)}
     assert nodes["login01"]["ip"] == "10.0.0.5" and nodes["node-02000000000b"]["ip"] == "10.0.0.6"
-    r = cli("node", "import", str(dns))  # again: every row conflicts, nothing changes
-    assert r.code == 1 and "dnsmasq.conf line 2 (login01): hostname login01 is already enrolled" in r.err
+    r = cli("node", "import", str(dns))  # again: nothing changes, and it says so
+    assert r.code == 0 and "0 created, 0 updated, 2 unchanged" in r.err, r
+    dns.write_text("dhcp-host=02:00:00:00:00:0c,login01,10.0.0.7\n")  # login01's name on another MAC
+    r = cli("node", "import", str(dns))
+    assert r.code == 1 and "dnsmasq.conf line 1 (login01): hostname login01 is already enrolled" in r.err

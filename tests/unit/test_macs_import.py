@@ -47,20 +47,21 @@ def test_dhcp_host_lines() -> None:
 def test_dgxie_reference_files() -> None:
     machines = SHARED / "reference/deepops/dgxie-machines.example.json"
     plan = parse_file(machines.name, machines.read_text())
-    names = [p.name for _, p in plan.profiles]
-    assert "dgx-1-example" in names and len(names) == 7
-    dgx1 = dict((p.name, p) for _, p in plan.profiles)["dgx-1-example"]
-    assert dgx1.vars["mac_match"] == "d8:c4:97.*" and dgx1.vars["initrd_urls"][0].endswith("initrd.gz")
+    assert plan.errors == [] and len(plan.machines) == 7
+    dgx1 = dict((m.slug, m) for _, m in plan.machines)["dgx-1-example"]
+    assert dgx1.mac_match == "d8:c4:97.*" and dgx1.initrd is not None and dgx1.initrd.served == "initrd.gz"
+    assert dgx1.kernel.local == "iso/install/netboot/ubuntu-installer/amd64/linux"
+    assert "url={public_url}/images/dgx-1-example/dgx.seed " in dgx1.cmdline and "{{" not in dgx1.cmdline
     conf = SHARED / "reference/deepops/dgxie-dnsmasq.extra.conf.example"
     assert parse_file(conf.name, conf.read_text()).nodes == []  # its only dhcp-host line is commented out
 
 
-def test_csv_bad_row_named() -> None:
-    text = "hostname,mac,ip,tags\nn1,02:00:00:00:00:01,10.0.0.1,a;b\nn2,not-a-mac,,\n"
-    with pytest.raises(Invalid, match=r"nodes.csv row 3 \(n2\): mac: 'not-a-mac' is not a MAC"):
-        parse_file("nodes.csv", text)
-    plan = parse_file("nodes.csv", text.splitlines(keepends=True)[0] + text.splitlines(keepends=True)[1])
-    assert plan.nodes[0][1].tags == ["a", "b"]
+def test_every_bad_row_is_listed() -> None:
+    text = "hostname,mac,ip,tags\nn1,02:00:00:00:00:01,10.0.0.1,a;b\nn2,not-a-mac,,\nn3,02:00:00:00:00:03,x,\n"
+    plan = parse_file("nodes.csv", text)
+    assert [e.split(":")[0] for e in plan.errors] == ["nodes.csv row 3 (n2)", "nodes.csv row 4 (n3)"]
+    assert "mac: 'not-a-mac' is not a MAC" in plan.errors[0]
+    assert [n.hostname for _, n in plan.nodes] == ["n1"] and plan.nodes[0][1].tags == ["a", "b"]
 
 
 def test_unknown_format() -> None:
