@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -21,6 +20,7 @@ from dgxie import db
 from dgxie.app import create_app
 from dgxie.catalog.images import image_by_name
 from dgxie.context import Context
+from tests.support.doc_console import console_steps, missing
 from tests.support.paths import SHARED
 
 REF = SHARED / "reference/deepops"
@@ -201,18 +201,10 @@ def test_the_migration_guide_is_true(cli, config_file, tmp_path: Path, monkeypat
     (site / "dnsmasq.extra.conf").write_text((REF / "dgxie-dnsmasq.extra.conf.example").read_text())
     www = _www(tmp_path / "www")
     monkeypatch.chdir(site)
-    blocks = [textwrap.dedent(b) for b in re.findall(r"```console\n(.*?)^\s*```", guide, re.S | re.M)]
-    assert len(blocks) == 3
-    ran = 0
-    for block in blocks:
-        out = ""
-        for line in block.splitlines():
-            if line.startswith("$ dgxie "):
-                args = line[len("$ dgxie "):].replace("/srv/dgxie-www", str(www)).split()
-                r = cli(*args)
-                assert r.code == 0, (line, r.err)
-                out, ran = r.out + r.err, ran + 1
-            elif line.strip() and line.strip() != "...":
-                want = line[:-3] if line.endswith("...") else line
-                assert want in out, (want, out)
-    assert ran == 5
+    steps = console_steps(guide)
+    assert len(steps) == 5
+    for step in steps:
+        assert step.command.startswith("dgxie "), step
+        r = cli(*step.command.replace("/srv/dgxie-www", str(www)).split()[1:])
+        assert r.code == 0, (step.command, r.err)
+        assert not missing(step, r.out + r.err), (step, r.out + r.err)
