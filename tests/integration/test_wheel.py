@@ -6,7 +6,7 @@ How it is built and installed, and why that is the real thing and still fast:
   repository). The sdist comes from setuptools' PEP 517 hook, the wheel from `pip wheel` OF THAT
   SDIST, as `python -m build` does, so a file the sdist forgets is missing from the wheel too. pip
   builds it with its normal build isolation (the `setuptools>=68` of pyproject.toml from pip's
-  configured index; here a local one, so no network is needed).
+  configured index, as `make venv`'s `pip install -e` needs too; here a local one, so no network).
 - The wheel is installed with `pip --python VENV install --no-deps --no-index` into a fresh
   virtual environment under the test's tmp directory, outside the repository. Its dependencies are
   not downloaded again: a `.pth` file in the new environment's site-packages appends the
