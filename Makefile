@@ -15,13 +15,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# `make run` without $DGXIE_CONFIG keeps its data in the checkout's var/ (the default, as a
+# service, is /var/lib/dgxie: docs/configuration.md).
+ifeq ($(DGXIE_CONFIG),)
+run: export DGXIE_DATA_DIR ?= var
+RUN_ENV = DGXIE_DATA_DIR=$(DGXIE_DATA_DIR)
+else
+RUN_ENV = DGXIE_CONFIG=$(DGXIE_CONFIG)
+endif
 run: venv
 	@mkdir -p var
 	$(BIN)/dgxie db upgrade
 	@echo ""
-	@echo "  dgxie: API on http://127.0.0.1:8080 (OpenAPI at /docs), data under var/"
+	@echo "  dgxie: API on http://127.0.0.1:8080 (OpenAPI at /docs), data under $(or $(DGXIE_DATA_DIR),the config's data_dir)"
 	@echo "  create the first admin token in another shell:"
-	@echo "    $(BIN)/dgxie token create --role admin --name admin"
+	@echo "    $(RUN_ENV) $(BIN)/dgxie token create --role admin --name admin"
 	@echo ""
 	exec $(BIN)/dgxie serve
 

@@ -43,8 +43,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DGXIE_", env_nested_delimiter="__", extra="forbid")
 
-    database_url: str = "sqlite:///var/dgxie.db"
-    data_dir: Path = Path("var")
+    # Defaults do not depend on the current directory: the service's data under /var/lib/dgxie
+    # (`make run` sets DGXIE_DATA_DIR=var), the database in it unless database_url is set.
+    database_url: str = ""  # default: sqlite:///<data_dir>/dgxie.db
+    data_dir: Path = Path("/var/lib/dgxie")
     public_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db(cls, v: str) -> str:
-        if not v.startswith(("sqlite:", "postgresql")):
+        if v and not v.startswith(("sqlite:", "postgresql")):  # "": the default, set by _cross
             raise ValueError(f"{v.split(':')[0]!r}: only sqlite:/// and postgresql+psycopg:// are supported")
         return v
 
@@ -78,6 +80,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'dgxie.db'}"
         for name, role in self.roles.items():
             if not role.groups:
                 raise ValueError(f"roles.{name}.groups: a role needs at least one Ansible group")

@@ -1,8 +1,9 @@
 """Database engine, session scope, naming convention and migrations.
 
 SQLite (the embedded default) and PostgreSQL (`postgresql+psycopg://`) are both first-class: the
-test suite runs on both. The schema changes only through Alembic (`migrations/`); `upgrade()` runs
-it to head and is what `dgxie db upgrade` and `dgxie serve` call.
+test suite runs on both. The schema changes only through Alembic (`migrations/`, found through
+`dgxie.resources.migrations()` in a checkout and in an installed wheel alike); `upgrade()` runs it
+to head and is what `dgxie db upgrade` and `dgxie serve` call.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from dgxie import resources
 from dgxie.filemodes import private_file, sqlite_path
 
 NAMING = {
@@ -29,8 +30,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 log = logging.getLogger("dgxie.db")
 
@@ -208,7 +207,7 @@ def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(resources.migrations()))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg

@@ -12,7 +12,8 @@ Filters and globals every template may use:
     fail(m)  stop rendering with message `m`
 
 Lookup is file by file: a site's override directory (config `handoff.templates_dir`) first, then
-the templates shipped with dgxie (`SHIPPED`), so an operator copies and edits one file only.
+the templates shipped with dgxie (`dgxie.resources.templates()`), so an operator copies and edits
+one file only; `find` says which file a name resolves to (`dgxie render --explain` prints it).
 One environment per override directory (cached); a template edited on disk is picked up at its next
 use (Jinja2 `auto_reload`, one stat per render).
 """
@@ -29,7 +30,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2 import meta
 
-SHIPPED = Path(__file__).resolve().parents[2] / "templates"
+from dgxie import resources
 
 
 def _fail(message: str) -> NoReturn:
@@ -49,7 +50,8 @@ def _sh(value: Any) -> str:
 
 def search_path(override: Path | None = None) -> tuple[Path, ...]:
     """The directories searched, in order: the site's override (if any), then the shipped ones."""
-    return (override, SHIPPED) if override is not None and override != SHIPPED else (SHIPPED,)
+    shipped = resources.templates()
+    return (override, shipped) if override is not None and override != shipped else (shipped,)
 
 
 def find(name: str, override: Path | None = None) -> Path | None:

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -32,7 +32,8 @@ import yaml
 
 from dgxie.errors import Invalid
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema_data" / "subiquity-autoinstall-schema.json"
+# package data of dgxie.boot (pyproject's package-data), read through importlib.resources
+SCHEMA_PATH = resources.files("dgxie.boot").joinpath("schema_data", "subiquity-autoinstall-schema.json")
 # libyaml's loader when PyYAML was built with it: 10x faster than the pure-Python one (33 -> 3 ms
 # for a DGX user-data), which matters when a rack boots at once.
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from dgxie import __version__
 from dgxie.cli import (
     agent_cmd,
     common,
@@ -34,6 +35,20 @@ from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dgxie {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print dgxie's version and exit.")) -> None:
+    """Bare-metal provisioning for GPU clusters."""
+
+
 app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the config enables.")(serve_cmd.serve)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")

@@ -97,13 +97,14 @@ def changes(since: str = typer.Option("7d", help="7d, 12h, 30m or an ISO 8601 ti
 
 
 @baseline_app.command("check")
-def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files (default: the configured dir)"),
+def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files (default: those in force)"),
                    node: str | None = typer.Option(None, help="also check Ids against this node's last scan")) -> None:
-    """Validate baselines; with --node, report baseline Ids the node's inventory does not have."""
+    """Validate baselines (default: the shipped ones with firmware.baselines' files over them; each
+    line names the file in force); with --node, report baseline Ids the node's inventory does not have."""
     site = context().site
-    found = [bl.load_file(f) for f in files] if files else bl.load_dir(site.firmware.baselines)
-    for b in found:
-        err_console.print(f"{b.source}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})")
+    paths = list(files) if files else bl.site_files(site.firmware.baselines)
+    for path, b in zip(paths, bl.load_files(paths), strict=True):
+        err_console.print(f"{path}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})")
     if node is not None:
         with session() as s:
             n = nodes.get_node(s, node)

@@ -1,6 +1,7 @@
 """`dgxie render NODE ARTIFACT [--explain]`: exactly what the node would be served.
 
 Artefacts dispatch through `RENDERERS`: the iPXE script (dgxie.ipxe.render) and the seeds (dgxie.install.seed).
+`--explain` starts with the template file used (the site's `handoff.templates_dir` copy or the shipped one).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 import typer
 from sqlalchemy.orm import Session
 
+from dgxie.boot import templates
 from dgxie.boot.vars import Merged
 from dgxie.cli.common import context, session
 from dgxie.errors import Invalid, NotFound
@@ -20,26 +22,35 @@ from dgxie.ipxe import render as boot_render
 from dgxie.nodes import service
 from dgxie.site import Site
 
-Renderer = Callable[[Session, Site, str], tuple[str, Merged | None]]
-"""`renderer(session, site, node_ref) -> (text, merged vars or None)`."""
+Renderer = Callable[[Session, Site, str], tuple[str, Merged | None, str]]
+"""`renderer(session, site, node_ref) -> (text, merged vars or None, template name)`."""
 
 
 def _seed(artifact: str) -> Renderer:
-    def run(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
+    def run(s: Session, site: Site, ref: str) -> tuple[str, Merged | None, str]:
         r = seed.render(site, service.get_node(s, ref), artifact)
-        return r.text, r.merged
+        return r.text, r.merged, r.template
 
     return run
 
 
-def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None]:
+def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None, str]:
     """The node's iPXE script, by the same function as GET /boot/ipxe (an unknown MAC gets the
     "not enrolled" script, as it would over HTTP)."""
     try:
         mac = service.get_node(s, ref).mac or ref
     except NotFound:
         mac = ref
-    return boot_render.ipxe_script(s, site, mac).text, None
+    script = boot_render.ipxe_script(s, site, mac)
+    return script.text, None, script.template
+
+
+def template_line(site: Site, name: str) -> str:
+    """`# template: NAME (site|shipped: FILE)`: which file `name` resolved to (a site's
+    `handoff.templates_dir` copy wins over the shipped one)."""
+    path = templates.find(name, site.templates_dir)
+    origin = "site" if site.templates_dir is not None and path == site.templates_dir / name else "shipped"
+    return f"# template: {name} ({origin}: {path})"
 
 
 def ipxe_explain(s: Session, site: Site, ref: str) -> list[str]:
@@ -48,9 +59,9 @@ def ipxe_explain(s: Session, site: Site, ref: str) -> list[str]:
         mac = service.get_node(s, ref).mac or ref
     except NotFound:
         mac = ref
-    name, _, decision = boot_render.ipxe_context(s, site, mac)
     script = boot_render.ipxe_script(s, site, mac)
-    return [f"# decision: {decision.action.value} ({decision.reason})", f"# template: {name}",
+    decision = script.decision
+    return [f"# decision: {decision.action.value} ({decision.reason})", template_line(site, script.template),
             *[f"# note: {n}" for n in script.notes]]
 
 
@@ -71,20 +82,22 @@ def explain_lines(merged: Merged) -> list[str]:
 
 def render(node: str = typer.Argument(..., help="hostname or MAC"),
            artifact: str = typer.Argument(..., help=", ".join(RENDERERS)),
-           explain: bool = typer.Option(False, "--explain", help="show every variable and the layer it came from")
+           explain: bool = typer.Option(False, "--explain", help="show the template file used, every variable and the "
+                                                      "layer it came from")
            ) -> None:
     """Print what NODE would be served as ARTIFACT (nothing changes)."""
     renderer = RENDERERS.get(artifact)
     if renderer is None:
         raise Invalid(f"unknown artefact {artifact!r} (known: {', '.join(RENDERERS)})")
+    site = context().site
     if explain and artifact == "ipxe":
         with session() as s:
-            sys.stdout.write("\n".join(ipxe_explain(s, context().site, node)) + "\n")
+            sys.stdout.write("\n".join(ipxe_explain(s, site, node)) + "\n")
         return
     with session() as s:
-        text, merged = renderer(s, context().site, node)
+        text, merged, template = renderer(s, site, node)
     if explain:
-        if merged is not None:
-            sys.stdout.write("\n".join(explain_lines(merged)) + "\n")
+        lines = [template_line(site, template)] + (explain_lines(merged) if merged is not None else [])
+        sys.stdout.write("\n".join(lines) + "\n")
         return
     sys.stdout.write(text)

@@ -1,5 +1,9 @@
 """Firmware baselines: one YAML file per platform in `firmware/`, loaded and validated.
 
+`load_site(site_dir)` is what compliance uses: the baselines shipped with dgxie
+(`dgxie.resources.baselines()`), with the files of the site's folder (config `firmware.baselines`)
+over them by file name: `dgx-h100.yaml` there replaces the shipped one, a new name adds a platform.
+
 ```yaml
 platform: dgx-h100
 models: [DGXH100]               # ComputerSystem.Model values this baseline applies to ("*": any)
@@ -24,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from dgxie import resources
 from dgxie.errors import Invalid
 from dgxie.firmware.versions import is_valid
 
@@ -158,22 +163,49 @@ def load_file(path: Path) -> Baseline:
     return parse(data, path.name)
 
 
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.y*ml"))
+
+
+def load_files(files: list[Path]) -> list[Baseline]:
+    """Load `files` (all validated; errors of all files together, one line each)."""
+    loaded: list[tuple[Path, Baseline]] = []
+    errs: list[str] = []
+    for f in files:
+        try:
+            loaded.append((f, load_file(f)))
+        except Invalid as exc:
+            errs.append(exc.detail)
+    for p in sorted({b.platform for _, b in loaded}):
+        where = [str(f) for f, b in loaded if b.platform == p]
+        if len(where) > 1:
+            errs.append(f"platform {p} is defined twice ({', '.join(where)})")
+    if errs:
+        raise Invalid("\n".join(errs))
+    return [b for _, b in loaded]
+
+
 def load_dir(directory: Path) -> list[Baseline]:
     """Every `*.yaml` baseline in `directory` (all files validated; errors of all files together)."""
     if not directory.is_dir():
         raise Invalid(f"firmware baselines: {directory} is not a directory")
-    out, errs = [], []
-    for f in sorted(directory.glob("*.y*ml")):
-        try:
-            out.append(load_file(f))
-        except Invalid as exc:
-            errs.append(exc.detail)
-    platforms = [b.platform for b in out]
-    for p in sorted({p for p in platforms if platforms.count(p) > 1}):
-        errs.append(f"{directory}: platform {p} is defined twice")
-    if errs:
-        raise Invalid("\n".join(errs))
-    return out
+    return load_files(_yaml_files(directory))
+
+
+def site_files(site_dir: Path | None) -> list[Path]:
+    """The baseline files in force: the shipped ones, each replaced by the site folder's file of
+    the same name, plus the site folder's other files (sorted by name)."""
+    files = {f.name: f for f in _yaml_files(resources.baselines())}
+    if site_dir is not None:
+        if not site_dir.is_dir():
+            raise Invalid(f"firmware.baselines: {site_dir} is not a directory")
+        files |= {f.name: f for f in _yaml_files(site_dir)}
+    return [files[name] for name in sorted(files)]
+
+
+def load_site(site_dir: Path | None) -> list[Baseline]:
+    """The baselines in force for a site (`site_files`), loaded and validated."""
+    return load_files(site_files(site_dir))
 
 
 def pick(baselines: list[Baseline], model: str | None) -> Baseline | None:

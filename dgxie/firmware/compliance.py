@@ -30,7 +30,7 @@ def rows(session: Session, site: Site, *, node: str | None = None, component: st
          status: str | None = None) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise Invalid(f"status: must be one of {', '.join(STATUSES)}, not {status!r}")
-    baselines = bl.load_dir(site.firmware.baselines)
+    baselines = bl.load_site(site.firmware.baselines)
     q = select(Node).order_by(Node.hostname)
     if node is not None:
         q = q.where(Node.hostname == node)

@@ -1,7 +1,7 @@
 """Build recipes (`images/<name>/recipe.yaml`) and the input key that makes builds idempotent.
 
 A recipe is a directory: `recipe.yaml` plus whatever it names (customize hooks, the agent's
-`rootfs/`). `--recipe NAME` is looked up under the shipped `images/` directory (`SHIPPED`);
+`rootfs/`). `--recipe NAME` is looked up under the shipped `images/` directory (`dgxie.resources.recipes()`);
 a value containing a `/` is a recipe directory path. The recipe's keys:
 
     os         the Image row's `os` (debian, dgxie-agent)
@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
+from dgxie import resources
 from dgxie.errors import Invalid
 
-SHIPPED = Path(__file__).resolve().parents[2] / "images"
 # Bump when the builder's output for the same inputs changes (layout, compression, hooks' contract).
 BUILDER_VERSION = "1"
 
@@ -71,7 +71,7 @@ def _absolute(values: tuple[str, ...] | list[str], key: str, where: str) -> None
 
 def load(name: str) -> Recipe:
     """The recipe `name` (shipped) or at the directory `name` (when it contains a `/`)."""
-    path = Path(name) if "/" in name else SHIPPED / name
+    path = Path(name) if "/" in name else resources.recipes() / name
     where = f"recipe {name}"
     try:
         data = yaml.safe_load((path / "recipe.yaml").read_text())

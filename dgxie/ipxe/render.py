@@ -1,6 +1,7 @@
 """The iPXE script of a MAC: the node's row and image, the boot decision, the template filled.
 
-Templates come from the one environment (`boot.templates`), compiled once per process.
+Templates come from the one environment (`boot.templates`), compiled once per process: the site's
+override folder (`handoff.templates_dir`) first, then the shipped templates, file by file.
 
 `ipxe_script(session, site, mac)` is the one path from a MAC to its iPXE script: the boot decision
 (`boot.decide`) picks the template, this module fills it. The API endpoint, the fast HTTP path and
@@ -10,6 +11,7 @@ Templates come from the one environment (`boot.templates`), compiled once per pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -26,11 +28,12 @@ from dgxie.nodes.macs import canonical_mac
 from dgxie.site import Site
 
 
-def render(name: str, context: dict[str, Any]) -> str:
-    """Render iPXE template `name` (e.g. "ipxe/install.ipxe.j2"); a missing variable or template
-    is a 503 (the script is not available), never a half-rendered script."""
+def render(name: str, context: dict[str, Any], override: Path | None = None) -> str:
+    """Render iPXE template `name` (e.g. "ipxe/install.ipxe.j2") from `override` over the shipped
+    templates; a missing variable or template is a 503 (the script is not available), never a
+    half-rendered script."""
     try:
-        return templates.environment().get_template(name).render(context)
+        return templates.environment(override).get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
         raise Unavailable(f"template {exc.name} not found") from None
     except jinja2.UndefinedError as exc:
@@ -44,6 +47,7 @@ class Script:
     text: str
     decision: Decision
     notes: tuple[str, ...] = ()  # what dgxie added or noticed (`dgxie render NODE ipxe --explain`)
+    template: str = ""  # the template's name, e.g. "ipxe/install.ipxe.j2"
 
 
 def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: str,
@@ -134,4 +138,4 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
 def ipxe_script(session: Session, site: Site, mac: str) -> Script:
     """Exactly what `mac` gets from `GET /boot/ipxe?mac=...`."""
     name, ctx, decision = ipxe_context(session, site, mac)
-    return Script(render(name, ctx), decision, tuple(ctx.get("notes", ())))
+    return Script(render(name, ctx, site.templates_dir), decision, tuple(ctx.get("notes", ())), name)

@@ -164,4 +164,6 @@ class BmcConfig(Strict):
 
 
 class FirmwareConfig(Strict):
-    baselines: Path = Path("firmware")
+    # A site folder of baseline files over the shipped ones, file by file (dgxie.firmware.baseline.load_site);
+    # None: the shipped baselines only.
+    baselines: Path | None = None

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from dgxie import db
+from dgxie import db, resources
 from dgxie.context import Context
 from dgxie.nodes import callbacks, credentials, service
 from tests.support.lifecycle import SSH_KEY, enroll, kinds, state_of, token_of
@@ -36,12 +36,30 @@ def test_render_explain(cli: Callable[..., Any], ctx: Context, config_file: Call
     enroll(ctx, profile_vars={"disk_layout": "direct"}, node_vars={"packages": ["htop"]})
     r = cli("render", "dgx01", "user-data", "--explain")
     assert r.code == 0, r.err
-    rows = {line.split()[0]: line.split(None, 2)[1:] for line in r.out.splitlines()[1:]}
+    assert r.out.splitlines()[0] == f"# template: ubuntu/user-data.j2 (shipped: {resources.templates() / 'ubuntu/user-data.j2'})"
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in r.out.splitlines()[2:]}
     assert rows["packages"] == ["node", '["htop"]  # over default']
     assert rows["locale"] == ["global", '"de_DE.UTF-8"  # over default']
     assert rows["admin_user"] == ["site", '"ops"  # over default']
     assert rows["disk_layout"] == ["profile", '"direct"  # over default']
     assert rows["domain"] == ["site", '"lab.example"'] and rows["hostname"] == ["dgxie", '"dgx01"']
+
+
+def test_a_site_template_overrides_the_shipped_one(cli: Callable[..., Any], ctx: Context,
+                                                   config_file: Callable[..., Path], tmp_path: Path) -> None:
+    """handoff.templates_dir wins file by file, for install configs and iPXE scripts alike, and
+    `--explain` names the file used."""
+    site_dir = tmp_path / "site-templates"
+    (site_dir / "ipxe").mkdir(parents=True)
+    shipped = resources.templates() / "ipxe" / "install.ipxe.j2"
+    (site_dir / "ipxe" / "install.ipxe.j2").write_text(shipped.read_text().replace("#!ipxe\n", "#!ipxe\n# site copy\n", 1))
+    config_file(**SITE, handoff={"enabled": False, "templates_dir": str(site_dir)})
+    enroll(ctx)
+    assert cli("render", "dgx01", "ipxe").out.startswith("#!ipxe\n# site copy\n")
+    assert f"\n# template: ipxe/install.ipxe.j2 (site: {site_dir / 'ipxe/install.ipxe.j2'})\n" in cli(
+        "render", "dgx01", "ipxe", "--explain").out
+    explain = cli("render", "dgx01", "user-data", "--explain").out  # not in the site folder: the shipped one
+    assert explain.startswith(f"# template: ubuntu/user-data.j2 (shipped: {resources.templates() / 'ubuntu/user-data.j2'})\n")
 
 
 def test_render_errors_are_one_clear_line(cli: Callable[..., Any], ctx: Context) -> None:

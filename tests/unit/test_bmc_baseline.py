@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dgxie import resources
 from dgxie.errors import Invalid
-from dgxie.firmware.baseline import Requirement, load_dir, load_file, parse, pick
+from dgxie.firmware.baseline import Requirement, load_dir, load_file, load_site, parse, pick, site_files
 from tests.support.paths import REPO
 
 CAPTURE = REPO / ".." / "shared" / "reference" / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
@@ -87,3 +88,31 @@ def test_all_mistakes_at_once_and_bad_yaml(tmp_path: Path) -> None:
     assert any("a.yaml: components.X" in ln for ln in lines)
     assert any("a.yaml: components.Y" in ln for ln in lines)
     assert any("b.yaml" in ln and "not valid YAML" in ln for ln in lines)
+
+
+def test_a_site_folder_overrides_the_shipped_baselines_file_by_file(tmp_path: Path) -> None:
+    """The shipped baselines come from dgxie.resources; a site file of the same name replaces one,
+    a new name adds a platform, the others stay (and `site_files` names the file in force)."""
+    assert [f.name for f in site_files(None)] == ["dgx-h100.yaml", "generic.yaml"]
+    assert all(f.parent == resources.baselines() for f in site_files(None))
+    (tmp_path / "dgx-h100.yaml").write_text(yaml.safe_dump(
+        {"platform": "dgx-h100", "models": ["DGXH100"], "components": {"HostBMC_0": "24.01.01"}}))
+    (tmp_path / "hgx-b200.yaml").write_text(yaml.safe_dump(
+        {"platform": "hgx-b200", "models": ["HGX B200"], "components": {"BMC": "1.0"}}))
+    files = site_files(tmp_path)
+    assert [(f.parent == tmp_path, f.name) for f in files] == [(True, "dgx-h100.yaml"), (False, "generic.yaml"),
+                                                              (True, "hgx-b200.yaml")]
+    bs = load_site(tmp_path)
+    assert [r.version for r in pick(bs, "DGXH100").requirements] == ["24.01.01"]
+    assert pick(bs, "HGX B200").platform == "hgx-b200" and pick(bs, "3500").platform == "generic"
+    assert load_site(None) == load_dir(REPO / "firmware")  # nothing configured: exactly the shipped ones
+
+
+def test_site_baselines_mistakes(tmp_path: Path) -> None:
+    with pytest.raises(Invalid, match=r"^firmware.baselines: .*/nope is not a directory$"):
+        load_site(tmp_path / "nope")
+    (tmp_path / "h100-copy.yaml").write_text((REPO / "firmware" / "dgx-h100.yaml").read_text())
+    with pytest.raises(Invalid) as exc:
+        load_site(tmp_path)  # under another name, the copy defines the shipped platform a second time
+    assert exc.value.detail == (f"platform dgx-h100 is defined twice ({resources.baselines() / 'dgx-h100.yaml'}, "
+                                f"{tmp_path / 'h100-copy.yaml'})")

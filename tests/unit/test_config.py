@@ -18,8 +18,18 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults() -> None:
     s = load(None)
-    assert s.database_url == "sqlite:///var/dgxie.db" and s.api.listen == "127.0.0.1:8080"
+    assert s.data_dir == Path("/var/lib/dgxie") and s.database_url == "sqlite:////var/lib/dgxie/dgxie.db"
+    assert s.api.listen == "127.0.0.1:8080" and s.firmware.baselines is None and s.handoff.templates_dir is None
     assert s.roles["k8s-worker"].groups == ["kube_node"]
+
+
+def test_the_database_follows_the_data_dir(tmp_path: Path) -> None:
+    """database_url defaults to a SQLite file in data_dir, wherever the command runs."""
+    assert load(_write(tmp_path, "data_dir: var\n")).database_url == "sqlite:///var/dgxie.db"
+    s = load(_write(tmp_path, f"data_dir: {tmp_path}/d\n"))
+    assert s.database_url == f"sqlite:///{tmp_path}/d/dgxie.db"
+    given = "postgresql+psycopg://u@h/db"
+    assert load(_write(tmp_path, f"data_dir: /x\ndatabase_url: {given}\n")).database_url == given
 
 
 def test_every_mistake_on_its_own_line(tmp_path: Path) -> None:

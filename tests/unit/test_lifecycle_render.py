@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
+from dgxie import resources
 from dgxie.boot import validate
-from dgxie.boot.templates import SHIPPED
 from dgxie.boot.validate import RenderError
 from dgxie.boot.vars import merge
 from dgxie.errors import Invalid, NotFound
@@ -147,7 +147,7 @@ def test_profile_without_image_and_mismatched_image() -> None:
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     dst = tmp_path / "templates"
-    shutil.copytree(SHIPPED, dst)
+    shutil.copytree(resources.templates(), dst)
     return dst
 
 
