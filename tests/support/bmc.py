@@ -57,11 +57,18 @@ def _proc(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Itera
             p.wait(5)
 
 
+def static_log(url: str, tmp: Path) -> Path:
+    """The log of the `sushy_static` peer at `url` (it prints each request's headers and body)."""
+    return tmp / f"sushy-static-{url.rsplit(':', 1)[1]}.log"
+
+
 @contextmanager
 def sushy_static(mockup: Path, tmp: Path) -> Iterator[str]:
+    """sushy-static serving `mockup` read-only: GET from the files, every POST and PATCH answered
+    204 with no body (and no effect); its log (`static_log`) is written unbuffered."""
     port = free_port()
     with _proc([str(BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(mockup)],
-               tmp / f"sushy-static-{port}.log"):
+               tmp / f"sushy-static-{port}.log", env=dict(os.environ, PYTHONUNBUFFERED="1")):
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/redfish/v1")
         yield url
