@@ -162,15 +162,21 @@ def load_dir(directory: Path) -> list[Baseline]:
     """Every `*.yaml` baseline in `directory` (all files validated; errors of all files together)."""
     if not directory.is_dir():
         raise Invalid(f"firmware baselines: {directory} is not a directory")
+    return load_files(sorted(directory.glob("*.y*ml")), str(directory))
+
+
+def load_files(paths: list[Path], where: str = "baselines") -> list[Baseline]:
+    """The baselines in `paths`, all validated: one `Invalid` with every mistake of every file (one
+    line each), including a platform defined by two of them."""
     out, errs = [], []
-    for f in sorted(directory.glob("*.y*ml")):
+    for f in paths:
         try:
             out.append(load_file(f))
         except Invalid as exc:
             errs.append(exc.detail)
     platforms = [b.platform for b in out]
     for p in sorted({p for p in platforms if platforms.count(p) > 1}):
-        errs.append(f"{directory}: platform {p} is defined twice")
+        errs.append(f"{where}: platform {p} is defined twice")
     if errs:
         raise Invalid("\n".join(errs))
     return out
