@@ -10,10 +10,8 @@ warnings would print."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dgxie.app import create_app
-from tests.support.bmc import DGX_MOCKUP, INSECURE_HTTP, free_port, static_log, sushy_static
-from tests.support.paths import REPO
+from tests.support.bmc import DGX_MOCKUP, INSECURE_HTTP, dgxie_process, free_port, static_log, sushy_static
 from tests.support.session_bmc import SESSIONS, session_bmc
 
 SYSTEM = "/redfish/v1/Systems/DGX"
@@ -100,12 +97,9 @@ def test_the_terminal_gets_one_line_and_no_python_warnings(cli: Any, config_file
     cfg = config_file(bmc=INSECURE_HTTP | {"retries": 0})
     _add(cli, tmp_path, "dgx03", dgx[0])
     _add(cli, tmp_path, "gone", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "DGXIE_CONFIG": str(cfg),
-           "HOME": str(tmp_path)}
 
     def dgxie(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dgxie", *args], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=120, check=False)
+        return dgxie_process(cfg, tmp_path, *args)
 
     p = dgxie("node", "power", "dgx03", "status")
     assert (p.returncode, p.stdout, p.stderr) == (0, "dgx03: power on\n", "")
