@@ -37,7 +37,7 @@ from dgxie.bmc.base import (
 )
 from dgxie.bmc.redfish_auth import login
 from dgxie.bmc.redfish_inventory import read_endpoint
-from dgxie.bmc.transport import cafile, decode, error_message, retrying
+from dgxie.bmc.transport import cafile, classify, decode, error_message, retrying
 
 BOOT_TARGETS = {"pxe": "Pxe", "disk": "Hdd"}
 _lock = threading.Lock()
@@ -70,11 +70,16 @@ class RedfishBmc(Bmc):
         return client
 
     def _client(self, fresh: bool = False) -> Any:
+        """The pooled logged-in client (a new one when `fresh` or none yet). Not retried here: it is
+        only called inside `request`'s `retrying`, which would otherwise multiply the attempts."""
         key = self.endpoint.key
         with _lock:
             client = None if fresh else _clients.get(key)
         if client is None:
-            client = retrying(self._connect, self.opts, self.base)
+            try:
+                client = self._connect()
+            except Exception as exc:
+                raise classify(exc, self.base) from None  # named by the BMC's base URL
             with _lock:
                 _clients[key] = client
         return client

@@ -104,3 +104,33 @@ def test_refused_port_is_unreachable_in_words() -> None:
     with pytest.raises(BmcUnreachable) as exc:
         rb.power_state()
     assert exc.value.message.endswith(": unreachable (connection refused)"), exc.value.message
+
+
+def test_a_dead_bmc_is_tried_retries_plus_one_times() -> None:
+    """Each attempt is one connection (the login is not retried inside the request's retries)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[int] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # no answer at all: a BMC whose web server died
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        rb = RedfishBmc(Endpoint(f"http://127.0.0.1:{srv.getsockname()[1]}", "admin", "pw"),
+                        Options(timeout=2, retries=2, backoff=0, allow_http=True))
+        with pytest.raises(BmcError) as exc:
+            rb.power_state()
+    finally:
+        srv.close()
+    assert len(accepted) == 3, (len(accepted), exc.value.message)
