@@ -5,10 +5,11 @@ root's `Links.Sessions`, else the fixed `/redfish/v1/SessionService/Sessions`). 
 an `X-Auth-Token` header makes the client send that token from then on. Any other answer falls
 back to HTTP basic auth on every request:
 
-- a 2xx without a token (sushy-static answers every POST with 204 and no body, and some DGX H100
-  firmware answers a session login the same way),
-- 404/405/501 (no SessionService: sushy-emulator, the update test peer),
-- 401/403 (sessions refused; basic auth is tried, and a 401 to it is `BmcAuthError`),
+- a 2xx without a token (sushy-static serving the DGX H100 capture answers every POST with 204
+  and no body),
+- 404/405/501 (no SessionService: the update test peer),
+- 401/403 (sessions refused, or sushy-emulator, which asks for basic auth on the login POST;
+  basic auth is tried, and a 401 to it is `BmcAuthError`),
 - other 4xx/5xx errors except 503, which is `BmcTimeout` (busy, retried by the caller).
 
 Basic auth is checked once with a GET of the session collection (DSP0266: it needs
