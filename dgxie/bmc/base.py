@@ -30,6 +30,7 @@ PowerState = Literal["on", "off", "unknown"]
 BootDevice = Literal["pxe", "disk"]
 POWER_ACTIONS: tuple[str, ...] = ("on", "off", "cycle")
 BOOT_DEVICES: tuple[str, ...] = ("pxe", "disk")
+POWER_TARGET: dict[str, PowerState] = {"on": "on", "off": "off", "cycle": "on"}  # the state an action ends in
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ class Endpoint:
 
 
 class BmcError(Exception):
-    """A BMC could not do what was asked. `kind` names the failure for reports and metrics."""
+    """A BMC could not do what was asked. `kind` names the failure for reports and metrics; the
+    message is one line (whitespace and line breaks from a BMC's answer are folded)."""
 
     kind = "error"
 
     def __init__(self, message: str) -> None:
+        message = " ".join(message.split())
         super().__init__(message)
         self.message = message
 

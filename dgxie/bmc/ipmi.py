@@ -67,7 +67,7 @@ class IpmiBmc(Bmc):
     def _run(self, *args: str) -> str:
         exe = shutil.which("ipmitool")
         if exe is None:
-            raise BmcUnsupported("ipmitool is not installed")
+            raise BmcUnsupported(f"{self.endpoint.url}: ipmitool is not installed (Debian: apt install ipmitool)")
         timeout = max(1, int(self.opts.timeout))
         cmd = [exe, "-v", "-I", "lanplus", "-C", "3", "-H", self.host, "-p", str(self.port),
                "-U", self.endpoint.username or "", "-E", "-N", str(timeout), "-R", str(self.opts.retries + 1), *args]

@@ -1,8 +1,9 @@
 """Redfish driver on the DMTF `redfish` library: power, one-time boot, firmware update, tasks.
 
 Actions go through one logged-in client per BMC and process (keyed by URL, user and a digest of
-the password), shared by threads: a Redfish session where the service grants one, HTTP basic auth
-where it has no SessionService or refuses sessions. Sessions are never logged out; a BMC expires
+the password), shared by threads: a Redfish session where the service gives a token, HTTP basic
+auth otherwise (no SessionService, sessions refused, or a login answered without a token: see
+`dgxie.bmc.redfish_auth`). Sessions are never logged out; a BMC expires
 them after its SessionTimeout (a CLI command is a process of its own, so each one logs in again).
 A 401 logs in once more (an expired session). Each BMC has a concurrency limit (`per_bmc`), and
 requests retry with exponential backoff on connection errors, timeouts and 503 (the library's own
@@ -18,7 +19,6 @@ import time
 from typing import Any, ClassVar
 
 import redfish
-from redfish.rest.v1 import InvalidCredentialsError, SessionCreationError
 
 from dgxie.bmc import quirks
 from dgxie.bmc.base import (
@@ -35,8 +35,9 @@ from dgxie.bmc.base import (
     PowerState,
     TaskResult,
 )
+from dgxie.bmc.redfish_auth import login
 from dgxie.bmc.redfish_inventory import read_endpoint
-from dgxie.bmc.transport import cafile, decode, error_message, retrying
+from dgxie.bmc.transport import cafile, classify, decode, error_message, retrying
 
 BOOT_TARGETS = {"pxe": "Pxe", "disk": "Hdd"}
 _lock = threading.Lock()
@@ -62,28 +63,23 @@ class RedfishBmc(Bmc):
 
     # -- transport -------------------------------------------------------------------------
     def _connect(self) -> Any:
-        client = redfish.redfish_client(base_url=self.base, username=self.endpoint.username,
-                                        password=self.endpoint.password, timeout=self.opts.timeout,
-                                        max_retry=0, cafile=cafile(self.opts))
+        client = redfish.redfish_client(base_url=self.base, timeout=self.opts.timeout, max_retry=0,
+                                        cafile=cafile(self.opts), check_connectivity=False)
         if self.endpoint.username:
-            try:
-                client.login(auth="session")
-                ok = bool(client.get_session_key())
-            except (InvalidCredentialsError, SessionCreationError):
-                ok = False  # no SessionService (emulators), or sessions refused: try basic auth
-            if not ok:
-                try:
-                    client.login(auth="basic")
-                except InvalidCredentialsError:
-                    raise BmcAuthError(f"{self.base}: credentials rejected") from None
+            login(client, self.endpoint)  # a session if the BMC gives a token, else basic auth
         return client
 
     def _client(self, fresh: bool = False) -> Any:
+        """The pooled logged-in client (a new one when `fresh` or none yet). Not retried here: it is
+        only called inside `request`'s `retrying`, which would otherwise multiply the attempts."""
         key = self.endpoint.key
         with _lock:
             client = None if fresh else _clients.get(key)
         if client is None:
-            client = retrying(self._connect, self.opts, self.base)
+            try:
+                client = self._connect()
+            except Exception as exc:
+                raise classify(exc, self.base) from None  # named by the BMC's base URL
             with _lock:
                 _clients[key] = client
         return client
@@ -113,11 +109,11 @@ class RedfishBmc(Bmc):
             return Response(r.status, doc, hdrs, text)
 
         try:
-            return retrying(lambda: go(False), self.opts, self.base)
+            return retrying(lambda: go(False), self.opts, self.base + path)
         except BmcAuthError:
             if not self.endpoint.username:
                 raise
-            return retrying(lambda: go(True), self.opts, self.base)
+            return retrying(lambda: go(True), self.opts, self.base + path)
 
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path).doc

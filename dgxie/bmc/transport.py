@@ -2,18 +2,31 @@
 `dgxie.bmc.redfish_inventory`; the httpx benchmark variant in bench/bmc/ uses them too).
 
 One place decides what a failure *is* (unreachable, timeout, TLS, auth, not-JSON) and whether it
-is worth another attempt; messages name the URL, never a credential.
+is worth another attempt; messages are one line naming the URL and what failed, never a
+credential or a Python exception name (an unexpected exception inside the HTTP stack is logged
+with its traceback on the `dgxie.bmc` logger at INFO, and reported as a protocol error).
+
+What the HTTP stack says besides errors stays off the terminal but not out of the logs: the
+`redfish` library's logger gets a `NullHandler` (its records still reach whatever handlers the
+process configured, e.g. `dgxie serve`'s; a CLI command has none, so Python's last-resort stderr
+handler no longer prints them), and urllib3's `InsecureRequestWarning` is ignored, because
+`bmc.tls_verify: false` is the site's stated choice that would otherwise be repeated on every
+request (the `redfish` library turns that warning off on import too; this states it here).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import ssl
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import certifi
+from urllib3.exceptions import InsecureRequestWarning
 
 from dgxie.bmc.base import (
     BmcAuthError,
@@ -25,6 +38,9 @@ from dgxie.bmc.base import (
     Options,
 )
 
+log = logging.getLogger("dgxie.bmc")
+logging.getLogger("redfish").addHandler(logging.NullHandler())
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 RETRYABLE: tuple[type[BmcError], ...] = (BmcUnreachable, BmcTimeout)
 T = TypeVar("T")
 
@@ -52,8 +68,21 @@ def classify(exc: BaseException, url: str) -> BmcError:
     if "RemoteProtocolError" in text or "IncompleteRead" in text or "ChunkedEncodingError" in text:
         return BmcProtocolError(f"{url}: connection closed mid-response (truncated)")
     if any(isinstance(e, (ConnectionError, OSError)) for e in chain) or "Connect" in text:
-        return BmcUnreachable(f"{url}: unreachable ({type(chain[-1]).__name__})")
-    return BmcUnreachable(f"{url}: {type(exc).__name__}")
+        return BmcUnreachable(f"{url}: unreachable ({_why(chain)})")
+    log.info("%s: unexpected failure in the HTTP stack", url, exc_info=exc)
+    return BmcProtocolError(f"{url}: an answer the Redfish client could not handle")
+
+
+def _why(chain: list[BaseException]) -> str:
+    """Why a connection failed, in words (not an exception class name)."""
+    for e in reversed(chain):
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror):
+            return "host name not resolved"
+        if isinstance(e, OSError) and e.strerror:
+            return str(e.strerror).lower()
+    return "no connection"
 
 
 def decode(url: str, status: int, body: bytes | str, content_type: str | None) -> dict[str, Any]:

@@ -22,11 +22,16 @@ app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(baseline_app, name="baseline")
 
 
+SOME_FAILED = 2  # `firmware scan`: some nodes' BMCs could not be read (their results say why)
+
+
 @app.command("scan")
 def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
          all_: bool = typer.Option(False, "--all", help="every node with a BMC"),
          as_json: bool = typer.Option(False, "--json")) -> None:
-    """Read the firmware inventory of nodes' BMCs concurrently and store it (with history)."""
+    """Read the firmware inventory of nodes' BMCs concurrently and store it (with history).
+    Exit 0: every node scanned; 1: bad input, nothing scanned; 2: some nodes failed (unreachable,
+    refused, ...), the others are stored."""
     if not node and not all_:
         raise Invalid("name nodes to scan, or --all")
     ctx = context()
@@ -42,6 +47,8 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
             results = service.scan(s, ctx.site, targets, actor=actor(), progress=tick)
     if as_json:
         dump_json(results)
+        if any(not r.ok for r in results):
+            raise typer.Exit(SOME_FAILED)
         return
     t = Table("node", "result", "components", "model", "requests", "detail")
     for r in results:
@@ -50,11 +57,16 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
     console.print(t)
     failed = sum(1 for r in results if not r.ok)
     err_console.print(f"scanned {len(results) - failed} of {len(results)} node(s); {failed} failed")
+    if failed:
+        raise typer.Exit(SOME_FAILED)
 
 
 @app.command("report")
 def report(fmt: str = typer.Option("table", "--format", help="table | json | csv | html"),
-           node: str | None = None, component: str | None = None, status: str | None = None,
+           node: str | None = None,
+           component: str | None = typer.Option(None, help="a component Id or shell-style glob, "
+                                                          "e.g. 'HGX_FW_GPU_SXM_*'"),
+           status: str | None = None,
            problems: bool = typer.Option(False, "--problems", help="only rows that are not compliant")) -> None:
     """Compliance of each node's latest inventory against its platform's baseline."""
     if fmt not in ("table", "json", "csv", "html"):
@@ -98,22 +110,23 @@ def changes(since: str = typer.Option("7d", help="7d, 12h, 30m or an ISO 8601 ti
 
 @baseline_app.command("check")
 def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files (default: those in force)"),
-                   node: str | None = typer.Option(None, help="also check Ids against this node's last scan")) -> None:
-    """Validate baselines (default: the shipped ones with firmware.baselines' files over them; each
-    line names the file in force); with --node, report baseline Ids the node's inventory does not have."""
+                   node: str | None = typer.Option(None, help="also check these baselines' Ids against this "
+                                                              "node's last scan")) -> None:
+    """Validate baselines (FILEs, or those in force: the shipped ones with firmware.baselines' files
+    over them; each line names the file); with --node, report the entries of those baselines that
+    the node's last inventory does not have. Exit 1 on any problem."""
     site = context().site
     paths = list(files) if files else bl.site_files(site.firmware.baselines)
-    for path, b in zip(paths, bl.load_files(paths), strict=True):
-        err_console.print(f"{path}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})")
+    found = bl.load_files(paths)
+    for path, b in zip(paths, found, strict=True):
+        err_console.print(f"{path}: ok ({b.platform}, {len(b.requirements)} entries, models {', '.join(b.models)})",
+                          soft_wrap=True, highlight=False)
     if node is not None:
         with session() as s:
             n = nodes.get_node(s, node)
-            rows = [r for r in compliance.rows(s, site, node=n.hostname) if r["status"] in ("missing", "unknown")]
-        for r in rows:
-            err_console.print(f"{n.hostname}: {r['component']}: {r['status']}: {r['hint'] or ''}")
-        if rows:
-            raise Invalid(f"{len(rows)} baseline entr{'y' if len(rows) == 1 else 'ies'} not found on {n.hostname}")
-
+            problems = compliance.baseline_problems(s, site, n, found)
+        if problems:
+            raise Invalid("\n".join(problems))
 
 @endpoint_app.command("add")
 def endpoint_add(node: str, name: str, url: str, user: str | None = None,

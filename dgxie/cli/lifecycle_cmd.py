@@ -13,16 +13,27 @@ from dgxie.events import EventOut
 from dgxie.nodes import service
 from dgxie.nodes.enroll import enroll_node, erase_node
 from dgxie.nodes.reprovision import reprovision_node
-from dgxie.nodes.schemas import EnrollIn
+from dgxie.nodes.schemas import EnrollIn, ReprovisionOut
 
 DONE = {"installed": 0, "bootstrapping": 0, "ready": 0, "failed": 1}
 
 
 def reprovision(node: str) -> None:
-    """Send NODE back to `enrolled` with a new boot token, so its next boot reinstalls it."""
+    """Send NODE back to `enrolled` with a new boot token, so its next boot reinstalls it; with a BMC,
+    set PXE for the next boot and power-cycle it (exit 1 if that fails: the node stays enrolled)."""
     ctx = context()
     out = reprovision_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
-    err_console.print(f"{out.hostname}: {out.state}; it reinstalls at its next network boot")
+    said(out, "it reinstalls at its next network boot")
+
+
+def said(out: ReprovisionOut, then: str) -> None:
+    """Report a committed reprovision or erase; exit 1 (one stderr line) when its BMC power cycle
+    failed, saying that the node still does `then` at its next network boot."""
+    cycle = out.power_cycle
+    if cycle is not None and not cycle.ok:
+        raise Unavailable(f"{cycle.error}; {out.hostname} stays {out.state}: {then} (boot it from the network by hand)")
+    started = "; PXE set for the next boot and power cycled" if cycle is not None else ""
+    err_console.print(f"{out.hostname}: {out.state}{started}; {then}", soft_wrap=True)
 
 
 def enroll(node: str, profile: str = typer.Option(..., "--profile", help="the profile it installs"),
@@ -40,7 +51,7 @@ def erase(node: str) -> None:
     """Wipe NODE's disks with the deploy agent at its next network boot; it returns to discovered."""
     ctx = context()
     out = erase_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
-    err_console.print(f"{out.hostname}: {out.state}; the agent wipes its disks at its next network boot")
+    said(out, "the agent wipes its disks at its next network boot")
 
 
 def line(ev: EventOut) -> str:

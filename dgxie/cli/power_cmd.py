@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from dgxie.bmc.base import POWER_TARGET
 from dgxie.cli.common import actor, context, dump_json, err_console, session
 from dgxie.nodes import power as power_svc
 from dgxie.nodes import service
@@ -24,7 +25,18 @@ def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | 
     if as_json:
         dump_json(out)
     else:
-        print(f"{out.node}: power {out.power}" + (f" (after {action})" if action != "status" else ""))
+        print(said(out))
+
+
+def said(out: PowerStatusOut | PowerOut) -> str:
+    """What happened, in words: the state, or the action and whether the BMC reports its end state
+    yet (BMCs apply a reset seconds later; the action is not repeated or waited for)."""
+    if isinstance(out, PowerStatusOut):
+        return f"{out.node}: power {out.power}"
+    if out.power == POWER_TARGET[out.action]:
+        return f"{out.node}: power {out.action} done; the BMC reports {out.power}"
+    return (f"{out.node}: power {out.action} requested; the BMC still reports {out.power} "
+            f"(it may take a while: dgxie node power {out.node} status)")
 
 
 def bootdev(node: str, device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:

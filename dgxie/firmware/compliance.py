@@ -3,12 +3,15 @@
 Rows: `{"node", "component", "installed", "required", "status"}` (ARCHITECTURE.md; fields may be
 added: "platform", "endpoint", "scanned_at", "hint"). A baseline entry absent from the node's
 inventory is `missing` with a did-you-mean hint (how a typo'd baseline Id shows up); a node
-with no complete scan, or whose model has no baseline, is `unknown`.
+with no complete scan, or whose model has no baseline, is `unknown`. The `component` filter is a
+shell-style glob (`fnmatch`, case-sensitive as Redfish Ids are): `HGX_FW_GPU_SXM_*`, `PSU_[0-2]`;
+a name without `*?[` matches itself only.
 """
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import html
 import io
 from typing import Any
@@ -27,10 +30,13 @@ FIELDS = ("node", "component", "installed", "required", "status", "platform", "e
 
 
 def rows(session: Session, site: Site, *, node: str | None = None, component: str | None = None,
-         status: str | None = None) -> list[dict[str, Any]]:
+         status: str | None = None, baselines: list[bl.Baseline] | None = None) -> list[dict[str, Any]]:
+    """Compliance rows, by node then component; `baselines` (default: the site's baseline folder)
+    is what the inventories are held against."""
     if status is not None and status not in STATUSES:
         raise Invalid(f"status: must be one of {', '.join(STATUSES)}, not {status!r}")
-    baselines = bl.load_site(site.firmware.baselines)
+    if baselines is None:
+        baselines = bl.load_site(site.firmware.baselines)
     q = select(Node).order_by(Node.hostname)
     if node is not None:
         q = q.where(Node.hostname == node)
@@ -62,8 +68,25 @@ def rows(session: Session, site: Site, *, node: str | None = None, component: st
             req = base.required(name)
             out.append(_row(n.hostname, name, None, req.version if req else None, "missing", platform=base.platform,
                             scanned_at=when, hint=f"did you mean {close}?" if close else "not in the inventory"))
-    return [r for r in out if (component is None or r["component"] == component)
+    return [r for r in out if (component is None or (r["component"] is not None
+                                                      and fnmatch.fnmatchcase(r["component"], component)))
             and (status is None or r["status"] == status)]
+
+
+def baseline_problems(session: Session, site: Site, node: Node, baselines: list[bl.Baseline]) -> list[str]:
+    """Why `baselines` do not describe `node`'s last complete inventory, one line each (empty: they
+    do): no complete scan, no baseline for its model, or entries the inventory lacks (a typo'd
+    component Id shows up here, with a did-you-mean)."""
+    host = node.hostname
+    data = rows(session, site, node=host, baselines=baselines)
+    if not data or (len(data) == 1 and data[0]["component"] is None):
+        return [f"{host}: no complete firmware scan yet (dgxie firmware scan {host})"]
+    nobase = [r for r in data if (r["hint"] or "").startswith("no baseline for model")]
+    if nobase and len(nobase) == len(data):
+        names = ", ".join(sorted({b.source for b in baselines}))
+        return [f"{host}: {nobase[0]['hint']} in {names}"]
+    return [f"{host}: {r['component']}: {r['status']}: {r['hint'] or ''}".rstrip(": ")
+            for r in data if r["status"] in ("missing", "unknown")]
 
 
 def _row(node: str, component: str | None, installed: str | None, required: str | None, status: str,

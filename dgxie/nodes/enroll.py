@@ -21,7 +21,7 @@ from dgxie.models import Node
 from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.lifecycle import transition
 from dgxie.nodes.reprovision import ReprovisionHooks, reset_install, run_after_reprovision
-from dgxie.nodes.schemas import EnrollIn, NodeOut, NodeUpdate
+from dgxie.nodes.schemas import EnrollIn, NodeOut, NodeUpdate, ReprovisionOut
 from dgxie.nodes.service import get_node, to_out, update_node
 from dgxie.site import Site
 
@@ -62,9 +62,10 @@ def enroll_node(sessions: sessionmaker[Session], site: Site, ref: str, data: Enr
 
 
 def erase_node(sessions: sessionmaker[Session], site: Site, ref: str, *, actor: str,
-               hooks: ReprovisionHooks | None) -> NodeOut:
-    """Erase `ref`, commit, then run reprovision's after-hooks (PXE-once + power cycle via its BMC)."""
+               hooks: ReprovisionHooks | None) -> ReprovisionOut:
+    """Erase `ref`, commit, then run reprovision's after-hooks (PXE-once + power cycle via its BMC);
+    their BMC result is `power_cycle`, as for a reprovision."""
     with session_scope(sessions) as s:
         out = to_out(erase(s, site, get_node(s, ref), actor=actor))
-    run_after_reprovision(sessions, site, out.hostname, actor=actor, hooks=hooks)
-    return out
+    cycle = run_after_reprovision(sessions, site, out.hostname, actor=actor, hooks=hooks)
+    return ReprovisionOut(**out.model_dump(), power_cycle=cycle)

@@ -1,7 +1,8 @@
 """Power and one-time boot through a node's BMC driver; every action is an event.
 
 The driver comes from `bmc_of()` (`dgxie.bmc.connect()`, whatever the protocol); any failure is a
-`BmcError`, turned into `Unavailable` (503) naming its kind. A failed action is recorded too
+`BmcError`, turned into `BmcUnavailable` (an `Unavailable`, 503) naming its kind. A failed action is
+recorded too
 (`<kind>.failed` with `error_kind`): that event is committed before the error is raised, since
 the caller's transaction would otherwise roll the audit record back with it. Results are the
 typed shapes of `dgxie.nodes.schemas` (the API's response models, the CLI's `--json`).
@@ -38,22 +39,31 @@ def bmc_of(site: Site, node: Node) -> Bmc:
     return bmc.connect(endpoint_of(site, node), site.bmc_options)
 
 
-def _unavailable(node: Node, exc: BmcError) -> Unavailable:
-    return Unavailable(f"{node.hostname}: BMC {exc.kind}: {exc.message}")
+class BmcUnavailable(Unavailable):
+    """A BMC action failed (503): `kind` is the `BmcError` kind, `step` the step of a multi-step
+    action that failed (None for a single one)."""
+
+    def __init__(self, node: Node, exc: BmcError, step: str | None = None) -> None:
+        what = f"{step} failed: " if step else ""
+        super().__init__(f"{node.hostname}: {what}BMC {exc.kind}: {exc.message}")
+        self.kind, self.step = exc.kind, step
 
 
 @contextlib.contextmanager
 def _audited(session: Session, site: Site, node: Node, actor: str, kind: str, data: dict[str, Any]) -> Iterator[Bmc]:
     """The node's driver for one audited action: a `BmcError` inside is recorded as `<kind>.failed`
-    (committed) and raised as `Unavailable`."""
+    (committed) and raised as `BmcUnavailable`. `data["step"]`, when the caller keeps it current,
+    names the step that failed."""
     try:
         with bmc_of(site, node) as b:
             yield b
     except BmcError as exc:
-        record(session, actor=actor, kind=f"{kind}.failed", node=node, reason=f"BMC {exc.kind}: {exc.message}",
+        step = data.get("step")
+        record(session, actor=actor, kind=f"{kind}.failed", node=node,
+               reason=f"{step + ': ' if step else ''}BMC {exc.kind}: {exc.message}",
                data=data | {"error_kind": exc.kind})
         session.commit()
-        raise _unavailable(node, exc) from None
+        raise BmcUnavailable(node, exc, step) from None
 
 
 def power_status(site: Site, node: Node) -> PowerStatusOut:
@@ -61,7 +71,7 @@ def power_status(site: Site, node: Node) -> PowerStatusOut:
         with bmc_of(site, node) as b:
             return PowerStatusOut(node=node.hostname, power=b.power_state())
     except BmcError as exc:
-        raise _unavailable(node, exc) from None
+        raise BmcUnavailable(node, exc) from None
 
 
 def power(session: Session, site: Site, node: Node, action: str, *, actor: str) -> PowerOut:
@@ -77,9 +87,12 @@ def power(session: Session, site: Site, node: Node, action: str, *, actor: str) 
 
 
 def pxe_once_and_cycle(session: Session, site: Site, node: Node, actor: str) -> PxeCycleOut:
-    """Set PXE for the next boot only, then power-cycle (on if off): what reprovision needs."""
-    with _audited(session, site, node, actor, "node.pxe_cycle", {"boot": "pxe"}) as b:
+    """Set PXE for the next boot only, then power-cycle (on if off): what reprovision needs.
+    Raises `BmcUnavailable` naming the step that failed (`PXE once` or `power cycle`)."""
+    data: dict[str, Any] = {"boot": "pxe", "step": "PXE once"}
+    with _audited(session, site, node, actor, "node.pxe_cycle", data) as b:
         b.boot_once("pxe")
+        data["step"] = "power cycle"
         state = b.power("cycle")
     record(session, actor=actor, kind="node.pxe_cycle", node=node, reason="PXE once + power cycle",
            data={"boot": "pxe", "power": state, "protocol": b.protocol})
@@ -98,10 +111,14 @@ def boot_once(session: Session, site: Site, node: Node, device: str, *, actor: s
     return BootOut(node=node.hostname, boot=dev)
 
 
-def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> None:
-    """The reprovision after-hook: PXE once + cycle when the node has a BMC. A BMC failure is
-    recorded (`node.pxe_cycle.failed`) but does not fail the already committed reprovision."""
+def reprovision_hook(session: Session, site: Site, node: Node, actor: str) -> PxeCycleOut | None:
+    """The reprovision (and erase) after-hook: PXE once + cycle when the node has a BMC (None when
+    it has none). A BMC failure is recorded (`node.pxe_cycle.failed`) and returned (`ok` false,
+    the step and the error) for the caller to report; it does not undo the committed reprovision."""
     if not node.bmc_url:
-        return
-    with contextlib.suppress(Unavailable):
-        pxe_once_and_cycle(session, site, node, actor)
+        return None
+    try:
+        return pxe_once_and_cycle(session, site, node, actor)
+    except BmcUnavailable as exc:
+        return PxeCycleOut(node=node.hostname, ok=False, boot="pxe" if exc.step == "power cycle" else None,
+                           power=None, error=exc.detail, error_kind=exc.kind)

@@ -235,8 +235,29 @@ class BootOut(BaseModel):
 
 
 class PxeCycleOut(BaseModel):
-    """PXE set for the next boot, then a power cycle (an off machine is started)."""
+    """PXE set for the next boot, then a power cycle (an off machine is started): what a reprovision
+    or an erase asks of the node's BMC. `ok` false: `error` (one line) names the step that failed
+    (`PXE once` or `power cycle`) and why, `error_kind` is the BMC error kind; the failure is also
+    the event `node.pxe_cycle.failed`."""
 
+    model_config = _example({"node": "gpu01", "ok": True, "boot": "pxe", "power": "on", "error": None,
+                             "error_kind": None},
+                            {"node": "gpu01", "ok": False, "boot": "pxe", "power": None,
+                             "error": "gpu01: power cycle failed: BMC timeout: https://10.0.1.21/redfish/v1/Systems/1"
+                                      "/Actions/ComputerSystem.Reset: timed out", "error_kind": "timeout"})
     node: str
-    boot: BootDevice
-    power: PowerState
+    ok: bool = True
+    boot: BootDevice | None  # "pxe" once it was set for the next boot
+    power: PowerState | None  # the state read back after the cycle (null when it failed)
+    error: str | None = None
+    error_kind: str | None = None
+
+
+class ReprovisionOut(NodeOut):
+    """The node after a reprovision or an erase (committed whatever its BMC did), and what its
+    BMC did: `power_cycle` is null when the node has no BMC (nothing was tried), else its result."""
+
+    model_config = _example(NODE_EXAMPLE | {"state": "enrolled", "power_cycle": {
+        "node": "gpu01", "ok": False, "boot": "pxe", "power": None, "error_kind": "auth",
+        "error": "gpu01: power cycle failed: BMC auth: https://10.0.1.21: credentials rejected"}})
+    power_cycle: PxeCycleOut | None = None

@@ -147,6 +147,10 @@ def test_reprovision_sets_pxe_once_and_cycles(cli: Any, config_file: Any, emulat
     assert cli("node", "reprovision", "plain").code == 0  # no BMC: nothing to do, no error
     pw.write_text("wrong\n")
     assert cli("node", "set", "emu04", "--bmc-password-file", str(pw)).code == 0
-    assert cli("node", "reprovision", "emu04").code == 0  # a BMC failure does not undo the reprovision
-    kinds = [e["kind"] for e in json.loads(cli("node", "show", "emu04", "--json", "--events").out)["events"]]
-    assert kinds[-1] == "node.pxe_cycle.failed"
+    r = cli("node", "reprovision", "emu04")  # a BMC failure is said, and does not undo the reprovision
+    assert r.code == 1 and r.err.startswith(f"dgxie: error: emu04: PXE once failed: BMC auth: {emulator}")
+    assert r.err.endswith("; emu04 stays enrolled: it reinstalls at its next network boot "
+                          "(boot it from the network by hand)\n") and r.err.count("\n") == 1
+    shown = json.loads(cli("node", "show", "emu04", "--json", "--events").out)
+    assert shown["state"] == "enrolled" and shown["events"][-1]["kind"] == "node.pxe_cycle.failed"
+    assert [e["kind"] for e in shown["events"]][-2:] == ["reprovision", "node.pxe_cycle.failed"]

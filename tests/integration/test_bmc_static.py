@@ -82,6 +82,11 @@ def test_scan_and_report_cli(cli: Any, config_file: Any, peers: dict[str, str], 
     assert csv[0].startswith("node,component,installed,required,status") and len(csv) == 2
     assert "old01,HostBMC_0,23.05.11,23.11.21,outdated" in csv[1]
     assert "HostBMC_0" in cli("firmware", "report", "--problems").out
+    gpus = json.loads(cli("firmware", "report", "--format", "json", "--node", "dgx01",
+                          "--component", "HGX_FW_GPU_SXM_*").out)
+    assert [x["component"] for x in gpus] == [f"HGX_FW_GPU_SXM_{i}" for i in range(1, 9)]
+    exact = json.loads(cli("firmware", "report", "--format", "json", "--component", "PSU_1").out)
+    assert sorted(x["node"] for x in exact) == ["dgx01", "old01"]
     bad = cli("firmware", "report", "--status", "broken")
     assert bad.code == 1 and "status: must be one of" in bad.err
 
@@ -124,6 +129,11 @@ def test_api_compliance_report_and_metrics(make_ctx: Any, auth: Any, peers: dict
         r = client.get("/api/v1/firmware/compliance", params={"node": "dgx03", "component": "PSU_5"},
                        headers=auth("viewer"))
         assert [x["status"] for x in r.json()] == ["compliant"]
+        r = client.get("/api/v1/firmware/compliance", params={"node": "dgx03", "component": "HGX_FW_GPU_SXM_*"},
+                       headers=auth("viewer"))
+        assert sorted(x["component"] for x in r.json()) == [f"HGX_FW_GPU_SXM_{i}" for i in range(1, 9)]
+        r = client.get("/api/v1/firmware/report.html", params={"component": "PSU_[0-1]"}, headers=auth("viewer"))
+        assert r.status_code == 200 and "PSU_1" in r.text and "PSU_2" not in r.text
         assert client.get("/api/v1/firmware/compliance", params={"status": "x"},
                           headers=auth("viewer")).status_code == 422
         csv = client.get("/api/v1/firmware/compliance", params={"format": "csv"}, headers=auth("viewer"))
@@ -153,4 +163,29 @@ def test_baseline_check_cli(cli: Any, config_file: Any, peers: dict[str, str], t
     _add(cli, tmp_path, "old05", "aa:00:00:00:07:01", peers["old"])
     assert cli("firmware", "scan", "old05").code == 0
     r = cli("firmware", "baseline", "check", "--node", "old05")
-    assert r.code == 1 and "old05: PSU_5: missing" in r.err and "1 baseline entry not found on old05" in r.err
+    assert r.code == 1 and r.err.endswith("dgxie: error: old05: PSU_5: missing: did you mean PSU_4?\n"), r.err
+
+    # A new baseline FILE is what --node checks (not the configured one): its typo is caught.
+    _add(cli, tmp_path, "dgx05", "aa:00:00:00:07:02", peers["dgx"])
+    assert cli("firmware", "scan", "dgx05").code == 0
+    shipped = (REPO / "firmware" / "dgx-h100.yaml").read_text()
+    good, typo = tmp_path / "new.yaml", tmp_path / "new-typo.yaml"
+    good.write_text(shipped)
+    typo.write_text(shipped.replace("  HostBMC_0:", "  HostBMC_O:"))
+    assert cli("firmware", "baseline", "check", "--node", "dgx05").code == 0
+    r = cli("firmware", "baseline", "check", str(good), "--node", "dgx05")
+    assert r.code == 0 and "new.yaml: ok (dgx-h100" in r.err, r.err
+    r = cli("firmware", "baseline", "check", str(typo), "--node", "dgx05")
+    assert r.code == 1 and "dgxie: error: dgx05: HostBMC_O: missing: did you mean HostBMC_0?" in r.err, r.err
+    other = tmp_path / "other.yaml"
+    other.write_text("platform: other\nmodels: [XE9680]\ncomponents:\n  BMC: '1.0'\n")
+    r = cli("firmware", "baseline", "check", str(other), "--node", "dgx05")
+    assert r.code == 1 and "dgxie: error: dgx05: no baseline for model 'DGXH100' in other.yaml" in r.err, r.err
+    r = cli("firmware", "baseline", "check", str(other), "--node", "nobmc05")
+    assert r.code == 1 and "no node 'nobmc05'" in r.err
+    # Every mistake of every FILE at once, even after a good one.
+    worse = tmp_path / "worse.yaml"
+    worse.write_text("platform: Worse\nmodels: [X]\ncomponents: {BMC: '1'}\n")
+    r = cli("firmware", "baseline", "check", str(good), str(bad), str(worse), "--node", "dgx05")
+    assert r.code == 1 and "typo.yaml: components.HostBMC_0" in r.err and "worse.yaml: platform:" in r.err
+    assert cli("firmware", "baseline", "check", str(tmp_path / "absent.yaml")).code == 1

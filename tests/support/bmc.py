@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.net import free_port as free_port  # re-exported for the tests that import it from here
-from tests.support.paths import SHARED
+from tests.support.paths import REPO, SHARED
 
 REFERENCE = SHARED / "reference"
 DGX_MOCKUP = REFERENCE / "redfish" / "nvidia-dgx-h100" / "redfish" / "v1"
@@ -29,6 +29,15 @@ BIN = Path(sys.executable).parent
 # The sushy-tools peers and the fault injectors speak plain http://, which a site must allow
 # explicitly (config `bmc.allow_insecure_http`): give this to `make_ctx(bmc=...)`/`config_file(bmc=...)`.
 INSECURE_HTTP = {"allow_insecure_http": True}
+
+
+def dgxie_process(config: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`dgxie ARGS` as an operator runs it: its own process, so whatever it prints (Python warnings
+    included, which pytest would catch in-process) is in `stdout`/`stderr`."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "DGXIE_CONFIG": str(config),
+           "HOME": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "dgxie", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=120, check=False)
 
 
 def wait_http(url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:
@@ -57,11 +66,18 @@ def _proc(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Itera
             p.wait(5)
 
 
+def static_log(url: str, tmp: Path) -> Path:
+    """The log of the `sushy_static` peer at `url` (it prints each request's headers and body)."""
+    return tmp / f"sushy-static-{url.rsplit(':', 1)[1]}.log"
+
+
 @contextmanager
 def sushy_static(mockup: Path, tmp: Path) -> Iterator[str]:
+    """sushy-static serving `mockup` read-only: GET from the files, every POST and PATCH answered
+    204 with no body (and no effect); its log (`static_log`) is written unbuffered."""
     port = free_port()
     with _proc([str(BIN / "sushy-static"), "-i", "127.0.0.1", "-p", str(port), "-m", str(mockup)],
-               tmp / f"sushy-static-{port}.log"):
+               tmp / f"sushy-static-{port}.log", env=dict(os.environ, PYTHONUNBUFFERED="1")):
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/redfish/v1")
         yield url

@@ -84,3 +84,53 @@ def test_retrying_retries_only_what_may_pass() -> None:
     with pytest.raises(BmcError) as exc:
         retrying(broken, Options(retries=1, backoff=0), "http://b")
     assert exc.value.kind == "unreachable" and exc.value.message.startswith("http://b")
+
+
+def test_errors_are_one_line_in_words() -> None:
+    """A BMC error names the URL and what failed, on one line, without Python exception names."""
+    from dgxie.bmc.transport import classify
+
+    odd = classify(KeyError("@odata.id"), "http://b/redfish/v1/Systems/1")
+    assert odd.kind == "protocol" and "KeyError" not in odd.message and "odata" not in odd.message
+    assert odd.message == "http://b/redfish/v1/Systems/1: an answer the Redfish client could not handle"
+    refused = classify(ConnectionRefusedError(111, "Connection refused"), "http://b")
+    assert refused.message == "http://b: unreachable (connection refused)"
+    assert BmcError("http://b: HTTP 500: Reset failed\n  (try again)\n").message == \
+        "http://b: HTTP 500: Reset failed (try again)"
+
+
+def test_refused_port_is_unreachable_in_words() -> None:
+    rb = RedfishBmc(Endpoint(f"http://127.0.0.1:{free_port()}", "admin", "pw"), FAST)
+    with pytest.raises(BmcUnreachable) as exc:
+        rb.power_state()
+    assert exc.value.message.endswith(": unreachable (connection refused)"), exc.value.message
+
+
+def test_a_dead_bmc_is_tried_retries_plus_one_times() -> None:
+    """Each attempt is one connection (the login is not retried inside the request's retries)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[int] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # no answer at all: a BMC whose web server died
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        rb = RedfishBmc(Endpoint(f"http://127.0.0.1:{srv.getsockname()[1]}", "admin", "pw"),
+                        Options(timeout=2, retries=2, backoff=0, allow_http=True))
+        with pytest.raises(BmcError) as exc:
+            rb.power_state()
+    finally:
+        srv.close()
+    assert len(accepted) == 3, (len(accepted), exc.value.message)

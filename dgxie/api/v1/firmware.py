@@ -51,7 +51,8 @@ def get_compliance(s: SessionDep, site: SiteDep, _: Principal = Viewer, node: st
                    component: str | None = None, status: Status | None = None,
                    format: Literal["json", "csv"] = "json") -> Any:
     """Installed against required firmware, one row per node and component (JSON, or CSV with
-    `format=csv`), filtered by node, component and status."""
+    `format=csv`), filtered by node, component (an Id or a shell-style glob such as
+    `HGX_FW_GPU_SXM_*`) and status."""
     data = compliance.rows(s, site, node=node, component=component, status=status)
     if format == "csv":
         return PlainTextResponse(compliance.to_csv(data), media_type="text/csv")
@@ -61,9 +62,9 @@ def get_compliance(s: SessionDep, site: SiteDep, _: Principal = Viewer, node: st
 @router.get("/report.html", response_class=HTMLResponse,
             responses=example("<!doctype html><title>Firmware compliance</title>...", media="text/html"))
 def report_html(s: SessionDep, site: SiteDep, _: Principal = Viewer, node: str | None = None,
-                status: Status | None = None) -> HTMLResponse:
-    """The compliance rows as a printable HTML page."""
-    return HTMLResponse(compliance.to_html(compliance.rows(s, site, node=node, status=status)))
+                component: str | None = None, status: Status | None = None) -> HTMLResponse:
+    """The compliance rows as a printable HTML page (filters as for /compliance)."""
+    return HTMLResponse(compliance.to_html(compliance.rows(s, site, node=node, component=component, status=status)))
 
 
 @router.get("/changes", responses=example([CHANGE]) | missing("the node"))

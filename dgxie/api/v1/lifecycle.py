@@ -29,17 +29,19 @@ from dgxie.models import Node
 from dgxie.nodes import service
 from dgxie.nodes.enroll import enroll_node, erase_node
 from dgxie.nodes.reprovision import reprovision_node
-from dgxie.nodes.schemas import EnrollIn, NodeOut
+from dgxie.nodes.schemas import EnrollIn, NodeOut, ReprovisionOut
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
 HEARTBEAT_SECONDS = 15.0
 
 
-@router.post("/{ref}/reprovision", response_model=NodeOut,
+@router.post("/{ref}/reprovision", response_model=ReprovisionOut,
              responses=conflict("the node is discovered (enroll it first), or its drain hook failed"))
-def reprovision(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
-    """Back to `enrolled` with a new boot token; then the after-hooks (e.g. BMC PXE-once + power cycle)."""
+def reprovision(ref: str, request: Request, who: Principal = Operator) -> ReprovisionOut:
+    """Back to `enrolled` with a new boot token; then, with a BMC, PXE-once + power cycle. 200 once
+    the reprovision is committed, whatever the BMC did: `power_cycle` says (null: no BMC; `ok`
+    false: `error` names the step that failed, and the node reinstalls at its next network boot)."""
     ctx = get_ctx(request)
     return reprovision_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
@@ -52,11 +54,12 @@ def enroll(ref: str, data: EnrollIn, request: Request, who: Principal = Operator
     return enroll_node(ctx.sessions, ctx.site, ref, data, actor=who.actor)
 
 
-@router.post("/{ref}/erase", response_model=NodeOut,
+@router.post("/{ref}/erase", response_model=ReprovisionOut,
              responses=conflict("the node's state cannot go to erasing"))
-def erase(ref: str, request: Request, who: Principal = Operator) -> NodeOut:
+def erase(ref: str, request: Request, who: Principal = Operator) -> ReprovisionOut:
     """Mark the node `erasing` (new boot token); its next network boot runs the agent, which wipes
-    every disk and returns it to `discovered`. With a BMC: PXE-once and a power cycle now."""
+    every disk and returns it to `discovered`. With a BMC: PXE-once and a power cycle now, reported
+    in `power_cycle` as for a reprovision."""
     ctx = get_ctx(request)
     return erase_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
