@@ -23,6 +23,7 @@ from dgxie.cli import (
     node_cmd,
     oci_cmd,
     power_cmd,
+    profile_cmd,
     render_cmd,
     secret_cmd,
     serve_cmd,
@@ -32,11 +33,19 @@ from dgxie.config import CONFIG_ENV
 from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=True)
+
+
+@app.callback()
+def _root(config: str | None = typer.Option(
+        None, "--config", metavar="FILE", show_envvar=False,
+        help=f"config file (default ${CONFIG_ENV}, else built-in defaults); accepted anywhere on the line")) -> None:
+    """`--config` is taken out of argv by `_take_config` before click parses; it is declared here for --help."""
 app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the config enables.")(serve_cmd.serve)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(profile_cmd.app, name="profile")
 node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
 node_cmd.app.command("watch")(lifecycle_cmd.watch)
 node_cmd.app.command("enroll")(lifecycle_cmd.enroll)
