@@ -19,9 +19,9 @@ run: venv
 	@mkdir -p var
 	$(BIN)/dgxie db upgrade
 	@echo ""
-	@echo "  dgxie: API on http://127.0.0.1:8080 (OpenAPI at /docs), data under var/"
+	@echo "  dgxie: data under var/; \`dgxie serve\` prints the address it listens on (api.listen) below"
 	@echo "  create the first admin token in another shell:"
-	@echo "    $(BIN)/dgxie token create --role admin --name admin"
+	@echo "    source $(VENV)/bin/activate && dgxie token create --role admin --name admin"
 	@echo ""
 	exec $(BIN)/dgxie serve
 
