@@ -14,6 +14,7 @@ import typer
 from dgxie.cli import (
     agent_cmd,
     common,
+    completion_cmd,
     db_cmd,
     firmware_cmd,
     image_cmd,
@@ -61,6 +62,7 @@ app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(image_cmd.app, name="image")
 app.add_typer(agent_cmd.app, name="agent")
+app.command("completion")(completion_cmd.completion)
 
 
 def _take_config(argv: list[str]) -> list[str]:

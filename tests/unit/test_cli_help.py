@@ -51,9 +51,12 @@ def test_top_level_help_shows_config_and_completion_without_importing_the_app() 
 
 
 def test_shell_completion_script_and_completions() -> None:
-    r = _dgxie("--show-completion", "bash")
-    assert r.returncode == 0, r.stderr
-    assert "_DGXIE_COMPLETE=complete_bash" in r.stdout and "complete " in r.stdout
+    for shell, needle in (("bash", "_DGXIE_COMPLETE=complete_bash"), ("zsh", "_DGXIE_COMPLETE=complete_zsh"),
+                          ("fish", "_DGXIE_COMPLETE=complete_fish")):
+        r = _dgxie("completion", shell)
+        assert r.returncode == 0 and needle in r.stdout, (shell, r.stdout, r.stderr)
+    r = _dgxie("completion", "tcsh")
+    assert r.returncode == 1 and r.stderr == "dgxie: error: unknown shell 'tcsh' (known: bash, zsh, fish)\n"
     r = _dgxie(env={"_DGXIE_COMPLETE": "complete_bash", "COMP_WORDS": "dgxie pro", "COMP_CWORD": "1"})
     assert r.returncode == 0 and r.stdout.split() == ["profile"], (r.stdout, r.stderr)
     r = _dgxie(env={"_DGXIE_COMPLETE": "complete_bash", "COMP_WORDS": "dgxie node li", "COMP_CWORD": "2"})
