@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dgxie import events
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
-from dgxie.cli.output import Format, json_option, output_option, render_record, wants_json
+from dgxie.cli.output import Format, hide_first, json_option, output_option, render_record, wants_json
 from dgxie.errors import Invalid
 from dgxie.nodes import importer, service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
@@ -72,6 +72,7 @@ def list_(state: str | None = typer.Option(None, help="only nodes in this state"
         dump_json(rows)
         return
     t = Table("hostname", "mac", "ip", "profile", "role", "state", "tags", caption=f"{len(rows)} of {total}")
+    hide_first(t, "tags", "role", "profile", "ip")  # at a narrow terminal; hostname, MAC and state stay
     for r in rows:
         t.add_row(r.hostname, r.mac or "", r.ip or "", r.profile or "", r.role or "", r.state, ",".join(r.tags))
     console.print(t)

@@ -2,8 +2,9 @@
 
 Contract:
 - An identifier (a cell without whitespace: MAC, hostname, IP, component name, version, serial) is never
-  cut. At a terminal, free-text columns wrap; when even that does not fit the width, the rightmost
-  columns are hidden (free text first) and the caption says which, and that `-o json` shows them.
+  cut. At a terminal, free-text columns wrap; when even that does not fit the width, columns are
+  hidden (those named by `hide_first`, then free text, from the right) and the caption says which, and
+  that `-o json` shows them.
 - When stdout is not a terminal, a table is printed as tab-separated lines (a header, then one line per
   row) with every value in full; the caption goes to stderr.
 - `render_record` prints a record (`node show`, `profile show`) as `key: value` lines: None is `-`,
@@ -102,9 +103,11 @@ def fit_table(table: Table, width: int) -> Table:
 
     kept = list(info)
     hidden: list[str] = []
+    first: tuple[str, ...] = getattr(table, "hide_first", ())
     while total(kept) > width and len(kept) > 1:
+        named = [k for name in first for k in kept[1:] if k[3] == name]
         candidates = [k for k in kept[1:] if not k[1]] or kept[1:]
-        drop = candidates[-1]
+        drop = named[0] if named else candidates[-1]
         kept.remove(drop)
         hidden.insert(0, drop[3])
     if hidden:
@@ -112,6 +115,13 @@ def fit_table(table: Table, width: int) -> Table:
         table.columns[:] = [c for i, c in enumerate(table.columns) if i in keep]
         note = f"hidden at this width: {', '.join(hidden)} (-o json shows everything)"
         table.caption = f"{_plain(table.caption)}; {note}" if table.caption else note
+    return table
+
+
+def hide_first(table: Table, *headers: str) -> Table:
+    """Name the columns `fit_table` hides first (in this order) when TABLE is too wide; then free
+    text from the right, then identifiers from the right."""
+    table.hide_first = headers  # type: ignore[attr-defined]
     return table
 
 

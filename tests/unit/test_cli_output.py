@@ -7,7 +7,7 @@ import io
 
 from rich.table import Table
 
-from dgxie.cli.output import TableConsole, human, record_lines
+from dgxie.cli.output import TableConsole, hide_first, human, record_lines
 
 MACS = [f"aa:bb:cc:00:00:{i:02x}" for i in range(3)]
 HOSTS = [f"dgx-h100-rack{i:02d}-node{i:03d}.cluster.example.org" for i in range(3)]
@@ -83,3 +83,13 @@ def test_records_read_as_a_person_expects() -> None:
     assert lines == ["hostname:   dgx01", "ip:         -", "tags:       rack1, h100", "bmc:",
                      "  url:          https://10.0.1.5", "  password_set: no", "interfaces:",
                      "  - mac=aa:bb:cc:00:00:01 name=-", "facts:      -"]
+
+
+def test_hide_first_names_the_columns_to_give_up_first() -> None:
+    t = Table("hostname", "mac", "ip", "profile", "state", "tags")
+    t.add_row(HOSTS[0], MACS[0], "10.100.200.42", "ubuntu-2404-gpu", "enrolled", "rack07,h100")
+    con, buf = _tty(100)
+    con.print(hide_first(t, "tags", "profile", "ip"))
+    out = buf.getvalue()
+    assert "enrolled" in out and HOSTS[0] in out and MACS[0] in out, out
+    assert "hidden at this width: profile, tags" in out, out
