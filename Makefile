@@ -27,9 +27,9 @@ run: venv
 	@mkdir -p var
 	$(BIN)/dgxie db upgrade
 	@echo ""
-	@echo "  dgxie: API on http://127.0.0.1:8080 (OpenAPI at /docs), data under $(or $(DGXIE_DATA_DIR),the config's data_dir)"
+	@echo "  dgxie: data under $(or $(DGXIE_DATA_DIR),the config's data_dir); \`dgxie serve\` prints the address it listens on (api.listen) below"
 	@echo "  create the first admin token in another shell:"
-	@echo "    $(RUN_ENV) $(BIN)/dgxie token create --role admin --name admin"
+	@echo "    source $(VENV)/bin/activate && $(RUN_ENV) dgxie token create --role admin --name admin"
 	@echo ""
 	exec $(BIN)/dgxie serve
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dgxie.errors import ConfigError
@@ -34,6 +34,7 @@ from dgxie.sections import (
     TftpConfig,
     default_roles,
 )
+from dgxie.sections.public_url import derive_public_url
 
 CONFIG_ENV = "DGXIE_CONFIG"
 
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     # (`make run` sets DGXIE_DATA_DIR=var), the database in it unless database_url is set.
     database_url: str = ""  # default: sqlite:///<data_dir>/dgxie.db
     data_dir: Path = Path("/var/lib/dgxie")
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str = ""  # unset: derived from api.listen (dgxie/sections/public_url.py); how: public_url_note
     secret_key: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     api: ApiConfig = ApiConfig()
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     install: InstallConfig = InstallConfig()
     bmc: BmcConfig = BmcConfig()
     firmware: FirmwareConfig = FirmwareConfig()
+    _public_url_note: str = PrivateAttr(default="")
 
     @field_validator("database_url")
     @classmethod
@@ -74,7 +76,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v.rstrip("/")
 
@@ -97,7 +99,15 @@ class Settings(BaseSettings):
             if m.name in seen:
                 raise ValueError(f"mirrors: duplicate name {m.name!r}")
             seen.add(m.name)
+        if not self.public_url:
+            self.public_url, self._public_url_note = derive_public_url(
+                self.api.listen, [sub.cidr for sub in self.dhcp.subnets])
         return self
+
+    @property
+    def public_url_note(self) -> str:
+        """How public_url was derived from api.listen; "" when the config sets it."""
+        return self._public_url_note
 
     @classmethod
     def settings_customise_sources(

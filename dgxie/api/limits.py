@@ -5,7 +5,7 @@
 - `parse_json` (from `dgxie.validation`, so services use it too) is the one JSON decoder for
   request bodies: an object, nested at most `MAX_JSON_DEPTH` deep, finite numbers only, strings
   without NUL and valid Unicode; anything else is `Invalid` (422) with one message. `JsonRoute`
-  makes FastAPI's body parsing use it.
+  makes FastAPI's body parsing use it, whatever the body's Content-Type (`curl -d` sends a form type).
 - `RefuseNul` (pure ASGI) answers 422 to a path or query string holding a NUL character (%00),
   which PostgreSQL text cannot store or compare.
 - `MAX_INT`: the bound of integer query parameters (ids, offsets): a 32-bit signed integer column.
@@ -17,12 +17,13 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import params
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dgxie.errors import TooLarge
+from dgxie.errors import Invalid, TooLarge
 from dgxie.validation import MAX_JSON_DEPTH, parse_json
 
 MAX_INT = 2**31 - 1
@@ -41,18 +42,34 @@ class _JsonRequest(Request):
         return self._checked_json
 
 
+def _as_json(request: Request) -> None:
+    """Make REQUEST say `Content-Type: application/json` (its body was read, and parsed as JSON)."""
+    request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"] + [
+        (b"content-type", b"application/json")]
+    request.__dict__.pop("_headers", None)
+
+
 class JsonRoute(APIRoute):
-    """An APIRoute whose JSON body (the same content types FastAPI decodes) goes through
-    `parse_json` first, so a bad document is one `Invalid` and never reaches the handler."""
+    """An APIRoute whose body goes through `parse_json` first, so a bad document is one `Invalid` and
+    never reaches the handler. The body is read as JSON whatever its Content-Type (`curl -d` sends
+    application/x-www-form-urlencoded): one that is not JSON is 422 `body: not JSON (send ...)`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        form = self.body_field is not None and isinstance(self.body_field.field_info, params.Form)
 
         async def checked(request: Request) -> Response:
             request = _JsonRequest(request.scope, request.receive)
-            if self.body_field is not None and _is_json(request.headers.get("content-type", "")) \
-                    and await request.body():
-                await request.json()  # Invalid here is answered by the app's error handler
+            if self.body_field is not None and not form and await request.body():
+                if _is_json(request.headers.get("content-type", "")):
+                    await request.json()  # Invalid here is answered by the app's error handler
+                else:
+                    try:
+                        await request.json()
+                    except Invalid as exc:
+                        raise Invalid(f"{exc.detail} (send a JSON object, with Content-Type: application/json)"
+                                      ) from None
+                    _as_json(request)
             return await handler(request)
 
         return checked

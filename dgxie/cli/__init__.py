@@ -15,6 +15,7 @@ from dgxie import __version__
 from dgxie.cli import (
     agent_cmd,
     common,
+    completion_cmd,
     db_cmd,
     firmware_cmd,
     image_cmd,
@@ -25,6 +26,7 @@ from dgxie.cli import (
     node_cmd,
     oci_cmd,
     power_cmd,
+    profile_cmd,
     render_cmd,
     secret_cmd,
     serve_cmd,
@@ -34,7 +36,7 @@ from dgxie.config import CONFIG_ENV
 from dgxie.errors import ConfigError, DgxieError
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=True)
 
 
 def _version(value: bool) -> None:
@@ -45,8 +47,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
-                                       help="Print dgxie's version and exit.")) -> None:
-    """Bare-metal provisioning for GPU clusters."""
+                                       help="Print dgxie's version and exit."),
+          config: str | None = typer.Option(
+              None, "--config", metavar="FILE", show_envvar=False,
+              help=f"config file (default ${CONFIG_ENV}, else built-in defaults); accepted anywhere on the line"),
+          ) -> None:
+    """Bare-metal provisioning for GPU clusters. (`--config` is taken out of argv by `_take_config`
+    before click parses; it is declared here for --help.)"""
 
 
 app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the config enables.")(serve_cmd.serve)
@@ -54,6 +61,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(node_cmd.app, name="node")
 node_cmd.app.command("import")(import_cmd.import_)
+app.add_typer(profile_cmd.app, name="profile")
 node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
 node_cmd.app.command("watch")(lifecycle_cmd.watch)
 node_cmd.app.command("enroll")(lifecycle_cmd.enroll)
@@ -69,6 +77,7 @@ app.add_typer(secret_cmd.app, name="secret")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(image_cmd.app, name="image")
 app.add_typer(agent_cmd.app, name="agent")
+app.command("completion")(completion_cmd.completion)
 
 
 def _take_config(argv: list[str]) -> list[str]:

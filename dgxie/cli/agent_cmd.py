@@ -17,7 +17,7 @@ def build_(mirror: str = typer.Option(..., "--mirror", help="APT mirror to build
            suite: str | None = typer.Option(None, help="suite (default: the recipe's, bookworm)"),
            name: str = typer.Option("agent", help="image name to register"),
            recipe: str = typer.Option("agent", help="recipe under images/, or a recipe directory"),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+           as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
     """Build the agent's kernel + initramfs from MIRROR and register it as image `agent`; nothing
     is rebuilt when the inputs are unchanged."""
     ctx = context()

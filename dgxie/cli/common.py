@@ -11,15 +11,15 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Console
 from sqlalchemy.orm import Session
 
 from dgxie import config, db
+from dgxie.cli.output import TableConsole
 from dgxie.compose import build_context
 from dgxie.context import Context
 
-console = Console()
-err_console = Console(stderr=True)
+console = TableConsole()  # tables: never cut an identifier; tab-separated when piped (see output.py)
+err_console = TableConsole(stderr=True)
 
 CONFIG_PATH: list[str | None] = [None]
 

@@ -28,7 +28,7 @@ SOME_FAILED = 2  # `firmware scan`: some nodes' BMCs could not be read (their re
 @app.command("scan")
 def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
          all_: bool = typer.Option(False, "--all", help="every node with a BMC"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+         as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Read the firmware inventory of nodes' BMCs concurrently and store it (with history).
     Exit 0: every node scanned; 1: bad input, nothing scanned; 2: some nodes failed (unreachable,
     refused, ...), the others are stored."""
@@ -63,10 +63,10 @@ def scan(node: list[str] = typer.Argument(None, help="hostnames or MACs"),
 
 @app.command("report")
 def report(fmt: str = typer.Option("table", "--format", help="table | json | csv | html"),
-           node: str | None = None,
-           component: str | None = typer.Option(None, help="a component Id or shell-style glob, "
+           node: str | None = typer.Option(None, help="only this node"),
+           component: str | None = typer.Option(None, help="only this component: an Id or a shell-style glob, "
                                                           "e.g. 'HGX_FW_GPU_SXM_*'"),
-           status: str | None = None,
+           status: str | None = typer.Option(None, help="only rows with this status, e.g. outdated"),
            problems: bool = typer.Option(False, "--problems", help="only rows that are not compliant")) -> None:
     """Compliance of each node's latest inventory against its platform's baseline."""
     if fmt not in ("table", "json", "csv", "html"):
@@ -94,7 +94,7 @@ def report(fmt: str = typer.Option("table", "--format", help="table | json | csv
 @app.command("changes")
 def changes(since: str = typer.Option("7d", help="7d, 12h, 30m or an ISO 8601 time"),
             node: list[str] = typer.Option([], help="limit to these nodes (repeat)"),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """What firmware changed since a time (by comparing stored scans)."""
     with session() as s:
         ns = [nodes.get_node(s, n) for n in node] or None
@@ -129,7 +129,10 @@ def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files
             raise Invalid("\n".join(problems))
 
 @endpoint_app.command("add")
-def endpoint_add(node: str, name: str, url: str, user: str | None = None,
+def endpoint_add(node: str = typer.Argument(..., help="hostname or MAC"),
+                 name: str = typer.Argument(..., help="endpoint name"),
+                 url: str = typer.Argument(..., help="the endpoint's Redfish URL"),
+                 user: str | None = typer.Option(None, help="default: the node's BMC user"),
                  password_file: Path | None = typer.Option(None, help="default: the node's BMC credentials")) -> None:
     """Add an extra Redfish endpoint to a node (scanned with its BMC)."""
     password = None
@@ -145,7 +148,8 @@ def endpoint_add(node: str, name: str, url: str, user: str | None = None,
 
 
 @endpoint_app.command("list")
-def endpoint_list(node: str) -> None:
+def endpoint_list(node: str = typer.Argument(..., help="hostname or MAC")) -> None:
+    """List a node's extra firmware endpoints."""
     with session() as s:
         eps = endpoints.list_endpoints(s, nodes.get_node(s, node))
         dump_json([{"name": e.name, "url": e.url, "username": e.username,
@@ -153,15 +157,18 @@ def endpoint_list(node: str) -> None:
 
 
 @endpoint_app.command("remove")
-def endpoint_remove(node: str, name: str) -> None:
+def endpoint_remove(node: str = typer.Argument(..., help="hostname or MAC"),
+                    name: str = typer.Argument(..., help="endpoint name")) -> None:
+    """Remove one of a node's extra firmware endpoints."""
     with session() as s:
         endpoints.remove_endpoint(s, nodes.get_node(s, node), name, actor=actor())
     err_console.print(f"{node}: endpoint {name} removed")
 
 
 @app.command("stage")
-def stage(file: Path, sha256: str | None = typer.Option(None, help="expected sha256 (checked)"),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def stage(file: Path = typer.Argument(..., help="firmware package file"),
+          sha256: str | None = typer.Option(None, help="expected sha256 (checked)"),
+          as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Stage a firmware package that dgxie serves to BMCs over HTTP; prints its ImageURI."""
     pkg = packages.stage(context().site, file, sha256)
     out = {"name": pkg.name, "sha256": pkg.sha256, "size": pkg.size, "url": pkg.url(context().site)}
@@ -176,7 +183,7 @@ def update_(node: list[str] = typer.Argument(..., help="nodes, updated in this o
             multipart: bool = typer.Option(False, help="push the file (MultipartHttpPushUri) instead of ImageURI"),
             timeout: float = typer.Option(3600, help="seconds to wait for each node's update task"),
             poll: float = typer.Option(5.0, help="seconds between task polls"),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Rolling firmware update through Redfish; each batch is rescanned after its tasks end."""
     sha, _, name = package.partition("/")
     site = context().site

@@ -1,4 +1,4 @@
-"""`dgxie image add|list|build`."""
+"""`dgxie image add|list|delete|build`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from rich.table import Table
 
 from dgxie.catalog import images
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
-from dgxie.errors import Invalid
+from dgxie.cli.output import Format, json_option, output_option, wants_json
+from dgxie.errors import Invalid, NotFound
 from dgxie.imaging.bootstrap import Report
 from dgxie.imaging.build import BuildResult, build, make_image
 
@@ -27,12 +28,13 @@ def _extra(values: list[str]) -> dict[str, Path]:
 
 
 @app.command("add")
-def add(name: str, kernel: Path = typer.Option(..., help="kernel file"),
+def add(name: str = typer.Argument(..., help="image name"), kernel: Path = typer.Option(..., help="kernel file"),
         initrd: Path = typer.Option(..., help="initrd file"),
         cmdline: str = typer.Option("", help="kernel cmdline; {base} {public_url} {hostname} {mac} filled per node"),
-        os: str = typer.Option("ubuntu", "--os"), arch: str = typer.Option("x86_64"),
+        os: str = typer.Option("ubuntu", "--os", help="operating system: ubuntu, debian, rhel..."),
+        arch: str = typer.Option("x86_64", help="CPU architecture"),
         file: list[str] = typer.Option([], "--file", help="another file served with the image: NAME=PATH (repeat)"),
-        as_json: bool = typer.Option(False, "--json")) -> None:
+        as_json: bool = json_option()) -> None:
     """Register an image: its files are copied into the data dir by sha256."""
     ctx = context()
     with session() as s:
@@ -46,16 +48,25 @@ def add(name: str, kernel: Path = typer.Option(..., help="kernel file"),
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(output: Format = output_option(), as_json: bool = json_option()) -> None:
+    """List registered images."""
     with session() as s:
         rows = [images.to_out(i) for i in images.list_images(s)]
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("name", "os", "arch", "kernel", "initrd", "files", "cmdline")
     for r in rows:
         t.add_row(r.name, r.os, r.arch, r.kernel, r.initrd, str(len(r.files)), r.cmdline)
     console.print(t)
+
+
+@app.command("delete")
+def delete(name: str = typer.Argument(..., help="image name")) -> None:
+    """Delete an image no profile uses; its stored files are kept."""
+    with session() as s:
+        images.delete_image(s, images.image_by_name(s, name, missing=NotFound), actor=actor())
+    err_console.print(f"image {name} deleted")
 
 
 def reporter(name: str) -> Report:
@@ -76,12 +87,13 @@ def print_result(res: BuildResult) -> None:
 
 
 @app.command("build")
-def build_(name: str, mirror: str = typer.Option(..., "--mirror", help="APT mirror to build from (its filter "
+def build_(name: str = typer.Argument(..., help="image name"),
+           mirror: str = typer.Option(..., "--mirror", help="APT mirror to build from (its filter "
                                                  "needs ?essential and ?priority(required))"),
            suite: str | None = typer.Option(None, help="suite (default: the recipe's, bookworm)"),
            recipe: str = typer.Option("debian", help="recipe under images/, or a recipe directory"),
            package: list[str] = typer.Option([], "--package", help="another package to install (repeat)"),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+           as_json: bool = json_option()) -> None:
     """Build image NAME (rootfs.tar.zst + kernel + initrd) from MIRROR with mmdebstrap; nothing is
     rebuilt or stored twice when the inputs are unchanged."""
     ctx = context()

@@ -18,7 +18,7 @@ from dgxie.nodes.schemas import EnrollIn, ReprovisionOut
 DONE = {"installed": 0, "bootstrapping": 0, "ready": 0, "failed": 1}
 
 
-def reprovision(node: str) -> None:
+def reprovision(node: str = typer.Argument(..., help="hostname or MAC")) -> None:
     """Send NODE back to `enrolled` with a new boot token, so its next boot reinstalls it; with a BMC,
     set PXE for the next boot and power-cycle it (exit 1 if that fails: the node stays enrolled)."""
     ctx = context()
@@ -36,7 +36,8 @@ def said(out: ReprovisionOut, then: str) -> None:
     err_console.print(f"{out.hostname}: {out.state}{started}; {then}", soft_wrap=True)
 
 
-def enroll(node: str, profile: str = typer.Option(..., "--profile", help="the profile it installs"),
+def enroll(node: str = typer.Argument(..., help="hostname or MAC"),
+           profile: str = typer.Option(..., "--profile", help="the profile it installs"),
            hostname: str | None = typer.Option(None, "--hostname", help="rename it"),
            role: str | None = typer.Option(None, "--role", help="default: the profile's role"),
            ip: str | None = typer.Option(None, "--ip", help="a reserved address")) -> None:
@@ -47,7 +48,7 @@ def enroll(node: str, profile: str = typer.Option(..., "--profile", help="the pr
     err_console.print(f"{out.hostname}: {out.state} with profile {profile}; it installs at its next network boot")
 
 
-def erase(node: str) -> None:
+def erase(node: str = typer.Argument(..., help="hostname or MAC")) -> None:
     """Wipe NODE's disks with the deploy agent at its next network boot; it returns to discovered."""
     ctx = context()
     out = erase_node(ctx.sessions, ctx.site, node, actor=actor(), hooks=ctx.reprovision)
@@ -59,7 +60,8 @@ def line(ev: EventOut) -> str:
     return f"{ev.time:%H:%M:%S} {ev.kind:<16} {move:<22} {ev.reason}"
 
 
-def watch(node: str, timeout: float = typer.Option(3600, min=0.1, help="give up after this many seconds"),
+def watch(node: str = typer.Argument(..., help="hostname or MAC"),
+          timeout: float = typer.Option(3600, min=0.1, help="give up after this many seconds"),
           poll: float = typer.Option(1.0, min=0.05, help="seconds between polls"),
           history: int = typer.Option(10, min=0, help="print this many past events first")) -> None:
     """Follow NODE's events until it is installed (exit 0) or failed (exit 1); Ctrl-C stops."""

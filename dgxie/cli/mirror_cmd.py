@@ -16,6 +16,7 @@ from rich.progress import Progress as Bar
 from rich.table import Table
 
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.output import Format, json_option, output_option, wants_json
 from dgxie.errors import Invalid, Unavailable
 from dgxie.mirror import bundle, queries, records, service
 from dgxie.mirror.kind import Progress
@@ -34,11 +35,11 @@ def _size(n: int) -> str:
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(output: Format = output_option(), as_json: bool = json_option()) -> None:
     """Configured mirrors (and imported ones) with their published snapshot."""
     with session() as s:
         rows = queries.list_mirrors(s, context().site)
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("name", "kind", "snapshot", "files", "size", "last success", "failures", "last job")
@@ -74,7 +75,7 @@ def check_sync(name: str, job: JobOut) -> None:
 
 
 @app.command("sync")
-def sync(name: str, as_json: bool = typer.Option(False, "--json"),
+def sync(name: str = typer.Argument(..., help="mirror name"), as_json: bool = json_option(),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
     """Sync NAME now, with progress (files, bytes, rate). Exit 1 if the sync fails."""
     job = run_sync(name, bar=not (quiet or as_json))
@@ -87,11 +88,13 @@ def sync(name: str, as_json: bool = typer.Option(False, "--json"),
 
 
 @app.command("jobs")
-def jobs(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def jobs(name: str = typer.Argument(..., help="mirror name"), output: Format = output_option(),
+         as_json: bool = json_option()) -> None:
+    """List a mirror's sync jobs, newest first."""
     with session() as s:
         queries.get_mirror(s, context().site, name)
         rows = queries.list_jobs(s, name)
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("id", "status", "trigger", "snapshot", "fetched", "started", "error")
@@ -102,10 +105,12 @@ def jobs(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("snapshots")
-def snapshots_(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def snapshots_(name: str = typer.Argument(..., help="mirror name"), output: Format = output_option(),
+               as_json: bool = json_option()) -> None:
+    """List a mirror's kept snapshots (* = the one served)."""
     with session() as s:
         rows = queries.list_snapshots(s, context().site, name)
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("snapshot", "current", "files", "size", "source")
@@ -115,7 +120,8 @@ def snapshots_(name: str, as_json: bool = typer.Option(False, "--json")) -> None
 
 
 @app.command("rollback")
-def rollback(name: str, snapshot: str) -> None:
+def rollback(name: str = typer.Argument(..., help="mirror name"),
+             snapshot: str = typer.Argument(..., help="a kept snapshot (see dgxie mirror snapshots)")) -> None:
     """Serve SNAPSHOT (a kept older snapshot) again."""
     with session() as s:
         service.rollback(s, context().site, name, snapshot, actor=actor())
@@ -132,7 +138,7 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="only count what wo
 
 
 @app.command("export")
-def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR"),
+def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR", help="mirror names, then the bundle directory"),
            since: str | None = typer.Option(None, help="carry only what is new since this snapshot"),
            incremental: bool = typer.Option(False, help="carry only what is new since the last export")) -> None:
     """Write the published snapshots of NAME... to DIR (a checksummed, self-describing bundle)."""
@@ -146,7 +152,7 @@ def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR"),
 
 
 @app.command("import")
-def import_(src: Path) -> None:
+def import_(src: Path = typer.Argument(..., help="bundle directory written by dgxie mirror export")) -> None:
     """Verify a bundle made by `dgxie mirror export` and publish its snapshots."""
     with session() as s:
         res = bundle.import_(s, context().site, src)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from dgxie import events
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.output import Format, hide_first, json_option, output_option, render_record, wants_json
 from dgxie.errors import Invalid
 from dgxie.nodes import service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
@@ -28,20 +29,21 @@ def _password(path: Path | None) -> str | None:
 
 
 def _show(node: NodeOut) -> None:
-    t = Table(show_header=False, box=None)
-    for key, value in node.model_dump(mode="json").items():
-        t.add_row(f"[bold]{key}[/]", str(value))
-    console.print(t)
+    render_record(node.model_dump(mode="json"))
 
 
 @app.command("add")
-def add(hostname: str, mac: str = typer.Option(..., help="primary MAC"), ip: str | None = None,
-        profile: str | None = None, role: str | None = None,
+def add(hostname: str = typer.Argument(..., help="the node's hostname"),
+        mac: str = typer.Option(..., help="primary MAC"),
+        ip: str | None = typer.Option(None, help="IPv4 address the node is given"),
+        profile: str | None = typer.Option(None, help="profile to install (see dgxie profile list)"),
+        role: str | None = typer.Option(None, help="site role, e.g. slurmd"),
         tag: list[str] = typer.Option([], help="repeat for several tags"),
         extra_mac: list[str] = typer.Option([], "--extra-mac", help="another interface's MAC"),
         bmc: str | None = typer.Option(None, help="BMC URL, e.g. https://10.0.1.5"),
-        bmc_user: str | None = None, bmc_password_file: Path | None = None,
-        as_json: bool = typer.Option(False, "--json")) -> None:
+        bmc_user: str | None = typer.Option(None, help="BMC user name"),
+        bmc_password_file: Path | None = typer.Option(None, help="file holding the BMC password"),
+        as_json: bool = json_option()) -> None:
     """Enroll a node."""
     data: dict[str, Any] = {"hostname": hostname, "mac": mac, "ip": ip, "profile": profile, "role": role,
                             "tags": tag, "interfaces": [{"mac": m} for m in extra_mac]}
@@ -56,32 +58,38 @@ def add(hostname: str, mac: str = typer.Option(..., help="primary MAC"), ip: str
 
 
 @app.command("list")
-def list_(state: str | None = None, role: str | None = None, tag: str | None = None, profile: str | None = None,
-          limit: int = typer.Option(1000, min=1, max=service.MAX_PAGE), offset: int = typer.Option(0, min=0),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(state: str | None = typer.Option(None, help="only nodes in this state"),
+          role: str | None = typer.Option(None, help="only nodes with this role"),
+          tag: str | None = typer.Option(None, help="only nodes with this tag"),
+          profile: str | None = typer.Option(None, help="only nodes with this profile"),
+          limit: int = typer.Option(1000, min=1, max=service.MAX_PAGE, help="at most this many nodes"),
+          offset: int = typer.Option(0, min=0, help="skip this many nodes first"),
+          output: Format = output_option(), as_json: bool = json_option()) -> None:
     """List nodes, optionally filtered."""
     with session() as s:
         nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
                                           offset=offset)
         rows = [service.to_out(n) for n in nodes]
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("hostname", "mac", "ip", "profile", "role", "state", "tags", caption=f"{len(rows)} of {total}")
+    hide_first(t, "tags", "role", "profile", "ip")  # at a narrow terminal; hostname, MAC and state stay
     for r in rows:
         t.add_row(r.hostname, r.mac or "", r.ip or "", r.profile or "", r.role or "", r.state, ",".join(r.tags))
     console.print(t)
 
 
 @app.command("show")
-def show(node: str, as_json: bool = typer.Option(False, "--json"),
+def show(node: str = typer.Argument(..., help="hostname or MAC"), output: Format = output_option(),
+         as_json: bool = json_option(),
          with_events: bool = typer.Option(False, "--events", help="also print the node's events")) -> None:
     """Show one node (by hostname or MAC)."""
     with session() as s:
         n = service.get_node(s, node)
         out = service.to_out(n)
         evs = events.list_events(s, node=n, limit=1000) if with_events else []
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(out.model_dump(mode="json") | ({"events": [e.model_dump(mode="json") for e in evs]}
                                                    if with_events else {}))
         return
@@ -92,13 +100,17 @@ def show(node: str, as_json: bool = typer.Option(False, "--json"),
 
 
 @app.command("set")
-def set_(node: str, hostname: str | None = None, mac: str | None = None,
+def set_(node: str = typer.Argument(..., help="hostname or MAC"),
+         hostname: str | None = typer.Option(None, help="new hostname"),
+         mac: str | None = typer.Option(None, help="new primary MAC"),
          ip: str | None = typer.Option(None, help="'' clears it"),
          profile: str | None = typer.Option(None, help="'' clears it"),
          role: str | None = typer.Option(None, help="'' clears it"),
          tag: list[str] | None = typer.Option(None, help="replace the tags (repeat)"),
-         bmc: str | None = None, bmc_user: str | None = None, bmc_password_file: Path | None = None,
-         as_json: bool = typer.Option(False, "--json")) -> None:
+         bmc: str | None = typer.Option(None, help="BMC URL, e.g. https://10.0.1.5"),
+         bmc_user: str | None = typer.Option(None, help="BMC user name"),
+         bmc_password_file: Path | None = typer.Option(None, help="file holding the BMC password"),
+         as_json: bool = json_option()) -> None:
     """Change a node's fields; only the options given change."""
     data: dict[str, Any] = {}
     for key, value in (("hostname", hostname), ("mac", mac), ("ip", ip), ("profile", profile), ("role", role)):
@@ -124,7 +136,7 @@ def set_(node: str, hostname: str | None = None, mac: str | None = None,
 
 
 @app.command("delete")
-def delete(node: str) -> None:
+def delete(node: str = typer.Argument(..., help="hostname or MAC")) -> None:
     """Remove a node from the inventory (its events are kept)."""
     with session() as s:
         n = service.get_node(s, node)

@@ -34,7 +34,8 @@ def oci_config(site: Site, name: str) -> OciMirrorConfig:
 
 
 @app.command("sync")
-def sync(name: str, as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+def sync(name: str = typer.Argument(..., help="OCI mirror name"),
+         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
          quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
     """Copy the configured repositories/tags into the store and publish a new snapshot."""
     ctx = context()
@@ -59,7 +60,7 @@ def sync(name: str, as_json: bool = typer.Option(False, "--json", help="print th
 
 
 @app.command("snapshots")
-def snapshots(name: str) -> None:
+def snapshots(name: str = typer.Argument(..., help="OCI mirror name")) -> None:
     """List the kept snapshots of a mirror (oldest first; * = current)."""
     ctx = context()
     oci_config(ctx.site, name)
@@ -70,7 +71,8 @@ def snapshots(name: str) -> None:
 
 
 @app.command("switch")
-def switch(name: str, snapshot_id: str) -> None:
+def switch(name: str = typer.Argument(..., help="OCI mirror name"),
+           snapshot_id: str = typer.Argument(..., help="a kept snapshot (see dgxie mirror-oci snapshots)")) -> None:
     """Serve an older snapshot again (the same recorded rollback as `dgxie mirror rollback`)."""
     ctx = context()
     oci_config(ctx.site, name)

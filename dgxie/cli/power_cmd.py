@@ -12,8 +12,9 @@ from dgxie.nodes import service
 from dgxie.nodes.schemas import PowerOut, PowerStatusOut
 
 
-def power(node: str, action: str = typer.Argument(..., help="on | off | cycle | status"),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def power(node: str = typer.Argument(..., help="hostname or MAC"),
+          action: str = typer.Argument(..., help="on | off | cycle | status"),
+          as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state."""
     with session() as s:
         n = service.get_node(s, node)
@@ -39,7 +40,8 @@ def said(out: PowerStatusOut | PowerOut) -> str:
             f"(it may take a while: dgxie node power {out.node} status)")
 
 
-def bootdev(node: str, device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:
+def bootdev(node: str = typer.Argument(..., help="hostname or MAC"),
+            device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:
     """Set the boot device for the next boot only."""
     with session() as s:
         out = power_svc.boot_once(s, context().site, service.get_node(s, node), device, actor=actor())

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.output import Format, json_option, output_option, wants_json
 from dgxie.errors import Invalid
 
 app = typer.Typer(help="Secrets given to nodes' bootstrap scripts (join tokens, munge keys).", no_args_is_help=True)
@@ -30,7 +31,8 @@ def _read_value(from_file: Path | None, value_stdin: bool) -> str:
 
 
 @app.command("set")
-def set_(name: str, from_file: Path | None = typer.Option(None, "--from-file", help="read the value from FILE"),
+def set_(name: str = typer.Argument(..., help="secret name"),
+         from_file: Path | None = typer.Option(None, "--from-file", help="read the value from FILE"),
          value_stdin: bool = typer.Option(False, "--value-stdin", help="read the value from standard input"),
          role: list[str] = typer.Option([], "--role", help="only nodes of this role receive it (repeatable)")) -> None:
     """Store a secret encrypted (replacing any value of that name)."""
@@ -43,13 +45,13 @@ def set_(name: str, from_file: Path | None = typer.Option(None, "--from-file", h
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(output: Format = output_option(), as_json: bool = json_option()) -> None:
     """Secret names and the roles that may receive them (never the values)."""
     from dgxie.handoff import secrets
 
     with session() as s:
         rows = [secrets.to_out(x) for x in secrets.list_secrets(s)]
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("name", "roles", "updated")
@@ -59,7 +61,8 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("delete")
-def delete(name: str) -> None:
+def delete(name: str = typer.Argument(..., help="secret name")) -> None:
+    """Delete a secret; nodes get it no more."""
     from dgxie.handoff import secrets
 
     with session() as s:

@@ -6,7 +6,6 @@ import logging
 
 import uvicorn
 
-from dgxie.app import create_app, http_protocol
 from dgxie.cli.common import err_console, settings
 from dgxie.compose import build_context
 from dgxie.compose.servers import add_boot_servers
@@ -16,6 +15,8 @@ KEEP_ALIVE = 75  # s an idle client connection is kept (nginx's default): longer
 
 def serve() -> None:
     """Migrate, then serve until interrupted."""
+    from dgxie.app import create_app, http_protocol  # here, so `dgxie --help` does not load the API app
+
     s = settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
@@ -24,7 +25,11 @@ def serve() -> None:
     add_boot_servers(ctx)
     app = create_app(ctx)
     host, _, port = s.api.listen.rpartition(":")
-    err_console.print(f"dgxie serving on http://{host}:{port} (database {s.database_url.split('@')[-1]})")
+    err_console.print(f"dgxie serving on http://{host}:{port} (OpenAPI at /docs; database "
+                      f"{s.database_url.split('@')[-1]})", highlight=False, markup=False, soft_wrap=True)
+    if s.public_url_note:
+        err_console.print(f"public_url {s.public_url}: not set, so derived from {s.public_url_note} (set public_url "
+                          "if nodes reach dgxie another way)", highlight=False, markup=False, soft_wrap=True)
     uvicorn.run(app, host=host.strip("[]"), port=int(port), log_level=s.log_level, access_log=False,
                 timeout_keep_alive=KEEP_ALIVE,
                 proxy_headers=False, http=http_protocol(ctx),

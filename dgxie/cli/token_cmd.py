@@ -7,6 +7,7 @@ from rich.table import Table
 
 from dgxie import tokens
 from dgxie.cli.common import actor, console, dump_json, err_console, session
+from dgxie.cli.output import Format, json_option, output_option, wants_json
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
@@ -22,10 +23,11 @@ def create(role: str = typer.Option(..., help="admin, operator or viewer"),
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(output: Format = output_option(), as_json: bool = json_option()) -> None:
+    """List tokens (never the secrets: only their first characters)."""
     with session() as s:
         rows = [tokens.to_out(t) for t in tokens.list_tokens(s)]
-    if as_json:
+    if wants_json(output, as_json):
         dump_json(rows)
         return
     t = Table("name", "role", "prefix", "revoked", "last used")
@@ -35,7 +37,8 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("revoke")
-def revoke(name: str) -> None:
+def revoke(name: str = typer.Argument(..., help="the token's name")) -> None:
+    """Revoke a token: it stops working at once."""
     with session() as s:
         tokens.revoke_token(s, name, actor=actor())
     err_console.print(f"token {name} revoked")
