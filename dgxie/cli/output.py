@@ -126,7 +126,15 @@ def hide_first(table: Table, *headers: str) -> Table:
 
 
 class TableConsole(Console):
-    """A rich Console whose `print(table)` follows this module's contract (every other print is rich's)."""
+    """A rich Console whose `print(table)` follows this module's contract. Any other print is a
+    message printed as it is: never wrapped by rich (a path or URL stays on one line, piped or
+    not: the terminal wraps), no markup, emoji or highlighting taken from its text (a MAC like
+    `54:ab:3a:..` is not an emoji code, `[x]` not a style)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        kwargs.setdefault("highlight", False)
+        super().__init__(*args, **kwargs)
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         if len(objects) == 1 and isinstance(objects[0], Table):
@@ -135,6 +143,9 @@ class TableConsole(Console):
                 print_tsv(table, out=self.file)
                 return
             fit_table(table, self.width)
+        else:
+            kwargs.setdefault("soft_wrap", True)
+            kwargs.setdefault("markup", False)
         super().print(*objects, **kwargs)
 
 

@@ -21,9 +21,7 @@ class Step:
 def console_steps(markdown: str, *, section: str | None = None) -> list[Step]:
     """The steps of every ```console block (under heading `section` only, when given)."""
     if section is not None:
-        start = markdown.index(section)
-        nxt = re.search(r"^#{1,2} ", markdown[start + len(section):], re.M)
-        markdown = markdown[start: start + len(section) + nxt.start()] if nxt else markdown[start:]
+        markdown = _section(markdown, section)
     steps: list[Step] = []
     for block in re.findall(r"```console\n(.*?)^\s*```", markdown, re.S | re.M):
         for line in textwrap.dedent(block).splitlines():
@@ -32,6 +30,19 @@ def console_steps(markdown: str, *, section: str | None = None) -> list[Step]:
             elif line.strip() and line.strip() != "..." and steps:
                 steps[-1].shown.append(line)
     return steps
+
+
+def _section(markdown: str, heading: str) -> str:
+    """From `heading` to the next heading of its level or higher, outside code blocks."""
+    level = len(heading) - len(heading.lstrip("#"))
+    lines = markdown[markdown.index(heading):].splitlines(keepends=True)
+    fenced = False
+    for i, line in enumerate(lines[1:], start=1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(rf"#{{1,{level}}} ", line):
+            return "".join(lines[:i])
+    return "".join(lines)
 
 
 def missing(step: Step, output: str) -> list[str]:

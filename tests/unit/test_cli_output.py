@@ -93,3 +93,11 @@ def test_hide_first_names_the_columns_to_give_up_first() -> None:
     out = buf.getvalue()
     assert "enrolled" in out and HOSTS[0] in out and MACS[0] in out, out
     assert "hidden at this width: profile, tags" in out, out
+
+
+def test_messages_are_printed_as_they_are() -> None:
+    """A message is never wrapped, styled or emoji-coded from its text, on a terminal or piped."""
+    url = "sqlite:////var/lib/dgxie/a/very/long/path/that/goes/past/the/width/of/the/console/dgxie.db"
+    for console, buf in (_tty(40), (lambda b: (TableConsole(file=b, width=40), b))(io.StringIO())):
+        console.print(f"enrolled esx1 (54:ab:3a:00:00:02) [rack1] at {url}")
+        assert buf.getvalue() == f"enrolled esx1 (54:ab:3a:00:00:02) [rack1] at {url}\n"
