@@ -78,7 +78,8 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def slug_of(key: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", key.lower()).strip("-")[:64] or "dgxie"
+    """A dgxie name for entry KEY: lower-case, [a-z0-9._-], starting with a letter or digit, at most 64."""
+    return re.sub(r"[^a-z0-9._-]+", "-", key.lower()).strip("-._")[:64].rstrip("-._") or "dgxie"
 
 
 def _ref(url: str, role: str, http_port: str) -> FileRef:

@@ -33,6 +33,7 @@ from dgxie.nodes.import_nodes import node_changes, unique_in_file
 from dgxie.nodes.importer import ImportPlan
 from dgxie.nodes.service import create_node, update_node
 from dgxie.site import Site
+from dgxie.validation import parse
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,9 @@ def _machine(session: Session, site: Site, where: str, m: Machine, sources: Sour
                           "come from an import; rename the entry or delete it first")
         return
     initrd = m.initrd
-    data = ImageIn(name=m.slug, os="other", kernel=m.kernel.served, initrd=initrd.served if initrd else "",
-                   cmdline=m.cmdline, files=files)
+    data = parse(ImageIn, {"name": m.slug, "os": "other", "kernel": m.kernel.served,
+                           "initrd": initrd.served if initrd else "", "cmdline": m.cmdline, "files": files},
+                 where=f"image {m.slug}: ")
     if img is not None and (img.kernel, img.initrd, img.cmdline, img.os) == (data.kernel, data.initrd, data.cmdline,
                                                                             data.os) \
             and _same_files(dict(img.files), files):
@@ -133,16 +135,18 @@ def _machine(session: Session, site: Site, where: str, m: Machine, sources: Sour
                                   "fetched on first use: " + ", ".join(remote) if remote else "files stored"))
     pvars = {"mac_match": m.mac_match}
     if prof is None:
-        create_profile(session, site, ProfileIn(name=m.slug, image=m.slug, template=EXTERNAL_TEMPLATE,
-                                                description=m.message, vars=pvars), actor=actor, source="import")
+        create_profile(session, site, parse(ProfileIn, {"name": m.slug, "image": m.slug, "template": EXTERNAL_TEMPLATE,
+                                                        "description": m.message, "vars": pvars},
+                                            where=f"profile {m.slug}: "), actor=actor, source="import")
         out.changes.append(Change("profile", m.slug, "create", f"mac_match {m.mac_match}"))
     elif (prof.image.name if prof.image else None, prof.template, prof.description, prof.vars.get("mac_match")) \
             == (m.slug, EXTERNAL_TEMPLATE, m.message, m.mac_match):
         out.changes.append(Change("profile", m.slug, "unchanged"))
     else:
-        update_profile(session, site, prof, ProfileUpdate(image=m.slug, template=EXTERNAL_TEMPLATE,
-                                                          description=m.message, vars={**prof.vars, **pvars}),
-                       actor=actor)
+        update_profile(session, site, prof, parse(ProfileUpdate, {"image": m.slug, "template": EXTERNAL_TEMPLATE,
+                                                                  "description": m.message,
+                                                                  "vars": {**prof.vars, **pvars}},
+                                                  where=f"profile {m.slug}: "), actor=actor)
         out.changes.append(Change("profile", m.slug, "update", f"mac_match {m.mac_match}"))
 
 

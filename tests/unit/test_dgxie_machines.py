@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dgxie.nodes.dgxie_machines import parse_env, parse_machine, shadowed
+from dgxie.nodes.dgxie_machines import parse_env, parse_machine, shadowed, slug_of
 from tests.support.paths import SHARED
 
 
@@ -46,3 +46,11 @@ def test_shadowed_entries_are_named() -> None:
           for k, mac in [("a", "2c:56:dc.*"), ("b", "2c:56:dc:47:f5:1f"), ("c", "00:24:e8:de:bf:53")]]
     (warning,) = shadowed(ms)
     assert warning.startswith("entry 'b': never chosen by MAC, entry 'a'")
+
+
+@pytest.mark.parametrize(("key", "slug"), [(".hidden", "hidden"), ("DGX 1!", "dgx-1"), ("__x__", "x"),
+                                           ("!!!", "dgxie"), ("a" * 80, "a" * 64)])
+def test_entry_names_become_valid_dgxie_names(key: str, slug: str) -> None:
+    from dgxie.validation import check_name
+
+    assert slug_of(key) == slug and check_name(slug) == slug
