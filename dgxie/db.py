@@ -21,7 +21,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from dgxie import resources
+from dgxie.errors import DgxieError
 from dgxie.filemodes import private_file, sqlite_path
+
+SCHEMA_HEAD = "0011"  # the Alembic head this code is written for (a unit test checks it against migrations/)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -211,6 +214,40 @@ def alembic_config(url: str) -> Any:
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg
+
+
+class SchemaMismatch(DgxieError):
+    """The database's schema is not the one this dgxie is written for."""
+
+    status = 503
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (one `SELECT`); None when it has no schema yet."""
+    with engine.connect() as conn:
+        try:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError):  # no such table: never migrated
+            return None
+    return ",".join(sorted(rows)) if rows else None
+
+
+def require_schema(url: str, engine: Engine) -> None:
+    """What every CLI command does before its work, instead of running Alembic (issue 14): one
+    query. A database with no schema yet gets it (first use); one at another revision is one
+    clear error, because only `dgxie db upgrade` or `dgxie serve` migrates."""
+    found = schema_revision(engine)
+    if found == SCHEMA_HEAD:
+        return
+    if found is None:
+        upgrade(url)
+        return
+    known = [p.name.split("_", 1)[0] for p in (resources.migrations() / "versions").glob("*.py")]
+    if all(rev in known for rev in found.split(",")):
+        raise SchemaMismatch(f"the database schema is at revision {found}, this dgxie needs {SCHEMA_HEAD}: "
+                             "run `dgxie db upgrade` (or start `dgxie serve`, which upgrades)")
+    raise SchemaMismatch(f"the database schema (revision {found}) is newer than this dgxie ({SCHEMA_HEAD}): "
+                         "run the dgxie that upgraded it")
 
 
 def upgrade(url: str, revision: str = "heads") -> None:

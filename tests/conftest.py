@@ -154,11 +154,9 @@ def cli(config_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Ca
 
     cfg = config_file()
     monkeypatch.setenv("DGXIE_CONFIG", str(cfg))
-    made: list[Context] = []
-
     def run(*args: str) -> CliResult:
         common.CONFIG_PATH[0] = None
-        common.context.cache_clear()
+        common.reset()
         out, err = io.StringIO(), io.StringIO()
         code = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -166,14 +164,10 @@ def cli(config_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Ca
                 main(list(args))
             except SystemExit as exc:
                 code = int(exc.code or 0)
-        if common.context.cache_info().currsize:
-            made.append(common.context())
-        common.context.cache_clear()
+        common.reset()
         return CliResult(code, out.getvalue(), err.getvalue())
 
     yield run  # type: ignore[misc]
-    for c in made:
-        c.engine.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,5 @@ No database, no configuration here (ARCHITECTURE.md layering).
 from __future__ import annotations
 
 from dgxie.bmc.base import Bmc, Endpoint, Options
-from dgxie.bmc.drivers import connect
 
-__all__ = ["Bmc", "Endpoint", "Options", "connect"]
+__all__ = ["Bmc", "Endpoint", "Options"]  # the factory is dgxie.bmc.drivers.connect (imports the drivers)

@@ -1,6 +1,6 @@
 """The BMC driver interface (`Bmc`), its options, endpoints, typed results and errors.
 
-Every caller gets a driver from `dgxie.bmc.connect(endpoint, options)` and calls the methods of
+Every caller gets a driver from `dgxie.bmc.drivers.connect(endpoint, options)` and calls the methods of
 `Bmc`, whatever the protocol; which driver serves a URL is decided there and only there. The
 interface is Ironic's split without its weight, one class:
 
@@ -158,7 +158,7 @@ class TaskResult:
 
 
 class Bmc(abc.ABC):
-    """One endpoint's driver. Get one from `dgxie.bmc.connect()`; use it as a context manager (or
+    """One endpoint's driver. Get one from `dgxie.bmc.drivers.connect()`; use it as a context manager (or
     call `close()`) so it can release what it holds. Raises `BmcError` subclasses, nothing else."""
 
     protocol: ClassVar[str]  # "redfish" | "ipmi": recorded in events

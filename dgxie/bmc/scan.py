@@ -1,7 +1,7 @@
 """Fleet inventory: `Bmc.inventory()` of many endpoints at once, each through its driver.
 
 A thread pool of at most `concurrency` endpoints in flight; each endpoint gets its driver from
-`dgxie.bmc.connect()` (so IPMI endpoints answer `BmcUnsupported` like any other failure) and is
+`dgxie.bmc.drivers.connect()` (so IPMI endpoints answer `BmcUnsupported` like any other failure) and is
 read by one thread. A failure is that endpoint's result, never an exception out of the scan.
 Threads over the sync `redfish` library, not asyncio: an httpx asyncio variant measured ~3x slower
 here (bench/bmc/httpx_scan.py, bench/RESULTS.md).

@@ -15,15 +15,13 @@ import logging
 import threading
 from typing import Any
 
-import httpx
-
 from dgxie.blobstore import BlobStore
 from dgxie.errors import Unavailable
 from dgxie.models import Image
 
 log = logging.getLogger("dgxie.images")
 MAX_BYTES = 16 << 30  # an installer ISO fits; a runaway upstream does not fill the disk
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TIMEOUT = (30.0, 10.0)  # seconds: any read, and connecting
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _done: dict[tuple[str, str, str], tuple[str, int]] = {}  # (image, file, url) -> (sha256, size) pulled here
@@ -36,8 +34,11 @@ def _lock(key: tuple[str, str]) -> threading.Lock:
 
 
 def _download(store: BlobStore, url: str) -> tuple[str, int]:
+    import httpx  # here: the CLI imports this module on every command, and rarely downloads
+
     try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as client, client.stream("GET", url) as r:
+        timeout = httpx.Timeout(TIMEOUT[0], connect=TIMEOUT[1])
+        with httpx.Client(timeout=timeout, follow_redirects=True) as client, client.stream("GET", url) as r:
             if r.status_code != 200:
                 raise Unavailable(f"upstream {url} answered HTTP {r.status_code}")
             return store.put_stream(r.iter_bytes(1 << 20), max_bytes=MAX_BYTES)

@@ -12,31 +12,35 @@ import sys
 import typer
 
 from dgxie import __version__
-from dgxie.cli import (
-    agent_cmd,
-    common,
-    completion_cmd,
-    db_cmd,
-    firmware_cmd,
-    image_cmd,
-    import_cmd,
-    inventory_cmd,
-    lifecycle_cmd,
-    mirror_cmd,
-    node_cmd,
-    oci_cmd,
-    power_cmd,
-    profile_cmd,
-    render_cmd,
-    secret_cmd,
-    serve_cmd,
-    token_cmd,
-)
+from dgxie.cli import common
+from dgxie.cli.lazy import Lazy, group
 from dgxie.config import CONFIG_ENV
 from dgxie.errors import ConfigError, DgxieError
 
+COMMANDS = {  # imported only when used (cli/lazy.py); the help line is checked against the code by a test
+    "serve": Lazy("dgxie.cli.serve_cmd", "serve",
+                  "Run the API, boot HTTP, DHCP and TFTP servers as the config enables.", own_help=True),
+    "db": Lazy("dgxie.cli.db_cmd", "app", "Database schema."),
+    "token": Lazy("dgxie.cli.token_cmd", "app", "API tokens."),
+    "node": Lazy("dgxie.cli.node_cmd", "app", "Node inventory."),
+    "profile": Lazy("dgxie.cli.profile_cmd", "app", "Install profiles: an image, a template set, a role and vars."),
+    "mirror": Lazy("dgxie.cli.mirror_cmd", "app", "APT and OCI mirrors: sync, snapshots, air-gap export/import."),
+    "mirror-oci": Lazy("dgxie.cli.oci_cmd", "app", "OCI/NGC registry mirrors."),  # OCI-only: snapshots, switch
+    "render": Lazy("dgxie.cli.render_cmd", "render", "Print what a node would be served: ipxe, user-data, "
+                   "meta-data, vendor-data, preseed, kickstart (--explain).", own_help=True),
+    "inventory": Lazy("dgxie.cli.inventory_cmd", "app", "Ansible and Slurm inventories built from the nodes."),
+    "secret": Lazy("dgxie.cli.secret_cmd", "app",
+                   "Secrets given to nodes' bootstrap scripts (join tokens, munge keys)."),
+    "firmware": Lazy("dgxie.cli.firmware_cmd", "app", "BMC firmware inventory, baselines and compliance."),
+    "image": Lazy("dgxie.cli.image_cmd", "app", "Boot images (kernel + initrd + files, stored by sha256)."),
+    "agent": Lazy("dgxie.cli.agent_cmd", "app", "dgxie's deploy agent (kernel + initramfs)."),
+    "completion": Lazy("dgxie.cli.completion_cmd", "completion",
+                       "Print SHELL's completion script, e.g. `dgxie completion bash > "
+                       "/etc/bash_completion.d/dgxie`."),
+}
+
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=True)
+                  pretty_exceptions_enable=False, add_completion=True, cls=group(COMMANDS))
 
 
 def _version(value: bool) -> None:
@@ -54,30 +58,6 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
           ) -> None:
     """Bare-metal provisioning for GPU clusters. (`--config` is taken out of argv by `_take_config`
     before click parses; it is declared here for --help.)"""
-
-
-app.command("serve", help="Run the API, boot HTTP, DHCP and TFTP servers as the config enables.")(serve_cmd.serve)
-app.add_typer(db_cmd.app, name="db")
-app.add_typer(token_cmd.app, name="token")
-app.add_typer(node_cmd.app, name="node")
-node_cmd.app.command("import")(import_cmd.import_)
-app.add_typer(profile_cmd.app, name="profile")
-node_cmd.app.command("reprovision")(lifecycle_cmd.reprovision)
-node_cmd.app.command("watch")(lifecycle_cmd.watch)
-node_cmd.app.command("enroll")(lifecycle_cmd.enroll)
-node_cmd.app.command("erase")(lifecycle_cmd.erase)
-node_cmd.app.command("power")(power_cmd.power)
-node_cmd.app.command("bootdev")(power_cmd.bootdev)
-app.add_typer(mirror_cmd.app, name="mirror")
-app.add_typer(oci_cmd.app, name="mirror-oci")  # OCI-only extras: snapshots, switch
-app.command("render", help="Print what a node would be served: ipxe, user-data, meta-data, vendor-data, preseed, "
-            "kickstart (--explain).")(render_cmd.render)
-app.add_typer(inventory_cmd.app, name="inventory")
-app.add_typer(secret_cmd.app, name="secret")
-app.add_typer(firmware_cmd.app, name="firmware")
-app.add_typer(image_cmd.app, name="image")
-app.add_typer(agent_cmd.app, name="agent")
-app.command("completion")(completion_cmd.completion)
 
 
 def _take_config(argv: list[str]) -> list[str]:

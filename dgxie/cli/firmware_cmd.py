@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.common import site as cli_site
 from dgxie.errors import Invalid
 from dgxie.firmware import baseline as bl
 from dgxie.firmware import compliance, endpoints, packages, service, update
@@ -72,7 +73,7 @@ def report(fmt: str = typer.Option("table", "--format", help="table | json | csv
     if fmt not in ("table", "json", "csv", "html"):
         raise Invalid(f"--format: table, json, csv or html, not {fmt!r}")
     with session() as s:
-        data = compliance.rows(s, context().site, node=node, component=component, status=status)
+        data = compliance.rows(s, cli_site(), node=node, component=component, status=status)
     if problems:
         data = [r for r in data if r["status"] != "compliant"]
     if fmt == "json":
@@ -115,7 +116,7 @@ def baseline_check(files: list[Path] = typer.Argument(None, help="baseline files
     """Validate baselines (FILEs, or those in force: the shipped ones with firmware.baselines' files
     over them; each line names the file); with --node, report the entries of those baselines that
     the node's last inventory does not have. Exit 1 on any problem."""
-    site = context().site
+    site = cli_site()
     paths = list(files) if files else bl.site_files(site.firmware.baselines)
     found = bl.load_files(paths)
     for path, b in zip(paths, found, strict=True):
@@ -142,7 +143,7 @@ def endpoint_add(node: str = typer.Argument(..., help="hostname or MAC"),
         except OSError as exc:
             raise Invalid(f"--password-file {password_file}: {exc.strerror}") from None
     with session() as s:
-        endpoints.add_endpoint(s, context().site, nodes.get_node(s, node), name=name, url=url, username=user,
+        endpoints.add_endpoint(s, cli_site(), nodes.get_node(s, node), name=name, url=url, username=user,
                                password=password, actor=actor())
     err_console.print(f"{node}: endpoint {name} added")
 
@@ -170,8 +171,8 @@ def stage(file: Path = typer.Argument(..., help="firmware package file"),
           sha256: str | None = typer.Option(None, help="expected sha256 (checked)"),
           as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Stage a firmware package that dgxie serves to BMCs over HTTP; prints its ImageURI."""
-    pkg = packages.stage(context().site, file, sha256)
-    out = {"name": pkg.name, "sha256": pkg.sha256, "size": pkg.size, "url": pkg.url(context().site)}
+    pkg = packages.stage(cli_site(), file, sha256)
+    out = {"name": pkg.name, "sha256": pkg.sha256, "size": pkg.size, "url": pkg.url(cli_site())}
     dump_json(out) if as_json else print(out["url"])
 
 
@@ -186,7 +187,7 @@ def update_(node: list[str] = typer.Argument(..., help="nodes, updated in this o
             as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Rolling firmware update through Redfish; each batch is rescanned after its tasks end."""
     sha, _, name = package.partition("/")
-    site = context().site
+    site = cli_site()
     pkg = packages.find(site, sha, name)
     with session() as s:
         targets = [nodes.get_node(s, n) for n in node]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from dgxie.cli.common import err_console, session
+from dgxie.cli.common import err_console, session, site
 from dgxie.errors import Invalid
 
 app = typer.Typer(help="Ansible and Slurm inventories built from the nodes.", no_args_is_help=True)
@@ -48,15 +48,13 @@ def ansible(list_: bool = typer.Option(False, "--list", help="the whole inventor
     if sum([list_, host is not None, ini]) > 1:
         raise Invalid("use one of --list, --host H, --ini")
     with session() as s:
-        from dgxie.cli.common import context
-
-        site = context().site
+        the_site = site()
         if host is not None:
-            text = json.dumps(service.ansible_host(s, site, host), indent=2, sort_keys=True)
+            text = json.dumps(service.ansible_host(s, the_site, host), indent=2, sort_keys=True)
         elif ini:
-            text = service.ansible_ini(s, site, layout=layout, all_states=all_states)
+            text = service.ansible_ini(s, the_site, layout=layout, all_states=all_states)
         else:
-            text = json.dumps(service.ansible_list(s, site, layout=layout, all_states=all_states), indent=2)
+            text = json.dumps(service.ansible_list(s, the_site, layout=layout, all_states=all_states), indent=2)
     _write(text, output)
 
 
@@ -67,11 +65,10 @@ def slurm(gres: bool = typer.Option(False, "--gres", help="print gres.conf inste
           output: Path | None = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout"),
           all_states: bool = typer.Option(False, "--all", help="every node with a role, not only installed+")) -> None:
     """slurm.conf NodeName/PartitionName lines (or gres.conf) from the nodes' hardware facts."""
-    from dgxie.cli.common import context
     from dgxie.handoff import service
 
     with session() as s:
-        cfg = service.slurm_config(s, context().site, by=partition_by, reserve_percent=memory_reserve_percent,
+        cfg = service.slurm_config(s, site(), by=partition_by, reserve_percent=memory_reserve_percent,
                                    all_states=all_states)
     for w in cfg.warnings:
         print(f"dgxie: warning: {w}", file=sys.stderr)

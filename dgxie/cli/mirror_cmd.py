@@ -15,7 +15,7 @@ from rich.progress import (
 from rich.progress import Progress as Bar
 from rich.table import Table
 
-from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.common import actor, console, context, dump_json, err_console, session, site
 from dgxie.cli.output import Format, json_option, output_option, wants_json
 from dgxie.errors import Invalid, Unavailable
 from dgxie.mirror import bundle, queries, records, service
@@ -38,7 +38,7 @@ def _size(n: int) -> str:
 def list_(output: Format = output_option(), as_json: bool = json_option()) -> None:
     """Configured mirrors (and imported ones) with their published snapshot."""
     with session() as s:
-        rows = queries.list_mirrors(s, context().site)
+        rows = queries.list_mirrors(s, site())
     if wants_json(output, as_json):
         dump_json(rows)
         return
@@ -92,7 +92,7 @@ def jobs(name: str = typer.Argument(..., help="mirror name"), output: Format = o
          as_json: bool = json_option()) -> None:
     """List a mirror's sync jobs, newest first."""
     with session() as s:
-        queries.get_mirror(s, context().site, name)
+        queries.get_mirror(s, site(), name)
         rows = queries.list_jobs(s, name)
     if wants_json(output, as_json):
         dump_json(rows)
@@ -109,7 +109,7 @@ def snapshots_(name: str = typer.Argument(..., help="mirror name"), output: Form
                as_json: bool = json_option()) -> None:
     """List a mirror's kept snapshots (* = the one served)."""
     with session() as s:
-        rows = queries.list_snapshots(s, context().site, name)
+        rows = queries.list_snapshots(s, site(), name)
     if wants_json(output, as_json):
         dump_json(rows)
         return
@@ -124,7 +124,7 @@ def rollback(name: str = typer.Argument(..., help="mirror name"),
              snapshot: str = typer.Argument(..., help="a kept snapshot (see dgxie mirror snapshots)")) -> None:
     """Serve SNAPSHOT (a kept older snapshot) again."""
     with session() as s:
-        service.rollback(s, context().site, name, snapshot, actor=actor())
+        service.rollback(s, site(), name, snapshot, actor=actor())
     err_console.print(f"{name}: now serving {snapshot}")
 
 
@@ -146,7 +146,7 @@ def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR", help="mi
         raise Invalid("usage: dgxie mirror export NAME... DIR")
     *names, dest = args
     with session() as s:
-        res = bundle.export(s, context().site, names, Path(dest), since=since, incremental=incremental)
+        res = bundle.export(s, site(), names, Path(dest), since=since, incremental=incremental)
     err_console.print(f"exported {', '.join(f'{m}@{sn}' for m, sn in zip(res.mirrors, res.snapshots, strict=True))}"
                       f": {res.blobs} blobs, {_size(res.bytes)} -> {dest}")
 
@@ -155,6 +155,6 @@ def export(args: list[str] = typer.Argument(..., metavar="NAME... DIR", help="mi
 def import_(src: Path = typer.Argument(..., help="bundle directory written by dgxie mirror export")) -> None:
     """Verify a bundle made by `dgxie mirror export` and publish its snapshots."""
     with session() as s:
-        res = bundle.import_(s, context().site, src)
+        res = bundle.import_(s, site(), src)
     err_console.print(f"imported {', '.join(f'{m}@{sn}' for m, sn in zip(res.mirrors, res.snapshots, strict=True))}"
                       f": {res.blobs} blobs verified")

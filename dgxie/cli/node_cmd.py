@@ -9,14 +9,32 @@ import typer
 from rich.table import Table
 
 from dgxie import events
-from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.common import actor, console, dump_json, err_console, session, site
+from dgxie.cli.lazy import Lazy, group
 from dgxie.cli.output import Format, hide_first, json_option, output_option, render_record, wants_json
 from dgxie.errors import Invalid
 from dgxie.nodes import service
 from dgxie.nodes.schemas import NodeCreate, NodeOut, NodeUpdate
 from dgxie.validation import parse
 
-app = typer.Typer(help="Node inventory.", no_args_is_help=True)
+COMMANDS = {  # node commands that live in other modules, imported only when used (cli/lazy.py)
+    "import": Lazy("dgxie.cli.import_cmd", "import_", "Import nodes, and DGXIE's boot entries as images and "
+                   "profiles: all or nothing, idempotent."),
+    "reprovision": Lazy("dgxie.cli.lifecycle_cmd", "reprovision", "Send NODE back to `enrolled` with a new boot "
+                        "token, so its next boot reinstalls it; with a BMC, set PXE for the next boot and "
+                        "power-cycle it (exit 1 if that fails: the node stays enrolled)."),
+    "watch": Lazy("dgxie.cli.lifecycle_cmd", "watch",
+                  "Follow NODE's events until it is installed (exit 0) or failed (exit 1); Ctrl-C stops."),
+    "enroll": Lazy("dgxie.cli.lifecycle_cmd", "enroll",
+                   "Enroll the discovered NODE (its MACs and commissioning facts stay) with a profile."),
+    "erase": Lazy("dgxie.cli.lifecycle_cmd", "erase",
+                  "Wipe NODE's disks with the deploy agent at its next network boot; it returns to discovered."),
+    "power": Lazy("dgxie.cli.power_cmd", "power",
+                  "Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state."),
+    "bootdev": Lazy("dgxie.cli.power_cmd", "bootdev", "Set the boot device for the next boot only."),
+}
+
+app = typer.Typer(help="Node inventory.", no_args_is_help=True, cls=group(COMMANDS))
 
 
 def _password(path: Path | None) -> str | None:
@@ -53,7 +71,7 @@ def add(hostname: str = typer.Argument(..., help="the node's hostname"),
         data["bmc"] = {"url": bmc, "username": bmc_user, "password": _password(bmc_password_file)}
     body = parse(NodeCreate, data)
     with session() as s:
-        out = service.to_out(service.create_node(s, context().site, body, actor=actor()))
+        out = service.to_out(service.create_node(s, site(), body, actor=actor()))
     dump_json(out) if as_json else err_console.print(f"enrolled {out.hostname} ({out.mac})")
 
 
@@ -128,7 +146,7 @@ def set_(node: str = typer.Argument(..., help="hostname or MAC"),
     with session() as s:
         n = service.get_node(s, node)
         had_password = n.bmc_password_enc is not None
-        out = service.to_out(service.update_node(s, context().site, n, body, actor=actor()))
+        out = service.to_out(service.update_node(s, site(), n, body, actor=actor()))
     dump_json(out) if as_json else err_console.print(f"updated {out.hostname}")
     if had_password and not out.bmc.password_set and "password" not in bmc_data:
         err_console.print(f"note: {out.hostname}: the BMC URL or user changed, so its stored password was dropped; "

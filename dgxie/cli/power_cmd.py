@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from dgxie.bmc.base import POWER_TARGET
-from dgxie.cli.common import actor, context, dump_json, err_console, session
+from dgxie.cli.common import actor, dump_json, err_console, session, site
 from dgxie.nodes import power as power_svc
 from dgxie.nodes import service
 from dgxie.nodes.schemas import PowerOut, PowerStatusOut
@@ -20,9 +20,9 @@ def power(node: str = typer.Argument(..., help="hostname or MAC"),
         n = service.get_node(s, node)
         out: PowerStatusOut | PowerOut
         if action == "status":
-            out = power_svc.power_status(context().site, n)
+            out = power_svc.power_status(site(), n)
         else:
-            out = power_svc.power(s, context().site, n, action, actor=actor())
+            out = power_svc.power(s, site(), n, action, actor=actor())
     if as_json:
         dump_json(out)
     else:
@@ -44,5 +44,5 @@ def bootdev(node: str = typer.Argument(..., help="hostname or MAC"),
             device: str = typer.Argument(..., help="pxe | disk (next boot only)")) -> None:
     """Set the boot device for the next boot only."""
     with session() as s:
-        out = power_svc.boot_once(s, context().site, service.get_node(s, node), device, actor=actor())
+        out = power_svc.boot_once(s, site(), service.get_node(s, node), device, actor=actor())
     err_console.print(f"{out.node}: next boot from {out.boot}")

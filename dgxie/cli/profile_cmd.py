@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dgxie.catalog import profiles
 from dgxie.catalog.schemas import ProfileIn, ProfileOut, ProfileUpdate
-from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.common import actor, console, dump_json, err_console, session, site
 from dgxie.cli.output import Format, json_option, output_option, render_record, wants_json
 from dgxie.errors import Invalid, NotFound
 from dgxie.validation import parse
@@ -86,7 +86,7 @@ def add(name: str = typer.Argument(..., help="profile name"),
     body = parse(ProfileIn, {"name": name, "image": image, "template": template, "role": role,
                              "description": description, "vars": _vars(var, vars_file)})
     with session() as s:
-        out = profiles.to_out(profiles.create_profile(s, context().site, body, actor=actor(), source="cli"))
+        out = profiles.to_out(profiles.create_profile(s, site(), body, actor=actor(), source="cli"))
     dump_json(out) if as_json else err_console.print(f"profile {out.name} created")
 
 
@@ -114,7 +114,7 @@ def set_(name: str = typer.Argument(..., help="profile name"),
         if not data:
             raise Invalid("nothing to change (see dgxie profile set --help)")
         body = parse(ProfileUpdate, data)
-        out = profiles.to_out(profiles.update_profile(s, context().site, p, body, actor=actor()))
+        out = profiles.to_out(profiles.update_profile(s, site(), p, body, actor=actor()))
     if out.source == "config":
         err_console.print(f"note: profile {out.name} is declared in the config file, which wins at the next start")
     dump_json(out) if as_json else err_console.print(f"profile {out.name} updated")

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from dgxie.boot import templates
 from dgxie.boot.vars import Merged
-from dgxie.cli.common import context, session
+from dgxie.cli.common import session
+from dgxie.cli.common import site as cli_site
 from dgxie.errors import Invalid, NotFound
 from dgxie.install import seed
 from dgxie.ipxe import render as boot_render
@@ -89,7 +90,7 @@ def render(node: str = typer.Argument(..., help="hostname or MAC"),
     renderer = RENDERERS.get(artifact)
     if renderer is None:
         raise Invalid(f"unknown artefact {artifact!r} (known: {', '.join(RENDERERS)})")
-    site = context().site
+    site = cli_site()
     if explain and artifact == "ipxe":
         with session() as s:
             sys.stdout.write("\n".join(ipxe_explain(s, site, node)) + "\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from dgxie.cli.common import actor, console, context, dump_json, err_console, session
+from dgxie.cli.common import actor, console, dump_json, err_console, session, site
 from dgxie.cli.output import Format, json_option, output_option, wants_json
 from dgxie.errors import Invalid
 
@@ -40,7 +40,7 @@ def set_(name: str = typer.Argument(..., help="secret name"),
 
     value = _read_value(from_file, value_stdin)
     with session() as s:
-        secrets.set_secret(s, context().site, name, value, roles=role, actor=actor())
+        secrets.set_secret(s, site(), name, value, roles=role, actor=actor())
     err_console.print(f"secret {name} stored")
 
 

@@ -73,8 +73,10 @@ def background(sessions: sessionmaker[Session], site: Site, probe: db.Probe) -> 
     return services
 
 
-def build_context(settings: Settings, *, migrate: bool = True) -> Context:
-    """Migrate (by default), connect, sync config-declared profiles, and wire everything."""
+def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool = True) -> Context:
+    """Migrate (by default), connect, sync config-declared profiles, and wire everything; warn
+    (log) about loosened modes of the data directory and secret-bearing files unless told not
+    to (the CLI checks them itself, once per command)."""
     private_dir(settings.data_dir)
     site = build_site(settings)
     check_roles(site)
@@ -85,9 +87,10 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
                             pool_timeout=api.pool_timeout)
     health = db.Availability().watch(engine)
     probe = db.Probe(engine, health)
-    config = secret_config(os.environ.get(CONFIG_ENV), settings.database_url, settings.secret_key is not None)
-    for line in loosened(settings.data_dir, settings.database_url, config):
-        log.warning("%s", line)
+    if check_modes:
+        config = secret_config(os.environ.get(CONFIG_ENV), settings.database_url, settings.secret_key is not None)
+        for line in loosened(settings.data_dir, settings.database_url, config):
+            log.warning("%s", line)
     sessions = db.session_factory(engine)
     with db.session_scope(sessions) as s:
         sync_config_profiles(s, site)

@@ -1,6 +1,6 @@
 """Power and one-time boot through a node's BMC driver; every action is an event.
 
-The driver comes from `bmc_of()` (`dgxie.bmc.connect()`, whatever the protocol); any failure is a
+The driver comes from `bmc_of()` (`dgxie.bmc.drivers.connect()`, whatever the protocol); any failure is a
 `BmcError`, turned into `BmcUnavailable` (an `Unavailable`, 503) naming its kind. A failed action is
 recorded too
 (`<kind>.failed` with `error_kind`): that event is committed before the error is raised, since
@@ -16,8 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from dgxie import bmc
 from dgxie.bmc.base import BOOT_DEVICES, POWER_ACTIONS, Bmc, BmcError, BootDevice, Endpoint, PowerAction
+from dgxie.bmc.drivers import connect
 from dgxie.errors import Conflict, Invalid, Unavailable
 from dgxie.events import record
 from dgxie.models import Node
@@ -36,7 +36,7 @@ def endpoint_of(site: Site, node: Node) -> Endpoint:
 def bmc_of(site: Site, node: Node) -> Bmc:
     """The driver of the node's primary BMC (`Conflict` if it has none; `BmcUnsupported` for a URL
     no driver serves)."""
-    return bmc.connect(endpoint_of(site, node), site.bmc_options)
+    return connect(endpoint_of(site, node), site.bmc_options)
 
 
 class BmcUnavailable(Unavailable):

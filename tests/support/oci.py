@@ -182,7 +182,7 @@ def run_cli(config: Path, *args: str) -> CliRun:
     from dgxie.cli import common, main
 
     common.CONFIG_PATH[0] = None
-    common.context.cache_clear()
+    common.reset()
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -190,6 +190,7 @@ def run_cli(config: Path, *args: str) -> CliRun:
             main(["--config", str(config), *args])
         except SystemExit as exc:
             code = int(exc.code or 0)
+    common.reset()
     return CliRun(code, out.getvalue(), err.getvalue())
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dgxie import bmc
 from dgxie.bmc.base import BmcAuthError, BmcError, BmcTimeout, BmcUnreachable, BmcUnsupported, Endpoint, Options
+from dgxie.bmc.drivers import connect
 from dgxie.bmc.ipmi import IpmiBmc
 from dgxie.bmc.redfish import RedfishBmc
 from dgxie.bmc.scan import scan
@@ -21,25 +21,25 @@ FAST = Options(timeout=1, retries=0, backoff=0, allow_http=True)
 
 
 def test_connect_picks_the_driver_by_scheme() -> None:
-    assert isinstance(bmc.connect(Endpoint("https://10.0.0.5")), RedfishBmc)
+    assert isinstance(connect(Endpoint("https://10.0.0.5")), RedfishBmc)
     plain = Endpoint("http://127.0.0.1:8000/redfish/v1/Systems/1", "admin", "s3cret")
-    assert isinstance(bmc.connect(plain, FAST), RedfishBmc)
+    assert isinstance(connect(plain, FAST), RedfishBmc)
     for url in (plain.url, "redfish+http://10.0.0.9"):  # credentials in clear: only when the site allows it
         with pytest.raises(BmcUnsupported, match="allow_insecure_http") as refused:
-            bmc.connect(Endpoint(url, "admin", "s3cret"))
+            connect(Endpoint(url, "admin", "s3cret"))
         assert "s3cret" not in refused.value.message
     assert Options().verify is True  # TLS certificates are checked unless a site turns it off
-    ipmi = bmc.connect(Endpoint("ipmi://10.0.0.6:6230"))
+    ipmi = connect(Endpoint("ipmi://10.0.0.6:6230"))
     assert isinstance(ipmi, IpmiBmc) and (ipmi.host, ipmi.port, ipmi.protocol) == ("10.0.0.6", 6230, "ipmi")
-    metal3 = bmc.connect(Endpoint("redfish+https://10.0.0.7/redfish/v1/Systems/1", "admin", "pw"))
+    metal3 = connect(Endpoint("redfish+https://10.0.0.7/redfish/v1/Systems/1", "admin", "pw"))
     assert isinstance(metal3, RedfishBmc) and metal3.base == "https://10.0.0.7"
     assert metal3.endpoint.system == "/redfish/v1/Systems/1" and metal3.endpoint.password == "pw"
     with pytest.raises(BmcUnsupported, match="no BMC driver"):
-        bmc.connect(Endpoint("ftp://10.0.0.8"))
+        connect(Endpoint("ftp://10.0.0.8"))
 
 
 def test_ipmi_refuses_inventory_and_firmware_as_unsupported() -> None:
-    with bmc.connect(Endpoint("ipmi://10.0.0.6", "admin", "s3cret")) as d:
+    with connect(Endpoint("ipmi://10.0.0.6", "admin", "s3cret")) as d:
         for call in (d.inventory, lambda: d.update_firmware("http://x/fw.bin"),
                      lambda: d.push_firmware(b"x", "fw.bin")):
             with pytest.raises(BmcUnsupported) as exc:
