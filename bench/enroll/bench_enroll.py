@@ -1,4 +1,6 @@
-"""Enroll N nodes through the API, then list them with filters; requests/s and p99 latency.
+"""Enroll N nodes through the API (one POST each, then in bulk), list them with filters, get one;
+requests/s and p99 latency, each as a ratio to the same server's `/healthz` measured in the same
+run with the same clients (issue 14); then `dgxie node import` of an N-row CSV, nodes/s.
 
 Runs `dgxie serve` as a real process (one uvicorn worker) on SQLite and on the PostgreSQL at
 127.0.0.1:5432 (a throwaway database), loads it from this process with httpx over loopback.
@@ -18,11 +20,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import psycopg
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api-load"))
+from rawhttp import Conn
 
 
 def free_port() -> int:
@@ -31,45 +37,65 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_load(client: httpx.AsyncClient, reqs: list[tuple[str, str, dict | None]], conc: int) -> dict:
+class Client:
+    """`conc` keep-alive connections (bench/api-load/rawhttp.py: httpx costs more CPU than the
+    server's trivial route, which would make every ratio to /healthz look better than it is)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+
+    def conns(self, n: int) -> list[Conn]:
+        return [Conn("127.0.0.1", self.port, {"Authorization": f"Bearer {self.token}"}) for _ in range(n)]
+
+
+async def run_load(client: Client, reqs: list[tuple[str, str, dict | None]], conc: int) -> dict:
     lat: list[float] = []
-    errors = 0
+    errors: Counter[int] = Counter()
     it = iter(reqs)
 
-    async def worker() -> None:
-        nonlocal errors
+    async def worker(conn: Conn) -> None:
         for method, url, body in it:
             t = time.perf_counter()
-            r = await client.request(method, url, json=body)
+            r = await conn.request(method, url, body)
             lat.append(time.perf_counter() - t)
-            if r.status_code >= 400:
-                errors += 1
+            if r.status >= 400:
+                errors[r.status] += 1
+        conn.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(conc)))
+    await asyncio.gather(*(worker(c) for c in client.conns(conc)))
     wall = time.perf_counter() - t0
     lat.sort()
     return {"n": len(lat), "rps": len(lat) / wall, "p50_ms": statistics.median(lat) * 1e3,
-            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1e3, "errors": errors, "wall_s": wall}
+            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1e3, "wall_s": wall,
+            "errors": ", ".join(f"{n}x{status}" for status, n in sorted(errors.items())) or "0"}
 
 
-async def bench(base: str, token: str, n: int, conc: int) -> dict[str, dict]:
-    h = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=base, headers=h, timeout=60, limits=limits) as c:
-        enroll = [("POST", "/api/v1/nodes", {
-            "hostname": f"gpu{i:05d}", "mac": f"02:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:01",
-            "role": "k8s-worker" if i % 4 else "slurmd", "tags": [f"rack{i // 32}", "h100"]}) for i in range(n)]
-        out = {"enroll": await run_load(c, enroll, conc)}
-        lists = []
-        for i in range(500):
-            lists.append(("GET", f"/api/v1/nodes?limit=100&offset={(i * 100) % n}", None))
-            lists.append(("GET", "/api/v1/nodes?role=slurmd&limit=100", None))
-            lists.append(("GET", f"/api/v1/nodes?tag=rack{i % (n // 32)}&limit=100", None))
-            lists.append(("GET", "/api/v1/nodes?state=enrolled&role=k8s-worker&limit=100", None))
-        out["list (100/page, filters)"] = await run_load(c, lists, conc)
-        gets = [("GET", f"/api/v1/nodes/gpu{(i * 7919) % n:05d}", None) for i in range(4000)]
-        out["get one"] = await run_load(c, gets, conc)
+def node(i: int) -> dict:
+    return {"hostname": f"gpu{i:05d}", "mac": f"02:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:01",
+            "role": "k8s-worker" if i % 4 else "slurmd", "tags": [f"rack{i // 32}", "h100"]}
+
+
+async def bench(port: int, token: str, n: int, conc: int, batch: int) -> dict[str, dict]:
+    c = Client(port, token)
+    out = {"/healthz (the baseline)": await run_load(c, [("GET", "/healthz", None)] * 4000, conc)}
+    single = n // 5
+    out["enroll, one POST each"] = await run_load(c, [("POST", "/api/v1/nodes", node(i)) for i in range(single)],
+                                                  conc)
+    bulk = [("POST", "/api/v1/nodes/bulk", {"nodes": [node(i) for i in range(j, min(j + batch, n))]})
+            for j in range(single, n, batch)]
+    r = await run_load(c, bulk, 2)
+    r["nodes_s"] = (n - single) / r["wall_s"]
+    out[f"enroll, bulk of {batch} (2 clients)"] = r
+    lists = []
+    for i in range(500):
+        lists.append(("GET", f"/api/v1/nodes?limit=100&offset={(i * 100) % n}", None))
+        lists.append(("GET", "/api/v1/nodes?role=slurmd&limit=100", None))
+        lists.append(("GET", f"/api/v1/nodes?tag=rack{i % (n // 32)}&limit=100", None))
+        lists.append(("GET", "/api/v1/nodes?state=enrolled&role=k8s-worker&limit=100", None))
+    out["list (100/page, filters)"] = await run_load(c, lists, conc)
+    gets = [("GET", f"/api/v1/nodes/gpu{(i * 7919) % n:05d}", None) for i in range(4000)]
+    out["get one"] = await run_load(c, gets, conc)
     return out
 
 
@@ -96,6 +122,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=1000, help="nodes per bulk request")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = ap.parse_args()
     results: dict[str, dict[str, dict]] = {}
@@ -112,18 +139,48 @@ def main() -> None:
                 port = free_port()
                 proc, token = serve(url, d, port)
                 try:
-                    results[name] = asyncio.run(bench(f"http://127.0.0.1:{port}", token, args.nodes, args.concurrency))
+                    results[name] = asyncio.run(bench(port, token, args.nodes, args.concurrency,
+                                                      args.batch))
                 finally:
                     proc.terminate()
                     proc.wait(30)
+                results[name]["node import (CLI, CSV)"] = import_csv(url.replace("bench.db", "import.db")
+                                                                     if name == "sqlite" else url, d, args.nodes)
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{pgname}" WITH (FORCE)')
-    print("| database | workload | requests | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|")
+    print(f"load average before: {os.getloadavg()}")
+    print("| database | workload | requests | req/s | x /healthz | nodes/s | p50 ms | p99 ms | errors |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for db, res in results.items():
+        base = res["/healthz (the baseline)"]["rps"]
         for wl, r in res.items():
-            print(f"| {db} | {wl} | {r['n']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-                  f"| {r['errors']} |")
+            nodes = f"{r['nodes_s']:.0f}" if "nodes_s" in r else "-"
+            if "rps" not in r:
+                print(f"| {db} | {wl} | {r['n']} | - | - | {nodes} | - | - | {r['errors']} |")
+                continue
+            print(f"| {db} | {wl} | {r['n']} | {r['rps']:.0f} | {r['rps'] / base:.2f} | {nodes} | {r['p50_ms']:.1f} "
+                  f"| {r['p99_ms']:.1f} | {r['errors']} |")
+
+
+def import_csv(db_url: str, d: Path, n: int) -> dict:
+    """`dgxie node import` of N new nodes from one CSV (a fresh database for SQLite; on PostgreSQL
+    the same database, with hostnames and MACs the API run did not use)."""
+    csv = d / "nodes.csv"
+    rows = ["hostname,mac,role,tags"] + [
+        f"imp{i:05d},02:01:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:01,k8s-worker,rack{i // 32}"
+        for i in range(n)]
+    csv.write_text("\n".join(rows) + "\n")
+    cfg = d / "import.yaml"
+    cfg.write_text(yaml.safe_dump({"database_url": db_url, "data_dir": str(d / "var"), "log_level": "warning"}))
+    env = os.environ | {"DGXIE_CONFIG": str(cfg)}
+    subprocess.run([sys.executable, "-m", "dgxie", "node", "list", "--limit", "1"], env=env, check=True,
+                   capture_output=True)  # the schema, outside the timing
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "dgxie", "node", "import", str(csv)], env=env, capture_output=True,
+                       text=True)
+    wall = time.perf_counter() - t
+    return {"n": n, "nodes_s": n / wall, "wall_s": wall, "errors": "0" if r.returncode == 0 else r.stderr[:200]}
 
 
 if __name__ == "__main__":

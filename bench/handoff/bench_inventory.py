@@ -45,7 +45,7 @@ def main() -> None:
         for i in range(n):
             node = Node(hostname=f"node{i:05d}", ip=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
                         role=ROLES[i % 4] if i >= 4 else ROLES[i], state="ready", tags=[], facts=FACTS,
-                        vars={}, boot_token=f"t{i}")
+                        vars={}, boot_nonce=f"n{i}")
             node.interfaces = [Interface(mac=f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}")]
             s.add(node)
     with db.session_scope(ctx.sessions) as s:

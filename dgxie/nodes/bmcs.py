@@ -8,7 +8,7 @@ request; a path change on the same host (another Redfish system of one service) 
 
 Plain `http://` Redfish sends the credentials in clear (HTTP basic and the session body), so
 such URLs are refused (422) unless the site sets `bmc.allow_insecure_http: true`; the drivers
-refuse them at connect time too (`dgxie.bmc.connect`), for URLs stored before a site turned it
+refuse them at connect time too (`dgxie.bmc.drivers.connect`), for URLs stored before a site turned it
 off. `ipmi://` (RMCP+ lanplus: the password itself never crosses the wire) is not affected.
 """
 

@@ -44,12 +44,16 @@ def boot_token(box: SecretBox, node: Node) -> str:
     return box.derive(BOOT_TOKEN_LABEL, node.boot_nonce)
 
 
+def new_boot_nonce(box: SecretBox) -> tuple[str, str]:
+    """(nonce, sha256 of the boot token derived from it): what a node row stores."""
+    nonce = new_nonce()
+    return nonce, hash_token(box.derive(BOOT_TOKEN_LABEL, nonce))
+
+
 def rotate_boot_token(box: SecretBox, node: Node) -> str:
     """A new boot token for `node` (new nonce); every URL with the previous one stops working."""
-    node.boot_nonce = new_nonce()
-    token = boot_token(box, node)
-    node.boot_token_hash = hash_token(token)
-    return token
+    node.boot_nonce, node.boot_token_hash = new_boot_nonce(box)
+    return boot_token(box, node)
 
 
 def backfill(session: Session, box: SecretBox) -> int:

@@ -50,8 +50,8 @@ def node_changes(site: Site, node: Node, row: NodeCreate) -> NodeUpdate | None:
     return NodeUpdate.model_validate(update) if update else None
 
 
-def unique_in_file(rows: list[tuple[str, NodeCreate]]) -> list[str]:
-    """One error per row that repeats an earlier row's MAC, hostname or IP (across all the files)."""
+def unique_in_file(rows: list[tuple[str, NodeCreate]]) -> list[tuple[str, str]]:
+    """(row, error) for each row that repeats an earlier row's MAC, hostname or IP (across all the files)."""
     seen: dict[tuple[str, str], str] = {}
     errors = []
     for where, row in rows:
@@ -59,7 +59,7 @@ def unique_in_file(rows: list[tuple[str, NodeCreate]]) -> list[str]:
         keys += [("IP", row.ip)] if row.ip else []
         for key in keys:
             if key in seen:
-                errors.append(f"{where} ({row.hostname}): {key[0]} {key[1]} is also in {seen[key]}")
+                errors.append((where, f"{where} ({row.hostname}): {key[0]} {key[1]} is also in {seen[key]}"))
                 break
         for key in keys:
             seen.setdefault(key, where)

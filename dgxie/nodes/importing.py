@@ -28,10 +28,12 @@ from dgxie.catalog.profiles import create_profile, profile_for_mac, update_profi
 from dgxie.catalog.schemas import ImageIn, ProfileIn, ProfileUpdate
 from dgxie.errors import DgxieError
 from dgxie.models import Image, Interface, Node, Profile
+from dgxie.nodes import bulk
+from dgxie.nodes.bulk import Row
 from dgxie.nodes.dgxie_machines import Machine
 from dgxie.nodes.import_nodes import node_changes, unique_in_file
 from dgxie.nodes.importer import ImportPlan
-from dgxie.nodes.service import create_node, update_node
+from dgxie.nodes.service import update_node
 from dgxie.site import Site
 from dgxie.validation import parse
 
@@ -160,15 +162,18 @@ def apply(session: Session, site: Site, plan: ImportPlan, *, data_dir: Path, sou
             _machine(session, site, where, m, sources, blobs, out, actor)
         except DgxieError as exc:
             out.errors.append(f"{where}: {exc.detail}")
-    out.errors += unique_in_file(plan.nodes)
+    dup = unique_in_file(plan.nodes)
+    out.errors += [line for _, line in dup]
+    repeated = {where for where, _ in dup}
+    existing = _nodes_by_mac(session, [data.mac for _, data in plan.nodes])
+    new: list[Row] = []
     for where, data in plan.nodes:
-        node = session.scalar(select(Node).join(Interface).where(Interface.mac == data.mac))
+        node = existing.get(data.mac)
+        if node is None:
+            if where not in repeated:
+                new.append(Row(f"{where} ({data.hostname})", data))
+            continue
         try:
-            if node is None:
-                made = create_node(session, site, data, actor=actor)
-                out.changes.append(Change("node", made.hostname, "create",
-                                          f"profile {made.profile.name}" if made.profile else ""))
-                continue
             if "profile" not in data.model_fields_set and node.profile is None \
                     and (match := profile_for_mac(session, data.mac)) is not None:
                 data = data.model_copy(update={"profile": match.name})
@@ -182,4 +187,22 @@ def apply(session: Session, site: Site, plan: ImportPlan, *, data_dir: Path, sou
                                           ", ".join(sorted(update.model_fields_set))))
         except DgxieError as exc:
             out.errors.append(f"{where} ({data.hostname}): {exc.detail}")
+    if new:
+        problems = [p.line for p in bulk.problems(session, site, new)]
+        if problems or out.errors:  # nothing is written anyway: list every problem, create nothing
+            out.errors += problems
+        else:
+            for made in bulk.create_nodes(session, site, new, actor=actor, checked=True):
+                out.changes.append(Change("node", made.hostname, "create",
+                                          f"profile {made.profile}" if made.profile else ""))
     return out
+
+
+def _nodes_by_mac(session: Session, macs: list[str]) -> dict[str, Node]:
+    """The enrolled node holding each of `macs` (any of its interfaces), one query per 500 MACs."""
+    found: dict[str, Node] = {}
+    for i in range(0, len(macs), bulk.CHUNK):
+        q = select(Interface.mac, Node).join(Node, Interface.node_id == Node.id).where(
+            Interface.mac.in_(macs[i:i + bulk.CHUNK]))
+        found.update((mac, node) for mac, node in session.execute(q).unique())
+    return found

@@ -191,6 +191,33 @@ class NodePage(BaseModel):
     offset: int
 
 
+MAX_BULK = 5000  # nodes per bulk request (and 1 MiB of body by default: api.max_body_bytes)
+
+
+class NodeBulkIn(_In):
+    """Many nodes to enroll at once: all of them or none (docs/api.md, "Bulk enroll")."""
+
+    model_config = _example({"nodes": [{"hostname": "gpu01", "mac": "02:00:00:00:00:01", "tags": ["rack1"]},
+                                       {"hostname": "gpu02", "mac": "02:00:00:00:00:02", "tags": ["rack1"]}]})
+    nodes: list[NodeCreate] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class NodeBrief(BaseModel):
+    id: int
+    hostname: str
+    mac: str
+    profile: str | None
+    state: str
+
+
+class NodeBulkOut(BaseModel):
+    model_config = _example({"created": 2, "nodes": [
+        {"id": 1, "hostname": "gpu01", "mac": "02:00:00:00:00:01", "profile": None, "state": "enrolled"},
+        {"id": 2, "hostname": "gpu02", "mac": "02:00:00:00:00:02", "profile": None, "state": "enrolled"}]})
+    created: int
+    nodes: list[NodeBrief]
+
+
 class CallbackOut(BaseModel):
     """The reply to an installer callback (`POST /boot/n/{token}/events`)."""
 

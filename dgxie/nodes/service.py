@@ -73,13 +73,13 @@ def _check_unique(session: Session, *, hostname: str | None, macs: list[str], ip
             raise Conflict(f"IP {ip} belongs to node {holder.hostname}")
 
 
-def _check_ip(site: Site, ip: str | None) -> None:
+def check_ip(site: Site, ip: str | None) -> None:
     if ip is not None and site.subnets and site.subnet_of(ip) is None:
         nets = ", ".join(str(n) for n in site.subnets)
         raise Invalid(f"ip {ip} is outside every configured subnet ({nets})")
 
 
-def _flush(session: Session) -> None:
+def flush_or_conflict(session: Session) -> None:
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent writer won the race for a unique value
@@ -93,7 +93,7 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
     `mac_match` matches its MAC, if any (`catalog.profiles.profile_for_mac`, DGXIE's rule)."""
     macs = [data.mac, *[i.mac for i in data.interfaces]]
     _check_unique(session, hostname=data.hostname, macs=macs, ip=data.ip)
-    _check_ip(site, data.ip)
+    check_ip(site, data.ip)
     profile = profile_by_name(session, data.profile) if data.profile else None
     if profile is None and "profile" not in data.model_fields_set:
         profile = profile_for_mac(session, data.mac)
@@ -111,7 +111,7 @@ def create_node(session: Session, site: Site, data: NodeCreate, *, actor: str) -
     if data.bmc is not None:
         apply_bmc(site, node, data.bmc)
     session.add(node)
-    _flush(session)
+    flush_or_conflict(session)
     matched = f" (profile {profile.name}: its mac_match matches)" if profile and not data.profile else ""
     record(session, actor=actor, kind="node.create", node=node, to_state=node.state,
            reason=("enrolled" if state is State.ENROLLED else "discovered") + matched)
@@ -143,7 +143,7 @@ def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, a
         changed["hostname"] = data.hostname
         node.hostname = data.hostname
     if "ip" in fields:
-        _check_ip(site, data.ip)
+        check_ip(site, data.ip)
         node.ip = data.ip
         changed["ip"] = data.ip
     if "profile" in fields:
@@ -165,14 +165,14 @@ def update_node(session: Session, site: Site, node: Node, data: NodeUpdate, *, a
         if data.interfaces is not None:
             names.update({i.mac: i.name for i in data.interfaces})
         node.interfaces.clear()
-        _flush(session)
+        flush_or_conflict(session)
         node.interfaces.extend(Interface(mac=m, name=names.get(m)) for m in new_macs)
         changed["macs"] = new_macs
     dropped: list[str] = []
     if "bmc" in fields and data.bmc is not None:
         dropped = apply_bmc(site, node, data.bmc)
         changed["bmc"] = sorted(data.bmc.model_fields_set)
-    _flush(session)
+    flush_or_conflict(session)
     if changed:
         record(session, actor=actor, kind="node.update", node=node, reason="updated " + ", ".join(sorted(changed)),
                data={k: v for k, v in changed.items() if k != "bmc"} | ({"bmc_fields": changed["bmc"]}
@@ -188,7 +188,7 @@ def delete_node(session: Session, node: Node, *, actor: str) -> None:
     record(session, actor=actor, kind="node.delete", node=None, hostname=node.hostname, from_state=node.state,
            reason="deleted", data={"macs": [i.mac for i in node.interfaces], "ip": node.ip})
     session.delete(node)
-    _flush(session)
+    flush_or_conflict(session)
 
 
 def _tag_clause(session: Session, tag: str) -> Any:

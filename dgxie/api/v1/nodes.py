@@ -11,8 +11,8 @@ from dgxie.api.limits import MAX_INT, JsonRoute
 from dgxie.api.openapi import conflict, example
 from dgxie.boot.state import State
 from dgxie.events import EventOut
-from dgxie.nodes import service
-from dgxie.nodes.schemas import NodeCreate, NodeOut, NodePage, NodeUpdate
+from dgxie.nodes import bulk, service
+from dgxie.nodes.schemas import NodeBrief, NodeBulkIn, NodeBulkOut, NodeCreate, NodeOut, NodePage, NodeUpdate
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
@@ -38,6 +38,17 @@ def create_node(body: NodeCreate, s: SessionDep, site: SiteDep, who: Principal =
     """Enroll a node (or record it `discovered`); its boot token is made here. Facts and vars are
     bounded (docs/api.md)."""
     return service.to_out(service.create_node(s, site, body, actor=who.actor))
+
+
+@router.post("/bulk", response_model=NodeBulkOut, status_code=201,
+             responses=conflict("a hostname, MAC or IP belongs to another node or row; every such row is named"))
+def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeBulkOut:
+    """Enroll up to 5,000 nodes in one transaction: all of them, or none and one error naming every
+    bad row (`nodes[i]: ...`). Each node is enrolled as by `POST /api/v1/nodes`, with its event."""
+    rows = [bulk.Row(f"nodes[{i}]", n) for i, n in enumerate(body.nodes)]
+    made = bulk.create_nodes(s, site, rows, actor=who.actor)
+    return NodeBulkOut(created=len(made), nodes=[NodeBrief(id=n.id, hostname=n.hostname, mac=n.mac,
+                                                           profile=n.profile, state=n.state) for n in made])
 
 
 @router.get("/{ref}", response_model=NodeOut)

@@ -1,0 +1,80 @@
+"""`POST /api/v1/nodes/bulk` on SQLite and PostgreSQL: all nodes or none, every bad row named in one
+error, each node enrolled as by a single POST (boot token, profile by mac_match, BMC password
+sealed, one `node.create` event each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from dgxie.models import Event, Node
+
+
+def _mac(i: int) -> str:
+    return f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+
+
+def _rows(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"hostname": f"gpu{i:05d}", "mac": _mac(i), "tags": ["rack1"]} for i in range(start, start + n)]
+
+
+def _count(ctx: Any, model: Any) -> int:
+    with ctx.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_bulk_enrolls_every_node_with_its_event(client, auth, ctx) -> None:
+    client.post("/api/v1/images", json={"name": "img", "os": "other", "kernel": "k", "initrd": "i"},
+                headers=auth("admin"))
+    r = client.post("/api/v1/profiles", json={"name": "matched", "image": "img", "template": "external",
+                                              "vars": {"mac_match": "02:00:00:00:00:0"}}, headers=auth("admin"))
+    assert r.status_code == 201, r.text
+    rows = _rows(1200)
+    rows[1]["bmc"] = {"url": "https://10.0.1.11", "username": "admin", "password": "s3cret-pw"}
+    rows[2]["state"] = "discovered"
+    r = client.post("/api/v1/nodes/bulk", json={"nodes": rows}, headers=auth("operator"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["created"] == 1200 and len(body["nodes"]) == 1200 and "s3cret-pw" not in r.text
+    assert body["nodes"][0] == {"id": body["nodes"][0]["id"], "hostname": "gpu00000", "mac": _mac(0),
+                                "profile": "matched", "state": "enrolled"}
+    assert body["nodes"][16]["profile"] is None  # 02:00:00:00:00:10 does not match
+    assert body["nodes"][2]["state"] == "discovered"
+    one = client.get("/api/v1/nodes/gpu00001", headers=auth("viewer")).json()
+    assert one["bmc"] == {"url": "https://10.0.1.11", "username": "admin", "password_set": True}
+    assert one["tags"] == ["rack1"]
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Node).where(Node.boot_token_hash.is_(None))) == 0
+        kinds = s.execute(select(Event.kind, func.count()).where(Event.node_id.is_not(None))
+                          .group_by(Event.kind)).all()
+    assert dict(kinds) == {"node.create": 1200}
+    # the nodes boot: a script per MAC
+    assert client.get(f"/boot/ipxe?mac={_mac(5)}").status_code == 200
+
+
+def test_bad_rows_are_all_named_and_nothing_is_written(client, auth, ctx) -> None:
+    assert client.post("/api/v1/nodes", json={"hostname": "taken", "mac": _mac(900), "ip": "10.0.0.9"},
+                       headers=auth("operator")).status_code == 201
+    viewer = auth("viewer")  # its token (and that event) made before counting
+    before = (_count(ctx, Node), _count(ctx, Event))
+    rows = _rows(10)
+    rows[3]["mac"] = _mac(900)  # another node's MAC
+    rows[4]["hostname"] = "gpu00001"  # another row's hostname
+    rows[5]["profile"] = "nope"
+    rows[6]["ip"] = "10.0.0.9"
+    r = client.post("/api/v1/nodes/bulk", json={"nodes": rows}, headers=auth("operator"))
+    assert r.status_code == 409, r.text
+    assert r.json() == {"detail": "nothing enrolled: 4 error(s): "
+                        f"nodes[3]: MAC {_mac(900)} belongs to node taken; "
+                        "nodes[4]: hostname gpu00001 is also in nodes[1]; "
+                        "nodes[5]: unknown profile 'nope'; "
+                        "nodes[6]: IP 10.0.0.9 belongs to node taken"}
+    r = client.post("/api/v1/nodes/bulk", json={"nodes": [rows[5]]}, headers=auth("operator"))
+    assert r.status_code == 422 and r.json() == {"detail": "nothing enrolled: 1 error(s): nodes[0]: unknown "
+                                                           "profile 'nope'"}
+    r = client.post("/api/v1/nodes/bulk", json={"nodes": [{"hostname": "x y", "mac": "m"}]}, headers=auth("operator"))
+    assert r.status_code == 422 and set(r.json()) == {"detail"}
+    assert client.post("/api/v1/nodes/bulk", json={"nodes": []}, headers=auth("operator")).status_code == 422
+    assert client.post("/api/v1/nodes/bulk", json={"nodes": rows}, headers=viewer).status_code == 403
+    assert (_count(ctx, Node), _count(ctx, Event)) == before
