@@ -30,6 +30,7 @@ from dgxie.ipxe.cache import ScriptCache
 from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
+from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
 from dgxie.nodes.lifecycle import sweep_install_timeouts
 from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
@@ -94,7 +95,12 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     registry = CollectorRegistry()
     metrics = BootMetrics(registry)
     scripts = ScriptCache(sessions, site, ttl=settings.boot.script_cache_seconds, on_decision=metrics.decision)
+    b = settings.boot
+    downloads = DownloadGate(limit=b.max_downloads, min_bytes=b.download_min_bytes, retry_after=b.download_retry_after,
+                             jitter=b.download_retry_jitter, on_throttled=metrics.http_throttled,
+                             on_admitted=metrics.http_admitted)
+    metrics.in_flight.set_function(lambda: downloads.in_flight)
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
-                   reprovision=reprovision_hooks(), db_probe=probe, db_health=health,
+                   reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,
                    services=background(sessions, site, probe))

@@ -6,7 +6,7 @@ One set per process, made by the composition root and registered in the context'
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dgxie.boot.decide import Decision
 
@@ -27,6 +27,18 @@ class BootMetrics:
                                  registry=registry)
         self.downloads = Counter("dgxie_download_admitted", "Big downloads admitted under the concurrency limit",
                                  ["proto"], registry=registry)
+
+        self.in_flight = Gauge("dgxie_downloads_in_flight", "Big HTTP downloads being sent now (the gate's count)",
+                               registry=registry)
+
+    def http_throttled(self) -> None:
+        self.throttled.labels("http").inc()
+
+    def http_admitted(self) -> None:
+        self.downloads.labels("http").inc()
+
+    def tftp_held(self) -> None:
+        self.throttled.labels("tftp").inc()
 
     def power_wave(self) -> None:
         self.power_waves.inc()
