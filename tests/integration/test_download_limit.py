@@ -139,3 +139,46 @@ def test_docs_state_the_defaults() -> None:
     assert row in doc
     assert f"| `tftp.max_transfers` | {t.max_transfers} |" in doc
     assert f"at most `tftp.max_transfers` (default {t.max_transfers};" in (REPO / "docs" / "netboot.md").read_text()
+
+
+LKRN = Path("/usr/lib/ipxe/ipxe.lkrn")
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-x86_64") or not LKRN.exists(), reason="qemu or ipxe.lkrn missing")
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # ~10 s of QEMU: the database plays no part
+def test_real_ipxe_honours_503_retry_after(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
+    """Debian's iPXE (ipxe.lkrn in QEMU, TCG, user networking: no root) gets the script from an
+    image file (slirp's DHCP hands it the URL), is answered 503 + Retry-After: 1 for the initrd
+    while a slow reader holds the only slot, retries on its own, and fetches it once the slot is
+    free; only then does it ask for its marker URL (an API route, counted in /metrics)."""
+    port = free_port()
+    ctx = make_ctx(public_url=f"http://127.0.0.1:{port}",
+                   boot={"max_downloads": 1, "download_retry_after": 1, "download_retry_jitter": 0})
+    base = f"http://10.0.2.2:{port}"  # the host's loopback, seen from the guest
+    script = write_random(tmp_path / "s.ipxe", 0)
+    script.write_text(f"#!ipxe\nimgfetch {base}/images/img1/initrd.img && imgfetch {base}/api/v1/nodes?ipxe-ok ||\n"
+                      "poweroff\n")
+    with db.session_scope(ctx.sessions) as s:
+        images.add_image(s, ctx.settings.data_dir, name="img1", kernel=write_random(tmp_path / "vmlinuz", 1000),
+                         initrd=write_random(tmp_path / "initrd.img", 2 << 20), cmdline="", actor="test",
+                         extra={"s.ipxe": script, "rootfs": write_random(tmp_path / "rootfs", BIG)})
+    marker = 'dgxie_http_requests_total{method="GET",route="/api/v1/nodes",status="401"}'
+    with serve_http(ctx, port) as url:
+        holder = slow_reader(port, "/images/img1/rootfs")
+        vm = subprocess.Popen(["qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-display", "none", "-no-reboot",
+                               "-kernel", str(LKRN), "-nic", f"user,model=e1000,bootfile={base}/images/img1/s.ipxe"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while _metric(url, 'dgxie_download_throttled_total{proto="http"}') < 1:
+                assert time.monotonic() < deadline and vm.poll() is None, "iPXE never asked for the initrd"
+                time.sleep(0.1)
+            assert _metric(url, marker) == 0  # held back: no marker yet
+            holder.close()
+            while _metric(url, marker) < 1:
+                assert time.monotonic() < deadline and vm.poll() is None, "iPXE did not retry the initrd"
+                time.sleep(0.1)
+            assert _metric(url, 'dgxie_download_admitted_total{proto="http"}') == 2  # the holder's, then iPXE's
+        finally:
+            vm.kill()
+            vm.wait(10)
