@@ -5,8 +5,9 @@ its kernel and initrd in the same second. `run()` splits the selected nodes (ord
 into waves of `batch`; the BMC calls of one wave run concurrently (at most `MAX_PARALLEL` threads);
 wave k+1 starts `interval` seconds after wave k started, or when wave k's BMC calls have all
 returned, whichever is later (so at most `batch` calls are ever in flight). Each node's action is
-`dgxie.nodes.power.power()` in its own session: the usual `node.power` / `node.power.failed` event.
-One `power.bulk` event records the request itself. Nodes without a BMC are `skipped`, never called.
+what `dgxie.nodes.power.power()` does, with the usual `node.power` / `node.power.failed` event, but
+no database connection is held during its BMC call (short sessions before and after it). One
+`power.bulk` event records the request itself. Nodes without a BMC are `skipped`, never called.
 
 Per-node outcome: `done` (the BMC already reports the end state), `requested` (accepted; the BMC
 still reports the old state, as BMCs apply a reset seconds later), `failed` (one-line reason),
@@ -22,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol, cast
@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dgxie.bmc.base import POWER_ACTIONS, POWER_TARGET, PowerAction, PowerState
+from dgxie import bmc
+from dgxie.bmc.base import POWER_ACTIONS, POWER_TARGET, BmcError, PowerAction, PowerState
 from dgxie.boot.state import State
 from dgxie.db import session_scope
 from dgxie.errors import Conflict, DgxieError, Invalid, NotFound
@@ -164,17 +165,53 @@ class Hooks:
 
 
 def _one(sessions: sessionmaker[Session], site: Site, row: PowerNodeOut, action: PowerAction, actor: str) -> None:
+    """One node's action, recorded like `power.power()` (`node.power` / `node.power.failed`), but
+    with no database connection held during the BMC call: a wave of 32 slow BMCs must not take
+    32 pooled connections from the API (the pool is sized for admitted requests)."""
     row.status = "running"
     try:
         with session_scope(sessions) as s:
-            out = power_svc.power(s, site, service.get_node(s, row.node), action, actor=actor)
-        row.power = out.power
-        row.status = "done" if out.power == POWER_TARGET[action] else "requested"
+            node = service.get_node(s, row.node)
+            endpoint, node_id = power_svc.endpoint_of(site, node), node.id
+        try:
+            with bmc.connect(endpoint, site.bmc_options) as b:
+                state, protocol = b.power(action), b.protocol
+        except BmcError as exc:
+            row.status, row.reason = "failed", f"{row.node}: BMC {exc.kind}: {exc.message}"
+            with session_scope(sessions) as s:
+                record(s, actor=actor, kind="node.power.failed", node=s.get(Node, node_id),
+                       reason=f"BMC {exc.kind}: {exc.message}", data={"action": action, "error_kind": exc.kind})
+            return
+        row.power = state
+        row.status = "done" if state == POWER_TARGET[action] else "requested"
+        with session_scope(sessions) as s:
+            record(s, actor=actor, kind="node.power", node=s.get(Node, node_id), reason=f"power {action}",
+                   data={"action": action, "power": state, "protocol": protocol})
     except DgxieError as exc:
         row.status, row.reason = "failed", " ".join(exc.detail.split())
-    except Exception as exc:  # a driver bug must not end the other nodes' waves
+    except Exception as exc:  # a driver bug or a database hiccup must not end the other nodes' waves
         log.exception("bulk power %s: %s", action, row.node)
         row.status, row.reason = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _parallel(fn: Callable[[PowerNodeOut], None], rows: list[PowerNodeOut], workers: int) -> None:
+    """`fn` on every row, `workers` at a time, in daemon threads (a BMC call in flight never keeps
+    the process from exiting, as a ThreadPoolExecutor's workers would); returns when all are done."""
+    lock, todo = threading.Lock(), iter(rows)
+
+    def work() -> None:
+        while True:
+            with lock:
+                row = next(todo, None)
+            if row is None:
+                return
+            fn(row)
+
+    threads = [threading.Thread(target=work, daemon=True, name="dgxie-power") for _ in range(min(workers, len(rows)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def run(sessions: sessionmaker[Session], site: Site, job: PowerJobOut, *, actor: str,
@@ -194,20 +231,19 @@ def run(sessions: sessionmaker[Session], site: Site, job: PowerJobOut, *, actor:
             metrics.power_node("skipped")
     waves = [list(g) for _, g in itertools.groupby([r for r in job.nodes if r.wave], key=lambda r: r.wave)]
     t0 = time.monotonic()
-    with ThreadPoolExecutor(min(job.batch, MAX_PARALLEL), thread_name_prefix="dgxie-power") as pool:
-        for k, rows in enumerate(waves, 1):
-            if k > 1 and stop.wait(max(0.0, t0 + (k - 1) * job.interval - time.monotonic())):
-                job.status = "cancelled"
-                break
-            job.waves_started = k
-            if metrics:
-                metrics.power_wave()
-            hooks.wave_started(k, rows)
-            list(pool.map(lambda r: _one(sessions, site, r, job.action, actor), rows))
-            if metrics:
-                for r in rows:
-                    metrics.power_node(r.status)
-            hooks.wave_done(k, rows)
+    for k, rows in enumerate(waves, 1):
+        if k > 1 and stop.wait(max(0.0, t0 + (k - 1) * job.interval - time.monotonic())):
+            job.status = "cancelled"
+            break
+        job.waves_started = k
+        if metrics:
+            metrics.power_wave()
+        hooks.wave_started(k, rows)
+        _parallel(lambda r: _one(sessions, site, r, job.action, actor), rows, MAX_PARALLEL)
+        if metrics:
+            for r in rows:
+                metrics.power_node(r.status)
+        hooks.wave_done(k, rows)
     if job.status != "cancelled":
         job.status = "finished"
     job.finished_at = datetime.now(UTC)
