@@ -259,7 +259,7 @@ class PowerJobs:
         self._ids = itertools.count(1)
         self._stop = threading.Event()
 
-    def start(self, sessions: sessionmaker[Session], site: Site, sel: PowerSelector, action: str, batch: int,
+    def submit(self, sessions: sessionmaker[Session], site: Site, sel: PowerSelector, action: str, batch: int,
               interval: float, *, actor: str, metrics: PowerMetrics | None = None) -> PowerJobOut:
         with session_scope(sessions) as s:
             job = plan(s, sel, action, batch, interval)
@@ -295,6 +295,14 @@ class PowerJobs:
         with self._lock:
             return [j.model_copy(deep=True) for j in sorted(self._jobs.values(), key=lambda j: -j.id)]
 
-    def stop(self) -> None:
-        """Cancel running jobs at their next wave (process shutdown)."""
+    def cancel(self) -> None:
+        """Cancel running jobs at their next wave (their nodes not reached stay `pending`)."""
         self._stop.set()
+
+    name = "power-jobs"  # a background service (dgxie/background.py): stopping it cancels the jobs
+
+    async def start(self) -> None:
+        self._stop.clear()
+
+    async def stop(self) -> None:
+        self.cancel()

@@ -156,7 +156,8 @@ def test_api_bulk_power_job(make_ctx: Any, auth: Any, emulator: tuple[str, Path]
         second = r.json()["id"]
         r = client.post("/api/v1/power", headers=op, json={"action": "on", "selector": {"kind": "all"}})
         assert r.status_code == 409 and f"bulk power job {second} is still running" in r.json()["detail"]
-        ctx.power_jobs.stop()
+        assert ctx.service("power-jobs") is ctx.power_jobs  # the server's shutdown stops it, as below
+        ctx.power_jobs.cancel()
         deadline = time.monotonic() + 30
         while (job := client.get(f"/api/v1/power/{second}", headers=op).json())["status"] == "running" \
                 and time.monotonic() < deadline:

@@ -73,8 +73,8 @@ def bulk_power(body: BulkPowerIn, request: Request, site: SiteDep, who: Principa
     matches no node is a 422; a second job while one runs is a 409. Jobs are kept in memory (the
     last 50, until the server restarts); each node's action is also a `node.power` event."""
     ctx = get_ctx(request)
-    return ctx.power_jobs.start(ctx.sessions, site, body.selector, body.action, body.batch, body.interval,
-                                actor=who.actor, metrics=ctx.boot_metrics)
+    return ctx.power_jobs.submit(ctx.sessions, site, body.selector, body.action, body.batch, body.interval,
+                                 actor=who.actor, metrics=ctx.boot_metrics)
 
 
 @bulk_router.get("", response_model=list[PowerJobOut])
