@@ -23,7 +23,9 @@ from dgxie.config import Settings
 from dgxie.db import Availability, Probe
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.mirror.oci.store import OciReader
+from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
+from dgxie.nodes.power_waves import PowerJobs
 from dgxie.nodes.reprovision import ReprovisionHooks
 from dgxie.site import Site
 from dgxie.tokens import TokenCache
@@ -43,6 +45,8 @@ class Context:
     reprovision: ReprovisionHooks  # what reprovision does around its state change (drain, BMC)
     db_probe: Probe  # the last background `SELECT 1`, for /healthz
     db_health: Availability  # outage and recovery, one log line each
+    downloads: DownloadGate = field(default_factory=DownloadGate)  # big image files in flight (503 past it)
+    power_jobs: PowerJobs = field(default_factory=PowerJobs)  # bulk power in waves (POST /api/v1/power)
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 
     def service(self, name: str) -> Service | None:

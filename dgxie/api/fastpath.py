@@ -7,6 +7,8 @@ on a connection first: `GET|HEAD /images/IMAGE/FILE`, `GET /boot/ipxe?mac=` and 
 (from the background database probe, `db.Probe`) are answered here (zero-copy, or from the script
 cache, with no ASGI scope, middleware or thread hop per hit);
 anything else, and every later byte of that connection, goes to uvicorn's own protocol unchanged.
+Big image files go through the context's `DownloadGate` (`dgxie.netboot.downloads`): past
+`boot.max_downloads` in flight the answer is 503 + `Retry-After`, which iPXE and curl retry.
 Same port, same URLs (`boot.urls`), same answers as `dgxie.api.boot`'s routes. See docs/netboot.md.
 """
 
@@ -131,14 +133,22 @@ class BootFastPath:
             first, count, status, reason = rng[0], rng[1] - rng[0] + 1, 206, "Partial Content"
             hdrs.append(("Content-Range", f"bytes {rng[0]}-{rng[1]}/{size}"))
         hdrs.append(("Content-Length", str(count)))
-        transport.write(http.response_head(status, reason, hdrs, keep_alive=head.keep_alive))
         if head_only or count == 0:
+            transport.write(http.response_head(status, reason, hdrs, keep_alive=head.keep_alive))
             return
-        with path.open("rb") as f:
-            try:
-                await asyncio.get_running_loop().sendfile(transport, f, first, count)
-            except NotImplementedError:  # uvloop has no loop.sendfile: plain reads, with flow control
-                await _copy(transport, f, first, count)
+        gate = self.ctx.downloads
+        if not gate.admit(size):  # too many big downloads in flight: 503 + Retry-After (iPXE retries)
+            transport.write(gate.busy_answer(keep_alive=head.keep_alive))
+            return
+        try:
+            transport.write(http.response_head(status, reason, hdrs, keep_alive=head.keep_alive))
+            with path.open("rb") as f:
+                try:
+                    await asyncio.get_running_loop().sendfile(transport, f, first, count)
+                except NotImplementedError:  # uvloop has no loop.sendfile: plain reads, with flow control
+                    await _copy(transport, f, first, count)
+        finally:
+            gate.release(size)
 
 
 async def _copy(transport: asyncio.Transport, f: Any, offset: int, count: int, chunk: int = 1 << 20) -> None:

@@ -30,7 +30,8 @@ COMMANDS = {  # node commands that live in other modules, imported only when use
     "erase": Lazy("dgxie.cli.lifecycle_cmd", "erase",
                   "Wipe NODE's disks with the deploy agent at its next network boot; it returns to discovered."),
     "power": Lazy("dgxie.cli.power_cmd", "power",
-                  "Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state."),
+                  "Power a node on, off or cycle it through its BMC (Redfish or IPMI), or read its state; or "
+                  "power many nodes in waves (`dgxie node power on --all --batch 50 --interval 30`)."),
     "bootdev": Lazy("dgxie.cli.power_cmd", "bootdev", "Set the boot device for the next boot only."),
 }
 

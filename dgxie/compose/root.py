@@ -30,9 +30,11 @@ from dgxie.ipxe.cache import ScriptCache
 from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
+from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
 from dgxie.nodes.lifecycle import sweep_install_timeouts
 from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
+from dgxie.nodes.power_waves import PowerJobs
 from dgxie.nodes.reprovision import ReprovisionHooks
 from dgxie.site import Site
 from dgxie.tokens import TokenCache
@@ -97,7 +99,13 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
     registry = CollectorRegistry()
     metrics = BootMetrics(registry)
     scripts = ScriptCache(sessions, site, ttl=settings.boot.script_cache_seconds, on_decision=metrics.decision)
+    b = settings.boot
+    downloads = DownloadGate(limit=b.max_downloads, min_bytes=b.download_min_bytes, retry_after=b.download_retry_after,
+                             jitter=b.download_retry_jitter, on_throttled=metrics.http_throttled,
+                             on_admitted=metrics.http_admitted)
+    metrics.in_flight.set_function(lambda: downloads.in_flight)
+    power_jobs = PowerJobs()
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
-                   reprovision=reprovision_hooks(), db_probe=probe, db_health=health,
-                   services=background(sessions, site, probe))
+                   reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,
+                   power_jobs=power_jobs, services=[*background(sessions, site, probe), power_jobs])

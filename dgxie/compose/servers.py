@@ -71,8 +71,9 @@ def tftp_server(ctx: Context) -> TftpServer:
     root.mkdir(parents=True, exist_ok=True)
     files = {n: t.ipxe_dir / n for n in IPXE_BINARIES if (t.ipxe_dir / n).exists()}
     host, _, port = t.listen.rpartition(":")
-    stats = TftpStats(on_done=ctx.boot_metrics.tftp_done)
-    return TftpServer([Path(root)], host.strip("[]"), int(port), files=files, max_blksize=t.max_blksize, stats=stats)
+    stats = TftpStats(on_done=ctx.boot_metrics.tftp_done, on_held=ctx.boot_metrics.tftp_held)
+    return TftpServer([Path(root)], host.strip("[]"), int(port), files=files, max_blksize=t.max_blksize, stats=stats,
+                      max_transfers=t.max_transfers)
 
 
 def add_boot_servers(ctx: Context) -> None:

@@ -16,6 +16,12 @@ repeats its RRQ (RFC 1350 section 4: the requester retransmits on timeout, as iP
 tftp-hpa and curl do). Once the client has acknowledged, the normal retransmission (RFC 1350,
 RFC 7440) applies, and an address that completed a transfer is trusted for the first packet too.
 Refused requests are logged through `RateLimitedLog` (one line per 10 s at most).
+
+Storm control (issue 14): with `max_transfers` transfers in flight, a new read request is held
+off: not answered at all (no ERROR, which PXE ROMs treat as final), so the client repeats its RRQ
+on its own timer (RFC 1350 section 4; PXE ROMs and iPXE retransmit a few times with growing
+timeouts) and is served once a slot is free. Each hold-off is counted (`TftpStats.held`,
+`on_held`); a repeated RRQ of a transfer already running is never held off.
 """
 
 from __future__ import annotations
@@ -45,7 +51,14 @@ class TftpStats:
 
     transfers: dict[str, int] = field(default_factory=lambda: {"ok": 0, "error": 0, "aborted": 0, "refused": 0})
     bytes_sent: int = 0
+    held: int = 0  # read requests left unanswered because `max_transfers` were in flight
     on_done: Callable[[str, str, int], None] | None = None
+    on_held: Callable[[], None] | None = None
+
+    def hold(self) -> None:
+        self.held += 1
+        if self.on_held is not None:
+            self.on_held()
 
     def done(self, filename: str, outcome: str, nbytes: int) -> None:
         self.transfers[outcome] = self.transfers.get(outcome, 0) + 1
@@ -223,8 +236,10 @@ class TftpServer:
 
     def __init__(self, roots: list[Path], host: str = "0.0.0.0", port: int = 69, *,
                  files: dict[str, Path] | None = None, max_blksize: int = c.MAX_BLKSIZE,
-                 stats: TftpStats | None = None) -> None:
+                 stats: TftpStats | None = None, max_transfers: int = 0) -> None:
         self.roots, self.host, self.port, self.max_blksize = roots, host, port, max_blksize
+        self.max_transfers = max_transfers  # 0: no limit
+        self.active = 0  # transfers started and not yet ended (sessions, and tasks about to make one)
         self.files = {k: Path(os.path.realpath(v)) for k, v in (files or {}).items()}
         self.stats = stats or TftpStats()
         self.sessions: dict[tuple[str, int, str], _Session] = {}
@@ -277,6 +292,9 @@ class TftpServer:
         if session is not None:
             session.repeated_request()  # a retransmitted RRQ while its session is alive
             return
+        if self.max_transfers and self.active >= self.max_transfers:
+            self.stats.hold()  # hold off: no answer, the client repeats its RRQ later
+            return
         try:
             fd = os.open(path, os.O_RDONLY)
             size = os.fstat(fd).st_size
@@ -284,9 +302,17 @@ class TftpServer:
             self._reply_error(addr, c.E_ACCESS, exc.strerror or "cannot open")
             return
         neg = c.negotiate(req.options, file_size=size, max_blksize=self.max_blksize)
+        self.active += 1
         asyncio.get_running_loop().create_task(self._run(key, fd, size, req.filename, neg))
 
     async def _run(self, key: tuple[str, int, str], fd: int, size: int, filename: str, neg: c.Negotiated) -> None:
+        try:
+            await self._transfer(key, fd, size, filename, neg)
+        finally:
+            self.active -= 1
+
+    async def _transfer(self, key: tuple[str, int, str], fd: int, size: int, filename: str,
+                        neg: c.Negotiated) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)

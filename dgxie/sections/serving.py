@@ -134,6 +134,9 @@ class TftpConfig(Strict):
     root: Path | None = None  # default: <data_dir>/tftp (searched before ipxe_dir)
     ipxe_dir: Path = Path("/usr/lib/ipxe")  # Debian's `ipxe` package: undionly.kpxe, ipxe.efi, snponly.efi
     max_blksize: int = Field(default=65464, ge=512, le=65464)
+    # Transfers in flight at once (each holds a socket and the file open); past it a new read
+    # request is left unanswered and the client repeats it (docs/netboot.md, "Download limit"). 0: none.
+    max_transfers: int = Field(default=256, ge=0, le=100_000)
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: hostport(v)))
 
@@ -143,6 +146,12 @@ class BootConfig(Strict):
     agent_image: str = "agent"  # the deploy agent (dgxie agent build): commissions, deploys, erases
     agent_facts_max_bytes: int = Field(default=8 << 20, ge=1 << 16, le=1 << 30)
     script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
+    # Big image files (kernels, initrds, root file systems) sent at once over HTTP; past it a GET is
+    # answered 503 + Retry-After: download_retry_after + 0..download_retry_jitter seconds (docs/netboot.md). 0: none.
+    max_downloads: int = Field(default=64, ge=0, le=100_000)
+    download_min_bytes: int = Field(default=1 << 20, ge=0)  # smaller files are never counted nor held back
+    download_retry_after: int = Field(default=2, ge=1, le=300)
+    download_retry_jitter: int = Field(default=3, ge=0, le=300)
     # Sources allowed to fetch any node's install config and bootstrap (DHCP relays that proxy
     # HTTP, a NAT in front of a rack): by default only a node's own address may (docs/security.md).
     trusted_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(default_factory=list)

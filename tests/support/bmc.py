@@ -83,14 +83,26 @@ def sushy_static(mockup: Path, tmp: Path) -> Iterator[str]:
         yield url
 
 
+EXTRA_UUID = "33333333-3333-4333-8333-{:012d}"
+
+
+def extra_system(i: int) -> str:
+    """The path of `sushy_emulator(extra=N)`'s i-th extra system (1-based)."""
+    return f"/redfish/v1/Systems/{EXTRA_UUID.format(i)}"
+
+
 @contextmanager
-def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password") -> Iterator[str]:
-    """sushy-emulator, fake driver, basic auth (htpasswd -B); two systems (one Off, one On)."""
+def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password", extra: int = 0) -> Iterator[str]:
+    """sushy-emulator, fake driver, basic auth (htpasswd -B); two systems (one Off, one On), and
+    `extra` more, all Off, at `extra_system(i)` for i in 1..extra."""
     d = tmp / "sushy-emu"
     (d / "state").mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = (PEERS / "sushy-emulator.conf.in").read_text().replace("@DIR@", str(d))
     conf = conf.replace("SUSHY_EMULATOR_LISTEN_PORT = 8000", f"SUSHY_EMULATOR_LISTEN_PORT = {port}")
+    conf += "".join(f"SUSHY_EMULATOR_FAKE_SYSTEMS.append({{'uuid': '{EXTRA_UUID.format(i)}', 'name': 'extra-{i}', "
+                    f"'power_state': 'Off', 'nics': [{{'mac': '00:5c:52:31:3c:{i:02x}', 'ip': '127.0.0.1'}}]}})\n"
+                    for i in range(1, extra + 1))
     (d / "emulator.conf").write_text(conf)
     ht = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True)
     (d / "htpasswd").write_text(ht.stdout)

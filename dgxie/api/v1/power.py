@@ -1,20 +1,23 @@
-"""/api/v1/nodes/{ref}/power and /bootdev: power and one-time boot through the node's BMC."""
+"""/api/v1/nodes/{ref}/power and /bootdev: power and one-time boot through the node's BMC; and
+/api/v1/power: bulk power in waves (a background job, `dgxie.nodes.power_waves`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from dgxie.api.auth import Operator, Viewer
-from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.api.limits import JsonRoute
 from dgxie.api.openapi import Responses, conflict
 from dgxie.bmc.base import BootDevice, PowerAction
-from dgxie.nodes import power, service
+from dgxie.nodes import power, power_waves, service
+from dgxie.nodes.power_waves import MAX_BATCH, MAX_INTERVAL, PowerJobOut, PowerSelector
 from dgxie.nodes.schemas import BootOut, PowerOut, PowerStatusOut
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["power"], route_class=JsonRoute)
+bulk_router = APIRouter(prefix="/power", tags=["power"], route_class=JsonRoute)
 
 
 NO_BMC = conflict("the node has no BMC")
@@ -48,3 +51,40 @@ def power_action(ref: str, body: PowerIn, s: SessionDep, site: SiteDep, who: Pri
 def boot_device(ref: str, body: BootIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> BootOut:
     """Set the device of the next boot only (PXE or disk) through the BMC."""
     return power.boot_once(s, site, service.get_node(s, ref), body.device, actor=who.actor)
+
+
+class BulkPowerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"action": "on", "selector": {"kind": "tags", "values": ["rack7"]}, "batch": 20, "interval": 10}]})
+    action: PowerAction
+    selector: PowerSelector
+    batch: int = Field(20, ge=1, le=MAX_BATCH)
+    interval: float = Field(10.0, ge=0, le=MAX_INTERVAL)
+
+
+RUNNING = conflict("another bulk power job is still running")
+
+
+@bulk_router.post("", response_model=PowerJobOut, status_code=202, responses=RUNNING)
+def bulk_power(body: BulkPowerIn, request: Request, site: SiteDep, who: Principal = Operator) -> PowerJobOut:
+    """Power the selected nodes in waves of `batch` through their BMCs, a wave every `interval`
+    seconds (or when the previous wave's BMC calls have returned, if later); nodes without a BMC
+    are skipped. Runs in the background: follow it at `GET /api/v1/power/{id}`. A selector that
+    matches no node is a 422; a second job while one runs is a 409. Jobs are kept in memory (the
+    last 50, until the server restarts); each node's action is also a `node.power` event."""
+    ctx = get_ctx(request)
+    return ctx.power_jobs.submit(ctx.sessions, site, body.selector, body.action, body.batch, body.interval,
+                                 actor=who.actor, metrics=ctx.boot_metrics)
+
+
+@bulk_router.get("", response_model=list[PowerJobOut])
+def bulk_jobs(request: Request, _: Principal = Viewer) -> list[PowerJobOut]:
+    """The bulk power jobs this server process ran, newest first."""
+    return list(get_ctx(request).power_jobs.list())
+
+
+@bulk_router.get("/{job_id}", response_model=PowerJobOut)
+def bulk_job(request: Request, _: Principal = Viewer,
+             job_id: int = Path(ge=1, le=power_waves.MAX_JOB_ID)) -> PowerJobOut:
+    """One bulk power job: its status, waves started, and every node's outcome so far."""
+    return get_ctx(request).power_jobs.get(job_id)
