@@ -3,7 +3,8 @@
     .venv/bin/python bench/handoff/bench_inventory.py [N]      (default 1000; SQLite in a temp dir)
 
 Prints: the pure builder time, `dgxie inventory ansible --list` end to end, and `ansible-inventory --list`
-through the dgxie script vs through the static INI dgxie writes (the peer DeepOps uses by default).
+through the dgxie script (running dgxie; then over HTTP from a running `dgxie serve`, `DGXIE_URL`) vs through the
+static INI dgxie writes (the peer DeepOps uses by default), all in one run, with the ratios.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from dgxie import db
 from dgxie.compose import build_context
 from dgxie.config import Settings
 from dgxie.handoff import ansible, service
 from dgxie.models import Interface, Node
+from tests.support.serve import served
 
 ROLES = ["k8s-worker", "slurmd", "k8s-control", "slurm-controller"]
 FACTS = {"cpus": 224, "sockets": 2, "cores_per_socket": 56, "threads_per_core": 2, "memory_mib": 2097152, "gpus": 8}
@@ -65,12 +68,21 @@ def main() -> None:
     cli = timed([str(script), "--list"], env)
     dyn = timed([str(bindir / "ansible-inventory"), "-i", str(script), "--list"], env)
     static = timed([str(bindir / "ansible-inventory"), "-i", str(ini), "--list"], env)
-    print(f"nodes={n}")
-    print(f"pure inventory_list:                      {pure * 1000:8.1f} ms")
-    print(f"dgxie inventory ansible --list (process): {cli * 1000:8.1f} ms")
-    print(f"ansible-inventory -i dgxie-script --list: {dyn * 1000:8.1f} ms")
-    print(f"ansible-inventory -i static.ini --list:   {static * 1000:8.1f} ms")
-    print(f"ratio dynamic/static:                     {dyn / static:8.2f}")
+    shipped = Path(__file__).resolve().parents[2] / "scripts" / "dgxie-inventory"
+    (tmp / "srv").mkdir()
+    with served(tmp / "srv", f"sqlite:///{tmp}/d.db") as srv:
+        token = tmp / "token"
+        token.write_text(srv.token + "\n")
+        http_env = env | {"DGXIE_URL": srv.url, "DGXIE_TOKEN_FILE": str(token)}
+        http_script = timed([str(shipped), "--list"], http_env)
+        http_dyn = timed([str(bindir / "ansible-inventory"), "-i", str(shipped), "--list"], http_env)
+    print(f"nodes={n}, load average {os.getloadavg()}")
+    print(f"pure inventory_list:                            {pure * 1000:8.1f} ms")
+    print(f"dgxie inventory ansible --list (process):       {cli * 1000:8.1f} ms")
+    print(f"scripts/dgxie-inventory --list over HTTP:       {http_script * 1000:8.1f} ms")
+    print(f"ansible-inventory -i dgxie-script --list:       {dyn * 1000:8.1f} ms  x{dyn / static:.2f} static")
+    print(f"ansible-inventory -i dgxie-script (HTTP) --list:{http_dyn * 1000:8.1f} ms  x{http_dyn / static:.2f} static")
+    print(f"ansible-inventory -i static.ini --list:         {static * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class Node(Base):
         back_populates="node", cascade="all, delete-orphan", lazy="selectin", order_by="Interface.id"
     )
 
-    __table_args__ = (Index("ix_nodes_state", "state"), Index("ix_nodes_role", "role"))
+    __table_args__ = (Index("ix_nodes_state", "state"), Index("ix_nodes_role", "role"),
+                      Index("ix_nodes_updated_at", "updated_at"))
 
     @property
     def mac(self) -> str | None:

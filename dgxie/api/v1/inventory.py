@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from dgxie.api import readcache
 from dgxie.api.auth import Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import JsonRoute
@@ -35,11 +36,13 @@ class SlurmOut(BaseModel):
 
 
 @router.get("/ansible", responses=example(INVENTORY))
-def ansible(s: SessionDep, site: SiteDep, _: Principal = Viewer, layout: Layout = "head",
-            all: bool = False) -> dict[str, Any]:
+def ansible(request: Request, s: SessionDep, site: SiteDep, _: Principal = Viewer, layout: Layout = "head",
+            all: bool = False) -> Response:
     """The same JSON as `dgxie inventory ansible --list`: groups and `_meta.hostvars` of the installed,
-    bootstrapping and ready nodes (every node with `all`)."""
-    return service.ansible_list(s, site, layout=layout, all_states=all)
+    bootstrapping and ready nodes (every node with `all`). Kept between changes and with an
+    `ETag` (`api.readcache`): what `scripts/dgxie-inventory` asks when it is given an API URL."""
+    return readcache.of(request).answer(request, s, ("ansible", layout, all),
+                                        lambda: service.ansible_list(s, site, layout=layout, all_states=all))
 
 
 @router.get("/ansible/hosts/{hostname}", responses=example(HOST))

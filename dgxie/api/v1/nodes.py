@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from dgxie import events
+from dgxie.api import readcache
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import MAX_INT, JsonRoute
@@ -25,20 +26,25 @@ EVENT = {"id": 42, "time": "2026-11-30T08:00:00Z", "actor": "installer", "node":
 def _json(model: BaseModel, status: int = 200) -> Response:
     """`model` serialized once, by itself (issue 14): a route returning the model has FastAPI
     validate and serialize it a second time through `response_model`, which was half the CPU
-    of a 100-node page. The route keeps `response_model` for the OpenAPI schema."""
+    of a 100-node page. The route keeps `response_model` for the OpenAPI schema (so do the
+    cached reads, `api.readcache`)."""
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
 @router.get("", response_model=NodePage)
-def list_nodes(s: SessionDep, _: Principal = Viewer, state: State | None = None, role: str | None = None,
-               tag: str | None = None, profile: str | None = None,
+def list_nodes(request: Request, s: SessionDep, _: Principal = Viewer, state: State | None = None,
+               role: str | None = None, tag: str | None = None, profile: str | None = None,
                limit: int = Query(100, ge=1, le=service.MAX_PAGE),
                offset: int = Query(0, ge=0, le=MAX_INT)) -> Response:
     """One page of nodes ordered by hostname, filtered by state, role, tag and profile; `total`
-    counts every match."""
-    nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
-                                      offset=offset)
-    return _json(NodePage(items=[service.to_out(n) for n in nodes], total=total, limit=limit, offset=offset))
+    counts every match. Carries an `ETag`; `If-None-Match` with it is 304 while nothing changed."""
+
+    def build() -> NodePage:
+        nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
+                                          offset=offset)
+        return NodePage(items=[service.to_out(n) for n in nodes], total=total, limit=limit, offset=offset)
+
+    return readcache.of(request).answer(request, s, ("list", state, role, tag, profile, limit, offset), build)
 
 
 @router.post("", response_model=NodeOut, status_code=201, responses=TAKEN)
@@ -60,9 +66,9 @@ def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal 
 
 
 @router.get("/{ref}", response_model=NodeOut)
-def get_node(ref: str, s: SessionDep, _: Principal = Viewer) -> Response:
-    """One node by hostname or MAC (any of its interfaces)."""
-    return _json(service.to_out(service.get_node(s, ref)))
+def get_node(request: Request, ref: str, s: SessionDep, _: Principal = Viewer) -> Response:
+    """One node by hostname or MAC (any of its interfaces); with an `ETag`, as the list."""
+    return readcache.of(request).answer(request, s, ("get", ref), lambda: service.to_out(service.get_node(s, ref)))
 
 
 @router.patch("/{ref}", response_model=NodeOut, responses=TAKEN)

@@ -1,0 +1,72 @@
+"""Cached answers to the inventory's hot reads (issue 14): node pages, one node, the Ansible
+inventory. A dashboard or Ansible asks the same question again and again while nothing changes.
+
+An answer is kept as its serialized bytes under (what was asked, `nodes.generation.generation`),
+so any committed change to a node, an interface or a profile is a miss at the next request, in
+every instance (the signal is read from the database, not from this process). Each answer also
+carries an `ETag` of that key, and `If-None-Match` with it is `304 Not Modified` (RFC 9110
+section 13.1.2). At most `SIZE` answers are kept per app, least recently used first out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dgxie.nodes.generation import generation
+
+SIZE = 512
+
+
+class ReadCache:
+    def __init__(self, size: int = SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def answer(self, request: Request, session: Session, what: Hashable,
+               build: Callable[[], BaseModel | dict[str, Any] | list[Any]], status: int = 200) -> Response:
+        """The cached answer to `what`, built (and kept) when the inventory changed since."""
+        key = (what, generation(session))
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+        if found is None:
+            value = build()
+            body = value.model_dump_json().encode() if isinstance(value, BaseModel) else _dumps(value)
+            found = (body, '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"')
+            with self._lock:
+                self.misses += 1
+                self._items[key] = found
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        body, etag = found
+        if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, status_code=status, media_type="application/json", headers={"ETag": etag})
+
+
+def _dumps(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def of(request: Request) -> ReadCache:
+    """The app's cache (made on first use; one per app, so two apps in one process never share)."""
+    state = request.app.state
+    cache: ReadCache | None = getattr(state, "read_cache", None)
+    if cache is None:
+        cache = state.read_cache = ReadCache()
+    return cache
