@@ -22,19 +22,22 @@ from dgxie.site import Site
 # States in which a node has an OS to configure; `--all` lifts this filter.
 DEFAULT_STATES = ("installed", "bootstrapping", "ready")
 
-def record_of(site: Site, node: Node) -> NodeRecord:
-    role = site.roles.get(node.role) if node.role else None
-    return NodeRecord(hostname=node.hostname, ip=node.ip, role=node.role, state=node.state,
-                      groups=tuple(role.groups) if role else (), tags=tuple(node.tags or ()),
-                      facts=flat_facts(node.facts), vars=dict(node.vars or {}))
+def record_of(site: Site, hostname: str, ip: str | None, role_name: str | None, state: str, tags: Iterable[str] | None,
+              facts: dict[str, Any] | None, vars_: dict[str, Any] | None) -> NodeRecord:
+    role = site.roles.get(role_name) if role_name else None
+    return NodeRecord(hostname=hostname, ip=ip, role=role_name, state=state,
+                      groups=tuple(role.groups) if role else (), tags=tuple(tags or ()),
+                      facts=flat_facts(facts or {}), vars=dict(vars_ or {}))
 
 
 def node_records(session: Session, site: Site, *, states: Iterable[str] | None = DEFAULT_STATES) -> list[NodeRecord]:
-    """Every node with a role (in `states`, or any state when None), ordered by hostname."""
-    q = select(Node).where(Node.role.is_not(None)).order_by(Node.hostname)
+    """Every node with a role (in `states`, or any state when None), ordered by hostname: the
+    columns it needs only, not whole nodes with their profile and interfaces (issue 14)."""
+    q = select(Node.hostname, Node.ip, Node.role, Node.state, Node.tags, Node.facts, Node.vars).where(
+        Node.role.is_not(None)).order_by(Node.hostname)
     if states is not None:
         q = q.where(Node.state.in_(list(states)))
-    return [record_of(site, n) for n in session.scalars(q)]
+    return [record_of(site, *row) for row in session.execute(q)]
 
 
 def _layout(layout: str) -> ansible.Layout:
