@@ -1,4 +1,4 @@
-"""Node pages, one node and the Ansible inventory are served from a cache keyed by the database's
+"""Node pages and the Ansible inventory are served from a cache keyed by the database's
 change signal (`dgxie.nodes.generation`): every committed change is seen at the next request,
 made through this app, another app on the same database, or a row written without an event;
 `ETag` + `If-None-Match` answer 304 while nothing changed."""

@@ -66,9 +66,10 @@ def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal 
 
 
 @router.get("/{ref}", response_model=NodeOut)
-def get_node(request: Request, ref: str, s: SessionDep, _: Principal = Viewer) -> Response:
-    """One node by hostname or MAC (any of its interfaces); with an `ETag`, as the list."""
-    return readcache.of(request).answer(request, s, ("get", ref), lambda: service.to_out(service.get_node(s, ref)))
+def get_node(ref: str, s: SessionDep, _: Principal = Viewer) -> Response:
+    """One node by hostname or MAC (any of its interfaces). Not cached: one indexed lookup costs
+    less than the cache's change signal (measured, bench/RESULTS.md)."""
+    return _json(service.to_out(service.get_node(s, ref)))
 
 
 @router.patch("/{ref}", response_model=NodeOut, responses=TAKEN)
