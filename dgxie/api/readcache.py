@@ -1,5 +1,6 @@
 """Cached answers to the inventory's hot reads (issue 14): node pages and the Ansible inventory
-(one node is not cached: its indexed lookup costs less than the change signal). A dashboard or Ansible asks the same question again and again while nothing changes.
+(one node is not cached: its indexed lookup costs less than the change signal). A dashboard or
+Ansible asks the same question again and again while nothing changes.
 
 An answer is kept as its serialized bytes under (what was asked, `nodes.generation.generation`),
 so any committed change to a node, an interface or a profile is a miss at the next request, in
