@@ -79,8 +79,14 @@ def sample_lag(stop: threading.Event, worst: list[float]) -> None:
         worst.append(metrics()["dgxie_dhcp_lease_write_lag_seconds"])
 
 
+def nodes(work: Path) -> int:
+    with contextlib.closing(sqlite3.connect(work / "dgxie.db", timeout=30)) as conn:
+        return int(conn.execute("SELECT count(*) FROM nodes WHERE state = 'discovered'").fetchone()[0])
+
+
 def run(args: argparse.Namespace, work: Path) -> None:
     proc = start(work, args.limits)
+    began = time.monotonic()
     stop, lags = threading.Event(), []
     t = threading.Thread(target=sample_lag, args=(stop, lags))
     t.start()
@@ -97,6 +103,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
           f"{m['dgxie_dhcp_discovery_pending']:.0f}, refused by limits {m['refused']:.0f}")
     print(f"  lease write lag sampled every 0.5 s during the storm: max {max(lags, default=0):.2f} s")
     print(f"  rows on disk 1 s after the load stopped: {on_disk} of {m['dgxie_dhcp_leases_in_use']:.0f}", flush=True)
+    drain_deadline = time.monotonic() + 120
+    while metrics()["dgxie_dhcp_discovery_pending"] > 0 and time.monotonic() < drain_deadline:
+        time.sleep(0.25)
+    made, took_all = nodes(work), time.monotonic() - began
+    print(f"  discovered nodes created: {made} in {took_all:.1f} s from the storm's start "
+          f"({made / took_all:.0f} nodes/s; backlog {metrics()['dgxie_dhcp_discovery_pending']:.0f} left)", flush=True)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:

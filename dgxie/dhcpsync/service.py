@@ -48,6 +48,7 @@ from dgxie.site import Site
 log = logging.getLogger("dgxie.dhcp")
 FLUSH_EVERY = 0.25  # lease write-behind period (the lag bound is this plus one write)
 REFRESH_EVERY = 1.0  # reservation signature check
+REFRESH_DISCOVERING = 5.0  # the same while discovered nodes are being created (each of them changes it)
 EXPIRE_EVERY = 5.0  # forget expired leases in memory; prune the discovery gate
 PURGE_EVERY = 3600.0  # delete lease rows expired for a day
 REPORT_EVERY = 60.0  # at most one dhcp.discovery_limited event (and warning line) per minute
@@ -236,8 +237,8 @@ class DhcpService:
                 next_expire = now + EXPIRE_EVERY
                 self.table.expire(time.time())
                 self.responder.gate.reservations_changed(self.table.reservations, time.time())
-            if now >= next_refresh:
-                next_refresh = now + REFRESH_EVERY
+            if now >= next_refresh:  # a discovery run reloads less often: each reload reads every node
+                next_refresh = now + (REFRESH_DISCOVERING if made else REFRESH_EVERY)
                 try:
                     await self.refresh()
                 except Exception:
