@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dgxie import CONFIG_ENV as CONFIG_ENV
 from dgxie.errors import ConfigError
 from dgxie.sections import (
     AnyMirrorConfig,
@@ -35,8 +36,6 @@ from dgxie.sections import (
     default_roles,
 )
 from dgxie.sections.public_url import derive_public_url
-
-CONFIG_ENV = "DGXIE_CONFIG"
 
 
 class Settings(BaseSettings):

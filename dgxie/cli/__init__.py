@@ -11,10 +11,9 @@ import sys
 
 import typer
 
-from dgxie import __version__
+from dgxie import CONFIG_ENV, __version__
 from dgxie.cli import common
 from dgxie.cli.lazy import Lazy, group
-from dgxie.config import CONFIG_ENV
 from dgxie.errors import ConfigError, DgxieError
 
 COMMANDS = {  # imported only when used (cli/lazy.py); the help line is checked against the code by a test
@@ -40,7 +39,8 @@ COMMANDS = {  # imported only when used (cli/lazy.py); the help line is checked 
 }
 
 app = typer.Typer(name="dgxie", help="Bare-metal provisioning for GPU clusters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=True, cls=group(COMMANDS))
+                  pretty_exceptions_enable=False, add_completion=True, cls=group(COMMANDS),
+                  rich_markup_mode=None)  # click's plain help: rich's costs 0.15 s of imports per --help
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,7 @@ from dgxie.cli.common import actor, context, dump_json, err_console
 from dgxie.cli.image_cmd import print_result, reporter
 from dgxie.imaging.build import build, make_agent
 
-app = typer.Typer(help="dgxie's deploy agent (kernel + initramfs).", no_args_is_help=True)
+app = typer.Typer(help="dgxie's deploy agent (kernel + initramfs).", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("build")

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from dgxie import config
+from dgxie import CONFIG_ENV
 from dgxie.cli.output import TableConsole
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from dgxie.config import Settings
     from dgxie.context import Context
     from dgxie.site import Site
 
@@ -40,7 +41,9 @@ err_console = TableConsole(stderr=True)
 CONFIG_PATH: list[str | None] = [None]
 
 
-def settings() -> config.Settings:
+def settings() -> Settings:
+    from dgxie import config  # here: `dgxie --help` needs no configuration
+
     return config.load(CONFIG_PATH[0])
 
 
@@ -54,7 +57,7 @@ def sessions() -> sessionmaker[Session]:
     s = settings()
     private_dir(s.data_dir)
     for line in loosened(s.data_dir, s.database_url,  # before opening it: SQLite's -wal/-shm take its mode
-                         secret_config(os.environ.get(config.CONFIG_ENV), s.database_url, s.secret_key is not None)):
+                         secret_config(os.environ.get(CONFIG_ENV), s.database_url, s.secret_key is not None)):
         print(f"dgxie: warning: {line}", file=sys.stderr)
     load_or_create_key(s.data_dir, s.secret_key.get_secret_value() if s.secret_key else None)  # a loose key: refused
     engine = db.make_engine(s.database_url)

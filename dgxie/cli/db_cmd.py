@@ -12,7 +12,7 @@ from dgxie.cli.common import err_console, settings
 from dgxie.config import CONFIG_ENV
 from dgxie.filemodes import loosened, private_dir, secret_config
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("upgrade")

@@ -16,9 +16,10 @@ from dgxie.firmware import baseline as bl
 from dgxie.firmware import compliance, endpoints, packages, service, update
 from dgxie.nodes import service as nodes
 
-app = typer.Typer(help="BMC firmware inventory, baselines and compliance.", no_args_is_help=True)
-endpoint_app = typer.Typer(help="Extra Redfish endpoints of a node (e.g. an HGX baseboard).", no_args_is_help=True)
-baseline_app = typer.Typer(help="Firmware baselines (firmware/*.yaml).", no_args_is_help=True)
+app = typer.Typer(help="BMC firmware inventory, baselines and compliance.", no_args_is_help=True, rich_markup_mode=None)
+endpoint_app = typer.Typer(help="Extra Redfish endpoints of a node (e.g. an HGX baseboard).", no_args_is_help=True,
+                           rich_markup_mode=None)
+baseline_app = typer.Typer(help="Firmware baselines (firmware/*.yaml).", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(baseline_app, name="baseline")
 

@@ -14,7 +14,8 @@ from dgxie.errors import Invalid, NotFound
 from dgxie.imaging.bootstrap import Report
 from dgxie.imaging.build import BuildResult, build, make_image
 
-app = typer.Typer(help="Boot images (kernel + initrd + files, stored by sha256).", no_args_is_help=True)
+app = typer.Typer(help="Boot images (kernel + initrd + files, stored by sha256).", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 def _extra(values: list[str]) -> dict[str, Path]:

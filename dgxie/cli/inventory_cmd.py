@@ -17,7 +17,8 @@ import typer
 from dgxie.cli.common import err_console, session, site
 from dgxie.errors import Invalid
 
-app = typer.Typer(help="Ansible and Slurm inventories built from the nodes.", no_args_is_help=True)
+app = typer.Typer(help="Ansible and Slurm inventories built from the nodes.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 def _write(text: str, output: Path | None) -> None:

@@ -38,7 +38,7 @@ def load(name: str, spec: Lazy) -> click.Command:
     if isinstance(target, typer.Typer):
         cmd = typer.main.get_group(target)
     else:
-        single = typer.Typer()
+        single = typer.Typer(rich_markup_mode=None)
         single.command(name, help=spec.help if spec.own_help else None)(target)
         cmd = typer.main.get_command(single)
     cmd.name = name
@@ -60,7 +60,7 @@ class LazyGroup(TyperGroup):
             return super().get_command(ctx, cmd_name)
         spec = self.lazy[cmd_name]
         if self._formatting:  # listing in our own --help: the table's line, nothing imported
-            return TyperCommand(name=cmd_name, help=spec.help)
+            return TyperCommand(name=cmd_name, help=spec.help, short_help=spec.help)
         cmd = load(cmd_name, spec)
         self.commands[cmd_name] = cmd
         return cmd

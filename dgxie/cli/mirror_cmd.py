@@ -22,7 +22,8 @@ from dgxie.mirror import bundle, queries, records, service
 from dgxie.mirror.kind import Progress
 from dgxie.mirror.schemas import JobOut
 
-app = typer.Typer(help="APT and OCI mirrors: sync, snapshots, air-gap export/import.", no_args_is_help=True)
+app = typer.Typer(help="APT and OCI mirrors: sync, snapshots, air-gap export/import.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 def _size(n: int) -> str:

@@ -35,7 +35,7 @@ COMMANDS = {  # node commands that live in other modules, imported only when use
     "bootdev": Lazy("dgxie.cli.power_cmd", "bootdev", "Set the boot device for the next boot only."),
 }
 
-app = typer.Typer(help="Node inventory.", no_args_is_help=True, cls=group(COMMANDS))
+app = typer.Typer(help="Node inventory.", no_args_is_help=True, rich_markup_mode=None, cls=group(COMMANDS))
 
 
 def _password(path: Path | None) -> str | None:

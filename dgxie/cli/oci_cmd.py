@@ -19,7 +19,7 @@ from dgxie.mirror import queries, records, service
 from dgxie.sections import OciMirrorConfig
 from dgxie.site import Site
 
-app = typer.Typer(help="OCI/NGC registry mirrors.", no_args_is_help=True)
+app = typer.Typer(help="OCI/NGC registry mirrors.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def oci_config(site: Site, name: str) -> OciMirrorConfig:

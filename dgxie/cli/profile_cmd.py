@@ -16,7 +16,8 @@ from dgxie.cli.output import Format, json_option, output_option, render_record, 
 from dgxie.errors import Invalid, NotFound
 from dgxie.validation import parse
 
-app = typer.Typer(help="Install profiles: an image, a template set, a role and vars.", no_args_is_help=True)
+app = typer.Typer(help="Install profiles: an image, a template set, a role and vars.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 VAR_HELP = "a variable KEY=VALUE (VALUE read as YAML: 8, true, [a, b]); repeat"
 

@@ -12,7 +12,8 @@ from dgxie.cli.common import actor, console, dump_json, err_console, session, si
 from dgxie.cli.output import Format, json_option, output_option, wants_json
 from dgxie.errors import Invalid
 
-app = typer.Typer(help="Secrets given to nodes' bootstrap scripts (join tokens, munge keys).", no_args_is_help=True)
+app = typer.Typer(help="Secrets given to nodes' bootstrap scripts (join tokens, munge keys).", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 
 def _read_value(from_file: Path | None, value_stdin: bool) -> str:

@@ -9,7 +9,7 @@ from dgxie import tokens
 from dgxie.cli.common import actor, console, dump_json, err_console, session
 from dgxie.cli.output import Format, json_option, output_option, wants_json
 
-app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("create")

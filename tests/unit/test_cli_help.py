@@ -70,7 +70,7 @@ def test_top_level_help_shows_config_and_completion_without_importing_the_app() 
     assert "--config" in r.stdout and "--install-completion" in r.stdout and "--show-completion" in r.stdout
     assert r.stdout.strip().endswith("APP-NOT-LOADED"), r.stdout[-300:]
     for name in ("serve", "node", "firmware", "mirror-oci", "render", "completion"):  # listed, from the table
-        assert f"\n│ {name} " in r.stdout, name
+        assert f"\n  {name} " in r.stdout, name
 
 
 def test_top_level_help_imports_no_command_module_and_no_database_layer() -> None:
