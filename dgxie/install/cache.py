@@ -1,0 +1,122 @@
+"""The validated-render cache for install configs (user-data, preseed, kickstart, meta-data, ...).
+
+Rendering and validating a config costs milliseconds (YAML parse, subiquity's schema); a rack that
+boots at once fetches the same few configs again and again. `SeedCache.render()` gives exactly what
+`seed.render()` gives, rendering and validating only when something the output depends on changed.
+
+The key is every input the render reads, not a list of row versions to keep up to date:
+
+- the variables the template sees (`seed.node_vars`: node, interfaces, profile, image, boot token,
+  the site's config layers, as one canonical JSON text), rendered with a placeholder credential;
+- the `Site` object itself (one per loaded config: a config change is a new `Site`);
+- the Jinja2 template objects of the template and everything it includes (Jinja2's `auto_reload`
+  hands out a new object when a file changes on disk).
+
+So a change to the node, its token, its profile, its image or the config is a miss on the next
+fetch, whichever process made it. Entries hold one version per (node, artifact) and no secret: a
+config with a callback URL is stored with a random stand-in for the credential, which each fetch
+replaces with the credential minted for it (`service.serve_config`). That stand-in is only used
+when the template passes the credential through verbatim: on a miss the config is rendered and
+validated twice, with two different stand-ins, and cached only if the two texts differ by exactly
+that swap (a template that encodes the credential, say through `b64`, is rendered per request).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from dgxie.boot import templates
+from dgxie.install import seed
+from dgxie.models import Node
+from dgxie.site import Site
+
+MAX_ENTRIES = 50_000
+KEY_CREDENTIAL = "-"  # the credential in the key's variables (the real one is substituted per fetch)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    site: Site
+    key: str
+    names: tuple[str, ...]
+    parts: tuple[jinja2.Template, ...]  # the template and its includes, as loaded when rendered
+    rendered: seed.Rendered  # with `stand_in` where the credential goes
+    stand_in: str
+
+
+def _key(values: dict[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, default=repr, separators=(",", ":"))
+
+
+def _parts(site: Site, names: tuple[str, ...]) -> tuple[jinja2.Template, ...]:
+    env = templates.environment(site.templates_dir)
+    return tuple(env.get_template(n) for n in names)
+
+
+class SeedCache:
+    """One validated render per (node, artifact), reused while its inputs stay the same."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def render(self, site: Site, node: Node, artifact: str, *, credential: str) -> seed.Rendered:
+        """`seed.render(site, node, artifact, credential=credential)`, from the cache when valid."""
+        template = seed.template_of(node, artifact)  # NotFound / Invalid as seed.render raises them
+        key = _key(seed.node_vars(site, node, credential=KEY_CREDENTIAL).values)
+        slot = (node.id, artifact)
+        hit = self._entries.get(slot)
+        if hit is not None and hit.site is site and hit.key == key and hit.rendered.template == template:
+            try:
+                current = _parts(site, hit.names)
+            except jinja2.TemplateNotFound:
+                current = ()
+            if len(current) == len(hit.parts) and all(a is b for a, b in zip(current, hit.parts, strict=True)):
+                self.hits += 1
+                r = hit.rendered
+                text = r.text.replace(hit.stand_in, credential) if hit.stand_in else r.text
+                return seed.Rendered(artifact=r.artifact, template=r.template, text=text, merged=r.merged)
+        self.misses += 1
+        try:
+            names = templates.closure(template, site.templates_dir)
+            before = _parts(site, names) if names is not None else None
+        except jinja2.TemplateError:
+            names = before = None  # seed.render reports it, naming template and line
+        if artifact not in seed.CREDENTIAL_ARTIFACTS:
+            first = seed.render(site, node, artifact, credential=credential)
+            self._store(slot, site, key, names, before, first, "")
+            return first
+        one, two = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        first = seed.render(site, node, artifact, credential=one)
+        second = seed.render(site, node, artifact, credential=two)
+        if one in first.text and first.text.replace(one, two) == second.text:
+            self._store(slot, site, key, names, before, first, one)
+            return seed.Rendered(artifact=artifact, template=template, text=first.text.replace(one, credential),
+                                 merged=first.merged)
+        return seed.render(site, node, artifact, credential=credential)  # the credential is transformed
+
+    def _store(self, slot: tuple[int, str], site: Site, key: str, names: tuple[str, ...] | None,
+               before: tuple[jinja2.Template, ...] | None, rendered: seed.Rendered, stand_in: str) -> None:
+        """Keep `rendered` unless a template file changed while it was rendered (or has a dynamic include)."""
+        if names is None or before is None or _parts(site, names) != before:
+            return
+        entry = _Entry(site, key, names, before, rendered, stand_in)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[slot] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CACHE = SeedCache()  # the process's one cache (its key carries the Site, so contexts never mix)
