@@ -11,6 +11,10 @@ Contract:
   thread); a start that raises stops the ones already started (in reverse) and the error goes on.
 - `stop()` is called once per successful `start()`, never raises out of the supervisor (errors are
   logged), and returns when the service has stopped.
+- Stopping them all takes at most `STOP_WITHIN` seconds (`dgxie serve` must be gone within 5 s of
+  SIGTERM, whatever state it is in): a stop still waiting when its share runs out is cancelled,
+  logged as one error line, and the next service is stopped. Work a stop leaves in a worker thread
+  still finishes before the process exits (Python joins those threads), so nothing written is lost.
 """
 
 from __future__ import annotations
@@ -69,12 +73,16 @@ class Periodic:
         self._task = None
 
 
-class Supervisor:
-    """Starts services in order and stops the started ones in reverse order."""
+STOP_WITHIN = 4.0  # seconds for all services to stop (the API's own shutdown comes before, the exit after)
 
-    def __init__(self, services: Sequence[Service]) -> None:
+
+class Supervisor:
+    """Starts services in order and stops the started ones in reverse order, within `stop_within` s."""
+
+    def __init__(self, services: Sequence[Service], *, stop_within: float = STOP_WITHIN) -> None:
         self.services = list(services)
         self.started: list[Service] = []
+        self.stop_within = stop_within
 
     async def start(self) -> None:
         for svc in self.services:
@@ -88,9 +96,15 @@ class Supervisor:
             log.debug("started %s", svc.name)
 
     async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_within
         while self.started:
             svc = self.started.pop()
+            # each stop gets what is left, and at least a moment (a late service still gets its call)
+            left = max(deadline - loop.time(), 0.05)
             try:
-                await svc.stop()
+                await asyncio.wait_for(svc.stop(), left)
+            except TimeoutError:
+                log.error("background service %s did not stop within %.1f s: left behind", svc.name, left)
             except Exception:
                 log.exception("background service %s failed to stop cleanly", svc.name)

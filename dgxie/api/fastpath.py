@@ -164,6 +164,7 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
             self._fp_buf = b""
             self._fp_delegated = False
             self._fp_busy = False
+            self._fp_task: asyncio.Task[None] | None = None
             self._fp_idle: asyncio.TimerHandle | None = None
             self._fp_last = time.monotonic()
 
@@ -180,6 +181,18 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
             left = self._fp_last + IDLE_TIMEOUT - time.monotonic()
             if left > 0 or self._fp_busy or self._fp_buf:
                 self._fp_idle = asyncio.get_running_loop().call_later(max(left, 1.0), self._fp_check_idle)
+            else:
+                self._fp_transport.close()
+
+        def shutdown(self) -> None:
+            """Server shutdown (SIGTERM): a connection uvicorn does not own is ended here. One with
+            an answer in flight (a download in `loop.sendfile`) has its task cancelled, which then
+            aborts the connection: closing the transport under a running sendfile makes asyncio
+            log InvalidStateError (3.11), and a stalled client would hold the shutdown."""
+            if self._fp_delegated:
+                super().shutdown()
+            elif self._fp_busy and self._fp_task is not None:
+                self._fp_task.cancel()
             else:
                 self._fp_transport.close()
 
@@ -225,12 +238,15 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
                         return
                     continue
                 self._fp_busy = True
-                asyncio.get_running_loop().create_task(self._fp_serve(head))
+                self._fp_task = asyncio.get_running_loop().create_task(self._fp_serve(head))
                 return
 
         async def _fp_serve(self, head: http.Head) -> None:
             try:
                 await fast.serve(head, self._fp_transport)
+            except asyncio.CancelledError:  # shutdown(): the answer is cut short
+                self._fp_transport.abort()
+                raise
             except (ConnectionError, OSError, RuntimeError) as exc:
                 log.debug("fast path: connection dropped: %s", exc)
                 self._fp_transport.abort()
@@ -239,7 +255,7 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
                 log.exception("fast path: unhandled error")
                 self._fp_transport.abort()
                 return
-            self._fp_busy = False
+            self._fp_busy, self._fp_task = False, None
             if not self._fp_transport.is_closing():
                 self._fp_pump()
 

@@ -70,3 +70,25 @@ def test_periodic_runs_again_after_an_error_and_stops() -> None:
     n = len(calls)
     asyncio.run(asyncio.sleep(0.05))
     assert len(calls) == n, "stopped for good"
+
+
+class Stuck(Svc):
+    async def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+        await asyncio.Event().wait()  # never returns
+
+
+def test_a_stop_that_hangs_is_cut_off_and_the_rest_still_stop(caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    sup = Supervisor([Svc("a", log), Stuck("b", log), Svc("c", log)], stop_within=0.3)
+
+    async def run() -> float:
+        await sup.start()
+        t0 = asyncio.get_running_loop().time()
+        await sup.stop()
+        return asyncio.get_running_loop().time() - t0
+
+    took = asyncio.run(run())
+    assert took < 1.0
+    assert log == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]
+    assert "background service b did not stop within" in caplog.text
