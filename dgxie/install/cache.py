@@ -15,10 +15,17 @@ The key is every input the render reads, not a list of row versions to keep up t
 So a change to the node, its token, its profile, its image or the config is a miss on the next
 fetch, whichever process made it. Entries hold one version per (node, artifact) and no secret: a
 config with a callback URL is stored with a random stand-in for the credential, which each fetch
-replaces with the credential minted for it (`service.serve_config`). That stand-in is only used
-when the template passes the credential through verbatim: on a miss the config is rendered and
-validated twice, with two different stand-ins, and cached only if the two texts differ by exactly
-that swap (a template that encodes the credential, say through `b64`, is rendered per request).
+replaces with the node's install credential (`service.serve_config`). The credential this process
+minted last for a node is held apart (`held()`), and handed out again only to a request that has
+passed the node's token and address checks, and only while the database still has it as the node's
+live `install` credential: a state change, another credential or a mint by another process ends it.
+
+The stand-in is only used when the template passes the credential through verbatim: on a miss
+the config is rendered twice, with two different stand-ins, and cached only if the two texts
+differ by exactly that swap (a template that encodes the credential, say through `b64`, is
+rendered per request). The first is
+validated, the second only compared: validation is what costs, and it reads the credential as
+opaque URL text (43 characters of [A-Za-z0-9_-], like the stand-in).
 """
 
 from __future__ import annotations
@@ -34,9 +41,12 @@ import jinja2
 from dgxie.boot import templates
 from dgxie.install import seed
 from dgxie.models import Node
+from dgxie.models.types import utcnow
+from dgxie.nodes import credentials
 from dgxie.site import Site
 
 MAX_ENTRIES = 50_000
+REUSE_FOR = credentials.TTL / 2  # a held install credential is handed out again while younger than this
 KEY_CREDENTIAL = "-"  # the credential in the key's variables (the real one is substituted per fetch)
 
 
@@ -65,6 +75,7 @@ class SeedCache:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[int, str], _Entry] = {}
+        self._held: dict[int, str] = {}  # node id -> the install credential this process minted last
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -95,9 +106,10 @@ class SeedCache:
             self._store(slot, site, key, names, before, first, "")
             return first
         one, two = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        first = seed.render(site, node, artifact, credential=one)
-        second = seed.render(site, node, artifact, credential=two)
-        if one in first.text and first.text.replace(one, two) == second.text:
+        first = seed.render(site, node, artifact, credential=one)  # checked and validated
+        values = {k: v.replace(one, two) if isinstance(v, str) else v for k, v in first.merged.values.items()}
+        second = seed.render_template(site.templates_dir, template, values)  # the same, but for the credential
+        if one in first.text and first.text.replace(one, two) == second:
             self._store(slot, site, key, names, before, first, one)
             return seed.Rendered(artifact=artifact, template=template, text=first.text.replace(one, credential),
                                  merged=first.merged)
@@ -114,9 +126,27 @@ class SeedCache:
                 self._entries.clear()
             self._entries[slot] = entry
 
+    def held(self, node: Node) -> str | None:
+        """The `install` credential this process minted for `node`, if the database still says it
+        is the node's live one (`credentials.valid`) and it is younger than REUSE_FOR; else None."""
+        held = self._held.get(node.id)
+        if held is None or not credentials.valid(node, "install", held):
+            return None
+        if node.credential_at is None or utcnow() - node.credential_at > REUSE_FOR:
+            return None
+        return held
+
+    def hold(self, node: Node, credential: str) -> None:
+        """Remember the install credential just minted for `node` (it is in the response)."""
+        with self._lock:
+            if len(self._held) >= self.max_entries:
+                self._held.clear()
+            self._held[node.id] = credential
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._held.clear()
 
 
 CACHE = SeedCache()  # the process's one cache (its key carries the Site, so contexts never mix)

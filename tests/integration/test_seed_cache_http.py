@@ -1,11 +1,12 @@
 """Install configs over HTTP with the render cache (`dgxie.install.cache`): a change made in the
-database (by this process or another) shows on the next fetch, and each fetch's credential is the
-one minted for it (SQLite and PostgreSQL)."""
+database (by this process or another) shows on the next fetch, and the credential a fetch carries is
+the node's live one (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +17,7 @@ from dgxie.app import create_app
 from dgxie.context import Context
 from dgxie.install.cache import CACHE
 from dgxie.models import Image, Node, Profile
-from tests.support.lifecycle import SSH_KEY, enroll
+from tests.support.lifecycle import SSH_KEY, enroll, install_credential
 
 SETTINGS = {"site": {"name": "lab", "domain": "lab.example", "ssh_authorized_keys": [SSH_KEY]},
             "handoff": {"enabled": False}, "boot": {"trusted_networks": ["10.99.0.0/24"]}}
@@ -67,14 +68,29 @@ def test_database_changes_show_on_the_next_fetch(sc: TestClient, sctx: Context) 
     assert first != sc.get(url).text
 
 
-def test_each_fetch_mints_the_credential_it_carries(sc: TestClient, sctx: Context) -> None:
+def test_a_refetch_carries_the_live_credential_and_anything_that_ends_it_mints_anew(
+        sc: TestClient, sctx: Context) -> None:
     tok = enroll(sctx)
-    one = credential_in(sc.get(f"/boot/n/{tok}/user-data").text)
-    two = credential_in(sc.get(f"/boot/n/{tok}/user-data").text)
-    assert one != two
-    stale = sc.post(f"/boot/n/{tok}/events/{one}", content='{"event": "finished"}')
-    assert stale.status_code == 401
-    assert sc.post(f"/boot/n/{tok}/events/{two}", content='{"event": "finished"}').status_code == 200
+    other = enroll(sctx, "dgx02", "aa:bb:cc:00:00:02")
+    url = f"/boot/n/{tok}/user-data"
+    one = credential_in(sc.get(url).text)
+    assert credential_in(sc.get(url).text) == one  # the same live credential, no new write
+    assert credential_in(sc.get(f"/boot/n/{other}/user-data").text) != one  # never another node's
+
+    install_credential(sctx, tok)  # another process minted one: the held one is dead
+    two = credential_in(sc.get(url).text)
+    assert two != one
+
+    edit(sctx, lambda n: setattr(n, "credential_at", n.credential_at - timedelta(hours=7)))  # older than REUSE_FOR
+    three = credential_in(sc.get(url).text)
+    assert three not in (one, two)
+
+    edit(sctx, lambda n: setattr(n, "credential_hash", None))  # a state change drops it
+    four = credential_in(sc.get(url).text)
+    assert four not in (one, two, three)
+    for dead in (one, two, three):
+        assert sc.post(f"/boot/n/{tok}/events/{dead}", content='{"event": "finished"}').status_code == 401
+    assert sc.post(f"/boot/n/{tok}/events/{four}", content='{"event": "finished"}').status_code == 200
 
 
 def test_a_new_boot_token_is_a_new_config(sc: TestClient, sctx: Context) -> None:

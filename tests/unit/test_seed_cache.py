@@ -129,3 +129,12 @@ def test_one_nodes_render_never_reaches_another() -> None:
     a.id = b.id = 1  # even under the same slot (two databases, one process), the key tells them apart
     ta, tb = fetch(cache, s, a), fetch(cache, s, b)
     assert "dgx01" in ta and "dgx02" not in ta and "dgx02" in tb and "dgx01" not in tb
+
+
+def test_the_reuse_window_in_docs_security_is_the_codes() -> None:
+    from datetime import timedelta
+
+    from dgxie.install.cache import REUSE_FOR
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    assert timedelta(hours=6) == REUSE_FOR and doc.count("under 6 h old") == 2
