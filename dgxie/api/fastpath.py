@@ -5,7 +5,8 @@ nginx; `loop.sendfile` on the stock asyncio loop 0.85x; a trivial FastAPI route 
 So `dgxie serve` gives uvicorn a protocol class (`fast_protocol`) that looks at each request head
 on a connection first: `GET|HEAD /images/IMAGE/FILE`, `GET /boot/ipxe?mac=` and `GET /healthz`
 (from the background database probe, `db.Probe`) are answered here (zero-copy, or from the script
-cache, with no ASGI scope, middleware or thread hop per hit);
+cache, with no ASGI scope, middleware or thread hop per hit), and `GET /boot/n/TOKEN/ARTIFACT`
+(install configs, in a worker thread: `dgxie.api.install.fast_seed_answer`);
 anything else, and every later byte of that connection, goes to uvicorn's own protocol unchanged.
 Same port, same URLs (`boot.urls`), same answers as `dgxie.api.boot`'s routes. See docs/netboot.md.
 """
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from dgxie.api import install
 from dgxie.api.boot import IPXE_MEDIA
 from dgxie.api.ops import health_answer
 from dgxie.catalog import images
@@ -52,6 +54,8 @@ class BootFastPath:
             return False
         if head.path in ("/boot/ipxe", "/healthz"):
             return head.method == "GET"
+        if head.path.startswith("/boot/n/"):  # install configs (dgxie.api.install.fast_seed_path)
+            return head.method == "GET" and install.fast_seed_path(head.path) is not None
         return head.path.startswith("/images/") and head.path.count("/") == 3
 
     def health(self, error: str | None, keep_alive: bool) -> bytes:
@@ -87,6 +91,11 @@ class BootFastPath:
                 script = await asyncio.to_thread(self.scripts.get, head.query.get("mac", [""])[0])
                 transport.write(http.simple_response(200, "OK", script.text.encode(), IPXE_MEDIA,
                                                      keep_alive=head.keep_alive))
+            elif head.path.startswith("/boot/n/"):
+                token, artifact = install.fast_seed_path(head.path) or ("", "")
+                peer = (transport.get_extra_info("peername") or ("",))[0]
+                transport.write(await asyncio.to_thread(install.fast_seed_answer, self.ctx, token, artifact,
+                                                        str(peer), head.keep_alive))
             else:
                 await self._image(head, transport, head_only)
         except DgxieError as exc:
