@@ -72,23 +72,21 @@ def test_periodic_runs_again_after_an_error_and_stops() -> None:
     assert len(calls) == n, "stopped for good"
 
 
-class Stuck(Svc):
+class Slow(Svc):
     async def stop(self) -> None:
+        await asyncio.sleep(0.3)
         self.log.append(f"stop {self.name}")
-        await asyncio.Event().wait()  # never returns
 
 
-def test_a_stop_that_hangs_is_cut_off_and_the_rest_still_stop(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stop_past_the_budget_is_named_and_still_completes(caplog: pytest.LogCaptureFixture) -> None:
     log: list[str] = []
-    sup = Supervisor([Svc("a", log), Stuck("b", log), Svc("c", log)], stop_within=0.3)
+    sup = Supervisor([Svc("a", log), Slow("b", log), Svc("c", log)], stop_within=0.1)
 
-    async def run() -> float:
+    async def run() -> None:
         await sup.start()
-        t0 = asyncio.get_running_loop().time()
         await sup.stop()
-        return asyncio.get_running_loop().time() - t0
 
-    took = asyncio.run(run())
-    assert took < 1.0
-    assert log == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]
-    assert "background service b did not stop within" in caplog.text
+    asyncio.run(run())
+    assert log == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]  # b finished its stop
+    assert "background service b is still stopping after" in caplog.text
+    assert "service a is still" not in caplog.text and "service c is still" not in caplog.text
