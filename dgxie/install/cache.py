@@ -7,7 +7,8 @@ boots at once fetches the same few configs again and again. `SeedCache.render()`
 The key is every input the render reads, not a list of row versions to keep up to date:
 
 - the variables the template sees (`seed.node_vars`: node, interfaces, profile, image, boot token,
-  the site's config layers, as one canonical JSON text), rendered with a placeholder credential;
+  the site's config layers, as one canonical JSON text), all but `events_url`, the credential's
+  (its other parts, the public URL and the token, are in the key through `seed_url`);
 - the `Site` object itself (one per loaded config: a config change is a new `Site`);
 - the Jinja2 template objects of the template and everything it includes (Jinja2's `auto_reload`
   hands out a new object when a file changes on disk).
@@ -47,7 +48,7 @@ from dgxie.site import Site
 
 MAX_ENTRIES = 50_000
 REUSE_FOR = credentials.TTL / 2  # a held install credential is handed out again while younger than this
-KEY_CREDENTIAL = "-"  # the credential in the key's variables (the real one is substituted per fetch)
+CREDENTIAL_VAR = "events_url"  # the one variable that holds the credential (left out of the key)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class _Entry:
     key: str
     names: tuple[str, ...]
     parts: tuple[jinja2.Template, ...]  # the template and its includes, as loaded when rendered
-    rendered: seed.Rendered  # with `stand_in` where the credential goes
+    template: str
+    text: str  # with `stand_in` where the credential goes (only the text: a few KiB per node)
     stand_in: str
 
 
@@ -82,19 +84,19 @@ class SeedCache:
     def render(self, site: Site, node: Node, artifact: str, *, credential: str) -> seed.Rendered:
         """`seed.render(site, node, artifact, credential=credential)`, from the cache when valid."""
         template = seed.template_of(node, artifact)  # NotFound / Invalid as seed.render raises them
-        key = _key(seed.node_vars(site, node, credential=KEY_CREDENTIAL).values)
+        merged = seed.node_vars(site, node, credential=credential)
+        key = _key({k: v for k, v in merged.values.items() if k != CREDENTIAL_VAR})
         slot = (node.id, artifact)
         hit = self._entries.get(slot)
-        if hit is not None and hit.site is site and hit.key == key and hit.rendered.template == template:
+        if hit is not None and hit.site is site and hit.key == key and hit.template == template:
             try:
                 current = _parts(site, hit.names)
             except jinja2.TemplateNotFound:
                 current = ()
             if len(current) == len(hit.parts) and all(a is b for a, b in zip(current, hit.parts, strict=True)):
                 self.hits += 1
-                r = hit.rendered
-                text = r.text.replace(hit.stand_in, credential) if hit.stand_in else r.text
-                return seed.Rendered(artifact=r.artifact, template=r.template, text=text, merged=r.merged)
+                text = hit.text.replace(hit.stand_in, credential) if hit.stand_in else hit.text
+                return seed.Rendered(artifact=artifact, template=template, text=text, merged=merged)
         self.misses += 1
         try:
             names = templates.closure(template, site.templates_dir)
@@ -112,7 +114,7 @@ class SeedCache:
         if one in first.text and first.text.replace(one, two) == second:
             self._store(slot, site, key, names, before, first, one)
             return seed.Rendered(artifact=artifact, template=template, text=first.text.replace(one, credential),
-                                 merged=first.merged)
+                                 merged=merged)
         return seed.render(site, node, artifact, credential=credential)  # the credential is transformed
 
     def _store(self, slot: tuple[int, str], site: Site, key: str, names: tuple[str, ...] | None,
@@ -120,7 +122,7 @@ class SeedCache:
         """Keep `rendered` unless a template file changed while it was rendered (or has a dynamic include)."""
         if names is None or before is None or _parts(site, names) != before:
             return
-        entry = _Entry(site, key, names, before, rendered, stand_in)
+        entry = _Entry(site, key, names, before, rendered.template, rendered.text, stand_in)
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
