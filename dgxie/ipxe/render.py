@@ -4,8 +4,10 @@ Templates come from the one environment (`boot.templates`), compiled once per pr
 override folder (`handoff.templates_dir`) first, then the shipped templates, file by file.
 
 `ipxe_script(session, site, mac)` is the one path from a MAC to its iPXE script: the boot decision
-(`boot.decide`) picks the template, this module fills it. The API endpoint, the fast HTTP path and
-`dgxie render NODE ipxe` all call it.
+(`boot.decide`) picks the template, this module fills it. It reads the database once (node, profile
+template and image in one prebuilt query; the agent or discovery image only when the decision
+boots one): this is the script cache's miss path, which a boot storm of new MACs takes. The API
+endpoint, the fast HTTP path and `dgxie render NODE ipxe` all call it.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class BootImage:
 
 @dataclass(frozen=True)
 class Target:
-    """What the script of a MAC depends on in the database: the node (None: unknown MAC), its
-    profile's template and its profile's image, read in one query (`target()`)."""
+    """What the script of a MAC depends on in the database: the node, its profile's template and
+    its profile's image, read in one query (`target()`, None for an unknown MAC)."""
 
     hostname: str
     state: str
@@ -168,6 +170,7 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
     decision, boot_image, is_agent = _boot_image(session, site, node, decision)
     ctx: dict[str, Any] = {"mac": mac, "hostname": node.hostname if node else "", "reason": decision.reason,
                            "action": decision.action.value}
+    # `credentials.boot_token()` from the nonce alone (there is no ORM node here)
     token = site.box.derive(credentials.BOOT_TOKEN_LABEL, node.boot_nonce) if node is not None else ""
     if decision.action == Action.LOCAL_DISK:
         ctx["local_efi_url"] = _local_efi_url(session, site)
