@@ -11,6 +11,10 @@ Contract:
   thread); a start that raises stops the ones already started (in reverse) and the error goes on.
 - `stop()` is called once per successful `start()`, never raises out of the supervisor (errors are
   logged), and returns when the service has stopped.
+- Stopping them all should take under `STOP_WITHIN` seconds (`dgxie serve` must be gone within 5 s
+  of SIGTERM, whatever state it is in). A stop still running when its share is used up is named in
+  one warning line and then waited for, not cancelled: a stop may be writing what it holds (the DHCP
+  sync's last leases), and cutting it short would lose that. Each service bounds its own stop.
 """
 
 from __future__ import annotations
@@ -69,12 +73,17 @@ class Periodic:
         self._task = None
 
 
-class Supervisor:
-    """Starts services in order and stops the started ones in reverse order."""
+STOP_WITHIN = 4.0  # seconds all services may take to stop before a warning (the API's shutdown comes first)
 
-    def __init__(self, services: Sequence[Service]) -> None:
+
+class Supervisor:
+    """Starts services in order and stops the started ones in reverse order; a stop that runs past
+    the `stop_within` budget is named in a warning."""
+
+    def __init__(self, services: Sequence[Service], *, stop_within: float = STOP_WITHIN) -> None:
         self.services = list(services)
         self.started: list[Service] = []
+        self.stop_within = stop_within
 
     async def start(self) -> None:
         for svc in self.services:
@@ -88,9 +97,17 @@ class Supervisor:
             log.debug("started %s", svc.name)
 
     async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_within
         while self.started:
             svc = self.started.pop()
+            stopping = asyncio.ensure_future(svc.stop())
+            left = max(deadline - loop.time(), 0.05)  # a late service still gets a moment before the warning
+            done, _ = await asyncio.wait({stopping}, timeout=left)
+            if not done:
+                log.warning("background service %s is still stopping after %.1f s (shutdown budget %.1f s)",
+                            svc.name, left, self.stop_within)
             try:
-                await svc.stop()
+                await stopping
             except Exception:
                 log.exception("background service %s failed to stop cleanly", svc.name)

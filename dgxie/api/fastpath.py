@@ -5,7 +5,8 @@ nginx; `loop.sendfile` on the stock asyncio loop 0.85x; a trivial FastAPI route 
 So `dgxie serve` gives uvicorn a protocol class (`fast_protocol`) that looks at each request head
 on a connection first: `GET|HEAD /images/IMAGE/FILE`, `GET /boot/ipxe?mac=` and `GET /healthz`
 (from the background database probe, `db.Probe`) are answered here (zero-copy, or from the script
-cache, with no ASGI scope, middleware or thread hop per hit);
+cache, with no ASGI scope, middleware or thread hop per hit), and `GET /boot/n/TOKEN/ARTIFACT`
+(install configs, in a worker thread: `dgxie.api.install.fast_seed_answer`);
 anything else, and every later byte of that connection, goes to uvicorn's own protocol unchanged.
 Big image files go through the context's `DownloadGate` (`dgxie.netboot.downloads`): past
 `boot.max_downloads` in flight the answer is 503 + `Retry-After`, which iPXE and curl retry.
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from dgxie.api import install
 from dgxie.api.boot import IPXE_MEDIA
 from dgxie.api.ops import health_answer
 from dgxie.catalog import images
@@ -54,6 +56,8 @@ class BootFastPath:
             return False
         if head.path in ("/boot/ipxe", "/healthz"):
             return head.method == "GET"
+        if head.path.startswith("/boot/n/"):  # install configs (dgxie.api.install.fast_seed_path)
+            return head.method == "GET" and install.fast_seed_path(head.path) is not None
         return head.path.startswith("/images/") and head.path.count("/") == 3
 
     def health(self, error: str | None, keep_alive: bool) -> bytes:
@@ -89,6 +93,11 @@ class BootFastPath:
                 script = await asyncio.to_thread(self.scripts.get, head.query.get("mac", [""])[0])
                 transport.write(http.simple_response(200, "OK", script.text.encode(), IPXE_MEDIA,
                                                      keep_alive=head.keep_alive))
+            elif head.path.startswith("/boot/n/"):
+                token, artifact = install.fast_seed_path(head.path) or ("", "")
+                peer = (transport.get_extra_info("peername") or ("",))[0]
+                transport.write(await asyncio.to_thread(install.fast_seed_answer, self.ctx, token, artifact,
+                                                        str(peer), head.keep_alive))
             else:
                 await self._image(head, transport, head_only)
         except DgxieError as exc:
@@ -174,6 +183,7 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
             self._fp_buf = b""
             self._fp_delegated = False
             self._fp_busy = False
+            self._fp_task: asyncio.Task[None] | None = None
             self._fp_idle: asyncio.TimerHandle | None = None
             self._fp_last = time.monotonic()
 
@@ -190,6 +200,18 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
             left = self._fp_last + IDLE_TIMEOUT - time.monotonic()
             if left > 0 or self._fp_busy or self._fp_buf:
                 self._fp_idle = asyncio.get_running_loop().call_later(max(left, 1.0), self._fp_check_idle)
+            else:
+                self._fp_transport.close()
+
+        def shutdown(self) -> None:
+            """Server shutdown (SIGTERM): a connection uvicorn does not own is ended here. One with
+            an answer in flight (a download in `loop.sendfile`) has its task cancelled, which then
+            aborts the connection: closing the transport under a running sendfile makes asyncio
+            log InvalidStateError (3.11), and a stalled client would hold the shutdown."""
+            if self._fp_delegated:
+                super().shutdown()
+            elif self._fp_busy and self._fp_task is not None:
+                self._fp_task.cancel()
             else:
                 self._fp_transport.close()
 
@@ -235,12 +257,15 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
                         return
                     continue
                 self._fp_busy = True
-                asyncio.get_running_loop().create_task(self._fp_serve(head))
+                self._fp_task = asyncio.get_running_loop().create_task(self._fp_serve(head))
                 return
 
         async def _fp_serve(self, head: http.Head) -> None:
             try:
                 await fast.serve(head, self._fp_transport)
+            except asyncio.CancelledError:  # shutdown(): the answer is cut short
+                self._fp_transport.abort()
+                raise
             except (ConnectionError, OSError, RuntimeError) as exc:
                 log.debug("fast path: connection dropped: %s", exc)
                 self._fp_transport.abort()
@@ -249,7 +274,7 @@ def fast_protocol(base: type[Any], fast: BootFastPath) -> type[asyncio.Protocol]
                 log.exception("fast path: unhandled error")
                 self._fp_transport.abort()
                 return
-            self._fp_busy = False
+            self._fp_busy, self._fp_task = False, None
             if not self._fp_transport.is_closing():
                 self._fp_pump()
 

@@ -94,6 +94,26 @@ def referenced(name: str, override: Path | None = None) -> frozenset[str]:
     return frozenset(out - set(env.globals))
 
 
+def closure(name: str, override: Path | None = None) -> tuple[str, ...] | None:
+    """`name` and every template it includes, transitively (what a render of `name` loads), or
+    None when an include names its template through a variable (it cannot be known in advance)."""
+    env = environment(override)
+    assert env.loader is not None
+    seen: list[str] = []
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        source, _, _ = env.loader.get_source(env, current)
+        for ref in meta.find_referenced_templates(env.parse(source)):
+            if ref is None:
+                return None
+            todo.append(ref)
+    return tuple(seen)
+
+
 def relative_name(filename: str | None, override: Path | None = None) -> str | None:
     """A template file's name relative to the directory it was found in (for error messages)."""
     if not filename:

@@ -177,8 +177,8 @@ def _derived(site: Site, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_CREDENTIAL) -> Rendered:
-    """Render and validate one artefact for `node`; raise NotFound if its profile has no such file."""
+def template_of(node: Node, artifact: str) -> str:
+    """The template that renders `artifact` for `node`; NotFound if its profile has no such file."""
     if artifact not in ARTIFACTS:
         raise NotFound(f"no artefact {artifact!r} (known: {', '.join(ARTIFACTS)})")
     family = family_of(node)
@@ -189,6 +189,12 @@ def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_C
     if template is None:
         raise NotFound(f"{node.hostname}: template set {family} has no {artifact} "
                        f"(it has {', '.join(FAMILIES[family])})")
+    return template
+
+
+def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_CREDENTIAL) -> Rendered:
+    """Render and validate one artefact for `node`; raise NotFound if its profile has no such file."""
+    template = template_of(node, artifact)
     merged = node_vars(site, node, credential=credential)
     check_username(merged.values, template, artifact)
     if artifact in LINE_BASED:
@@ -197,4 +203,3 @@ def render(site: Site, node: Node, artifact: str, *, credential: str = PREVIEW_C
     text = render_template(site.templates_dir, template, dict(merged.values))
     VALIDATORS[artifact](text, template)
     return Rendered(artifact=artifact, template=template, text=text, merged=merged)
-

@@ -6,7 +6,11 @@ speak HTTP). Both take the request's source address: they answer only the node's
   (enrolled/installing for an installer; installed and later for an image's first boot). A config
   that fails to render or validate is None for the node (never half a config) and an error in the
   log and in the node's events for the admin; a fetch of a seed file marks an enrolled node
-  `installing`. A config with a callback URL carries a new one-time `install` credential.
+  `installing`. A config with a callback URL carries the node's one-time `install` credential:
+  minted at the first fetch, and the same one again on a re-fetch while it is live and less than
+  `cache.REUSE_FOR` old (no database write on a re-fetch; anything that drops or replaces it, a
+  state change or another credential, makes the next fetch mint anew). The render comes from
+  `install.cache` (keyed by every input it reads; the credential substituted per fetch).
 - `receive_callback()`: one installer callback applied to the node's lifecycle; a callback that
   would change the node's state needs that credential. An install that just finished is handed to
   its role (`handoff.bootstrap.on_installed`) in the same transaction.
@@ -24,7 +28,7 @@ from dgxie.db import session_scope
 from dgxie.errors import Conflict, DgxieError, Invalid, NotFound
 from dgxie.events import record
 from dgxie.handoff.bootstrap import on_installed
-from dgxie.install import seed
+from dgxie.install import cache, seed
 from dgxie.models import Node
 from dgxie.nodes import callbacks, credentials, origin
 from dgxie.nodes.schemas import CallbackOut
@@ -59,10 +63,11 @@ def serve_config(sessions: sessionmaker[Session], site: Site, token: str, artifa
                 _servable(node, artifact)
             except Invalid as exc:  # a profile without a template set: nothing to serve
                 raise NotFound("not found") from exc
-            credential = secrets.token_urlsafe(32) if artifact in seed.CREDENTIAL_ARTIFACTS \
+            carries = artifact in seed.CREDENTIAL_ARTIFACTS
+            credential = (cache.CACHE.held(node) or secrets.token_urlsafe(32)) if carries \
                 else seed.PREVIEW_CREDENTIAL
             try:
-                rendered = seed.render(site, node, artifact, credential=credential)
+                rendered = cache.CACHE.render(site, node, artifact, credential=credential)
             except NotFound:
                 raise NotFound("not found") from None
             except Invalid as exc:
@@ -71,8 +76,9 @@ def serve_config(sessions: sessionmaker[Session], site: Site, token: str, artifa
                        data={"artifact": artifact})
                 return None
             callbacks.note_fetch(s, node, artifact)  # may move enrolled -> installing (drops credentials)
-            if artifact in seed.CREDENTIAL_ARTIFACTS:
+            if carries and not credentials.valid(node, "install", credential):
                 credentials.mint(node, "install", credential)
+                cache.CACHE.hold(node, credential)
             return rendered
     assert refused is not None
     raise refused

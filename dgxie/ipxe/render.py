@@ -4,8 +4,10 @@ Templates come from the one environment (`boot.templates`), compiled once per pr
 override folder (`handoff.templates_dir`) first, then the shipped templates, file by file.
 
 `ipxe_script(session, site, mac)` is the one path from a MAC to its iPXE script: the boot decision
-(`boot.decide`) picks the template, this module fills it. The API endpoint, the fast HTTP path and
-`dgxie render NODE ipxe` all call it.
+(`boot.decide`) picks the template, this module fills it. It reads the database once (node, profile
+template and image in one prebuilt query; the agent or discovery image only when the decision
+boots one): this is the script cache's miss path, which a boot storm of new MACs takes. The API
+endpoint, the fast HTTP path and `dgxie render NODE ipxe` all call it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dgxie.boot import installargs, templates
 from dgxie.boot.decide import Action, Decision, decide, deploys_image
 from dgxie.boot.urls import expand_cmdline, image_file_url
 from dgxie.errors import Invalid, Unavailable
-from dgxie.models import Image, Interface, Node
+from dgxie.models import Image, Interface, Node, Profile
 from dgxie.nodes import credentials
 from dgxie.nodes.macs import canonical_mac
 from dgxie.site import Site
@@ -50,7 +52,55 @@ class Script:
     template: str = ""  # the template's name, e.g. "ipxe/install.ipxe.j2"
 
 
-def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: str,
+@dataclass(frozen=True)
+class BootImage:
+    """The columns of an image a script needs (read as one row, no ORM object)."""
+
+    name: str
+    kernel: str
+    initrd: str
+    cmdline: str
+    files: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the script of a MAC depends on in the database: the node, its profile's template and
+    its profile's image, read in one query (`target()`, None for an unknown MAC)."""
+
+    hostname: str
+    state: str
+    boot_nonce: str
+    template: str | None
+    image: BootImage | None
+
+
+_IMAGE_COLUMNS = (Image.name, Image.kernel, Image.initrd, Image.cmdline, Image.files)
+# built once (statement construction costs as much as the query): the MAC is a bound parameter
+_TARGET = (select(Node.hostname, Node.state, Node.boot_nonce, Profile.template, *_IMAGE_COLUMNS)
+           .select_from(Interface).join(Node, Node.id == Interface.node_id)
+           .outerjoin(Profile, Profile.id == Node.profile_id).outerjoin(Image, Image.id == Profile.image_id)
+           .where(Interface.mac == bindparam("mac")))
+_IMAGES = select(*_IMAGE_COLUMNS).where(Image.name.in_(bindparam("names", expanding=True)))
+
+
+def target(session: Session, mac: str) -> Target | None:
+    """The node that owns `mac` (canonical), with its profile's template and image: one query."""
+    row = session.connection().execute(_TARGET, {"mac": mac}).first()
+    if row is None:
+        return None
+    hostname, state, nonce, template, *img = row
+    image = BootImage(img[0], img[1], img[2], img[3] or "", img[4] or {}) if img[0] is not None else None
+    return Target(hostname, state, nonce, template, image)
+
+
+def boot_images(session: Session, names: set[str]) -> dict[str, BootImage]:
+    """The images named (the agent, the discovery image), by name: one query."""
+    rows = session.connection().execute(_IMAGES, {"names": sorted(names)})
+    return {r[0]: BootImage(r[0], r[1], r[2], r[3] or "", r[4] or {}) for r in rows}
+
+
+def _image_context(site: Site, image: BootImage, *, token: str, hostname: str, mac: str,
                    template: str | None = None) -> dict[str, Any]:
     """The image's kernel, initrd (none when the image has none) and cmdline, with the arguments
     the profile's installer needs added (`boot.installargs`) and the placeholders filled."""
@@ -65,7 +115,7 @@ def _image_context(site: Site, image: Image, *, token: str, hostname: str, mac: 
             "initrd_name": image.initrd, "cmdline": cmdline, "notes": notes}
 
 
-def _agent_context(site: Site, agent: Image, *, hostname: str, mac: str) -> dict[str, Any]:
+def _agent_context(site: Site, agent: BootImage, *, hostname: str, mac: str) -> dict[str, Any]:
     """The deploy agent's boot: no node secret on its command line, only where dgxie is and which
     MAC it booted from (the agent proves the rest from its address; docs/deploy.md)."""
     ctx = _image_context(site, agent, token="", hostname=hostname, mac=mac)
@@ -74,37 +124,36 @@ def _agent_context(site: Site, agent: Image, *, hostname: str, mac: str) -> dict
     return ctx
 
 
-def _boot_image(session: Session, site: Site, node: Node | None,
-                decision: Decision) -> tuple[Decision, Image | None, bool]:
-    """(decision, image to boot, whether it is the agent) after checking the images exist."""
-    image = node.profile.image if node is not None and node.profile is not None else None
+def _boot_image(session: Session, site: Site, node: Target | None,
+                decision: Decision) -> tuple[Decision, BootImage | None, bool]:
+    """(decision, image to boot, whether it is the agent) after checking the images exist; the
+    agent and discovery images are read only for a decision that needs them."""
+    if decision.action == Action.INSTALL and node is not None and not deploys_image(node.template):
+        return decision, node.image, False
+    if decision.action not in (Action.INSTALL, Action.DISCOVERY, Action.ERASE):
+        return decision, None, False
     names = {"agent": site.boot.agent_image, "disc": site.boot.discovery_image or site.boot.agent_image}
-    found = {i.name: i for i in session.scalars(select(Image).where(Image.name.in_(set(names.values()))))}
+    found = boot_images(session, set(names.values()))
     agent = found.get(names["agent"])
-    if decision.action == Action.INSTALL and node is not None and node.profile is not None \
-            and deploys_image(node.profile.template):
+    if decision.action == Action.INSTALL:  # the profile deploys an image: the agent writes it
         if agent is None:
             return Decision(Action.IGNORE, "its profile deploys an image but the agent is not built "
                                            "(dgxie agent build)"), None, False
         return decision, agent, True
-    if decision.action == Action.INSTALL:
-        return decision, image, False
     if decision.action == Action.DISCOVERY:
         disc = found.get(names["disc"])
         if disc is None:
             return Decision(Action.IGNORE, "discovery is on but no discovery image is registered"), None, False
         return decision, disc, disc.name == site.boot.agent_image
-    if decision.action == Action.ERASE:
-        if agent is None:
-            return Decision(Action.IGNORE, "erasing needs the agent (dgxie agent build)"), None, False
-        return decision, agent, True
-    return decision, None, False
+    if agent is None:
+        return Decision(Action.IGNORE, "erasing needs the agent (dgxie agent build)"), None, False
+    return decision, agent, True
 
 
 def _local_efi_url(session: Session, site: Site) -> str:
     """The agent's UEFI local-boot loader (imaging.localboot), or "" when no agent build has one."""
-    agent = session.scalar(select(Image).where(Image.name == site.boot.agent_image))
-    if agent is None or not isinstance((agent.files or {}).get("grubx64.efi"), dict):
+    agent = boot_images(session, {site.boot.agent_image}).get(site.boot.agent_image)
+    if agent is None or not isinstance(agent.files.get("grubx64.efi"), dict):
         return ""
     return image_file_url(site.public_url, agent.name, "grubx64.efi")
 
@@ -115,21 +164,21 @@ def ipxe_context(session: Session, site: Site, mac: str) -> tuple[str, dict[str,
         mac = canonical_mac(mac)
     except ValueError:
         raise Invalid(f"{mac!r} is not a MAC address") from None
-    node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
-    image = node.profile.image if node is not None and node.profile is not None else None
+    node = target(session, mac)
     state = node.state if node is not None else None
-    decision = decide(state, discovery=site.discovery, has_image=image is not None)
+    decision = decide(state, discovery=site.discovery, has_image=node is not None and node.image is not None)
     decision, boot_image, is_agent = _boot_image(session, site, node, decision)
     ctx: dict[str, Any] = {"mac": mac, "hostname": node.hostname if node else "", "reason": decision.reason,
                            "action": decision.action.value}
-    token = credentials.boot_token(site.box, node) if node is not None else ""
+    # `credentials.boot_token()` from the nonce alone (there is no ORM node here)
+    token = site.box.derive(credentials.BOOT_TOKEN_LABEL, node.boot_nonce) if node is not None else ""
     if decision.action == Action.LOCAL_DISK:
         ctx["local_efi_url"] = _local_efi_url(session, site)
     if boot_image is not None and is_agent:
         ctx |= _agent_context(site, boot_image, hostname=ctx["hostname"], mac=mac)
     elif boot_image is not None:
         ctx |= _image_context(site, boot_image, token=token, hostname=ctx["hostname"], mac=mac,
-                              template=node.profile.template if node is not None and node.profile else None)
+                              template=node.template if node is not None else None)
     elif decision.action == Action.IGNORE:
         ctx["message"] = "is not enrolled" if node is None else f"has nothing to boot: {decision.reason}"
     return f"ipxe/{decision.action.value}.ipxe.j2", ctx, decision

@@ -70,3 +70,23 @@ def test_periodic_runs_again_after_an_error_and_stops() -> None:
     n = len(calls)
     asyncio.run(asyncio.sleep(0.05))
     assert len(calls) == n, "stopped for good"
+
+
+class Slow(Svc):
+    async def stop(self) -> None:
+        await asyncio.sleep(0.3)
+        self.log.append(f"stop {self.name}")
+
+
+def test_a_stop_past_the_budget_is_named_and_still_completes(caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    sup = Supervisor([Svc("a", log), Slow("b", log), Svc("c", log)], stop_within=0.1)
+
+    async def run() -> None:
+        await sup.start()
+        await sup.stop()
+
+    asyncio.run(run())
+    assert log == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]  # b finished its stop
+    assert "background service b is still stopping after" in caplog.text
+    assert "service a is still" not in caplog.text and "service c is still" not in caplog.text
