@@ -52,6 +52,7 @@ class Gate:
         self._window = self._rate_since = time.monotonic()
         self._done = self._refused = self._rate_done = 0
         self.rate = 0.0  # admitted requests completed per second (moving average; 0 until measured)
+        self._busy = False  # a request waited since the rate window started
 
     def retry_after(self) -> int:
         """Seconds for the `Retry-After` of a refusal now (counts that refusal)."""
@@ -77,6 +78,7 @@ class Gate:
             return "queue full"  # or so long that, at the measured rate, it would not move within `wait`
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
+        self._busy = True
         try:
             async with asyncio.timeout(self.wait):
                 await fut
@@ -98,9 +100,12 @@ class Gate:
         self._rate_done += 1
         now = time.monotonic()
         if now - self._rate_since >= 1.0:
-            measured = self._rate_done / (now - self._rate_since)
-            self.rate = measured if not self.rate else (self.rate + measured) / 2
-            self._rate_since, self._rate_done = now, 0
+            # Only a busy second measures what the API clears: completions after a quiet spell
+            # (1 in 60 s) would read as a rate of 0.02/s and refuse every waiter of the next burst.
+            if self._busy and now - self._rate_since <= 2.0:
+                measured = self._rate_done / (now - self._rate_since)
+                self.rate = measured if not self.rate else (self.rate + measured) / 2
+            self._rate_since, self._rate_done, self._busy = now, 0, bool(self._waiters)
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():

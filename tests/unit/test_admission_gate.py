@@ -108,3 +108,32 @@ def test_api_config_sizes_the_pool_and_refuses_more_inflight_than_threads() -> N
     assert ApiConfig(max_inflight=30, threads=32).pool_size == 40
     with pytest.raises(pydantic.ValidationError, match="must leave 2 of the 8 threads free"):
         ApiConfig(max_inflight=7, threads=8)
+
+
+def test_a_quiet_spell_does_not_read_as_a_low_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A completion after a minute of silence is not a measurement of capacity: the next burst is
+    queued as usual (before, the rate read 1/60 per second and every waiter was refused)."""
+    import dgxie.api.admission as admission
+
+    clock = [1000.0]
+    monkeypatch.setattr(admission.time, "monotonic", lambda: clock[0])
+
+    async def go() -> None:
+        gate = Gate(limit=1, queue=100, wait=0.5)
+        gate.rate = 40.0
+        assert await gate.acquire() is None
+        clock[0] += 60.0  # one request, then a quiet minute
+        gate.release()
+        assert gate.rate == 40.0
+        assert await gate.acquire() is None
+        waiters = [asyncio.create_task(gate.acquire()) for _ in range(8)]
+        await asyncio.sleep(0)
+        assert gate.waiting == 8  # all queued, none refused
+        for _ in range(8):
+            gate.release()
+        assert await asyncio.gather(*waiters) == [None] * 8
+        clock[0] += 1.2  # a busy second (waiters queued in it) is measured
+        gate.release()
+        assert gate.rate != 40.0
+
+    run(go())
