@@ -126,9 +126,10 @@ class RedfishBmc(Bmc):
             uris, _ = quirks.member_uris(coll)
             if not uris:
                 raise BmcProtocolError(f"{self.base}: no ComputerSystem")
-            docs = [self.get(u) for u in uris] if len(uris) > 1 else []
-            # The host system is the one with a Model (DGX H100: Systems/DGX, not HGX_Baseboard_0).
-            self._system_uri = next((u for u, d in zip(uris, docs, strict=True) if d.get("Model")), uris[0])
+            # The host system is the one with a Model (DGX H100: Systems/DGX, not HGX_Baseboard_0);
+            # a BMC with one system (most servers) is not asked twice.
+            self._system_uri = uris[0] if len(uris) == 1 else next(
+                (u for u in uris if self.get(u).get("Model")), uris[0])
         return self._system_uri, self.get(self._system_uri)
 
     def power_state(self) -> PowerState:

@@ -154,3 +154,13 @@ def test_reprovision_sets_pxe_once_and_cycles(cli: Any, config_file: Any, emulat
     shown = json.loads(cli("node", "show", "emu04", "--json", "--events").out)
     assert shown["state"] == "enrolled" and shown["events"][-1]["kind"] == "node.pxe_cycle.failed"
     assert [e["kind"] for e in shown["events"]][-2:] == ["reprovision", "node.pxe_cycle.failed"]
+
+
+def test_a_bmc_with_one_system_is_driven(tmp_path: Path) -> None:
+    """Most servers' BMCs list one ComputerSystem; the driver used to fail on them (it compared
+    the members with an empty list of their documents), found by the boot-storm simulator."""
+    with sushy_emulator(tmp_path, single=True) as emulator:
+        rb = RedfishBmc(Endpoint(emulator, "admin", "password"))
+        assert rb.power_state() in ("on", "off")
+        rb.power("on")
+        assert rb.wait_power("on", 30)

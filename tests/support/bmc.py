@@ -92,9 +92,11 @@ def extra_system(i: int) -> str:
 
 
 @contextmanager
-def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password", extra: int = 0) -> Iterator[str]:
+def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password", extra: int = 0,
+                   single: bool = False) -> Iterator[str]:
     """sushy-emulator, fake driver, basic auth (htpasswd -B); two systems (one Off, one On), and
-    `extra` more, all Off, at `extra_system(i)` for i in 1..extra."""
+    `extra` more, all Off, at `extra_system(i)` for i in 1..extra; `single`: the first one only
+    (what most servers' BMCs show)."""
     d = tmp / "sushy-emu"
     (d / "state").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -103,6 +105,8 @@ def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password", e
     conf += "".join(f"SUSHY_EMULATOR_FAKE_SYSTEMS.append({{'uuid': '{EXTRA_UUID.format(i)}', 'name': 'extra-{i}', "
                     f"'power_state': 'Off', 'nics': [{{'mac': '00:5c:52:31:3c:{i:02x}', 'ip': '127.0.0.1'}}]}})\n"
                     for i in range(1, extra + 1))
+    if single:
+        conf += "SUSHY_EMULATOR_FAKE_SYSTEMS = SUSHY_EMULATOR_FAKE_SYSTEMS[:1]\n"
     (d / "emulator.conf").write_text(conf)
     ht = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True)
     (d / "htpasswd").write_text(ht.stdout)
