@@ -112,12 +112,8 @@ def main() -> None:
         httpx.get(f"{url}/boot/n/{cb_tok}/user-data")  # the chatty node is installing
         d = ab(f"{url}/boot/n/{seed_tok}/user-data", a.n, a.c)
         ng = ab(f"http://127.0.0.1:{nport}/user-data", a.n, a.c)
-        # the API's admission gate sizes its queue by the completion rate it measured; user-data went
-        # by the fast path, so the API sat idle: let it measure a rate first (api/admission.py)
-        until = time.monotonic() + 1.5
-        while time.monotonic() < until:
-            httpx.post(f"{url}/boot/n/{cb_tok}/events", content=body.read_bytes(),
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        # no warm-up: after the quiet spell (user-data goes by the fast path) the admission gate
+        # queues the burst as usual (api/admission.py measures only busy seconds)
         cb = ab(f"{url}/boot/n/{cb_tok}/events", a.n, a.c, post=body)
         print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} CPUs, "
               f"load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")

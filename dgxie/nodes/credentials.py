@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from dgxie.crypto import SecretBox, hash_token, new_nonce
 from dgxie.errors import NotFound, Unauthorized
@@ -70,7 +70,8 @@ def node_by_boot_token(session: Session, box: SecretBox, token: str, *, lock: bo
     """The node whose boot token this is: one 404 for a wrong token and an unknown node (no oracle)."""
     if not token or len(token) > 128:
         raise NotFound("not found")
-    q = select(Node).where(Node.boot_token_hash == hash_token(token))
+    # interfaces in the same query (a selectin load was a second query and half the cost of a config fetch)
+    q = select(Node).options(joinedload(Node.interfaces)).where(Node.boot_token_hash == hash_token(token))
     if lock and session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(of=Node)
     node = session.scalars(q).unique().one_or_none()
