@@ -7,7 +7,7 @@
 - a node row written without an event (install progress, facts) moves `max(nodes.updated_at)`
   (`onupdate`), a delete moves the count;
 - a profile edit moves `max(profiles.updated_at)`.
-Four index-only lookups, ~0.3 ms on SQLite at 10,000 nodes.
+Index-only lookups in one statement (one round trip), ~0.3 ms on SQLite at 10,000 nodes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from dgxie.models import Event, Node, Profile
 
 
 def generation(session: Session) -> tuple[Any, ...]:
-    top = session.scalar(select(func.max(Event.id))) or 0
-    recent = session.scalar(select(func.count(Event.id)).where(Event.id > top - 1000))
-    updated, count = session.execute(select(func.max(Node.updated_at), func.count(Node.id))).one()
-    return top, recent, updated, count, session.scalar(select(func.max(Profile.updated_at)))
+    top = select(func.max(Event.id)).scalar_subquery()
+    row = session.execute(select(
+        top,
+        select(func.count(Event.id)).where(Event.id > func.coalesce(top, 0) - 1000).scalar_subquery(),
+        select(func.max(Node.updated_at)).scalar_subquery(),
+        select(func.count(Node.id)).scalar_subquery(),
+        select(func.max(Profile.updated_at)).scalar_subquery())).one()
+    return tuple(row)
