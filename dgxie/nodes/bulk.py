@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from dgxie.catalog.profiles import MAC_MATCH_VAR
 from dgxie.errors import Conflict, DgxieError, Invalid
 from dgxie.models import Event, Interface, Node, Profile
 from dgxie.nodes.bmcs import apply_bmc
+from dgxie.nodes.bulk_write import insert_rows
 from dgxie.nodes.credentials import new_boot_nonce
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import check_ip
@@ -152,8 +153,8 @@ def create_nodes(session: Session, site: Site, rows: Sequence[Row], *, actor: st
     """Enroll every row, or raise `BulkRefused` with every problem and write nothing (`checked`:
     the caller has just had `problems` say there are none, in this transaction).
 
-    Three multi-row INSERTs (nodes with RETURNING in parameter order, interfaces, events), not
-    the ORM's unit of work: building and flushing ORM objects cost ~1 ms per node."""
+    Three bulk writes (nodes, interfaces, events: `bulk_write.insert_rows`, COPY on PostgreSQL),
+    not the ORM's unit of work: building and flushing ORM objects cost ~1 ms per node."""
     errors = [] if checked else problems(session, site, rows)
     if errors:
         raise BulkRefused(errors)
@@ -178,19 +179,19 @@ def create_nodes(session: Session, site: Site, rows: Sequence[Row], *, actor: st
         values.append(value)
         made.append((d.hostname, d.mac, profile, state))
     try:
-        ids = list(session.scalars(insert(Node).returning(Node.id, sort_by_parameter_order=True), values))
-        session.execute(insert(Interface), [
+        ids = insert_rows(session, Node, values)
+        insert_rows(session, Interface, [
             {"node_id": node_id, "mac": mac, "name": name} for node_id, row in zip(ids, rows, strict=True)
-            for mac, name in [(row.data.mac, None), *[(i.mac, i.name) for i in row.data.interfaces]]])
+            for mac, name in [(row.data.mac, None), *[(i.mac, i.name) for i in row.data.interfaces]]], ids=False)
     except IntegrityError as exc:  # a concurrent writer took a value since the check
         session.rollback()
         raise Conflict(f"conflicts with an existing node ({exc.orig.__class__.__name__})") from None
-    session.execute(insert(Event), [
+    insert_rows(session, Event, [
         {"actor": actor, "kind": "node.create", "node_id": node_id, "hostname": hostname, "to_state": state,
          "reason": ("enrolled" if state == State.ENROLLED.value else "discovered")
          + (f" (profile {profile.name}: its mac_match matches)" if profile and not row.data.profile else ""),
          "data": {}}
-        for node_id, (hostname, _, profile, state), row in zip(ids, made, rows, strict=True)])
+        for node_id, (hostname, _, profile, state), row in zip(ids, made, rows, strict=True)], ids=False)
     return [Created(node_id, hostname, mac, profile.name if profile else None, state)
             for node_id, (hostname, mac, profile, state) in zip(ids, made, strict=True)]
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from dgxie import db
+from dgxie.errors import Conflict
 from dgxie.models import Event, Node
+from dgxie.nodes import bulk
+from dgxie.nodes.schemas import NodeCreate
 
 
 def _mac(i: int) -> str:
@@ -77,4 +82,16 @@ def test_bad_rows_are_all_named_and_nothing_is_written(client, auth, ctx) -> Non
     assert r.status_code == 422 and set(r.json()) == {"detail"}
     assert client.post("/api/v1/nodes/bulk", json={"nodes": []}, headers=auth("operator")).status_code == 422
     assert client.post("/api/v1/nodes/bulk", json={"nodes": rows}, headers=viewer).status_code == 403
+    assert (_count(ctx, Node), _count(ctx, Event)) == before
+
+
+def test_a_value_taken_after_the_check_is_a_conflict_and_nothing_is_written(client, auth, ctx) -> None:
+    """A concurrent writer can take a MAC between the check and the write (simulated by skipping the
+    check): the database's unique constraint is the arbiter, on COPY (PostgreSQL) and INSERT alike."""
+    assert client.post("/api/v1/nodes", json={"hostname": "first", "mac": _mac(700)},
+                       headers=auth("operator")).status_code == 201
+    before = (_count(ctx, Node), _count(ctx, Event))
+    rows = [bulk.Row(f"r{i}", NodeCreate(hostname=f"late{i}", mac=_mac(700 + i))) for i in range(3)]
+    with pytest.raises(Conflict), db.session_scope(ctx.sessions) as s:
+        bulk.create_nodes(s, ctx.site, rows, actor="test", checked=True)
     assert (_count(ctx, Node), _count(ctx, Event)) == before
