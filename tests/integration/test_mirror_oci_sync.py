@@ -216,6 +216,7 @@ def test_client_pages_tags_and_needs_credentials(upstream: tuple[Registry, dict[
 def test_one_sync_per_mirror_at_a_time(upstream: tuple[Registry, dict[str, Any]], tmp_path: Path) -> None:
     reg, _ = upstream
     data = tmp_path / "data"
+    data.mkdir(mode=0o700)  # as dgxie makes it (mirror_lock's mkdir would make it 0755, which the CLI names)
     cfg = write_config(tmp_path / "dgxie.yaml", data, [mirror(f"http://{reg.host}", tmp_path)])
     with mirror_lock(mirror_dir(data, "oci", "ngc"), "ngc"):  # what another process's sync holds
         r = run_cli(cfg, "mirror-oci", "sync", "ngc")
