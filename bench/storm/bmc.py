@@ -5,8 +5,9 @@ AnyIP address, netns.BMC_NET), and the server knows which node was asked by the 
 connection reached. HTTP basic auth (`USER`/`PASSWORD`) on everything. Enough Redfish for
 dgxie's driver (dgxie/bmc/redfish.py, redfish_auth.py): the service root, no SessionService
 (404 on the login POST, so the driver uses basic auth, checked with a GET of the session
-collection), the Systems collection, one System `1` with PowerState, Boot (PATCH, ETag) and the
-ComputerSystem.Reset action. A Reset to `On`/`ForceOn`/`ForceRestart`/`PowerCycle` calls
+collection), the Systems collection, System `1` with a Model, PowerState, Boot (PATCH, ETag) and
+the ComputerSystem.Reset action, and a second System without a Model, as a DGX H100 has (with one
+member only, dgxie's driver fails: zip(strict=True) over [] in `RedfishClient._system`, reported). A Reset to `On`/`ForceOn`/`ForceRestart`/`PowerCycle` calls
 `on_power(i)` (the simulator starts that node).
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 USER, PASSWORD = "admin", "storm-sim"
 PORT = 8000
 SYS = "/redfish/v1/Systems/1"
+BASEBOARD = "/redfish/v1/Systems/HGX_Baseboard_0"
 RESET = f"{SYS}/Actions/ComputerSystem.Reset"
 _AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -97,8 +99,10 @@ class FakeBmcs:
         etag = f'"{i}-{self.power[i]}-{self.boot[i]["BootSourceOverrideTarget"]}"'
         if path == "/redfish/v1/SessionService/Sessions":
             return 200, {"Members": [], "Members@odata.count": 0}, {}
-        if path == "/redfish/v1/Systems" and method == "GET":
-            return 200, {"Members": [{"@odata.id": SYS}], "Members@odata.count": 1}, {}
+        if path == "/redfish/v1/Systems" and method == "GET":  # as a DGX H100: the host, and a baseboard
+            return 200, {"Members": [{"@odata.id": SYS}, {"@odata.id": BASEBOARD}], "Members@odata.count": 2}, {}
+        if path == BASEBOARD and method == "GET":
+            return 200, {"@odata.id": BASEBOARD, "Id": "HGX_Baseboard_0", "Name": "baseboard (no Model)"}, {}
         if path == SYS and method == "GET":
             return 200, self._system(i), {"ETag": etag}
         if path == SYS and method == "PATCH":

@@ -98,8 +98,11 @@ class Dgxie(Stack):
         self.procs = [subprocess.Popen(["ip", "netns", "exec", SRV, *self.cli, "serve"], stdout=self.log.open("wb"),
                                        stderr=subprocess.STDOUT)]
         _wait_http(f"{BASE}/healthz", self.procs, self.log)
-        deadline = time.monotonic() + 60
-        while "dhcp: serving on" not in self.log.read_text(errors="replace") and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60  # DHCP (:67) and TFTP (:69) bound too
+        while time.monotonic() < deadline:
+            udp = sh("ip", "netns", "exec", SRV, "ss", "-Hlun", check=False).stdout
+            if ":67 " in udp and ":69 " in udp:
+                break
             time.sleep(0.3)
 
     def power_on(self, batch: int, interval: float) -> subprocess.CompletedProcess[str]:
