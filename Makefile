@@ -60,7 +60,7 @@ WAVES ?=
 STACKS ?= dgxie,peer
 bench-storm: venv
 	$(BIN)/python bench/storm/run.py --nodes $(N) --kernel-mib $(KERNEL_MIB) --initrd-mib $(INITRD_MIB) \
-		--stacks $(STACKS) $(if $(WAVES),--waves $(WAVES)) --json bench/storm/last-run.json
+		--stacks $(STACKS) $(if $(WAVES),--waves $(WAVES)) --json /tmp/dgxie-bench-storm.json
 
 # 16 QEMU VMs (TCG, iPXE ROM) booting at once through dgxie to `installed` (slow: not in `make test`).
 e2e-storm-vms: venv deps
