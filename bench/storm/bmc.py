@@ -1,14 +1,15 @@
 """A FAKE Redfish BMC for every simulated node (no real peer can run thousands of BMCs here).
 
 One asyncio server on 0.0.0.0:8000 in the client namespace; node i's BMC is `bmc_ip(i)` (an
-AnyIP address, netns.BMC_NET), and the server knows which node was asked by the local address the
-connection reached. HTTP basic auth (`USER`/`PASSWORD`) on everything. Enough Redfish for
+AnyIP address, netns.BMC_NET); the server knows which node was asked by the local address
+the connection reached. HTTP basic auth (`USER`/`PASSWORD`) on everything. Enough Redfish for
 dgxie's driver (dgxie/bmc/redfish.py, redfish_auth.py): the service root, no SessionService
 (404 on the login POST, so the driver uses basic auth, checked with a GET of the session
 collection), the Systems collection, System `1` with a Model, PowerState, Boot (PATCH, ETag) and
 the ComputerSystem.Reset action, and a second System without a Model, as a DGX H100 has (with one
-member only, dgxie's driver fails: zip(strict=True) over [] in `RedfishClient._system`, reported). A Reset to `On`/`ForceOn`/`ForceRestart`/`PowerCycle` calls
-`on_power(i)` (the simulator starts that node).
+member only, dgxie's driver fails: zip(strict=True) over [] in `RedfishClient._system`, reported).
+A Reset to `On`/`ForceOn`/`ForceRestart`/`PowerCycle` calls `on_power(i)` (the simulator starts
+that node).
 """
 
 from __future__ import annotations

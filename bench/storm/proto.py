@@ -91,6 +91,8 @@ class Dhcp:
         self.rx.bind(("0.0.0.0", 68))
         self.rx.setblocking(False)
         self.waiting: dict[int, asyncio.Queue[tuple[int, Offer]]] = {}
+        self.naks = 0
+        self.nak_messages: dict[str, int] = {}  # option 56 of every NAK seen
         asyncio.get_running_loop().add_reader(self.rx.fileno(), self._readable)
 
     def _readable(self) -> None:
@@ -100,6 +102,9 @@ class Dhcp:
             except BlockingIOError:
                 return
             got = _parse(data)
+            if got is not None and got[1] == 6:
+                why = got[2].options.get(56, b"").decode(errors="replace") or "(no message)"
+                self.nak_messages[why] = self.nak_messages.get(why, 0) + 1
             if got is not None and got[0] in self.waiting:
                 self.waiting[got[0]].put_nowait((got[1], got[2]))
 
@@ -111,46 +116,52 @@ class Dhcp:
 
     async def exchange(self, mac: bytes, pxe_opts: bytes, timeouts: Sequence[float]) -> tuple[Offer | None, int]:
         """One DORA (DISCOVER, OFFER, REQUEST, ACK) with a new xid; returns (the ACKed lease or None,
-        retransmissions). `timeouts`: how long each try waits (RFC 2131 4.1: randomised by +-1 s)."""
+        retransmissions). Try n waits `timeouts[n]` (RFC 2131 4.1: randomised by +-1 s) for the answer
+        to what it sent: DISCOVER while there is no offer, else REQUEST. A NAK drops the offer and
+        starts over with DISCOVER (RFC 2131 3.1.4) in the same try (counted in `naks`); after the
+        last try the client gives up."""
         xid = random.getrandbits(32)
         q: asyncio.Queue[tuple[int, Offer]] = asyncio.Queue()
         self.waiting[xid] = q
-        retries, t0 = 0, asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         offer: Offer | None = None
         try:
-            for step, want in ((1, 2), (3, 5)):
-                got: Offer | None = None
-                for n, timeout in enumerate(timeouts):
-                    if n:
-                        retries += 1
-                    extra = pxe_opts
-                    if step == 3 and offer is not None:
-                        extra = _opt(50, socket.inet_aton(offer.ip)) + _opt(54, offer.server_id) + pxe_opts
-                    self._send(mac, xid, step, extra, int(asyncio.get_running_loop().time() - t0))
-                    got = await _wait(q, want, timeout + random.uniform(-1, 1) if timeout > 2 else timeout)
-                    if got is not None:
+            for n, timeout in enumerate(timeouts):
+                end = loop.time() + (timeout + random.uniform(-1, 1) if timeout > 2 else timeout)
+                for _ in range(8):  # a NAK restarts DISCOVER at once, within this try's time (bounded)
+                    if offer is None:  # an OFFER within this try goes on to REQUEST in the same try
+                        self._send(mac, xid, 1, pxe_opts, int(loop.time() - t0))
+                        _, offer = await _wait(q, (2,), end - loop.time())
+                        if offer is None:
+                            break
+                    extra = _opt(50, socket.inet_aton(offer.ip)) + _opt(54, offer.server_id) + pxe_opts
+                    self._send(mac, xid, 3, extra, int(loop.time() - t0))
+                    mtype, got = await _wait(q, (5, 6), end - loop.time())
+                    if mtype == 5:
+                        return got, n
+                    if mtype != 6:
                         break
-                if got is None:
-                    return None, retries
-                offer = got
-            return offer, retries
+                    offer = None
+                    self.naks += 1
+            return None, len(timeouts) - 1
         finally:
             del self.waiting[xid]
 
 
-async def _wait(q: asyncio.Queue[tuple[int, Offer]], want: int, timeout: float) -> Offer | None:
+async def _wait(q: asyncio.Queue[tuple[int, Offer]], want: tuple[int, ...],
+                timeout: float) -> tuple[int | None, Offer | None]:
+    """The first reply of a type in `want` within `timeout` s, as (type, offer); (None, None) if none."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while (left := end - loop.time()) > 0:
         try:
             mtype, got = await asyncio.wait_for(q.get(), left)
         except TimeoutError:
-            return None
-        if mtype == want:
-            return got
-        if mtype == 6:  # NAK: start over on the next try
-            return None
-    return None
+            return None, None
+        if mtype in want:
+            return mtype, got
+    return None, None
 
 
 def pxe_options(mac: bytes, arch: int, ipxe: bool) -> bytes:
@@ -267,12 +278,14 @@ async def http(src: str, url: str, method: str = "GET", body: bytes = b"", ctype
 
 
 async def fetch(src: str, url: str, method: str = "GET", body: bytes = b"", tries: int = 5,
-                ctype: str = "application/json", retry_codes: Sequence[int] = ()) -> tuple[bytes, int, int]:
+                ctype: str = "application/json", retry_codes: Sequence[int] = (),
+                causes: dict[str, int] | None = None) -> tuple[bytes, int, int]:
     """`http()` retried as iPXE (or an installer's fetch) does: a refused/reset/timed-out
     connection or a 5xx is retried after 1, 2, 4, 8 s; a 503's Retry-After is slept (capped at
     60 s) and does not use up a try; `retry_codes` are 4xx answers also worth retrying. Returns
-    (body, bytes, retries)."""
+    (body, bytes, retries); `causes` counts each retry by its cause ("503", "404", "TimeoutError"...)."""
     retries, busy = 0, 0
+    causes = {} if causes is None else causes
     attempt = 0
     while True:
         try:
@@ -282,6 +295,7 @@ async def fetch(src: str, url: str, method: str = "GET", body: bytes = b"", trie
             if exc.status == 503 and exc.retry_after is not None and busy < 100:
                 busy += 1
                 retries += 1
+                causes["503+Retry-After"] = causes.get("503+Retry-After", 0) + 1
                 await asyncio.sleep(min(exc.retry_after, 60.0) * random.uniform(1.0, 1.5))
                 continue
             if exc.status < 500 and exc.status not in retry_codes:
@@ -289,6 +303,8 @@ async def fetch(src: str, url: str, method: str = "GET", body: bytes = b"", trie
             err: Exception = exc
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             err = exc
+        cause = str(err.status) if isinstance(err, HttpStatus) else type(err).__name__
+        causes[cause] = causes.get(cause, 0) + 1
         attempt += 1
         if attempt >= tries:
             raise OSError(f"{method} {url}: {err!r} after {tries} tries")

@@ -139,6 +139,15 @@ def summarize(res: dict[str, Any]) -> list[str]:
     other = {n["failed"] for n in failed} - set(PHASES)
     for ph in sorted(other):
         out.append(f"| {ph} | | | | | | | {sum(1 for n in failed if n['failed'] == ph)} |")
+    causes: dict[str, int] = {}
+    for n in nodes:
+        for ph, cs in n.get("causes", {}).items():
+            for c, k in cs.items():
+                causes[f"{ph} {c}"] = causes.get(f"{ph} {c}", 0) + k
+    if causes:
+        out.append("HTTP retries by cause: " + ", ".join(f"{k} x{v}" for k, v in sorted(causes.items())))
+    out.append(f"DHCP NAKs received (each restarts DISCOVER): {res.get('dhcp_naks', 0)} "
+               f"{json.dumps(res.get('nak_messages', {}))}")
     local = sum(1 for n in nodes if n.get("reboot_local"))
     out.append(f"after install, the script boots the local disk for {local} of {len(installed)} installed nodes")
     out.append(f"cost: server {res['server_cpu_s']:.0f} CPU s, peak RSS {res['server_maxrss_mib']:.0f} MiB; "

@@ -49,7 +49,7 @@ class Node:
         self.mac = bytes.fromhex(spec["mac"].replace(":", ""))
         self.mac_s, self.arch = spec["mac"], int(spec["arch"])
         self.rec: dict[str, Any] = {"i": i, "mac": self.mac_s, "arch": self.arch, "phases": {}, "retries": {},
-                                    "failed": None, "error": None, "bytes": 0}
+                                    "causes": {}, "failed": None, "error": None, "bytes": 0}
 
     async def phase(self, name: str, coro: Any) -> Any:
         t = time.monotonic()
@@ -70,7 +70,8 @@ class Node:
         return offer
 
     async def _get(self, src: str, url: str, name: str, **kw: Any) -> bytes:
-        body, n, retries = await fetch(src, url, **kw)
+        causes = self.rec["causes"].setdefault(name, {})
+        body, n, retries = await fetch(src, url, causes=causes, **kw)
         self.rec["retries"][name] = self.rec["retries"].get(name, 0) + retries
         self.rec["bytes"] += n
         return body
@@ -170,7 +171,9 @@ async def main(plan_path: str, out_path: str) -> None:
             if n.rec.get(k) is not None:
                 n.rec[k] = round(n.rec[k] - t0, 4)
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    Path(out_path).write_text(json.dumps({"nodes": [n.rec for n in nodes], "sim_cpu_s": ru.ru_utime + ru.ru_stime,
+    Path(out_path).write_text(json.dumps({"nodes": [n.rec for n in nodes], "dhcp_naks": dhcp.naks,
+                                          "nak_messages": dhcp.nak_messages,
+                                          "sim_cpu_s": ru.ru_utime + ru.ru_stime,
                                           "sim_maxrss_mib": ru.ru_maxrss / 1024,
                                           "elapsed_s": time.monotonic() - t0}))
 
