@@ -129,7 +129,7 @@ class Dhcp:
         try:
             for n, timeout in enumerate(timeouts):
                 end = loop.time() + (timeout + random.uniform(-1, 1) if timeout > 2 else timeout)
-                for _ in range(8):  # a NAK restarts DISCOVER at once, within this try's time (bounded)
+                for _ in range(64):  # a NAK restarts DISCOVER at once, within this try's time (bounded)
                     if offer is None:  # an OFFER within this try goes on to REQUEST in the same try
                         self._send(mac, xid, 1, pxe_opts, int(loop.time() - t0))
                         _, offer = await _wait(q, (2,), end - loop.time())
