@@ -87,7 +87,7 @@ class Dhcp:
         self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, 64 << 20)  # root: past rmem_max
         self.rx.bind(("0.0.0.0", 68))
         self.rx.setblocking(False)
         self.waiting: dict[int, asyncio.Queue[tuple[int, Offer]]] = {}

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,13 @@ class Sampler(threading.Thread):
             self.cpu, self.rss = max(self.cpu, cpu), max(self.rss, rss)
 
 
+def udp_drops(ns: str) -> dict[str, int]:
+    """The namespace's UDP receive-buffer and in-error drop counters (/proc/net/snmp)."""
+    lines = [ln.split() for ln in netns.in_ns(ns, "cat", "/proc/net/snmp").stdout.splitlines() if ln.startswith("Udp:")]
+    row = dict(zip(lines[0][1:], (int(v) for v in lines[1][1:]), strict=True))
+    return {"RcvbufErrors": row.get("RcvbufErrors", 0), "InErrors": row.get("InErrors", 0)}
+
+
 def run_stack(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     specs = node_specs(args.nodes)
     netns.up()
@@ -106,17 +114,20 @@ def run_stack(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
         sim.wait(args.deadline + 120)
         sampler.stop_ev.set()
         sampler.join()
+        drops = {"server": udp_drops(netns.SRV), "clients": udp_drops(netns.CLI)}
         if sim.returncode:
             raise RuntimeError(f"simulator exit {sim.returncode}: {(work / 'sim.err').read_text()[-3000:]}")
         res: dict[str, Any] = json.loads((work / "result.json").read_text())
         res |= {"stack": name, "start": start, "server_cpu_s": sampler.cpu, "server_maxrss_mib": sampler.rss,
-                "wall_s": time.monotonic() - t0, "enroll_s": stack.enroll_s}
+                "wall_s": time.monotonic() - t0, "enroll_s": stack.enroll_s, "udp_drops": drops}
         if power is not None:
             res["power_cli"] = {"rc": power.returncode, "out": power.stdout[-1500:], "err": power.stderr[-1500:]}
         return res
     finally:
         if stack is not None:
             stack.stop()
+            with contextlib.suppress(OSError):  # kept for a look after the run
+                shutil.copy(stack.log, f"/tmp/dgxie-bench-storm-{name}.log")
         netns.down()
 
 
@@ -146,6 +157,9 @@ def summarize(res: dict[str, Any]) -> list[str]:
                 causes[f"{ph} {c}"] = causes.get(f"{ph} {c}", 0) + k
     if causes:
         out.append("HTTP retries by cause: " + ", ".join(f"{k} x{v}" for k, v in sorted(causes.items())))
+    out.append(f"UDP datagrams dropped for a full receive buffer: server namespace "
+               f"{res['udp_drops']['server']['RcvbufErrors']}, client namespace "
+               f"{res['udp_drops']['clients']['RcvbufErrors']}")
     out.append(f"DHCP NAKs received (each restarts DISCOVER): {res.get('dhcp_naks', 0)} "
                f"{json.dumps(res.get('nak_messages', {}))}")
     local = sum(1 for n in nodes if n.get("reboot_local"))
