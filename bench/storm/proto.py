@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAGIC = b"\x63\x82\x53\x63"
+SO_RCVBUFFORCE = 33  # Linux <asm/socket.h>; not exported by the socket module
 PARAMS = bytes([1, 3, 6, 12, 15, 28, 42, 43, 60, 66, 67, 128, 129, 130, 131, 132, 133, 134, 135, 175])
 
 
@@ -87,7 +88,7 @@ class Dhcp:
         self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, 64 << 20)  # root: past rmem_max
+        self.rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)  # root: past rmem_max
         self.rx.bind(("0.0.0.0", 68))
         self.rx.setblocking(False)
         self.waiting: dict[int, asyncio.Queue[tuple[int, Offer]]] = {}

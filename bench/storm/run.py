@@ -115,11 +115,18 @@ def run_stack(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
         sampler.stop_ev.set()
         sampler.join()
         drops = {"server": udp_drops(netns.SRV), "clients": udp_drops(netns.CLI)}
+        counters = []
+        if name == "dgxie":  # dgxie's own DHCP/TFTP/HTTP-limit counters, for the why of a failure
+            text = netns.in_ns(netns.SRV, "curl", "-s", "-m", "30", f"{stacks.BASE}/metrics", check=False).stdout
+            counters = [ln for ln in text.splitlines() if ln.startswith(("dgxie_dhcp_requests", "dgxie_tftp_trans",
+                                                                         "dgxie_http_refused", "dgxie_admission"))
+                        and not ln.endswith((" 0", " 0.0"))]
         if sim.returncode:
             raise RuntimeError(f"simulator exit {sim.returncode}: {(work / 'sim.err').read_text()[-3000:]}")
         res: dict[str, Any] = json.loads((work / "result.json").read_text())
         res |= {"stack": name, "start": start, "server_cpu_s": sampler.cpu, "server_maxrss_mib": sampler.rss,
-                "wall_s": time.monotonic() - t0, "enroll_s": stack.enroll_s, "udp_drops": drops}
+                "wall_s": time.monotonic() - t0, "enroll_s": stack.enroll_s, "udp_drops": drops,
+                "server_counters": counters}
         if power is not None:
             res["power_cli"] = {"rc": power.returncode, "out": power.stdout[-1500:], "err": power.stderr[-1500:]}
         return res
