@@ -111,6 +111,7 @@ def run_stack(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
             batch, interval = args.waves.split(":")
             assert isinstance(stack, stacks.Dgxie)
             power = stack.power_on(int(batch), float(interval))
+            (work / "result.json.power-done").write_text(str(power.returncode))
         sim.wait(args.deadline + 120)
         sampler.stop_ev.set()
         sampler.join()

@@ -17,7 +17,8 @@ PLAN: {"server": ip, "stack": "dgxie"|"peer", "start": "all"|"bmc", "deadline": 
              lives 2 s), DORA as iPXE + the script again: for dgxie it must now boot the local disk
 
 With start "bmc" nodes stay off until their fake BMC (bmc.py) is told to power on; the simulator
-prints "bmcs ready" and runs until every node powered on is done or the deadline passes. A node
+prints "bmcs ready" and runs until every node is powered on and done (or, once the runner has
+written RESULT.power-done, every node powered on so far), or the deadline passes. A node
 that fails a phase stops there (it is counted under that phase). RESULT: one record per node, plus
 the process's CPU time and peak RSS.
 """
@@ -152,7 +153,8 @@ async def main(plan_path: str, out_path: str) -> None:
         print("bmcs ready", flush=True)
         while time.monotonic() < deadline:  # until every node is on and done (or the deadline)
             await asyncio.sleep(0.5)
-            if len(tasks) >= len(nodes) and all(t.done() for t in tasks):
+            powered_all = len(tasks) >= len(nodes) or Path(out_path + ".power-done").exists()
+            if powered_all and all(t.done() for t in tasks):
                 break
         server.close()
     else:
