@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)
 PYTEST_ARGS ?=
 
-.PHONY: run test venv deps lint unit clean bench e2e-deploy
+.PHONY: run test venv deps lint unit clean bench e2e-deploy bench-storm e2e-storm-vms
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,22 @@ test: venv deps lint
 # skips the UEFI run.
 e2e-deploy: venv deps
 	$(BIN)/pytest -m deploy tests/e2e/test_deploy_vm.py $(PYTEST_ARGS)
+
+# The boot storm (issue 14; docs/boot-storm.md), not in `make test`: N simulated nodes against dgxie
+# and against dnsmasq + nginx, side by side, in network namespaces (root). `make bench-storm N=5000
+# KERNEL_MIB=1 INITRD_MIB=6 WAVES=500:30` (WAVES: dgxie only, through `dgxie node power on --batch`).
+N ?= 1000
+KERNEL_MIB ?= 10
+INITRD_MIB ?= 60
+WAVES ?=
+STACKS ?= dgxie,peer
+bench-storm: venv
+	$(BIN)/python bench/storm/run.py --nodes $(N) --kernel-mib $(KERNEL_MIB) --initrd-mib $(INITRD_MIB) \
+		--stacks $(STACKS) $(if $(WAVES),--waves $(WAVES)) --json /tmp/dgxie-bench-storm.json
+
+# 16 QEMU VMs (TCG, iPXE ROM) booting at once through dgxie to `installed` (slow: not in `make test`).
+e2e-storm-vms: venv deps
+	DGXIE_STORM_VMS=1 $(BIN)/pytest tests/e2e/test_storm_vms.py $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
