@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from dgxie.netboot import sockbuf
 from dgxie.netboot import tftp_codec as c
 from dgxie.netboot.ratelog import RateLimitedLog
 
@@ -259,8 +260,14 @@ class TftpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        transport, proto = await loop.create_datagram_endpoint(lambda: _Listener(self),
-                                                               local_addr=(self.host, self.port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sockbuf.grow(sock, f"tftp {self.host}:{self.port}")  # a storm's read requests arrive at once
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        transport, proto = await loop.create_datagram_endpoint(lambda: _Listener(self), sock=sock)
         self._listener = proto
         self.port = transport.get_extra_info("sockname")[1]
         log.info("tftp listening on %s:%d, roots %s", self.host, self.port, ", ".join(map(str, self.roots)))

@@ -16,6 +16,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+from dgxie.netboot import sockbuf
 from dgxie.netboot.dhcp.codec import CodecError
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.responder import Listener, Responder
@@ -51,8 +52,7 @@ def open_socket(b: Bind) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    sockbuf.grow(s, f"dhcp {b.host}:{b.port}")
     if b.interface:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b.interface.encode())
     s.setblocking(False)
