@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -188,8 +188,29 @@ class _FoldOutage(logging.Filter):
         return True
 
 
+CHANGED = "dgxie.changed"  # Session.info key: this transaction recorded an event (dgxie.events.mark_changed)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose `info[CHANGED]` starts every transaction False: `on_commit_of_change` hooks
+    see only the commits of transactions that recorded an event (every node change does)."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+
+    @event.listens_for(factory, "after_begin")
+    def _fresh(session: Session, _tx: Any, _conn: Any) -> None:
+        session.info[CHANGED] = False
+
+    return factory
+
+
+def on_commit_of_change(factory: sessionmaker[Session], hook: Callable[[], None]) -> None:
+    """Call `hook` after each commit, made through `factory` in this process, of a transaction that
+    recorded an event (a node, profile or image change)."""
+
+    @event.listens_for(factory, "after_commit")
+    def _committed(session: Session) -> None:
+        if session.info.get(CHANGED):
+            hook()
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dgxie.db import CHANGED
 from dgxie.models import Event, Node
 
 
@@ -31,11 +32,13 @@ class EventOut(BaseModel):
 def record(session: Session, *, actor: str, kind: str, node: Node | None = None, hostname: str | None = None,
            from_state: str | None = None, to_state: str | None = None, reason: str = "",
            data: dict[str, Any] | None = None) -> Event:
-    """Add one event to the session (committed with the change it describes)."""
+    """Add one event to the session (committed with the change it describes); marks the
+    transaction as a change (`db.on_commit_of_change`: the iPXE script cache drops its scripts)."""
     ev = Event(actor=actor, kind=kind, node_id=node.id if node is not None else None,
                hostname=node.hostname if node is not None else hostname, from_state=from_state,
                to_state=to_state, reason=reason, data=data or {})
     session.add(ev)
+    session.info[CHANGED] = True
     return ev
 
 

@@ -2,8 +2,11 @@
 
 A boot storm asks for the same few scripts thousands of times a second; rendering touches the
 database. Entries live `ttl` seconds (config `boot.script_cache_seconds`), which bounds how stale
-a script can be after a state change made by another process (the CLI); changes made through this
-process call `invalidate()`. Templates are compiled once (`boot.templates.environment`).
+a script can be after a state change made by another process (the CLI); a change committed through
+this process (any transaction that recorded an event: `db.on_commit_of_change`) drops every cached
+script at once, so a node that posts `finished` and reboots gets its local-disk script even within
+`ttl` (the storm simulator found the installer served again for up to 2 s). Templates are
+compiled once (`boot.templates.environment`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot.decide import Decision
-from dgxie.db import session_scope
+from dgxie.db import on_commit_of_change, session_scope
 from dgxie.ipxe.render import Script, ipxe_script
 from dgxie.site import Site
 
@@ -27,6 +30,7 @@ class ScriptCache:
         self.sessions, self.site, self.ttl = sessions, site, ttl
         self.on_decision = on_decision
         self._entries: dict[str, tuple[float, Script]] = {}
+        on_commit_of_change(sessions, self.invalidate)
 
     def cached(self, mac: str) -> Script | None:
         """The cached script for `mac` (exactly as given in the URL), or None; counts the decision."""

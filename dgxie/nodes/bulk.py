@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from dgxie.boot.state import INITIAL, State
 from dgxie.catalog.profiles import MAC_MATCH_VAR
+from dgxie.db import CHANGED
 from dgxie.errors import Conflict, DgxieError, Invalid
 from dgxie.models import Event, Interface, Node, Profile
 from dgxie.nodes.bmcs import apply_bmc
@@ -186,6 +187,7 @@ def create_nodes(session: Session, site: Site, rows: Sequence[Row], *, actor: st
     except IntegrityError as exc:  # a concurrent writer took a value since the check
         session.rollback()
         raise Conflict(f"conflicts with an existing node ({exc.orig.__class__.__name__})") from None
+    session.info[CHANGED] = True  # as events.record does: the script cache drops what it holds
     insert_rows(session, Event, [
         {"actor": actor, "kind": "node.create", "node_id": node_id, "hostname": hostname, "to_state": state,
          "reason": ("enrolled" if state == State.ENROLLED.value else "discovered")

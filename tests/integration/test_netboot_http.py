@@ -142,3 +142,26 @@ def test_cli_image_add_list_render(cli: Callable[..., Any], tmp_path: Path) -> N
     unknown = cli("render", "52:54:00:00:00:42", "ipxe")
     assert "is not enrolled" in unknown.out
     assert cli("render", "n1", "kickstart").code == 1
+
+
+def test_a_change_committed_here_reaches_the_cached_script_at_once(make_ctx: Callable[..., Context]) -> None:
+    """A node that posts `finished` and reboots at once gets its local-disk script, however long
+    scripts are cached (the storm simulator found the installer again for up to 2 s); a change
+    made elsewhere (another process) is bounded by the cache's ttl only."""
+    from dgxie import db
+    from dgxie.boot.state import State
+    from dgxie.nodes import service
+    from dgxie.nodes.lifecycle import transition
+    from tests.support.lifecycle import enroll
+
+    ctx = make_ctx(boot={"script_cache_seconds": 60})
+    enroll(ctx, "n9", "52:54:00:00:09:01", state="installing")
+    with TestClient(create_app(ctx)) as client:
+        assert "kernel " in client.get("/boot/ipxe?mac=52:54:00:00:09:01").text
+        assert ctx.scripts.cached("52:54:00:00:09:01") is not None  # held for 60 s
+        with db.session_scope(ctx.sessions) as s:
+            transition(s, service.get_node(s, "n9"), State.INSTALLED, actor="test", kind="state", reason="finished")
+        assert "sanboot --no-describe --drive 0x80" in client.get("/boot/ipxe?mac=52:54:00:00:09:01").text
+        with db.session_scope(ctx.sessions) as s:
+            service.get_node(s, "n9")  # a read-only transaction changes nothing
+        assert ctx.scripts.cached("52:54:00:00:09:01") is not None
