@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.api.limits import JsonRoute
-from dgxie.api.openapi import Responses, conflict
+from dgxie.api.openapi import Responses, conflict, missing
 from dgxie.bmc.base import BootDevice, PowerAction
 from dgxie.nodes import power, power_waves, service
 from dgxie.nodes.power_waves import MAX_BATCH, MAX_INTERVAL, PowerJobOut, PowerSelector
@@ -65,13 +65,15 @@ class BulkPowerIn(BaseModel):
 RUNNING = conflict("another bulk power job is still running")
 
 
-@bulk_router.post("", response_model=PowerJobOut, status_code=202, responses=RUNNING)
+@bulk_router.post("", response_model=PowerJobOut, status_code=202,
+                  responses=RUNNING | missing("a node named in a `nodes` selector does not exist"))
 def bulk_power(body: BulkPowerIn, request: Request, site: SiteDep, who: Principal = Operator) -> PowerJobOut:
     """Power the selected nodes in waves of `batch` through their BMCs, a wave every `interval`
     seconds (or when the previous wave's BMC calls have returned, if later); nodes without a BMC
     are skipped. Runs in the background: follow it at `GET /api/v1/power/{id}`. A selector that
-    matches no node is a 422; a second job while one runs is a 409. Jobs are kept in memory (the
-    last 50, until the server restarts); each node's action is also a `node.power` event."""
+    matches no node is a 422, an unknown node in a `nodes` selector a 404; a second job while one
+    runs is a 409. Jobs are kept in memory (the last 50, until the server restarts); each node's
+    action is also a `node.power` event."""
     ctx = get_ctx(request)
     return ctx.power_jobs.submit(ctx.sessions, site, body.selector, body.action, body.batch, body.interval,
                                  actor=who.actor, metrics=ctx.boot_metrics)
