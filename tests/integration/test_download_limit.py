@@ -138,7 +138,7 @@ def test_docs_state_the_defaults() -> None:
           f"{b.download_retry_jitter} |"
     assert row in doc
     assert f"| `tftp.max_transfers` | {t.max_transfers} |" in doc
-    assert f"at most `tftp.max_transfers` (default {t.max_transfers};" in (REPO / "docs" / "netboot.md").read_text()
+    assert f"at most `tftp.max_transfers` (default {t.max_transfers}, no limit;" in (REPO / "docs" / "netboot.md").read_text()
 
 
 LKRN = Path("/usr/lib/ipxe/ipxe.lkrn")
