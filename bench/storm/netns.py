@@ -34,7 +34,9 @@ def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def down() -> None:
-    """Kill whatever still runs in the storm namespaces, then delete them."""
+    """Kill whatever still runs in the storm namespaces, then delete them (and put back the host's
+    ARP table size if `up` raised it)."""
+    restore_host_neigh()
     for ns in (SRV, CLI):
         for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
             with contextlib.suppress(ProcessLookupError, ValueError):
@@ -42,8 +44,38 @@ def down() -> None:
         sh("ip", "netns", "del", ns, check=False)
 
 
-def up() -> None:
+# The kernel's ARP table is not per namespace here (no gc_thresh under /proc/sys/net/ipv4/neigh in a
+# namespace): its default 1,024 entries overflowed at 10,000 nodes ("neighbour: arp_cache: neighbor
+# table overflow!" in dmesg; TFTP and HTTP answers to new addresses were dropped). A bench of more
+# nodes raises it on the host for the run and puts the old values back (`down`); a real site needs
+# the same (docs/boot-storm.md), which `dgxie serve` warns about.
+HOST_NEIGH = {"net.ipv4.neigh.default.gc_thresh1": 32768, "net.ipv4.neigh.default.gc_thresh2": 65536,
+              "net.ipv4.neigh.default.gc_thresh3": 131072}
+_saved: dict[str, str] = {}
+
+
+def _proc(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def raise_host_neigh(nodes: int) -> None:
+    for key, value in HOST_NEIGH.items():
+        with open(_proc(key)) as f:
+            old = f.read().strip()
+        if int(old) < value and nodes > int(old) // 2:
+            _saved.setdefault(key, old)
+            sh("sysctl", "-qw", f"{key}={value}")
+
+
+def restore_host_neigh() -> None:
+    for key, old in list(_saved.items()):
+        sh("sysctl", "-qw", f"{key}={old}", check=False)
+        del _saved[key]
+
+
+def up(nodes: int = 0) -> None:
     down()
+    raise_host_neigh(nodes)
     for ns in (SRV, CLI):
         sh("ip", "netns", "add", ns)
         in_ns(ns, "ip", "link", "set", "lo", "up")

@@ -86,7 +86,7 @@ def udp_drops(ns: str) -> dict[str, int]:
 
 def run_stack(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     specs = node_specs(args.nodes)
-    netns.up()
+    netns.up(args.nodes)
     stack: stacks.Stack | None = None
     try:
         kernel, initrd = stacks.payload(work, args.kernel_mib, args.initrd_mib)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from pathlib import Path
 
 from dgxie.context import Context
 from dgxie.dhcpsync.service import DhcpService, subnet_of
 from dgxie.errors import ConfigError
+from dgxie.netboot import sockbuf
 from dgxie.netboot.dhcp.discovery import DiscoveryGate, DiscoveryLimits
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 from dgxie.netboot.dhcp.server import Bind, DhcpServer, interface_address
 from dgxie.netboot.tftp import TftpServer, TftpStats
+
+log = logging.getLogger("dgxie.netboot")
 
 PXE_PORT = 4011  # PXE 2.1 boot server discovery (proxyDHCP REQUESTs)
 IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi")
@@ -81,6 +85,9 @@ def add_boot_servers(ctx: Context) -> None:
     if ctx.settings.tftp.enabled:
         ctx.services.append(tftp_server(ctx))
     if ctx.settings.dhcp.enabled:
+        short = sockbuf.arp_table_short(sum(s.cidr.num_addresses for s in ctx.settings.dhcp.subnets))
+        if short:
+            log.warning("dhcp: %s", short)
         runner = dhcp_runner(ctx)
         try:
             runner.server.open()  # bind now: a busy port or a missing privilege is one clear error
