@@ -9,6 +9,7 @@ import uvicorn
 from dgxie.cli.common import err_console, settings
 from dgxie.compose import build_context
 from dgxie.compose.servers import add_boot_servers
+from dgxie.netboot import sockbuf
 
 KEEP_ALIVE = 75  # s an idle client connection is kept (nginx's default): longer than any Retry-After wait
 
@@ -18,6 +19,7 @@ def serve() -> None:
     from dgxie.app import create_app, http_protocol  # here, so `dgxie --help` does not load the API app
 
     s = settings()
+    sockbuf.raise_open_files()  # a storm's transfers each hold a socket and a file
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(s)
     for handler in logging.getLogger().handlers:  # a database outage is one line, not a traceback a poll

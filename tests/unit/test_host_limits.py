@@ -24,3 +24,19 @@ def test_grow_asks_for_a_bigger_receive_buffer() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         before = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         assert grow(s, "test") > before
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    """`dgxie serve` raises its soft RLIMIT_NOFILE (a storm's 10,000 transfers each hold a socket
+    and a file): run in a child whose soft limit starts at 256."""
+    import resource
+    import subprocess
+    import sys
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    code = ("import resource\nfrom dgxie.netboot.sockbuf import raise_open_files\n"
+            "print(*raise_open_files(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))).stdout.split()
+    before, after, now = map(int, out)
+    assert before == 256 and after == now and now > 256
