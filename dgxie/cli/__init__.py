@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:
         _cli_exit(exc)
+    finally:  # close the database cleanly: SQLite merges its WAL into the file when the last connection closes
+        common.reset()
 
 
 def _cli_exit(exc: Exception) -> None:

@@ -5,6 +5,7 @@ a database with no schema gets it, one at another revision is one error line and
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,25 @@ def test_fresh_database_is_created_and_an_old_one_is_one_error_line(tmp_path: Pa
     assert r.returncode == 1
     assert r.stderr == (f"dgxie: error: the database schema (revision 0099) is newer than this dgxie "
                         f"({db.SCHEMA_HEAD}): run the dgxie that upgraded it\n")
+
+
+def test_a_command_leaves_the_sqlite_file_complete(tmp_path: Path) -> None:
+    """A command closes its connections before it exits, so SQLite merges the write-ahead log into
+    the database file: copying `dgxie.db` alone (a backup, the deploy e2e's builder cache) holds
+    what the command wrote. (Before, the image a `dgxie image build` registered was still only in
+    `dgxie.db-wal`.)"""
+    db_file = tmp_path / "d.db"
+    cfg = tmp_path / "dgxie.yaml"
+    cfg.write_text(yaml.safe_dump({"database_url": f"sqlite:///{db_file}", "data_dir": str(tmp_path / "data")}))
+    (tmp_path / "k").write_bytes(b"kernel")
+    (tmp_path / "i").write_bytes(b"initrd")
+    for args in (("node", "add", "n1", "--mac", "02:00:00:00:00:01"),
+                 ("image", "add", "img", "--kernel", str(tmp_path / "k"), "--initrd", str(tmp_path / "i"))):
+        r = _dgxie(cfg, *args)
+        assert r.returncode == 0, r.stderr
+        assert not (tmp_path / "d.db-wal").exists() or (tmp_path / "d.db-wal").stat().st_size == 0, args
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db_file.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT hostname FROM nodes").fetchall() == [("n1",)]
+        assert conn.execute("SELECT name FROM images").fetchall() == [("img",)]

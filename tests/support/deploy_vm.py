@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -179,6 +180,16 @@ def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:
     }
 
 
+def _copy_database(src: Path, dest: Path) -> None:
+    """A consistent copy of the builder's SQLite database, its write-ahead log included (SQLite's
+    backup API; copying the file alone misses what is still in `-wal`)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(src)) as s, contextlib.closing(sqlite3.connect(dest)) as d:
+        s.backup(d)
+    dest.chmod(0o600)
+
+
 def _corrupt_copy(database: Path) -> None:
     """Register CORRUPT: IMAGE's row with the rootfs sha256 it promises flipped (what a node then
     streams no longer matches what dgxie said it would be)."""
@@ -210,7 +221,7 @@ def serve(built: Builder, work: Path) -> Iterator[Server]:
             add_image(layout, "1.0", "2026-11-01T00:00:00Z")
             layout.save()
             push(layout.root, "1.0", reg, repo="e2e/hello")
-            shutil.copy(built.database, work / "dgxie.db")
+            _copy_database(built.database, work / "dgxie.db")
             _corrupt_copy(work / "dgxie.db")
             (work / "templates" / "bootstrap").mkdir(parents=True)
             (work / "templates" / "bootstrap" / "e2e-worker.sh.j2").write_text(BOOTSTRAP)
