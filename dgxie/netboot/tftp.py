@@ -39,6 +39,7 @@ from typing import cast
 from dgxie.netboot import sockbuf
 from dgxie.netboot import tftp_codec as c
 from dgxie.netboot.ratelog import RateLimitedLog
+from dgxie.netboot.tftp_files import SharedFiles
 
 log = logging.getLogger("dgxie.tftp")
 
@@ -208,7 +209,7 @@ class _Session:
             self.timer.cancel()
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
-        os.close(self.fd)
+        self.server.open_files.release(self.fd)
         if outcome != "ok":
             self.sent_bytes = min(self.acked * self.neg.blksize, self.size)
         self.server.stats.done(self.filename, outcome, self.sent_bytes)
@@ -246,6 +247,7 @@ class TftpServer:
         self.sessions: dict[tuple[str, int, str], _Session] = {}
         self.proven: dict[str, None] = {}  # addresses that completed a transfer, oldest first
         self.refusals = RateLimitedLog(log, "tftp refused a request")
+        self.open_files = SharedFiles()
         self._listener: _Listener | None = None
 
     def is_proven(self, address: str) -> bool:
@@ -303,8 +305,7 @@ class TftpServer:
             self.stats.hold()  # hold off: no answer, the client repeats its RRQ later
             return
         try:
-            fd = os.open(path, os.O_RDONLY)
-            size = os.fstat(fd).st_size
+            fd, size = self.open_files.open(str(path))  # one descriptor per file, shared by its transfers
         except OSError as exc:
             self._reply_error(addr, c.E_ACCESS, exc.strerror or "cannot open")
             return
@@ -327,7 +328,7 @@ class TftpServer:
             sock.connect((key[0], key[1]))
         except OSError as exc:
             sock.close()
-            os.close(fd)
+            self.open_files.release(fd)
             log.warning("tftp %s: cannot open a transfer socket: %s", filename, exc)
             return
         session = _Session(self, sock, fd, size, filename, neg)
