@@ -148,6 +148,9 @@ class BootConfig(Strict):
     agent_image: str = "agent"  # the deploy agent (dgxie agent build): commissions, deploys, erases
     agent_facts_max_bytes: int = Field(default=8 << 20, ge=1 << 16, le=1 << 30)
     script_cache_seconds: float = Field(default=2.0, ge=0, le=60)  # per-node iPXE script cache
+    # Threads for the boot fast path's database work (install configs, iPXE script misses, image
+    # lookups). Few: more threads only contend for the GIL (bench/RESULTS.md, "boot path").
+    db_threads: int = Field(default=2, ge=1, le=64)
     # Big image files (kernels, initrds, root file systems) sent at once over HTTP; past it a GET is
     # answered 503 + Retry-After: download_retry_after + 0..download_retry_jitter seconds (docs/netboot.md). 0: none.
     max_downloads: int = Field(default=64, ge=0, le=100_000)
