@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from dgxie import db
@@ -25,16 +22,8 @@ from dgxie.config import Settings
 from dgxie.nodes import bulk
 from dgxie.nodes.schemas import NodeCreate
 
-FACTS = {"cpus": 224, "sockets": 2, "cores_per_socket": 56, "threads_per_core": 2, "memory_mib": 2097152, "gpus": 8}
-
-
-def timed(argv: list[str], env: dict[str, str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "handoff"))
+from bench_inventory import FACTS, timed
 
 
 def main() -> None:

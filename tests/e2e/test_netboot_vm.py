@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import vmnet
 from tests.support.paths import REPO
 
 ROOT = REPO
@@ -52,51 +53,22 @@ pytestmark = [
 ]
 
 
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
-
-
 def in_ns(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", NS, *cmd, check=check)
+    return vmnet.in_ns(NS, *cmd, check=check)
 
 
 @pytest.fixture(scope="module")
 def payload() -> Path:
-    cache = Path(os.environ.get("DGXIE_TEST_CACHE", "/var/cache/dgxie-test")) / "netboot"
-    r = subprocess.run(["bash", str(ROOT / "tests/e2e/netboot_payload.sh"), str(cache)], capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return cache
+    return vmnet.netboot_payload()
 
 
 @pytest.fixture(scope="module")
 def netns() -> Iterator[None]:
-    sh("ip", "netns", "del", NS, check=False)
-    sh("ip", "netns", "add", NS)
+    vmnet.bridge_ns(NS, BR, f"{SRV}/24", "fd03::1/64", [TAP])
     try:
-        in_ns("ip", "link", "set", "lo", "up")
-        in_ns("ip", "link", "add", BR, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-        in_ns("ip", "addr", "add", f"{SRV}/24", "dev", BR)
-        in_ns("ip", "addr", "add", "fd03::1/64", "dev", BR, "nodad")
-        in_ns("ip", "link", "set", BR, "up")
-        in_ns("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
-        in_ns("ip", "link", "set", TAP, "master", BR)
-        in_ns("ip", "link", "set", TAP, "up")
         yield
     finally:
-        sh("ip", "netns", "del", NS, check=False)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        vmnet.delete_ns(NS)
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +104,7 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
                           "8081", str(callbacks)], stdout=logs["recorder"], stderr=subprocess.STDOUT),
     ]
     if shutil.which("dnsmasq"):
-        procs.append(subprocess.Popen(["ip", "netns", "exec", NS, "dnsmasq", "--keep-in-foreground", "--port=0",
-                                       "--user=root", f"--interface={BR}", "--bind-interfaces", "--enable-ra",
-                                       "--dhcp-range=fd03::,ra-only,64,10m", "--pid-file=",
-                                       f"--log-facility={work}/ra.log"], stdout=logs["ra"], stderr=subprocess.STDOUT))
+        procs.append(vmnet.ra_daemon(NS, BR, "fd03::", work / "ra.log", logs["ra"]))
     try:
         deadline = time.monotonic() + 90
         while in_ns("curl", "-sf", "-m", "2", f"http://{SRV}:8080/healthz", check=False).returncode != 0:
@@ -144,7 +113,7 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
             time.sleep(0.5)
         yield {"work": work, "callbacks": callbacks, "dgxie": dgxie}
     finally:
-        _stop(procs)
+        vmnet.stop(procs)
         for f in logs.values():
             f.close()
 
@@ -182,7 +151,7 @@ def boot_vm(server: dict[str, Any], fw: str, *, rom: bool, mac: str | None = Non
                 break
             time.sleep(0.5)
     finally:
-        _stop([vm])
+        vmnet.stop([vm])
     tail = serial.read_text(errors="replace")[-2500:] if serial.exists() else ""
     dlog = (work / "dgxie.log").read_text(errors="replace")[-2500:]
     pytest.fail(f"{fw}: no callback from {mac} after {time.time() - t0:.0f}s\n--- serial\n{tail}\n--- dgxie\n{dlog}")

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import vmnet
 from tests.support.paths import REPO
 
 NS, BR = "stmvm", "stmvbr0"
@@ -46,54 +47,22 @@ def mac(i: int) -> str:
     return f"52:54:00:11:00:{i:02x}"
 
 
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
-
-
 def in_ns(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", NS, *cmd, check=check)
+    return vmnet.in_ns(NS, *cmd, check=check)
 
 
 @pytest.fixture(scope="module")
 def payload() -> Path:
-    cache = Path(os.environ.get("DGXIE_TEST_CACHE", "/var/cache/dgxie-test")) / "netboot"
-    r = subprocess.run(["bash", str(REPO / "tests/e2e/netboot_payload.sh"), str(cache)], capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return cache
+    return vmnet.netboot_payload()
 
 
 @pytest.fixture(scope="module")
 def netns() -> Iterator[None]:
-    sh("ip", "netns", "del", NS, check=False)
-    sh("ip", "netns", "add", NS)
+    vmnet.bridge_ns(NS, BR, f"{SRV}/24", "fd11::1/64", [f"stmvt{i}" for i in range(COUNT)])
     try:
-        in_ns("ip", "link", "set", "lo", "up")
-        in_ns("ip", "link", "add", BR, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-        in_ns("ip", "addr", "add", f"{SRV}/24", "dev", BR)
-        in_ns("ip", "addr", "add", "fd11::1/64", "dev", BR, "nodad")
-        in_ns("ip", "link", "set", BR, "up")
-        for i in range(COUNT):
-            in_ns("ip", "tuntap", "add", "dev", f"stmvt{i}", "mode", "tap")
-            in_ns("ip", "link", "set", f"stmvt{i}", "master", BR)
-            in_ns("ip", "link", "set", f"stmvt{i}", "up")
         yield
     finally:
-        for pid in sh("ip", "netns", "pids", NS, check=False).stdout.split():
-            sh("kill", "-9", pid, check=False)
-        sh("ip", "netns", "del", NS, check=False)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        vmnet.delete_ns(NS)
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +94,7 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
         subprocess.Popen(["ip", "netns", "exec", NS, *dgxie, "serve"], stdout=logs["dgxie"], stderr=subprocess.STDOUT),
         subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, str(REPO / "tests/e2e/netboot_recorder.py"), SRV,
                           "8081", str(callbacks)], stdout=logs["recorder"], stderr=subprocess.STDOUT),
-        subprocess.Popen(["ip", "netns", "exec", NS, "dnsmasq", "--keep-in-foreground", "--port=0", "--user=root",
-                          f"--interface={BR}", "--bind-interfaces", "--enable-ra", "--dhcp-range=fd11::,ra-only,64,10m",
-                          "--pid-file=", f"--log-facility={work}/ra.log"], stdout=logs["ra"],
-                         stderr=subprocess.STDOUT),
+        vmnet.ra_daemon(NS, BR, "fd11::", work / "ra.log", logs["ra"]),
     ]
     try:
         deadline = time.monotonic() + 120
@@ -138,7 +104,7 @@ def server(netns: None, payload: Path, tmp_path_factory: pytest.TempPathFactory)
             time.sleep(0.5)
         yield {"work": work, "callbacks": callbacks, "dgxie": dgxie}
     finally:
-        _stop(procs)
+        vmnet.stop(procs)
         for f in logs.values():
             f.close()
 
@@ -171,7 +137,7 @@ def test_16_vms_at_once_all_installed(server: dict[str, Any]) -> None:
                 break
             time.sleep(2)
     finally:
-        _stop(vms)
+        vmnet.stop(vms)
     states = _nodes(server)
     missing = sorted(set(states) - set(done))
     tails = "".join(f"\n--- {h}\n" + (work / f"{h}.serial.log").read_text(errors="replace")[-800:]

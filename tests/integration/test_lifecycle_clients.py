@@ -38,6 +38,7 @@ from dgxie.install import seed
 from tests.support.lifecycle import SSH_KEY, enroll, install_credential, kinds, node, site, state_of, token_of
 from tests.support.net import free_port as _free_port
 from tests.support.paths import SHARED
+from tests.support.serve import spawn, wait_healthy
 
 SYS_PY = "/usr/bin/python3"  # the Debian python that cloud-init's package installs into
 DISKS = ["/dev/nvme0n1", "/dev/nvme1n1"]
@@ -115,20 +116,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     path = tmp_path / "dgxie.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ctx = build_context(config.load(path))
-    log = (tmp_path / "serve.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "dgxie", "serve", "--config", str(path)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = spawn(path, tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+        wait_healthy(url, proc, tmp_path / "serve.log")
         yield Served(url, ctx)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -137,7 +127,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
-        log.close()
         ctx.engine.dispose()
 
 

@@ -15,13 +15,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -34,6 +32,7 @@ from dgxie.nodes.credentials import boot_token
 from dgxie.nodes.schemas import NodeCreate
 from dgxie.nodes.service import create_node
 from tests.support.netboot import free_port, write_random
+from tests.support.serve import spawn, wait_healthy
 
 NODES = 100
 STALLED = 8  # downloads in flight that never finish
@@ -99,27 +98,15 @@ def loaded_serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int,
         tokens = [boot_token(ctx.site.box, create_node(s, ctx.site, NodeCreate(hostname=f"n{n}", mac=m, profile="p"),
                                                        actor="test")) for n, m in enumerate(macs)]
     ctx.engine.dispose()
-    log = (tmp_path / "serve.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "dgxie", "serve", "--config", str(path)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = spawn(path, tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+        wait_healthy(url, proc, tmp_path / "serve.log")
         paths = [f"/boot/ipxe?mac={m}" for m in macs] + [f"/boot/n/{t}/user-data" for t in tokens[:10]]
         yield proc, port, paths, str(tmp_path / "serve.log")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
-        log.close()
 
 
 def test_sigterm_under_load_stops_within_5_s_with_exit_code_0(

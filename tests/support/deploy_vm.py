@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from tests.support import vmnet
 from tests.support.debian_mirror import cache_dir, sync_debian_mirror
 from tests.support.oci import Layout, add_image, docker_registry, push
 
@@ -49,12 +50,11 @@ echo "dgxie-e2e: pulled e2e/hello:1.0 through dgxie" > /dev/console
 """
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
+sh = vmnet.sh
 
 
 def in_ns(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", NS, *cmd, check=check, timeout=timeout)
+    return vmnet.in_ns(NS, *cmd, check=check, timeout=timeout)
 
 
 def dgxie(config: Path, *args: str, timeout: float = 3600) -> str:
@@ -138,17 +138,7 @@ class Server:
 
 
 def _netns() -> None:
-    sh("ip", "netns", "del", NS, check=False)
-    sh("ip", "netns", "add", NS)
-    in_ns("ip", "link", "set", "lo", "up")
-    in_ns("ip", "link", "add", BR, "type", "bridge", "stp_state", "0", "forward_delay", "0")
-    in_ns("ip", "addr", "add", f"{SRV}/24", "dev", BR)
-    in_ns("ip", "addr", "add", "fd04::1/64", "dev", BR, "nodad")
-    in_ns("ip", "link", "set", BR, "up")
-    for i in range(TAPS):
-        in_ns("ip", "tuntap", "add", "dev", f"dptap{i}", "mode", "tap")
-        in_ns("ip", "link", "set", f"dptap{i}", "master", BR)
-        in_ns("ip", "link", "set", f"dptap{i}", "up")
+    vmnet.bridge_ns(NS, BR, f"{SRV}/24", "fd04::1/64", [f"dptap{i}" for i in range(TAPS)])
 
 
 def _config(built: Builder, work: Path, registry: str) -> dict[str, Any]:

@@ -52,6 +52,28 @@ class Served:
             time.sleep(0.05)
 
 
+def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`dgxie serve --config CONFIG` in its own session (killpg stops it and its children), output
+    in LOG, with no DGXIE_* variable of this process leaking into its settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")}
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "dgxie", "serve", "--config", str(config)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Until `URL/healthz` answers 200; fails with the log if the server exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
 @contextmanager
 def served(tmp_path: Path, db_url: str, **config: Any) -> Iterator[Served]:
     port = free_port()
