@@ -66,8 +66,12 @@ def test_tokens_hashed_shown_once_revocable(client, auth, ctx) -> None:
     assert client.post("/api/v1/tokens", json={"name": "x", "role": "root"}, headers=a).status_code == 422
     h = {"Authorization": f"Bearer {plain}"}
     assert client.get("/api/v1/nodes", headers=h).status_code == 200
+    assert client.get("/api/v1/tokens/self", headers=h).json() == {"name": "ci", "role": "viewer"}
+    assert client.get("/api/v1/tokens", headers=h).status_code == 403  # a viewer sees itself, not the others
     assert client.delete("/api/v1/tokens/ci", headers=a).status_code == 200
     assert client.get("/api/v1/nodes", headers=h).status_code == 401
+    assert client.get("/api/v1/tokens/self", headers=h).status_code == 401
+    assert client.get("/api/v1/tokens/self").status_code == 401
 
 
 def test_health_metrics_openapi(client, auth) -> None:

@@ -1,4 +1,4 @@
-"""/api/v1/tokens: API tokens (admin only). The plaintext is returned once, at creation."""
+"""/api/v1/tokens: API tokens (admin only, but `GET /tokens/self`). The plaintext is returned once, at creation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from dgxie import tokens
-from dgxie.api.auth import Admin, forget
+from dgxie.api.auth import Admin, Viewer, forget
 from dgxie.api.deps import SessionDep
 from dgxie.api.limits import JsonRoute
 from dgxie.api.openapi import conflict, example
@@ -27,6 +27,18 @@ class TokenIn(BaseModel):
 
 class TokenCreated(tokens.TokenOut):
     token: str
+
+
+class Self(BaseModel):
+    name: str
+    role: Role
+
+
+@router.get("/self", response_model=Self, responses=example({"name": "dashboard", "role": "viewer"}))
+async def whoami(who: Principal = Viewer) -> Self:
+    """The calling token's name and role (any role; 401 without a valid token). It reads nothing
+    but the token, on the event loop: also the API's trivial route, the baseline of its benches."""
+    return Self(name=who.name, role=who.role)
 
 
 @router.get("", response_model=list[tokens.TokenOut], responses=example([TOKEN]))
