@@ -41,6 +41,8 @@ class FirmwareCollector(Collector):
         self._at = self._cost = 0.0
         self._rows: list[dict[str, Any]] = []
         self.computed = 0  # how many scrapes recomputed (tests, bench)
+        self._counted: list[dict[str, Any]] | None = None
+        self._counts: tuple[list[tuple[tuple[str, str], int]], list[tuple[str, int]]] = ([], [])
 
     def _inputs(self, s: Session) -> tuple[Any, ...]:
         scans = s.execute(select(func.max(FirmwareScan.id), func.count(FirmwareScan.id),
@@ -73,17 +75,26 @@ class FirmwareCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         per_node = GaugeMetricFamily("dgxie_firmware_noncompliant_components",
-                                     "Components not at their baseline version, per node and status",
-                                     labels=["node", "status"])
+                                     "Components at another version than the baseline (outdated, ahead, missing), "
+                                     "per node", labels=["node", "status"])
         totals = GaugeMetricFamily("dgxie_firmware_components", "Components by compliance status", labels=["status"])
         rows = self.current_rows()
-        counts: dict[tuple[str, str], int] = {}
-        for r in rows:
-            if r["status"] != "compliant":
-                counts[(r["node"], r["status"])] = counts.get((r["node"], r["status"]), 0) + 1
-        for (node, status), n in sorted(counts.items()):
+        if self._counted is not rows:
+            self._counts = samples(rows)
+            self._counted = rows
+        for (node, status), n in self._counts[0]:
             per_node.add_metric([node, status], n)
-        for status, n in compliance.summary(rows).items():
+        for status, n in self._counts[1]:
             totals.add_metric([status], n)
         yield per_node
         yield totals
+
+
+def samples(rows: list[dict[str, Any]]) -> tuple[list[tuple[tuple[str, str], int]], list[tuple[str, int]]]:
+    """The per-node samples (outdated, ahead, missing: not `unknown`, which on a site without scans
+    would be one series per node; it is in the totals) and the totals by status."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r["status"] not in ("compliant", "unknown"):
+            counts[(r["node"], r["status"])] = counts.get((r["node"], r["status"]), 0) + 1
+    return sorted(counts.items()), list(compliance.summary(rows).items())

@@ -42,3 +42,11 @@ def test_changes_within_the_window_get_the_last_rows(ctx: Context) -> None:
     assert _unknown(fc.current_rows()) == {"fw03"} and fc.computed == 1  # stale, by design
     fc.refresh = 0.0
     assert _unknown(fc.current_rows()) == {"fw03", "fw04"} and fc.computed == 2
+
+
+def test_unknown_nodes_are_counted_not_a_series_each(ctx: Context) -> None:
+    fc = metrics.FirmwareCollector(ctx.sessions, ctx.site)
+    _add(ctx, "fw05", "02:00:00:00:0f:05")
+    per_node, totals = list(fc.collect())
+    assert per_node.samples == []  # no scan: nothing known to be off the baseline
+    assert {(s.labels["status"], s.value) for s in totals.samples} >= {("unknown", 1.0)}
