@@ -33,6 +33,7 @@ from dgxie.errors import DgxieError
 from dgxie.firmware.metrics import FirmwareCollector
 from dgxie.mirror.queries import MirrorCollector
 from dgxie.validation import describe_errors
+from dgxie.web import install as _web_install
 
 log = logging.getLogger("dgxie")
 
@@ -79,7 +80,7 @@ def create_app(ctx: Context) -> FastAPI:
         finally:
             await supervisor.stop()
 
-    app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Bare-metal provisioning for GPU clusters")
     app.state.ctx = ctx
     for collector in (NodeStateCollector(ctx.sessions), FirmwareCollector(ctx.sessions, ctx.site),
@@ -100,6 +101,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(agent_api.router)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
+    _web_install(app)  # the dashboard (/ui/) and the offline API docs (/docs)
     app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...
     openapi.install(app)  # roles, every error status, the one Error body (dgxie/api/openapi.py)
     return app
