@@ -85,7 +85,7 @@ async def node_action(ref: str, request: Request) -> Response:
             host = node.hostname
             if action.startswith("power-"):
                 res = power.power(s, ctx.site, node, action.removeprefix("power-"), actor=actor)
-                return host, f"power {res.action}: sent (the BMC read {res.power} right after; it may still be changing)"
+                return host, f"power {res.action}: sent (the BMC read {res.power} right after; it may be changing)"
             if action == "pxe-once":
                 power.boot_once(s, ctx.site, node, "pxe", actor=actor)
                 return host, "the next boot is from PXE"
