@@ -9,16 +9,19 @@ or critical accessibility violations.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.bmc import sushy_emulator
+from tests.support.bmc import DGX_MOCKUP, sushy_emulator, sushy_static
 from tests.support.browser import Guard, axe_source, axe_violations, browser
 from tests.support.paths import REPO
 from tests.support.serve import Served, served
@@ -36,10 +39,24 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, emulator: str) -> Iterator[tuple[Served, dict[str, str]]]:
-    """A served dgxie with 24 nodes (roles slurmd/login, tags rack1/rack2) and a viewer and an operator token."""
+def dgx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """sushy-static serving the DGX H100 capture with its BMC firmware one release behind the baseline."""
+    tmp = tmp_path_factory.mktemp("dgx")
+    root = tmp / "redfish" / "v1"
+    shutil.copytree(DGX_MOCKUP, root)
+    f = root / "UpdateService" / "FirmwareInventory" / "HostBMC_0" / "index.json"
+    f.write_text(json.dumps(json.loads(f.read_text()) | {"Version": "23.05.11"}))
+    with sushy_static(root, tmp) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, emulator: str, dgx: str) -> Iterator[tuple[Served, dict[str, str]]]:
+    """A served dgxie with 24 nodes (roles slurmd/login, tags rack1/rack2), one more (dgx01) whose
+    firmware was scanned from the DGX capture, and a viewer and an operator token."""
     tmp = tmp_path_factory.mktemp("dash")
     with served(tmp, f"sqlite:///{tmp}/dgxie.db", bmc={"allow_insecure_http": True},
+                firmware={"baselines": str(REPO / "firmware")},
                 roles={"slurmd": {"groups": ["slurm-node"], "drain": "true", "resume": "true"},
                        "login": {"groups": ["login"]}}) as srv:
         toks = {role: httpx.post(f"{srv.url}/api/v1/tokens", headers=srv.auth, timeout=10,
@@ -50,6 +67,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, emulator: str) -> Iterator[tu
             if i == 1:
                 body["bmc"] = {"url": emulator + SYS_OFF, "username": "admin", "password": "password"}
             httpx.post(f"{srv.url}/api/v1/nodes", headers=srv.auth, json=body, timeout=10).raise_for_status()
+        httpx.post(f"{srv.url}/api/v1/nodes", headers=srv.auth, timeout=10, json={
+            "hostname": "dgx01", "mac": "02:00:00:00:01:01", "state": "discovered",
+            "bmc": {"url": dgx, "username": "admin", "password": "password"}}).raise_for_status()
+        scan = httpx.post(f"{srv.url}/api/v1/firmware/scan", headers=srv.auth, json={"nodes": ["dgx01"]}, timeout=120)
+        assert scan.status_code == 200 and all(x["ok"] for x in scan.json()), scan.text
         yield srv, toks
 
 
@@ -93,8 +115,9 @@ def test_sign_in_filter_open_node_and_watch_a_change_live(chromium: Browser, sit
     cookie = next(c for c in page.context.cookies() if c["name"] == "dgxie_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and toks["operator"] not in cookie["value"]
     rows = page.locator("table.nodes tbody tr")
-    expect(rows).to_have_count(24)
+    expect(rows).to_have_count(25)
     expect(page.locator('[data-count-state="enrolled"]')).to_have_text("24")
+    expect(page.locator('[data-count-state="discovered"]')).to_have_text("1")
     shoot(page, "fleet", axe)
 
     page.get_by_label("Role").select_option("login")
@@ -192,6 +215,29 @@ def test_a_viewer_cannot_act_and_signs_out(chromium: Browser, site: Any) -> None
     assert len(refused) == 1 and guard.problems == refused  # the console logs the refused POST, nothing else
 
 
+def test_firmware_matrix_and_node_verdicts(chromium: Browser, site: Any, axe: str) -> None:
+    srv, toks = site
+    page, guard = new_page(chromium, srv)
+    sign_in(page, toks["viewer"])
+    page.get_by_role("link", name="Firmware").click()
+    row = page.locator("table.matrix tbody tr", has_text="dgx01")
+    expect(row.locator(".fw-outdated")).to_contain_text("23.05.11")
+    expect(row.locator(".fw-compliant").first).to_be_visible()
+    expect(page.locator("p.unknown")).to_contain_text("gpu01")  # never scanned: listed apart
+    shoot(page, "firmware", axe)
+    page.get_by_label("Component (glob)").fill("HostBMC*")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.matrix thead th")).to_have_count(2)  # Node + HostBMC_0
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="CSV").click()
+    text = Path(dl.value.path()).read_text()
+    assert text.splitlines()[0].startswith("node,component,installed,required,status")
+    assert "dgx01,HostBMC_0,23.05.11,23.11.21,outdated" in text and "HGX_FW_GPU" not in text
+    page.goto("/ui/nodes/dgx01")
+    expect(page.locator(".fw-outdated")).to_have_text("outdated")
+    assert guard.problems == []
+
+
 def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
     srv, _ = site
     page, guard = new_page(chromium, srv)
@@ -204,7 +250,7 @@ def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
 
 def test_screenshots_are_in_the_docs() -> None:
     text = (REPO / "docs" / "dashboard.md").read_text()
-    for name in ("sign-in", "fleet", "node", "events", "api-docs"):
+    for name in ("sign-in", "fleet", "node", "events", "firmware", "api-docs"):
         assert f"img/dashboard-{name}.png" in text and (IMG / f"dashboard-{name}.png").is_file()
 
 
