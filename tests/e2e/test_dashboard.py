@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.bmc import DGX_MOCKUP, sushy_emulator, sushy_static
 from tests.support.browser import Guard, axe_source, axe_violations, browser
+from tests.support.mirror_apt import World, world
 from tests.support.paths import REPO
 from tests.support.serve import Served, served
 
@@ -51,12 +52,20 @@ def dgx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, emulator: str, dgx: str) -> Iterator[tuple[Served, dict[str, str]]]:
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A signed APT repository served on loopback (tests/support/mirror_apt.py): the mirror's upstream."""
+    with world(tmp_path_factory.mktemp("apt")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, emulator: str, dgx: str,
+         upstream: World) -> Iterator[tuple[Served, dict[str, str]]]:
     """A served dgxie with 24 nodes (roles slurmd/login, tags rack1/rack2), one more (dgx01) whose
     firmware was scanned from the DGX capture, and a viewer and an operator token."""
     tmp = tmp_path_factory.mktemp("dash")
     with served(tmp, f"sqlite:///{tmp}/dgxie.db", bmc={"allow_insecure_http": True},
-                firmware={"baselines": str(REPO / "firmware")},
+                firmware={"baselines": str(REPO / "firmware")}, mirrors=[upstream.mirror()],
                 roles={"slurmd": {"groups": ["slurm-node"], "drain": "true", "resume": "true"},
                        "login": {"groups": ["login"]}}) as srv:
         toks = {role: httpx.post(f"{srv.url}/api/v1/tokens", headers=srv.auth, timeout=10,
@@ -238,6 +247,32 @@ def test_firmware_matrix_and_node_verdicts(chromium: Browser, site: Any, axe: st
     assert guard.problems == []
 
 
+def test_mirror_sync_with_live_progress_and_rollback(chromium: Browser, site: Any, upstream: World,
+                                                      axe: str) -> None:
+    srv, toks = site
+    page, guard = new_page(chromium, srv)
+    sign_in(page, toks["operator"])
+    page.get_by_role("link", name="Mirrors").click()
+    snapshots = page.locator("#m-up tbody tr")
+    expect(snapshots).to_have_text(["No snapshot yet."])
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.locator(".flash")).to_contain_text("up: sync job")
+    expect(snapshots).to_have_count(1, timeout=60_000)  # the page polls the job, reloads when it ends
+    expect(snapshots.first).to_contain_text("in service")
+    first = snapshots.first.locator("td").first.inner_text()
+    upstream.add("extra")
+    upstream.repo.publish()
+    page.get_by_role("button", name="Sync now").click()
+    expect(snapshots).to_have_count(2, timeout=60_000)
+    expect(page.locator("#m-up .job")).to_contain_text("succeeded")
+    shoot(page, "mirrors", axe)
+    page.get_by_role("button", name=f"Roll back to {first}").click()
+    expect(page.locator(".flash")).to_have_text(f"up: serving snapshot {first}")
+    expect(snapshots.filter(has_text=first)).to_contain_text("in service")
+    assert httpx.get(f"{srv.url}/mirror/apt/up/pool/main/e/extra_1.0_amd64.deb").status_code == 404
+    assert guard.problems == []
+
+
 def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
     srv, _ = site
     page, guard = new_page(chromium, srv)
@@ -250,7 +285,7 @@ def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
 
 def test_screenshots_are_in_the_docs() -> None:
     text = (REPO / "docs" / "dashboard.md").read_text()
-    for name in ("sign-in", "fleet", "node", "events", "firmware", "api-docs"):
+    for name in ("sign-in", "fleet", "node", "events", "firmware", "mirrors", "api-docs"):
         assert f"img/dashboard-{name}.png" in text and (IMG / f"dashboard-{name}.png").is_file()
 
 

@@ -65,3 +65,25 @@ function live() {
 }
 
 live();
+
+// Mirrors page: poll each queued or running job once a second (at most an hour) until it ends,
+// then reload the page for its new snapshot.
+for (const el of document.querySelectorAll("[data-job]")) {
+  if (!["queued", "running"].includes(el.dataset.status)) continue;
+  let polls = 0;
+  const tick = async () => {
+    if (++polls > 3600) return;
+    const r = await fetch(el.dataset.job, {cache: "no-store"});
+    if (!r.ok) return;
+    const j = await r.json();
+    if (!j) return;
+    el.querySelector('[data-field="status"]').textContent = `#${j.id} ${j.status} (${j.phase})`;
+    el.querySelector('[data-field="files"]').textContent = `${j.files_done}/${j.files_total} files`;
+    const bar = el.querySelector("progress");
+    bar.max = j.bytes_total || 1;
+    bar.value = j.bytes_done;
+    if (["queued", "running"].includes(j.status)) setTimeout(tick, 1000);
+    else window.location.reload();
+  };
+  setTimeout(tick, 1000);
+}
