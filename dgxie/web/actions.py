@@ -20,6 +20,7 @@ from dgxie.db import session_scope
 from dgxie.errors import DgxieError, Invalid, Unauthorized
 from dgxie.handoff import hooks
 from dgxie.nodes import power, service
+from dgxie.nodes.enroll import erase_node
 from dgxie.nodes.reprovision import reprovision_node
 from dgxie.tokens import Role
 from dgxie.web.auth import for_action, principal_for, read_form, signed_in, table
@@ -27,7 +28,7 @@ from dgxie.web.render import page, redirect
 from dgxie.web.session import COOKIE, check_origin, clear_cookie, set_cookie
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-NODE_ACTIONS = ("power-on", "power-off", "power-cycle", "pxe-once", "reprovision", "drain", "resume")
+NODE_ACTIONS = ("power-on", "power-off", "power-cycle", "pxe-once", "reprovision", "drain", "resume", "erase")
 
 
 @router.get("/login")
@@ -75,11 +76,12 @@ async def node_action(ref: str, request: Request) -> Response:
     ctx, actor = get_ctx(request), who.principal.actor
 
     def run() -> tuple[str, str]:
-        if action == "reprovision":
-            out = reprovision_node(ctx.sessions, ctx.site, ref, actor=actor, hooks=ctx.reprovision)
+        if action in ("reprovision", "erase"):
+            run_node = reprovision_node if action == "reprovision" else erase_node
+            out = run_node(ctx.sessions, ctx.site, ref, actor=actor, hooks=ctx.reprovision)
             pc = out.power_cycle
             extra = "" if pc is None else " (PXE once + power cycle done)" if pc.ok else f" ({pc.error})"
-            return out.hostname, f"reprovision: {out.hostname} is {out.state}{extra}"
+            return out.hostname, f"{action}: {out.hostname} is {out.state}{extra}"
         with session_scope(ctx.sessions) as s:
             node = service.get_node(s, ref)
             host = node.hostname

@@ -30,7 +30,8 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 ACTIONS = (("power-on", "Power on", "Power on {h}?"), ("power-off", "Power off", "Power off {h} now?"),
            ("power-cycle", "Power cycle", "Power cycle {h} now?"), ("pxe-once", "PXE once", "Boot {h} from PXE once?"),
            ("reprovision", "Reprovision", "Reprovision {h}? It reinstalls at its next boot."),
-           ("drain", "Drain", "Drain {h} from its scheduler?"), ("resume", "Resume", "Resume {h} in its scheduler?"))
+           ("drain", "Drain", "Drain {h} from its scheduler?"), ("resume", "Resume", "Resume {h} in its scheduler?"),
+           ("erase", "Erase", "Erase {h}? Its next network boot wipes every disk."))
 
 
 @router.get("/")

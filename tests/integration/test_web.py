@@ -96,6 +96,8 @@ def test_actions_need_origin_csrf_and_operator(web: TestClient, admin: dict[str,
     assert r.status_code == 303 and r.headers["location"] == "/ui/nodes/n001?msg=drain+hook+ok"
     r = web.post("/ui/nodes/n000/action", data=form, headers=ORIGIN)  # role `plain`: no drain hook
     assert r.status_code == 303 and "error=1" in r.headers["location"] and "no+drain+hook" in r.headers["location"]
+    r = web.post("/ui/nodes/n002/action", data=form | {"action": "erase"}, headers=ORIGIN)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/nodes/n002?msg=erase%3A+n002+is+erasing"
     bad = web.post("/ui/nodes/n001/action", data=form | {"action": "explode"}, headers=ORIGIN)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("action:")
     missing = web.post("/ui/nodes/nope/action", data=form, headers=ORIGIN)
@@ -182,3 +184,22 @@ def test_drain_and_resume_api(web: TestClient, admin: dict[str, str], auth: Call
                         web.get("/api/v1/nodes/n001/events", headers=admin).json()
                         + web.get("/api/v1/nodes/n002/events", headers=admin).json() if e["kind"].startswith("hook.")]
     assert kinds == [("n001", "hook.drain", True), ("n001", "hook.resume", False), ("n002", "hook.drain", False)]
+
+
+def test_firmware_and_mirrors_pages_without_data(web: TestClient, admin: dict[str, str]) -> None:
+    seed(web, admin, 2)
+    assert web.get("/ui/firmware").headers["location"] == "/ui/login"
+    assert web.get("/ui/mirrors/up/job").status_code == 401
+    csrf = sign_in(web, token(web, "operator", admin))
+    fw = web.get("/ui/firmware")
+    assert fw.status_code == 200 and "No verdict (2)" in fw.text and "n001" in fw.text
+    csv = web.get("/ui/firmware.csv?node=n001")
+    assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("n001,,")
+    assert web.get("/ui/firmware.json").json()[0]["status"] == "unknown"
+    assert web.get("/ui/firmware.xml").status_code == 404
+    assert web.get("/ui/firmware?status=sideways").status_code == 422
+    assert "No mirror is configured" in web.get("/ui/mirrors").text
+    r = web.post("/ui/mirrors/nope/action", data={"csrf": csrf, "action": "sync"}, headers=ORIGIN)
+    assert r.status_code == 404 and "detail" in r.json()
+    r = web.post("/ui/mirrors/nope/action", data={"csrf": csrf, "action": "delete"}, headers=ORIGIN)
+    assert r.status_code == 422

@@ -83,7 +83,7 @@ for (const el of document.querySelectorAll("[data-job]")) {
     bar.max = j.bytes_total || 1;
     bar.value = j.bytes_done;
     if (["queued", "running"].includes(j.status)) setTimeout(tick, 1000);
-    else window.location.reload();
+    else window.location.href = window.location.pathname;  // without the flash message of the sync
   };
   setTimeout(tick, 1000);
 }
