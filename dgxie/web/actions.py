@@ -9,7 +9,7 @@ page with what happened; a refused action (409, a BMC that does not answer) is s
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -102,5 +102,4 @@ async def node_action(ref: str, request: Request) -> Response:
         if exc.status == 404:
             raise
         host, msg, error = ref, f"{action} refused: {exc.detail}", True
-    query = {"msg": msg[:300]} | ({"error": "1"} if error else {})
-    return redirect(f"/ui/nodes/{quote(host)}?{urlencode(query)}")
+    return redirect(f"/ui/nodes/{quote(host)}", flash=msg, error=error)

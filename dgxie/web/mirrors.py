@@ -5,7 +5,7 @@ button and a rollback per older snapshot, each after a confirmation (`dgxie.mirr
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 @router.get("/mirrors")
-async def mirrors_page(request: Request, msg: str = "", error: bool = False) -> Response:
+async def mirrors_page(request: Request) -> Response:
     who = await signed_in(request)
     if who is None:
         return redirect("/ui/login")
@@ -35,8 +35,7 @@ async def mirrors_page(request: Request, msg: str = "", error: bool = False) -> 
             return [(m, queries.list_snapshots(s, ctx.site, m.name)) for m in queries.list_mirrors(s, ctx.site)]
 
     mirrors = await run_in_threadpool(load)
-    return page("mirrors.html", title="Mirrors", page="mirrors", who=who, mirrors=mirrors, message=msg[:300],
-                error=error)
+    return page("mirrors.html", request=request, title="Mirrors", page="mirrors", who=who, mirrors=mirrors)
 
 
 @router.get("/mirrors/{name}/job")
@@ -77,5 +76,4 @@ async def mirror_action(name: str, request: Request) -> Response:
         if exc.status == 404:
             raise
         msg, error = f"{action} refused: {exc.detail}", True
-    query = {"msg": msg[:300]} | ({"error": "1"} if error else {})
-    return redirect(f"/ui/mirrors?{urlencode(query)}#m-{quote(name)}")
+    return redirect(f"/ui/mirrors#m-{quote(name)}", flash=msg, error=error)

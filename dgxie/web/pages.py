@@ -37,8 +37,7 @@ ACTIONS = (("power-on", "Power on", "Power on {h}?"), ("power-off", "Power off",
 @router.get("/")
 async def fleet_page(request: Request, q: str = "", state: str = "", role: str = "", profile: str = "",
                      tag: str = "", sort: str = "hostname", desc: bool = False,
-                     page_no: int = Query(1, alias="page", ge=1, le=1_000_000),
-                     msg: str = Query("", max_length=300)) -> Response:
+                     page_no: int = Query(1, alias="page", ge=1, le=1_000_000)) -> Response:
     """Counts by state and role, and one page of the node table (search, filters, sort)."""
     who = await signed_in(request)
     if who is None:
@@ -59,12 +58,13 @@ async def fleet_page(request: Request, q: str = "", state: str = "", role: str =
         args = {k: ("1" if v is True else v) for k, v in args.items() if v not in (False, "", None)}
         return "/ui/?" + urlencode(args)
 
-    return page("fleet.html", title="Fleet", page="fleet", who=who, fq=fq, page_=fp, choices=choices, link=link,
-                pages=max(1, math.ceil(fp.total / fq.size)), stream=f"/ui/stream?after={last}", message=msg)
+    return page("fleet.html", request=request, title="Fleet", page="fleet", who=who, fq=fq, page_=fp,
+                choices=choices, link=link, pages=max(1, math.ceil(fp.total / fq.size)),
+                stream=f"/ui/stream?after={last}")
 
 
 @router.get("/nodes/{ref}")
-async def node_page(ref: str, request: Request, msg: str = Query("", max_length=300), error: bool = False) -> Response:
+async def node_page(ref: str, request: Request) -> Response:
     """One node: identity, interfaces, BMC (never the password), facts, firmware verdicts,
     the timeline of its events, and the actions (operators only)."""
     who = await signed_in(request)
@@ -81,9 +81,9 @@ async def node_page(ref: str, request: Request, msg: str = Query("", max_length=
 
     node, timeline, fw, last = await run_in_threadpool(load)
     actions = [(a, label, confirm.format(h=node.hostname)) for a, label, confirm in ACTIONS]
-    return page("node.html", title=node.hostname, page="node", who=who, node=node, timeline=timeline,
+    return page("node.html", request=request, title=node.hostname, page="node", who=who, node=node, timeline=timeline,
                 firmware=[r for r in fw if r["component"] or r["status"] != "unknown"], actions=actions,
-                stream=f"/ui/stream?node={node.hostname}&after={last}", message=msg, error=error)
+                stream=f"/ui/stream?node={node.hostname}&after={last}")
 
 
 @router.get("/events")
