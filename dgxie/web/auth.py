@@ -22,7 +22,7 @@ MAX_FORM_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
-class Viewer:
+class WebUser:
     """A signed-in dashboard user: the session row and the token's principal."""
     session: WebSession
     principal: Principal
@@ -47,12 +47,12 @@ async def principal_for(request: Request, token: str) -> Principal:
     return await run_in_threadpool(ctx.tokens.lookup, ctx.sessions, token)
 
 
-async def signed_in(request: Request) -> Viewer | None:
+async def signed_in(request: Request) -> WebUser | None:
     row = table(request).get(request.cookies.get(COOKIE))
     if row is None:
         return None
     try:
-        return Viewer(row, await principal_for(request, row.token))
+        return WebUser(row, await principal_for(request, row.token))
     except Unauthorized:
         table(request).drop(request.cookies.get(COOKIE))
         return None
@@ -71,7 +71,7 @@ async def read_form(request: Request) -> dict[str, str]:
         raise Invalid("body: not a valid form") from None
 
 
-async def for_action(request: Request, role: Role = Role.OPERATOR) -> tuple[Viewer, dict[str, str]]:
+async def for_action(request: Request, role: Role = Role.OPERATOR) -> tuple[WebUser, dict[str, str]]:
     """The signed-in user and the form of a state-changing request, after the Origin, CSRF and role
     checks (401 when not signed in, 403 otherwise)."""
     check_origin(request)
