@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dgxie.web import actions, docs, firmware, mirrors, pages
+from dgxie.web import actions, docs, firmware, mirrors, pages, tokens
 from dgxie.web.session import SessionTable
 
 
@@ -26,5 +26,6 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(firmware.router)
     app.include_router(mirrors.router)
+    app.include_router(tokens.router)
     app.include_router(docs.router)
     app.mount("/ui/static", StaticFiles(directory=static_dir()), name="ui-static")

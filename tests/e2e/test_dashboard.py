@@ -273,6 +273,29 @@ def test_mirror_sync_with_live_progress_and_rollback(chromium: Browser, site: An
     assert guard.problems == []
 
 
+def test_an_admin_creates_and_revokes_a_token(chromium: Browser, site: Any, axe: str) -> None:
+    srv, toks = site
+    page, guard = new_page(chromium, srv)
+    sign_in(page, toks["operator"])
+    expect(page.get_by_role("link", name="Tokens")).to_have_count(0)  # not an admin
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, srv.token)  # the admin token `t`
+    page.get_by_role("link", name="Tokens").click()
+    page.get_by_label("Name").fill("ci")
+    page.get_by_label("Role").select_option("operator")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("Token", exact=True).input_value()
+    assert secret.startswith("dgxie_")
+    ci = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(f"{srv.url}/api/v1/nodes/gpu02", headers=ci).status_code == 200
+    page.get_by_role("button", name="Revoke ci").click()
+    expect(page.locator(".flash")).to_have_text("token ci revoked")
+    expect(page.locator("tr", has_text="ci").first).to_contain_text("revoked")
+    assert httpx.get(f"{srv.url}/api/v1/nodes/gpu02", headers=ci).status_code == 401
+    shoot(page, "tokens", axe)
+    assert guard.problems == []
+
+
 def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
     srv, _ = site
     page, guard = new_page(chromium, srv)
@@ -285,7 +308,7 @@ def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
 
 def test_screenshots_are_in_the_docs() -> None:
     text = (REPO / "docs" / "dashboard.md").read_text()
-    for name in ("sign-in", "fleet", "node", "events", "firmware", "mirrors", "api-docs"):
+    for name in ("sign-in", "fleet", "node", "events", "firmware", "mirrors", "tokens", "api-docs"):
         assert f"img/dashboard-{name}.png" in text and (IMG / f"dashboard-{name}.png").is_file()
 
 

@@ -207,3 +207,27 @@ def test_firmware_and_mirrors_pages_without_data(web: TestClient, admin: dict[st
     assert r.status_code == 404 and "detail" in r.json()
     r = web.post("/ui/mirrors/nope/action", data={"csrf": csrf, "action": "delete"}, headers=ORIGIN)
     assert r.status_code == 422
+
+
+def test_tokens_page_is_for_admins(web: TestClient, admin: dict[str, str]) -> None:
+    op = TestClient(web.app, follow_redirects=False)
+    sign_in(op, token(web, "operator", admin))
+    assert op.get("/ui/tokens").status_code == 403
+    csrf = re.search(r'name="csrf" value="([^"]+)"', op.get("/ui/").text)
+    assert csrf is not None
+    assert op.post("/ui/tokens", data={"csrf": csrf.group(1), "name": "x", "role": "admin"},
+                   headers=ORIGIN).status_code == 403  # an operator cannot mint an admin
+    acsrf = sign_in(web, admin["Authorization"].removeprefix("Bearer "))
+    made = web.post("/ui/tokens", data={"csrf": acsrf, "name": "ci", "role": "viewer"}, headers=ORIGIN)
+    assert made.status_code == 201 and "not shown again" in made.text
+    secret = re.search(r'id="new-token" readonly size="60" value="([^"]+)"', made.text)
+    assert secret is not None and "value=\"dgxie_" not in web.get("/ui/tokens").text  # shown once
+    assert web.get("/api/v1/nodes", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code == 200
+    dup = web.post("/ui/tokens", data={"csrf": acsrf, "name": "ci", "role": "viewer"}, headers=ORIGIN)
+    assert dup.status_code == 409 and "already exists" in dup.text
+    bad = web.post("/ui/tokens", data={"csrf": acsrf, "name": "Bad Name", "role": "root"}, headers=ORIGIN)
+    assert bad.status_code == 422
+    r = web.post("/ui/tokens/ci/revoke", data={"csrf": acsrf}, headers=ORIGIN)
+    assert r.status_code == 303 and "token ci revoked" in web.get("/ui/tokens").text
+    assert web.get("/api/v1/nodes", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code == 401
+    assert web.post("/ui/tokens/nope/revoke", data={"csrf": acsrf}, headers=ORIGIN).status_code == 404
