@@ -62,7 +62,8 @@ def bench(db_url: str, label: str, n: int, runs: int) -> None:
         mid = f"n{n // 2:05d}"
         pages = ["/ui/", "/ui/?page=100", f"/ui/?q=SN-{n // 2:06d}", "/ui/?q=02:00:00:00:1",
                  "/ui/?role=slurmd&tag=rack7&sort=changed&desc=1", "/ui/?sort=ip&desc=1&page=50",
-                 f"/ui/nodes/{mid}", "/ui/events", f"/ui/events?node={mid}", "/ui/events?kind=node.*&actor=token:t"]
+                 "/ui/?firmware=outdated", f"/ui/nodes/{mid}", "/ui/events", f"/ui/events?node={mid}",
+                 "/ui/events?kind=node.*&actor=token:t", "/ui/firmware", "/ui/mirrors", "/ui/tokens"]
         print("| page | median | p95 | HTML bytes |\n|---|---|---|---|")
         for path in pages:
             med, p95, size = timed(c, path, runs)

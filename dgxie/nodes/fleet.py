@@ -3,7 +3,8 @@ counts by state and by role. Paged in the database, so a page costs the same wit
 
 Search `q` matches, case-insensitively, a substring of the hostname, the IP, a MAC of any
 interface, a tag or the facts document as text (serial numbers, models, rack...). Filters are
-exact: state, role, profile, tag.
+exact: state, role, profile, tag, and a set of hostnames (the dashboard's firmware filter, which
+it computes from the compliance rows: this package sits below `firmware`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SORTS: dict[str, Any] = {"hostname": Node.hostname, "ip": Node.ip, "state": Node
                          "profile": Profile.name, "changed": Node.state_changed_at}
 MAX_PAGE_SIZE = 200
 MAX_QUERY = 200
+MAX_HOSTNAMES = 30_000  # under SQLite's 32,766 bound parameters
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class FleetQuery:
     desc: bool = False
     page: int = 1
     size: int = 50
+    hostnames: frozenset[str] | None = None  # only these (the page's firmware filter), None: all
 
     def check(self) -> None:
         if self.state and self.state not in {s.value for s in State}:
@@ -80,6 +83,8 @@ def fleet_page(session: Session, fq: FleetQuery) -> FleetPage:
         q = q.where(Profile.name == fq.profile)
     if fq.tag:
         q = q.where(_tag_clause(session, fq.tag))
+    if fq.hostnames is not None:
+        q = q.where(Node.hostname.in_(sorted(fq.hostnames)[:MAX_HOSTNAMES]))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     col = SORTS[fq.sort]
     order = [col.desc() if fq.desc else col.asc(), Node.hostname]

@@ -22,6 +22,7 @@ from dgxie.db import session_scope
 from dgxie.errors import Unauthorized
 from dgxie.events import EventOut
 from dgxie.firmware import compliance
+from dgxie.firmware.service import STATUSES
 from dgxie.nodes import fleet, service
 from dgxie.web.auth import signed_in
 from dgxie.web.render import page, redirect
@@ -36,29 +37,34 @@ ACTIONS = (("power-on", "Power on", "Power on {h}?"), ("power-off", "Power off",
 
 @router.get("/")
 async def fleet_page(request: Request, q: str = "", state: str = "", role: str = "", profile: str = "",
-                     tag: str = "", sort: str = "hostname", desc: bool = False,
-                     page_no: int = Query(1, alias="page", ge=1, le=1_000_000)) -> Response:
-    """Counts by state and role, and one page of the node table (search, filters, sort)."""
+                     tag: str = "", firmware: str = Query("", max_length=16), sort: str = "hostname",
+                     desc: bool = False, page_no: int = Query(1, alias="page", ge=1, le=1_000_000)) -> Response:
+    """Counts by state and role, and one page of the node table (search, filters, sort). The
+    firmware filter (a compliance status: the nodes with at least one component so) costs a
+    compliance computation over the fleet (`dgxie.firmware.compliance.rows`)."""
     who = await signed_in(request)
     if who is None:
         return redirect("/ui/login")
-    fq = fleet.FleetQuery(q=q, state=state, role=role, profile=profile, tag=tag, sort=sort, desc=desc, page=page_no)
     ctx = get_ctx(request)
 
-    def load() -> tuple[fleet.FleetPage, dict[str, list[str]], int]:
+    def load() -> tuple[fleet.FleetQuery, fleet.FleetPage, dict[str, list[str]], int]:
         with session_scope(ctx.sessions) as s:
-            fp = fleet.fleet_page(s, fq)
-            return fp, fleet.choices(s), events.last_event_id(s)
+            hosts = (frozenset(r["node"] for r in compliance.rows(s, ctx.site, status=firmware))
+                     if firmware else None)
+            fq = fleet.FleetQuery(q=q, state=state, role=role, profile=profile, tag=tag, sort=sort, desc=desc,
+                                  page=page_no, hostnames=hosts)
+            return fq, fleet.fleet_page(s, fq), fleet.choices(s) | {"firmware": list(STATUSES)}, events.last_event_id(s)
 
-    fp, choices, last = await run_in_threadpool(load)
-    base = {k: v for k, v in (("q", q), ("state", state), ("role", role), ("profile", profile), ("tag", tag)) if v}
+    fq, fp, choices, last = await run_in_threadpool(load)
+    base = {k: v for k, v in (("q", q), ("state", state), ("role", role), ("profile", profile), ("tag", tag),
+                              ("firmware", firmware)) if v}
 
     def link(**over: Any) -> str:
         args = base | {"sort": fq.sort, "desc": fq.desc, "page": fq.page} | over
         args = {k: ("1" if v is True else v) for k, v in args.items() if v not in (False, "", None)}
         return "/ui/?" + urlencode(args)
 
-    return page("fleet.html", request=request, title="Fleet", page="fleet", who=who, fq=fq, page_=fp,
+    return page("fleet.html", request=request, title="Fleet", page="fleet", who=who, fq=fq, fw=firmware, page_=fp,
                 choices=choices, link=link, pages=max(1, math.ceil(fp.total / fq.size)),
                 stream=f"/ui/stream?after={last}")
 

@@ -244,6 +244,11 @@ def test_firmware_matrix_and_node_verdicts(chromium: Browser, site: Any, axe: st
     assert "dgx01,HostBMC_0,23.05.11,23.11.21,outdated" in text and "HGX_FW_GPU" not in text
     page.goto("/ui/nodes/dgx01")
     expect(page.locator(".fw-outdated")).to_have_text("outdated")
+    page.get_by_role("link", name="Fleet").click()
+    page.get_by_label("Firmware").select_option("outdated")
+    page.get_by_label("Search").press("Enter")  # the keyboard submits the filters too
+    expect(page.locator("table.nodes tbody tr")).to_have_count(1)
+    expect(page.locator("table.nodes tbody tr")).to_contain_text("dgx01")
     assert guard.problems == []
 
 

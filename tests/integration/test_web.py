@@ -134,9 +134,10 @@ def test_fleet_search_filters_sort_and_pages(web: TestClient, admin: dict[str, s
     ip = {f"n{i:03d}": f"10.1.{i // 250}.{i % 250 + 1}" for i in range(0, 120, 6)}  # role plain, tag even
     assert hosts("role=plain&tag=even&sort=ip") == sorted(ip, key=ip.__getitem__)  # as text, as documented
     assert hosts("state=failed") == []
+    assert hosts("firmware=outdated") == [] and len(hosts("firmware=unknown")) == 50  # none scanned
     page = web.get("/ui/").text
     assert 'data-count-state="enrolled">120<' in page and "80</strong>" in page
-    for bad in ("sort=evil", "state=sideways", "page=0", "q=" + "x" * 201, "page=x"):
+    for bad in ("sort=evil", "state=sideways", "page=0", "q=" + "x" * 201, "page=x", "firmware=meh"):
         r = web.get("/ui/?" + bad)
         assert r.status_code == 422 and "detail" in r.json(), bad
 
