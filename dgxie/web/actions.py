@@ -24,11 +24,12 @@ from dgxie.nodes.enroll import erase_node
 from dgxie.nodes.reprovision import reprovision_node
 from dgxie.tokens import Role
 from dgxie.web.auth import for_action, principal_for, read_form, signed_in, table
+from dgxie.web.pages import ACTIONS
 from dgxie.web.render import page, redirect
 from dgxie.web.session import COOKIE, check_origin, clear_cookie, set_cookie
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-NODE_ACTIONS = ("power-on", "power-off", "power-cycle", "pxe-once", "reprovision", "drain", "resume", "erase")
+NODE_ACTIONS = tuple(action for action, _, _ in ACTIONS)  # the node page's buttons
 
 
 @router.get("/login")
