@@ -42,7 +42,8 @@ async def login_form(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the API token; on success a new session (cookie) and a redirect to the fleet."""
-    check_origin(request)
+    public_url = get_ctx(request).site.public_url
+    check_origin(request, public_url)
     token = (await read_form(request)).get("token", "").strip()
     try:
         if not token or len(token) > 200:
@@ -54,7 +55,7 @@ async def login(request: Request) -> Response:
     table(request).drop(request.cookies.get(COOKIE))  # a new id at every sign-in (no session fixation)
     sid, _ = table(request).create(token)
     response = redirect("/ui/")
-    set_cookie(request, response, sid)
+    set_cookie(request, response, sid, public_url)
     return response
 
 

@@ -74,7 +74,7 @@ async def read_form(request: Request) -> dict[str, str]:
 async def for_action(request: Request, role: Role = Role.OPERATOR) -> tuple[WebUser, dict[str, str]]:
     """The signed-in user and the form of a state-changing request, after the Origin, CSRF and role
     checks (401 when not signed in, 403 otherwise)."""
-    check_origin(request)
+    check_origin(request, get_ctx(request).site.public_url)
     who = await signed_in(request)
     if who is None:
         raise Unauthorized("not signed in (or the session expired): sign in again")

@@ -70,24 +70,34 @@ class SessionTable:
                 self._rows.pop(hash_token(sid), None)
 
 
-def set_cookie(request: Request, response: Response, sid: str) -> None:
-    response.set_cookie(COOKIE, sid, max_age=TTL_SECONDS, path="/", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+def _origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL (what an `Origin` header holds)."""
+    return "/".join(url.split("/", 3)[:3])
+
+
+def set_cookie(request: Request, response: Response, sid: str, public_url: str) -> None:
+    """The session cookie; `Secure` when the browser speaks HTTPS to dgxie or to its TLS proxy
+    (the request's scheme, its `Origin`, or an `https://` public URL)."""
+    secure = (request.url.scheme == "https" or request.headers.get("origin", "").startswith("https://")
+              or public_url.startswith("https://"))
+    response.set_cookie(COOKIE, sid, max_age=TTL_SECONDS, path="/", httponly=True, samesite="strict", secure=secure)
 
 
 def clear_cookie(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
-def check_origin(request: Request) -> None:
-    """A state-changing request must come from a page of this origin: the `Origin` header (or,
-    without it, `Referer`) must name this server; a request with neither is refused too."""
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+def check_origin(request: Request, public_url: str) -> None:
+    """A state-changing request must come from a page of this server: its `Origin` header (or,
+    without one, its `Referer`) must be `http(s)://` + the request's `Host` (dgxie itself, or a TLS
+    proxy that keeps the Host header) or the origin of the site's public URL. Neither header: 403."""
+    host = request.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}", _origin(public_url.rstrip("/"))}
     origin = request.headers.get("origin")
     if origin is None:
         referer = request.headers.get("referer", "")
-        origin = "/".join(referer.split("/", 3)[:3]) if referer else None
-    if origin != own:
+        origin = _origin(referer) if referer else None
+    if origin is None or not host or origin not in own:
         raise Forbidden("cross-origin request refused (Origin must be this server)")
 
 

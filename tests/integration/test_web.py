@@ -232,3 +232,16 @@ def test_tokens_page_is_for_admins(web: TestClient, admin: dict[str, str]) -> No
     assert r.status_code == 303 and "token ci revoked" in web.get("/ui/tokens").text
     assert web.get("/api/v1/nodes", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code == 401
     assert web.post("/ui/tokens/nope/revoke", data={"csrf": acsrf}, headers=ORIGIN).status_code == 404
+
+
+def test_behind_a_tls_proxy(make_ctx: Callable[..., Context], auth: Callable[[str], dict[str, str]]) -> None:
+    """The browser speaks HTTPS to a proxy, the proxy plain HTTP to dgxie: the Origin is https://
+    (the proxy keeps the Host, or is the public URL) and the session cookie is Secure."""
+    with TestClient(create_app(make_ctx(public_url="https://dgxie.example")), follow_redirects=False) as c:
+        tok = auth("viewer")["Authorization"].removeprefix("Bearer ")
+        evil = c.post("/ui/login", data={"token": tok}, headers={"Origin": "https://evil.example"})
+        assert evil.status_code == 403
+        r = c.post("/ui/login", data={"token": tok}, headers={"Origin": "https://testserver"})
+        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+        r = c.post("/ui/login", data={"token": tok}, headers={"Origin": "https://dgxie.example", "Host": "10.0.0.1"})
+        assert r.status_code == 303
