@@ -46,24 +46,29 @@ def unnamed(ev: EventOut) -> str:
 
 
 def event_stream(request: Request, fetch: Callable[[int, int], list[EventOut]], *, after: int, timeout: float,
-                 poll: float, fmt: Callable[[EventOut], str] = sse) -> StreamingResponse:
+                 poll: float, fmt: Callable[[EventOut], str] = sse,
+                 on_close: Callable[[], None] | None = None) -> StreamingResponse:
     """The events `fetch(after_id, limit)` returns, as an SSE response (each message made by `fmt`);
-    `fetch` runs in the thread pool."""
+    `fetch` runs in the thread pool; `on_close` is called once when the stream ends, however."""
 
     async def gen() -> AsyncIterator[str]:
-        last, deadline = after, time.monotonic() + timeout
-        beat = time.monotonic()
-        yield f"retry: {int(poll * 1000)}\n\n"
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            batch = await run_in_threadpool(fetch, last, BATCH)
-            for ev in batch:
-                last = ev.id
-                yield fmt(ev)
-            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                beat = time.monotonic()
-                yield ": heartbeat\n\n"
-            if len(batch) < BATCH:
-                await asyncio.sleep(poll)
+        try:
+            last, deadline = after, time.monotonic() + timeout
+            beat = time.monotonic()
+            yield f"retry: {int(poll * 1000)}\n\n"
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                batch = await run_in_threadpool(fetch, last, BATCH)
+                for ev in batch:
+                    last = ev.id
+                    yield fmt(ev)
+                if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                    beat = time.monotonic()
+                    yield ": heartbeat\n\n"
+                if len(batch) < BATCH:
+                    await asyncio.sleep(poll)
+        finally:
+            if on_close is not None:
+                on_close()
 
     return StreamingResponse(gen(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

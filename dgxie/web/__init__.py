@@ -11,7 +11,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dgxie.web import actions, docs, firmware, mirrors, pages, tokens
-from dgxie.web.session import SessionTable
+from dgxie.web.session import SessionTable, StreamSlots
+
+# Not behind the API's admission gate (dgxie/api/admission.py): static files (no database work) and
+# the pages' event streams (bounded by `StreamSlots`, each poll a short query).
+UNGATED_PREFIXES = ("/ui/static/", "/ui/stream")
 
 
 def static_dir() -> Path:
@@ -22,6 +26,7 @@ def static_dir() -> Path:
 def install(app: FastAPI) -> None:
     """Add the dashboard to `app` (create the app with docs_url=None, redoc_url=None)."""
     app.state.web_sessions = SessionTable()
+    app.state.web_streams = StreamSlots()
     app.include_router(actions.router)
     app.include_router(pages.router)
     app.include_router(firmware.router)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from dgxie import events
 from dgxie.api.deps import get_ctx
@@ -133,4 +133,8 @@ async def stream(request: Request, node: str = Query("", max_length=63), after: 
         with session_scope(ctx.sessions) as s:
             return events.search_events(s, hostname=host, after_id=after_id, limit=limit)
 
-    return event_stream(request, fetch, after=after, timeout=timeout, poll=1.0, fmt=unnamed)
+    slots = request.app.state.web_streams
+    if not slots.take():
+        return JSONResponse({"detail": "too many open event streams, retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return event_stream(request, fetch, after=after, timeout=timeout, poll=1.0, fmt=unnamed, on_close=slots.give)

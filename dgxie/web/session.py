@@ -105,3 +105,26 @@ def check_csrf(row: WebSession, sent: str | None) -> None:
     """The form's `csrf` field must equal the session's CSRF token (constant-time compare)."""
     if not sent or not hmac.compare_digest(sent.encode(), row.csrf.encode()):
         raise Forbidden("missing or wrong CSRF token: reload the page and try again")
+
+
+MAX_STREAMS = 256
+
+
+class StreamSlots:
+    """At most `limit` dashboard event streams open at once in this process (each polls the events
+    table once a second); the next is refused with 503 and its EventSource retries."""
+
+    def __init__(self, limit: int = MAX_STREAMS) -> None:
+        self.limit, self.open = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self.open = max(0, self.open - 1)
