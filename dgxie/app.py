@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from dgxie import __version__, db
+from dgxie import __version__, db, web
 from dgxie.api import agent as agent_api
 from dgxie.api import boot, firmware_files, install, openapi, ops, registry
 from dgxie.api import handoff as handoff_api
@@ -79,7 +79,7 @@ def create_app(ctx: Context) -> FastAPI:
         finally:
             await supervisor.stop()
 
-    app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Bare-metal provisioning for GPU clusters")
     app.state.ctx = ctx
     for collector in (NodeStateCollector(ctx.sessions), FirmwareCollector(ctx.sessions, ctx.site),
@@ -88,7 +88,8 @@ def create_app(ctx: Context) -> FastAPI:
     api = ctx.settings.api
     app.add_middleware(HttpMetrics, registry=ctx.registry)  # counts and times admitted requests
     app.add_middleware(Admission, gate=Gate(api.max_inflight, api.queue, api.queue_wait, api.retry_after,
-                                            api.retry_after_max), registry=ctx.registry)
+                                            api.retry_after_max), registry=ctx.registry,
+                       ungated_prefixes=web.UNGATED_PREFIXES)
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes)  # outermost: refuses before queueing
     app.add_middleware(RefuseNul)  # NUL in a path or query: 422 before anything reads it
     _errors(app, ctx)
@@ -100,6 +101,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(agent_api.router)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
+    web.install(app)  # the dashboard (/ui/) and the offline API docs (/docs)
     app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...
     openapi.install(app)  # roles, every error status, the one Error body (dgxie/api/openapi.py)
     return app

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dgxie.db import CHANGED
@@ -56,3 +56,24 @@ def list_events(session: Session, *, node: Node | None = None, after_id: int = 0
     if kind is not None:
         q = q.where(Event.kind == kind)
     return [to_out(e) for e in session.scalars(q)]
+
+
+def search_events(session: Session, *, hostname: str | None = None, actor: str | None = None,
+                  kind: str | None = None, before_id: int | None = None, after_id: int | None = None,
+                  limit: int = 100) -> list[EventOut]:
+    """The audit log filtered by node hostname, actor and kind (exact, or a prefix when it ends
+    with `*`, e.g. `node.*`): newest first, before `before_id` (paging back); or, with `after_id`,
+    oldest first after it (a live stream)."""
+    q = select(Event).limit(limit)
+    q = q.where(Event.id > after_id).order_by(Event.id) if after_id is not None else q.order_by(Event.id.desc())
+    for col, value in ((Event.hostname, hostname), (Event.actor, actor), (Event.kind, kind)):
+        if value:
+            q = q.where(col.startswith(value[:-1], autoescape=True) if value.endswith("*") else col == value)
+    if before_id is not None:
+        q = q.where(Event.id < before_id)
+    return [to_out(e) for e in session.scalars(q)]
+
+
+def last_event_id(session: Session) -> int:
+    """The id of the newest event (0 when none): where a live stream starts from."""
+    return session.scalar(select(func.max(Event.id))) or 0

@@ -30,6 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Answered while the API is saturated (their few database queries use the pool's reserve).
 UNGATED = frozenset({"/healthz", "/metrics"})
+# Paths under these prefixes are not gated either: files with no database work, and long-lived
+# event streams, which would otherwise hold a slot each for minutes (8 open dashboard pages would
+# take every slot); their own bound is elsewhere (`dgxie.web.StreamSlots`). Given by the app.
 
 
 class Gate:
@@ -160,10 +163,11 @@ def busy_response(retry_after: int) -> tuple[Message, Message]:
 
 
 class Admission:
-    """Pure ASGI middleware: every HTTP request but `UNGATED` passes the `Gate` first."""
+    """Pure ASGI middleware: every HTTP request but `UNGATED` and `ungated_prefixes` passes the `Gate` first."""
 
-    def __init__(self, app: ASGIApp, gate: Gate, registry: CollectorRegistry) -> None:
-        self.app, self.gate = app, gate
+    def __init__(self, app: ASGIApp, gate: Gate, registry: CollectorRegistry,
+                 ungated_prefixes: tuple[str, ...] = ()) -> None:
+        self.app, self.gate, self.ungated_prefixes = app, gate, ungated_prefixes
         self.shed = Counter("dgxie_http_shed", "Requests refused with 503 by admission control", ["reason"],
                             registry=registry)
         self.gone = Counter("dgxie_http_client_gone", "Admitted requests dropped: the client had gone",
@@ -174,7 +178,7 @@ class Admission:
             lambda: gate.waiting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNGATED:
+        if scope["type"] != "http" or scope["path"] in UNGATED or scope["path"].startswith(self.ungated_prefixes):
             await self.app(scope, receive, send)
             return
         refused = await self.gate.acquire()

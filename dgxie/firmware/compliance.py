@@ -37,10 +37,10 @@ def rows(session: Session, site: Site, *, node: str | None = None, component: st
         raise Invalid(f"status: must be one of {', '.join(STATUSES)}, not {status!r}")
     if baselines is None:
         baselines = bl.load_site(site.firmware.baselines)
-    q = select(Node).order_by(Node.hostname)
+    q = select(Node.id, Node.hostname).order_by(Node.hostname)  # not whole nodes: 10,000 cost 0.8 s
     if node is not None:
         q = q.where(Node.hostname == node)
-    nodes = list(session.scalars(q).unique())
+    nodes = list(session.execute(q))
     latest = _latest_scans(session, [n.id for n in nodes])
     reads = _readings(session, list(latest.values()))
     scans = {s.id: s for s in session.scalars(select(FirmwareScan).where(FirmwareScan.id.in_(list(latest.values())

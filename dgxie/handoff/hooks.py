@@ -116,3 +116,28 @@ def resume_if_drained(session: Session, site: Site, node: Node, *, actor: str) -
     if not drained(session, node):
         return HookResult(ran=False)
     return resume(session, site, node, actor)
+
+
+def _hook_or_conflict(site: Site, node: Node, which: str) -> None:
+    role = site.roles.get(node.role) if node.role else None
+    if role is None or not getattr(role, which):
+        raise Conflict(f"{node.hostname}: role {node.role or '(none)'} has no {which} hook (roles.ROLE.{which})")
+
+
+def drain_now(session: Session, site: Site, node: Node, *, actor: str) -> HookResult:
+    """An operator's drain (the API's POST /nodes/{ref}/drain): run the role's drain hook whatever
+    the node's state. Conflict when the role has no drain hook, or when the hook fails (the failure
+    is recorded as a `hook.drain` event all the same)."""
+    _hook_or_conflict(site, node, "drain")
+    res = _run(session, site, node, "drain", actor=actor)
+    if not res.ok:
+        last = next((ln for ln in reversed(res.output.splitlines()) if ln.strip()), "no output")
+        raise Conflict(f"{node.hostname}: drain hook failed ({last[:200]})")
+    return res
+
+
+def resume_now(session: Session, site: Site, node: Node, *, actor: str) -> HookResult:
+    """An operator's resume: run the role's resume hook. Conflict when the role has none; a failing
+    hook is recorded and returned (`ok` false: the node stays drained)."""
+    _hook_or_conflict(site, node, "resume")
+    return _run(session, site, node, "resume", actor=actor)

@@ -277,9 +277,9 @@ def test_service_level_install_sequence(lctx: Context) -> None:
 
 def test_sse_heartbeat(lc: TestClient, lctx: Context, auth: Callable[[str], dict[str, str]],
                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from dgxie.api.v1 import lifecycle as api_lifecycle
+    from dgxie.api import sse
 
-    monkeypatch.setattr(api_lifecycle, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(sse, "HEARTBEAT_SECONDS", 0.2)
     enroll(lctx)
     with lc.stream("GET", "/api/v1/nodes/dgx01/events/stream?timeout=1&poll=0.1&after=999",
                    headers=auth("viewer")) as r:

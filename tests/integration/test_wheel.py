@@ -173,7 +173,7 @@ def test_version(installed: Installed) -> None:
     assert installed.run("--version").stdout == f"dgxie {__version__}\n"
 
 
-def test_serve_answers_healthz(enrolled: Installed) -> None:
+def test_serve_answers_healthz_and_the_dashboard(enrolled: Installed) -> None:
     url = yaml.safe_load(enrolled.config.read_text())["public_url"]
     log = enrolled.data.parent / "serve.log"
     with log.open("wb") as out:
@@ -191,6 +191,12 @@ def test_serve_answers_healthz(enrolled: Installed) -> None:
             assert proc.poll() is None, f"dgxie serve exited:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"no /healthz in 60 s:\n{log.read_text()}"
             time.sleep(0.2)
+        # the dashboard's templates and static files, and the offline Swagger UI, are package data
+        assert "API token" in httpx.get(f"{url}/ui/login", timeout=10).text
+        for path in ("/ui/static/app.js", "/ui/static/app.css", "/ui/static/swagger/swagger-ui-bundle.js",
+                     "/ui/static/swagger/LICENSE"):
+            assert httpx.get(f"{url}{path}", timeout=10).status_code == 200, path
+        assert "/ui/static/swagger/swagger-ui.css" in httpx.get(f"{url}/docs", timeout=10).text
     finally:
         proc.terminate()
         try:

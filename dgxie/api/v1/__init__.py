@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import firmware, images, inventory, lifecycle, mirrors, nodes, power, profiles, secrets, tokens
+from dgxie.api.v1 import drain, firmware, images, inventory, lifecycle, mirrors, nodes, power, profiles, secrets, tokens
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -10,6 +10,7 @@ router.include_router(profiles.router)
 router.include_router(images.router)
 router.include_router(tokens.router)
 router.include_router(lifecycle.router)
+router.include_router(drain.router)
 router.include_router(inventory.router)
 router.include_router(secrets.router)
 router.include_router(mirrors.router)

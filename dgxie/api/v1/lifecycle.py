@@ -1,29 +1,20 @@
 """/api/v1/nodes/{name}/reprovision, /enroll, /erase and the live event stream (Server-Sent Events).
 
-The stream polls the events table by id (bounded: one query per `poll` seconds, at most 1000 rows
-each), sends a comment heartbeat every 15 s so proxies keep it open, and resumes after the id in
-`Last-Event-ID` (or `?after=`). It ends after `timeout` seconds or when the client goes away;
-EventSource clients reconnect by themselves with Last-Event-ID.
+The stream itself (polling, heartbeat, Last-Event-ID) is `dgxie.api.sse`, shared with the dashboard.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from dgxie import events
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import get_ctx
 from dgxie.api.limits import MAX_INT, JsonRoute
 from dgxie.api.openapi import conflict, example
+from dgxie.api.sse import event_stream, resume_after
 from dgxie.db import session_scope
-from dgxie.errors import Invalid
 from dgxie.events import EventOut
 from dgxie.models import Node
 from dgxie.nodes import service
@@ -33,7 +24,6 @@ from dgxie.nodes.schemas import EnrollIn, NodeOut, ReprovisionOut
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
-HEARTBEAT_SECONDS = 15.0
 
 
 @router.post("/{ref}/reprovision", response_model=ReprovisionOut,
@@ -64,11 +54,6 @@ def erase(ref: str, request: Request, who: Principal = Operator) -> ReprovisionO
     return erase_node(ctx.sessions, ctx.site, ref, actor=who.actor, hooks=ctx.reprovision)
 
 
-def sse(ev: EventOut) -> str:
-    """One Server-Sent Events message (WHATWG HTML, server-sent events): id, event type, JSON data."""
-    return f"id: {ev.id}\nevent: {ev.kind}\ndata: {json.dumps(ev.model_dump(mode='json'))}\n\n"
-
-
 STREAM_EXAMPLE = ('retry: 1000\n\nid: 42\nevent: state\ndata: {"id": 42, "kind": "state", "node": "gpu01", '
                   '"from_state": "installing", "to_state": "installed", ...}\n\n: heartbeat\n\n')
 
@@ -81,32 +66,13 @@ def stream_events(ref: str, request: Request, _: Principal = Viewer, after: int 
     """The node's events as Server-Sent Events, from after `after` (or the `Last-Event-ID` header);
     a heartbeat comment every 15 s; the stream ends after `timeout` seconds."""
     ctx = get_ctx(request)
-    if last_event_id:
-        if not last_event_id.isdigit() or len(last_event_id) > 10 or int(last_event_id) > MAX_INT:
-            raise Invalid("Last-Event-ID: must be an event id")
-        after = max(after, int(last_event_id))
+    after = resume_after(after, last_event_id)
     with session_scope(ctx.sessions) as s:
         node_id = service.get_node(s, ref).id
 
-    def fetch(after_id: int) -> list[EventOut]:
+    def fetch(after_id: int, limit: int) -> list[EventOut]:
         with session_scope(ctx.sessions) as s:
             node = s.get(Node, node_id)
-            return [] if node is None else events.list_events(s, node=node, after_id=after_id, limit=1000)
+            return [] if node is None else events.list_events(s, node=node, after_id=after_id, limit=limit)
 
-    async def gen() -> AsyncIterator[str]:
-        last, deadline = after, time.monotonic() + timeout
-        beat = time.monotonic()
-        yield f"retry: {int(poll * 1000)}\n\n"
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            batch = await run_in_threadpool(fetch, last)
-            for ev in batch:
-                last = ev.id
-                yield sse(ev)
-            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                beat = time.monotonic()
-                yield ": heartbeat\n\n"
-            if len(batch) < 1000:
-                await asyncio.sleep(poll)
-
-    return StreamingResponse(gen(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return event_stream(request, fetch, after=after, timeout=timeout, poll=poll)
