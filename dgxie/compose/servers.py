@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from dgxie.context import Context
@@ -22,6 +24,7 @@ from dgxie.netboot.dhcp.metrics import DhcpCollector
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 from dgxie.netboot.dhcp.server import Bind, DhcpServer, interface_address
 from dgxie.netboot.tftp import TftpServer, TftpStats
+from dgxie.nodes import origin
 
 log = logging.getLogger("dgxie.netboot")
 
@@ -41,10 +44,23 @@ class DhcpRunner:
         await asyncio.get_running_loop().run_in_executor(None, self.sync.load)
         self.server.start()
         self.sync.start()
+        origin.LIVE_LEASES.source = self.addresses
 
     async def stop(self) -> None:
+        if origin.LIVE_LEASES.source == self.addresses:
+            origin.LIVE_LEASES.source = None
         self.server.stop()
         await self.sync.stop()
+
+    def addresses(self, macs: Iterable[str]) -> set[str]:
+        """The addresses this server has bound to `macs` (canonical MACs) and not yet seen expire,
+        written or not (any thread: a dict read)."""
+        table, now, out = self.sync.responder.table, time.time(), set()
+        for mac in macs:
+            lease = table.by_mac.get(bytes.fromhex(mac.replace(":", "")))
+            if lease is not None and lease.state == "bound" and lease.expires > now:
+                out.add(str(ipaddress.IPv4Address(lease.ip)))
+        return out
 
 
 def dhcp_runner(ctx: Context) -> DhcpRunner:

@@ -6,12 +6,17 @@ unexpired DHCP lease dgxie gave one of its MACs. `boot.trusted_networks` lists t
 speak for any node (an HTTP proxy on a relay, a NAT in front of a rack): the operator vouches for
 them. Everything else is refused, whatever token it carries, so a token learnt from an iPXE script
 (which anyone who knows a MAC can fetch) is useless from another machine.
+
+Leases are written to the database a moment after they are given (the DHCP write-behind, longer
+in a boot storm); a node fast enough to ask for its config before its lease is written would be
+refused. So the DHCP server of this process, when there is one, is asked too (`LIVE_LEASES`,
+wired by the composition root): a lease it holds in memory counts like a written one.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -24,6 +29,20 @@ from dgxie.models import DhcpLease, Event, Node
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REFUSED = "security.refused"  # the event kind of a refused request on a node's behalf
 EVENT_EVERY = timedelta(seconds=60)  # at most one such event per node per minute (a flood writes no rows)
+
+
+class LiveLeases:
+    """The addresses this process's DHCP server holds for some MACs, not yet written perhaps."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[Iterable[str]], set[str]] | None = None
+
+    def of(self, macs: Iterable[str]) -> set[str]:
+        source = self.source
+        return source(macs) if source is not None else set()
+
+
+LIVE_LEASES = LiveLeases()
 
 
 def _address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -51,6 +70,7 @@ def node_addresses(session: Session, node: Node | None, macs: Sequence[str] = ()
     if all_macs:
         out |= set(session.scalars(select(DhcpLease.ip).where(DhcpLease.mac.in_(all_macs),
                                                               DhcpLease.expires_at > now)))
+        out |= LIVE_LEASES.of(all_macs)
     return out
 
 
