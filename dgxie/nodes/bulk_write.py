@@ -49,7 +49,8 @@ def _copy(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> lis
     defaults = sorted((c.name, getattr(c.default, "arg", None)) for c in table.columns
                       if c.name not in given and c.name != "id" and c.default is not None)
     names = ["id", *given, *(name for name, _ in defaults)]
-    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    json_cols = {c.name for c in table.columns  # JSON, or a decorator of it (models.types.JSONType)
+                 if isinstance(c.type, JSON) or isinstance(getattr(c.type, "impl", None), JSON)}
     raw = session.connection().connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
 
