@@ -2,18 +2,31 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)
+# One stamp per install kind and pyproject.toml content: `make run` needs only the package
+# (.installed-run-*), `make test` also the dev extra (.installed-dev-*). A dev install also counts
+# as a run install (it is a superset), so `make test` then `make run` installs nothing more; `make
+# run` then `make test` adds the dev tools. A changed pyproject.toml clears both stamps.
+HASH      := $(shell cat pyproject.toml | sha1sum | cut -c1-10)
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: run test venv deps lint unit clean bench e2e-deploy bench-storm e2e-storm-vms
+.PHONY: run test venv venv-run deps lint unit clean bench e2e-deploy bench-storm e2e-storm-vms
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(DEV_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-* && touch $@ $(RUN_STAMP)
 
-venv: $(STAMP)
+venv-run: $(RUN_STAMP)   # what `dgxie serve` needs, nothing else
+venv: $(DEV_STAMP)       # plus the dev extra: pytest, ruff, mypy, import-linter, playwright, ...
 
 # `make run` without $DGXIE_CONFIG keeps its data in the checkout's var/ (the default, as a
 # service, is /var/lib/dgxie: docs/configuration.md).
@@ -23,7 +36,7 @@ RUN_ENV = DGXIE_DATA_DIR=$(DGXIE_DATA_DIR)
 else
 RUN_ENV = DGXIE_CONFIG=$(DGXIE_CONFIG)
 endif
-run: venv
+run: venv-run
 	@mkdir -p var
 	$(BIN)/dgxie db upgrade
 	@echo ""

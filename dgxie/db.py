@@ -8,6 +8,7 @@ to head and is what `dgxie db upgrade` and `dgxie serve` call.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -253,6 +254,18 @@ def schema_revision(engine: Engine) -> str | None:
     return ",".join(sorted(rows)) if rows else None
 
 
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return frozenset(p.name.split("_", 1)[0] for p in (resources.migrations() / "versions").glob("*.py"))
+
+
+def schema_behind(found: str) -> bool:
+    """Whether a database at revision `found` (not SCHEMA_HEAD) is behind this code: every one of
+    its revisions is one of the migrations shipped here. False means a newer dgxie migrated it.
+    Reads the migrations directory once per process (no Alembic import)."""
+    return all(rev in _known_revisions() for rev in found.split(","))
+
+
 def require_schema(url: str, engine: Engine) -> None:
     """What every CLI command does before its work, instead of running Alembic (issue 14): one
     query. A database with no schema yet gets it (first use); one at another revision is one
@@ -263,8 +276,7 @@ def require_schema(url: str, engine: Engine) -> None:
     if found is None:
         upgrade(url)
         return
-    known = [p.name.split("_", 1)[0] for p in (resources.migrations() / "versions").glob("*.py")]
-    if all(rev in known for rev in found.split(",")):
+    if schema_behind(found):
         raise SchemaMismatch(f"the database schema is at revision {found}, this dgxie needs {SCHEMA_HEAD}: "
                              "run `dgxie db upgrade` (or start `dgxie serve`, which upgrades)")
     raise SchemaMismatch(f"the database schema (revision {found}) is newer than this dgxie ({SCHEMA_HEAD}): "

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Answered while the API is saturated (their few database queries use the pool's reserve).
-UNGATED = frozenset({"/healthz", "/metrics"})
+UNGATED = frozenset({"/healthz", "/readyz", "/metrics"})
 # Paths under these prefixes are not gated either: files with no database work, and long-lived
 # event streams, which would otherwise hold a slot each for minutes (8 open dashboard pages would
 # take every slot); their own bound is elsewhere (`dgxie.web.StreamSlots`). Given by the app.
