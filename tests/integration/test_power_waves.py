@@ -64,7 +64,7 @@ def test_cli_powers_in_waves(cli: Any, config_file: Any, make_ctx: Any, emulator
     t0 = time.monotonic()
     r = cli("node", "power", "on", "--tag", "waves", "--batch", "2", "--interval", "1")
     took = time.monotonic() - t0
-    assert r.code == 0, r.err
+    assert r.code == 0, (r.out, r.err, log.read_bytes()[since:].decode(errors="replace")[-3000:])
     assert took >= 2.0, took
     lines = r.out.splitlines()
     assert lines[0] == "wave 1/3: power on 2 node(s): wave1 wave2"

@@ -112,7 +112,11 @@ def sushy_emulator(tmp: Path, user: str = "admin", password: str = "password", e
     (d / "htpasswd").write_text(ht.stdout)
     with _proc([str(BIN / "sushy-emulator"), "--config", str(d / "emulator.conf")], d / "emulator.log"):
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/redfish/v1", auth=(user, password))
+        # Ready = the systems driver exists: sushy-tools builds it lazily, unlocked, on the first
+        # request that needs it (memoize on `Application.systems`), so two concurrent first requests
+        # (a power wave of two) each build one over the same SQLite state file, and one of them can
+        # fail with a 500 ("database is locked"). One request here builds it before any test does.
+        wait_http(url + "/redfish/v1/Systems", auth=(user, password))
         yield url
 
 
