@@ -27,6 +27,7 @@ from sqlalchemy import select
 from dgxie import db, tokens
 from dgxie.app import create_app
 from dgxie.context import Context
+from dgxie.errors import Conflict
 from dgxie.firmware import packages, update_jobs
 from dgxie.firmware.update import run_update
 from dgxie.firmware.update_jobs import UpdateIn
@@ -210,9 +211,8 @@ def test_cancel_of_a_queued_job_and_claim_runs_once(make_ctx: Any, tmp_path: Pat
         assert not update_jobs.claim(s, b, "r2")  # claimed: runs once
         assert update_jobs.claimable(s) == []
         assert update_jobs.claim(s, b, "r2", stale=timedelta(0))  # r1 presumed dead: taken over
-    with db.session_scope(ctx.sessions) as s:
-        with pytest.raises(Exception, match="another runner"):
-            update_jobs.beat(s, b, "r1")
+    with db.session_scope(ctx.sessions) as s, pytest.raises(Conflict, match="another runner"):
+        update_jobs.beat(s, b, "r1")
 
 
 class Crash(Exception):
