@@ -153,7 +153,9 @@ def _wave(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, row
           heartbeat: Callable[[], None]) -> None:
     go: list[FirmwareUpdateNode] = []
     for r in rows:
-        if r.status == "running" and r.task:
+        if r.node_id is None:
+            _end_node(sessions, job, r, "failed", "the node was deleted")
+        elif r.status == "running" and r.task:
             go.append(r)
         elif r.status in ("uploading", "running"):
             _end_node(sessions, job, r, "failed", "interrupted while the update was handed to the BMC; not repeated "
@@ -172,7 +174,7 @@ def _wave(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, row
     _wait([threading.Thread(target=one, args=(r,), daemon=True, name=f"dgxie-fw-{r.hostname}") for r in go], heartbeat)
     with session_scope(sessions) as s:
         for r in go:
-            if ok.get(r.id) and r.drained:
+            if ok.get(r.id) and r.drained and r.node_id is not None:
                 hooks.resume(s, site, s.get_one(Node, r.node_id), job.actor)  # a failed one stays drained
         nodes = [n for n in (s.get(Node, r.node_id) for r in go) if n is not None]
         if nodes:

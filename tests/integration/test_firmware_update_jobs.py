@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +39,7 @@ from dgxie.models import Event, FirmwareUpdateNode
 from dgxie.nodes.schemas import BmcIn, NodeCreate
 from dgxie.nodes.service import create_node
 from tests.support.bmc import INSECURE_HTTP, free_port
+from tests.support.paths import REPO
 from tests.support.update_peer import Peer, update_peer
 
 FW = "/redfish/v1/UpdateService/FirmwareInventory"
@@ -291,3 +296,39 @@ def test_cli_follows_the_job_with_exit_codes(cli: Any, config_file: Any, server:
         job = json.loads(r.out)
         assert job["id"] == 2 and job["status"] == "failed" and job["nodes"][0]["message"] == "image rejected"
         assert p1.versions["BMC"] == "1.0.0"
+
+
+def test_cli_ctrl_c_cancels_the_nodes_not_started(config_file: Any, server: Server, tmp_path: Path) -> None:
+    """`dgxie firmware update` in its own process running the job itself; SIGINT while the first
+    node's Task runs: the two later nodes are cancelled (never touched), the first completes,
+    exit 2 with the job (`cancelled`) as JSON."""
+    cfg = config_file(public_url=server.url, bmc=INSECURE_HTTP)
+    pkg = server.package(tmp_path, "2.0.0")
+    with ExitStack() as st:
+        ps = peers(st, 3)
+        for i, (url, _) in enumerate(ps):
+            server.node(f"i{i}", 40 + i, url)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "DGXIE_CONFIG": str(cfg),
+               "HOME": str(tmp_path)}
+        p = subprocess.Popen([sys.executable, "-m", "dgxie", "firmware", "update", "i0", "i1", "i2", "--package", pkg,
+                              "--poll", "0.5", "--wait-server", "0", "--json"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def first_task() -> bool:
+                with db.session_scope(server.ctx.sessions) as s:
+                    return any(r.task for j in update_jobs.list_jobs(s) for r in update_jobs.rows_of(s, j.id))
+
+            wait_for(first_task, "i0's task")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 2, err
+        assert "cancelled the nodes not started" in err and "cancelled: 1 updated, 0 failed" in err
+        job = json.loads(out)
+        assert job["status"] == "cancelled" and [n["status"] for n in job["nodes"]] == ["done", "cancelled",
+                                                                                         "cancelled"]
+        assert ps[0][1].versions["BMC"] == "2.0.0"
+        assert all(peer.tasks == {} for _, peer in ps[1:])
