@@ -32,12 +32,12 @@ from dgxie import db, tokens
 from dgxie.app import create_app
 from dgxie.context import Context
 from dgxie.errors import Conflict
-from dgxie.firmware import packages, update_jobs
+from dgxie.firmware import packages, service, update_jobs
 from dgxie.firmware.update import run_update
 from dgxie.firmware.update_jobs import UpdateIn
 from dgxie.models import Event, FirmwareUpdateNode
 from dgxie.nodes.schemas import BmcIn, NodeCreate
-from dgxie.nodes.service import create_node
+from dgxie.nodes.service import create_node, get_node
 from tests.support.bmc import INSECURE_HTTP, free_port
 from tests.support.paths import REPO
 from tests.support.update_peer import Peer, update_peer
@@ -71,11 +71,14 @@ def add_node(ctx: Context, name: str, i: int, bmc: str | None) -> None:
 
 
 @pytest.fixture
-def server(make_ctx: Any) -> Iterator[Server]:
+def server(make_ctx: Any, tmp_path: Path) -> Iterator[Server]:
     """dgxie serving packages to the peers and running firmware update jobs (its background runner)."""
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    ctx = make_ctx(public_url=public, bmc=INSECURE_HTTP)
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    (baselines / "updpeer.yaml").write_text('platform: updpeer\nmodels: [UpdPeer]\ncomponents:\n  BMC: "2.0.0"\n')
+    ctx = make_ctx(public_url=public, bmc=INSECURE_HTTP, firmware={"baselines": str(baselines)})
     srv = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
@@ -145,6 +148,30 @@ def test_api_job_runs_to_done_with_task_progress(server: Server, tmp_path: Path)
     assert kinds[0] == "firmware.update.queued" and kinds[1] == "firmware.update.started"
     assert kinds[-1] == "firmware.update.finished"
     assert kinds.count("firmware.update.node.started") == 2 and kinds.count("firmware.update.node.done") == 2
+
+
+def test_baseline_updates_only_the_outdated_nodes(server: Server, tmp_path: Path) -> None:
+    """`baseline`: against the site's UpdPeer baseline (BMC 2.0.0), the outdated node is updated,
+    the compliant one and the never-scanned one are skipped with the reason, untouched."""
+    pkg = server.package(tmp_path, "2.0.0")
+    op = server.headers("operator")
+    with ExitStack() as st:
+        (u0, p0), (u1, p1), (u2, p2) = (st.enter_context(update_peer({"BMC": v})) for v in ("1.0.0", "2.0.0", "1.0.0"))
+        for i, url in enumerate((u0, u1, u2)):
+            server.node(f"b{i}", 30 + i, url)
+        with db.session_scope(server.ctx.sessions) as s:
+            service.scan(s, server.ctx.site, [get_node(s, "b0"), get_node(s, "b1")], actor="test")
+        r = httpx.post(f"{server.url}/api/v1/firmware/updates", headers=op,
+                       json={"tags": ["rack7"], "package": pkg, "baseline": True, "targets": [f"{FW}/BMC"],
+                             "poll": 0.05})
+        assert r.status_code == 202, r.text
+        assert [(n["node"], n["status"], n["message"]) for n in r.json()["nodes"]] == [
+            ("b0", "pending", ""), ("b1", "skipped", "baseline: already compliant"),
+            ("b2", "skipped", "baseline: cannot judge (no complete firmware scan yet)")]
+        url = f"{server.url}/api/v1/firmware/updates/{r.json()['id']}"
+        job = wait_for(lambda: (j := httpx.get(url, headers=op).json())["status"] == "done" and j, "the end")
+        assert job["counts"] == {"done": 1, "skipped": 2}
+        assert (p0.versions["BMC"], len(p0.tasks), p1.tasks, p2.tasks) == ("2.0.0", 1, {}, {})
 
 
 def test_api_bad_input_is_4xx_json(server: Server, tmp_path: Path) -> None:
