@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.background import Service
 from dgxie.config import Settings
 from dgxie.db import Availability, Probe
+from dgxie.firmware.update_worker import UpdateWorker
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.mirror.oci.store import OciReader
 from dgxie.netboot.downloads import DownloadGate
@@ -47,6 +48,7 @@ class Context:
     db_health: Availability  # outage and recovery, one log line each
     downloads: DownloadGate = field(default_factory=DownloadGate)  # big image files in flight (503 past it)
     power_jobs: PowerJobs = field(default_factory=PowerJobs)  # bulk power in waves (POST /api/v1/power)
+    firmware_updates: UpdateWorker | None = None  # runs firmware update jobs (POST /api/v1/firmware/updates)
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 
     def service(self, name: str) -> Service | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -157,6 +158,9 @@ class TaskResult:
         return self.state == "Completed"
 
 
+TaskProgress = Callable[[TaskResult], None]  # called with the Task's state at each poll
+
+
 class Bmc(abc.ABC):
     """One endpoint's driver. Get one from `dgxie.bmc.drivers.connect()`; use it as a context manager (or
     call `close()`) so it can release what it holds. Raises `BmcError` subclasses, nothing else."""
@@ -185,14 +189,20 @@ class Bmc(abc.ABC):
 
     # -- firmware --------------------------------------------------------------------------
     def update_firmware(self, image_uri: str, targets: list[str] | None = None, *,
-                        timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+                        timeout: float = 3600, poll: float = 5.0, progress: TaskProgress | None = None) -> TaskResult:
         """Have the BMC fetch `image_uri` and apply it to `targets` (default: the BMC decides);
-        waits (bounded by `timeout`) for the end of the update."""
+        waits (bounded by `timeout`) for the end of the update, calling `progress` with the Task as
+        read at each poll (its `uri` known from the first call on)."""
         raise self._unsupported("cannot update firmware")
 
     def push_firmware(self, data: bytes, filename: str, targets: list[str] | None = None, *,
-                      timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+                      timeout: float = 3600, poll: float = 5.0, progress: TaskProgress | None = None) -> TaskResult:
         """Upload the image itself to the BMC, then as `update_firmware`."""
+        raise self._unsupported("cannot update firmware")
+
+    def follow_task(self, uri: str, timeout: float, poll: float = 5.0,
+                    progress: TaskProgress | None = None) -> TaskResult:
+        """Poll the update Task at `uri` (one an earlier call started) until it ends, as above."""
         raise self._unsupported("cannot update firmware")
 
     # -- lifetime --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dgxie.bmc.base import (
     Options,
     PowerAction,
     PowerState,
+    TaskProgress,
     TaskResult,
 )
 from dgxie.bmc.redfish_auth import login
@@ -199,7 +200,7 @@ class RedfishBmc(Bmc):
 
     # -- update ------------------------------------------------------------------------------
     def update_firmware(self, image_uri: str, targets: list[str] | None = None, *,
-                        timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+                        timeout: float = 3600, poll: float = 5.0, progress: TaskProgress | None = None) -> TaskResult:
         """SimpleUpdate with ImageURI (DSP0268 UpdateService), then follow the Task to its end."""
         svc = self.get("/redfish/v1/UpdateService")
         action = (svc.get("Actions") or {}).get("#UpdateService.SimpleUpdate") or {}
@@ -210,10 +211,10 @@ class RedfishBmc(Bmc):
         if targets:
             body["Targets"] = targets
         r = self.request("POST", target, body=body, check=False)
-        return self._follow(r, timeout, poll)
+        return self._follow(r, timeout, poll, progress)
 
     def push_firmware(self, data: bytes, filename: str, targets: list[str] | None = None, *,
-                      timeout: float = 3600, poll: float = 5.0) -> TaskResult:
+                      timeout: float = 3600, poll: float = 5.0, progress: TaskProgress | None = None) -> TaskResult:
         """MultipartHttpPushUri upload (UpdateParameters + UpdateFile), then follow the Task."""
         svc = self.get("/redfish/v1/UpdateService")
         uri = svc.get("MultipartHttpPushUri")
@@ -223,18 +224,19 @@ class RedfishBmc(Bmc):
         body = {"UpdateParameters": (None, params, "application/json"),
                 "UpdateFile": (filename, data, "application/octet-stream")}
         r = self.request("POST", str(uri), body=body, headers={"Content-Type": "multipart/form-data"}, check=False)
-        return self._follow(r, timeout, poll)
+        return self._follow(r, timeout, poll, progress)
 
-    def _follow(self, r: Response, timeout: float, poll: float) -> TaskResult:
+    def _follow(self, r: Response, timeout: float, poll: float, progress: TaskProgress | None) -> TaskResult:
         if r.status >= 300:
             raise BmcActionFailed(f"{self.base}: update refused: HTTP {r.status}: {error_message(r.text)}")
         task_uri = r.doc.get("@odata.id") if "TaskState" in r.doc else None
         task_uri = task_uri or r.headers.get("location")
         if not task_uri:
             return TaskResult(uri=None, state="Completed")
-        return self.follow_task(str(task_uri), timeout, poll)
+        return self.follow_task(str(task_uri), timeout, poll, progress)
 
-    def follow_task(self, uri: str, timeout: float, poll: float = 5.0) -> TaskResult:
+    def follow_task(self, uri: str, timeout: float, poll: float = 5.0,
+                    progress: TaskProgress | None = None) -> TaskResult:
         """Poll a Task (or its monitor) until a final TaskState, bounded by `timeout`."""
         path = uri.split("://", 1)[-1]
         path = path[path.index("/"):] if "://" in uri else uri
@@ -242,6 +244,8 @@ class RedfishBmc(Bmc):
         while True:
             doc = self.get(path)
             state, pct, msgs = quirks.task_state(doc)
+            if progress is not None:
+                progress(TaskResult(uri=path, state=state, percent=pct, messages=msgs))
             if state in quirks.TASK_DONE:
                 return TaskResult(uri=path, state=state, percent=pct, messages=msgs)
             if time.monotonic() >= deadline:

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from dgxie.cli.common import actor, console, context, dump_json, err_console, session
 from dgxie.cli.common import site as cli_site
+from dgxie.cli.firmware_update_cmd import update_
 from dgxie.errors import Invalid
 from dgxie.firmware import baseline as bl
-from dgxie.firmware import compliance, endpoints, packages, service, update
+from dgxie.firmware import compliance, endpoints, packages, service
 from dgxie.nodes import service as nodes
 
 app = typer.Typer(help="BMC firmware inventory, baselines and compliance.", no_args_is_help=True, rich_markup_mode=None)
@@ -177,27 +178,4 @@ def stage(file: Path = typer.Argument(..., help="firmware package file"),
     dump_json(out) if as_json else print(out["url"])
 
 
-@app.command("update")
-def update_(node: list[str] = typer.Argument(..., help="nodes, updated in this order"),
-            package: str = typer.Option(..., help="SHA256/NAME of a staged package (see `firmware stage`)"),
-            target: list[str] = typer.Option([], help="Redfish Targets (repeat); default: the BMC decides"),
-            batch: int = typer.Option(1, min=1, help="nodes updated at once; stop after a failed batch"),
-            multipart: bool = typer.Option(False, help="push the file (MultipartHttpPushUri) instead of ImageURI"),
-            timeout: float = typer.Option(3600, help="seconds to wait for each node's update task"),
-            poll: float = typer.Option(5.0, help="seconds between task polls"),
-            as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Rolling firmware update through Redfish; each batch is rescanned after its tasks end."""
-    sha, _, name = package.partition("/")
-    site = cli_site()
-    pkg = packages.find(site, sha, name)
-    with session() as s:
-        targets = [nodes.get_node(s, n) for n in node]
-        results = update.rolling_update(s, site, targets, pkg, actor=actor(), targets=target or None, batch=batch,
-                                        multipart=multipart, timeout=timeout, poll=poll)
-    if as_json:
-        dump_json([r.__dict__ for r in results])
-    else:
-        for r in results:
-            print(f"{r.node}: {r.state}{' - ' + r.detail if r.detail else ''}")
-    if not all(r.ok for r in results):
-        raise Invalid(f"{sum(1 for r in results if not r.ok)} node(s) not updated")
+app.command("update")(update_)

@@ -1,84 +1,255 @@
-"""Rolling firmware updates through the BMC driver: batches of N nodes, stop on the first failure.
+"""Running a firmware update job (`dgxie.firmware.update_jobs`), resumably, wave after wave.
 
-Each node: `Bmc.update_firmware` with the staged package's URL (Redfish: SimpleUpdate with
-ImageURI) or `Bmc.push_firmware` with the file (Redfish: a MultipartHttpPushUri upload), both
-waiting for the update's end (the Redfish Task's final state); then the batch is rescanned so
-compliance reflects what the BMC now reports. A driver that cannot update (IPMI) fails its node
-with `BMC unsupported`. Every node's outcome is an event; nodes after a failed batch are reported
-`skipped` and not touched. A `ready` node is drained from its scheduler first (its role's drain
-hook; a failing drain stops the rollout) and resumed after a successful update.
+`run_update()` is the job body a queue calls once it has claimed the job. It works only from the
+database rows, so a job taken over after its runner died resumes where it stopped:
+
+- nodes already `done`, `failed`, `skipped` or `cancelled` are never touched again;
+- a node `running` with a known Redfish Task is followed to the Task's end (never flashed again);
+- a node `draining` is drained again from the start (no update was handed to its BMC);
+- a node `uploading` (the update was being handed to the BMC, no Task known) is failed with
+  "interrupted": dgxie cannot tell whether the BMC took it, so it does not flash it twice.
+
+Each wave (`batch` nodes) runs its nodes concurrently: a ready node is drained from its
+scheduler first (its role's drain hook, when the job says `drain`), then the BMC is given the
+package (`Bmc.update_firmware` with the ImageURI, or `push_firmware` with the file), and the
+Task's state and percent are written to the node's row at every poll. After the wave, drained
+nodes whose update completed are resumed, and the wave is rescanned so compliance shows what the
+BMC now reports. A wave with any failure stops the job: the later nodes are `skipped`. Nodes the
+job's cancel reached before they started are `cancelled` (`cancelled()` or the job's
+`cancel_requested`). Every step is an event: `firmware.update.started|resumed|finished|failed|
+cancelled` for the job, `firmware.update.node.drained|started|done|failed|skipped` per node.
+No database connection is held while a BMC works. `heartbeat()` is called at least once a
+second from the calling thread; if it raises (the job was taken over), the runner stops there.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
-from dgxie.bmc.base import BmcError
-from dgxie.errors import Conflict, Invalid
+from dgxie.bmc.base import BmcError, TaskResult
+from dgxie.bmc.drivers import connect
+from dgxie.db import session_scope
+from dgxie.errors import Conflict, DgxieError
 from dgxie.events import record
-from dgxie.firmware import service
+from dgxie.firmware import service, update_jobs
 from dgxie.firmware.packages import Package
 from dgxie.handoff import hooks
-from dgxie.models import Node
-from dgxie.nodes.power import bmc_of
+from dgxie.models import FirmwareUpdate, FirmwareUpdateNode, Node
+from dgxie.nodes.power import endpoint_of
 from dgxie.site import Site
 
-
-@dataclass
-class UpdateResult:
-    node: str
-    state: str  # Completed | Exception | Killed | Timeout | error | skipped
-    detail: str = ""
-    task: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "Completed"
+log = logging.getLogger("dgxie.firmware")
+Sessions = sessionmaker[Session]
 
 
-def _one(site: Site, node: Node, pkg: Package, targets: list[str] | None, multipart: bool, timeout: float,
-         poll: float) -> UpdateResult:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _set(s: Session, row_id: int, when: tuple[str, ...] | None = None, **values: Any) -> bool:
+    """Update one node row (only while its status is one of `when`); True if it changed."""
+    q = update(FirmwareUpdateNode).where(FirmwareUpdateNode.id == row_id)
+    if when is not None:
+        q = q.where(FirmwareUpdateNode.status.in_(when))
+    return bool(s.execute(q.values(**values).execution_options(synchronize_session=False)).rowcount)  # type: ignore[attr-defined]
+
+
+def _event(s: Session, job: FirmwareUpdate, kind: str, row: FirmwareUpdateNode | None, reason: str,
+           **data: Any) -> None:
+    node = s.get(Node, row.node_id) if row is not None and row.node_id is not None else None
+    record(s, actor=job.actor, kind=kind, node=node, hostname=row.hostname if row is not None else None,
+           reason=reason[:500], data={"update": job.id, "package": job.package, **data})
+
+
+def _end_node(sessions: Sessions, job: FirmwareUpdate, row: FirmwareUpdateNode, status: str, message: str,
+              res: TaskResult | None = None) -> None:
+    with session_scope(sessions) as s:
+        extra: dict[str, Any] = {}
+        if res is not None:
+            extra = {"task": res.uri, "task_state": res.state, "percent": res.percent}
+        _set(s, row.id, status=status, message=message[:2000], finished_at=_now(), **extra)
+        _event(s, job, f"firmware.update.node.{status}", row,
+               f"{job.package}: {status}{': ' + message if message else ''}",
+               task=res.uri if res else None, state=res.state if res else None, targets=job.targets)
+
+
+def _flash(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, row: FirmwareUpdateNode) -> bool:
+    """One node's update on its BMC; its row shows the Task as it goes. True when it completed."""
     try:
-        with bmc_of(site, node) as bmc:
-            if multipart:
-                res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, targets, timeout=timeout, poll=poll)
+        with session_scope(sessions) as s:
+            endpoint = endpoint_of(site, s.get_one(Node, row.node_id))
+        announced = row.task is not None
+
+        def progress(t: TaskResult) -> None:
+            nonlocal announced
+            with session_scope(sessions) as s:
+                _set(s, row.id, status="running", task=t.uri, task_state=t.state, percent=t.percent)
+                if not announced:
+                    announced = True
+                    _event(s, job, "firmware.update.node.started", row, f"{job.package}: task {t.uri}", task=t.uri)
+
+        with connect(endpoint, site.bmc_options) as bmc:
+            if row.status == "running" and row.task:
+                res = bmc.follow_task(row.task, job.timeout, job.poll, progress)
+            elif job.multipart:
+                res = bmc.push_firmware(pkg.path.read_bytes(), pkg.name, job.targets or None, timeout=job.timeout,
+                                        poll=job.poll, progress=progress)
             else:
-                res = bmc.update_firmware(pkg.url(site), targets, timeout=timeout, poll=poll)
+                res = bmc.update_firmware(pkg.url(site), job.targets or None, timeout=job.timeout, poll=job.poll,
+                                          progress=progress)
     except BmcError as exc:
-        return UpdateResult(node.hostname, "error", f"BMC {exc.kind}: {exc.message}")
-    return UpdateResult(node.hostname, res.state, "; ".join(m for m in res.messages if m), res.uri)
+        _end_node(sessions, job, row, "failed", f"BMC {exc.kind}: {exc.message}")
+        return False
+    except DgxieError as exc:
+        _end_node(sessions, job, row, "failed", " ".join(exc.detail.split()))
+        return False
+    except Exception as exc:  # a driver bug must not end the other nodes of the wave
+        log.exception("firmware update %d: %s", job.id, row.hostname)
+        _end_node(sessions, job, row, "failed", f"{type(exc).__name__}: {exc}")
+        return False
+    _end_node(sessions, job, row, "done" if res.ok else "failed", "; ".join(m for m in res.messages if m), res)
+    return res.ok
 
 
-def rolling_update(session: Session, site: Site, nodes: list[Node], pkg: Package, *, actor: str,
-                   targets: list[str] | None = None, batch: int = 1, multipart: bool = False,
-                   timeout: float = 3600, poll: float = 5.0) -> list[UpdateResult]:
-    if batch < 1:
-        raise Invalid("batch: at least 1")
-    out: list[UpdateResult] = []
-    for start in range(0, len(nodes), batch):
-        group = nodes[start:start + batch]
-        try:  # a ready node leaves its scheduler first (the role's drain hook); a failed drain stops here
-            drained = [n for n in group if hooks.drain(session, site, n, actor).ran]
-        except Conflict as exc:
-            out.append(UpdateResult("-", "error", f"drain refused: {exc.detail}"))
-            out.extend(UpdateResult(n.hostname, "skipped", "a drain hook failed") for n in nodes[start:])
+def _drain(sessions: Sessions, site: Site, job: FirmwareUpdate, row: FirmwareUpdateNode) -> bool:
+    """Claim a pending (or half-drained) node and drain it; False when it is not to be flashed."""
+    with session_scope(sessions) as s:
+        if not _set(s, row.id, ("pending", "draining"), status="draining", started_at=_now()):
+            return False  # cancelled meanwhile
+    if not job.drain:
+        return True
+    try:
+        with session_scope(sessions) as s:
+            node = s.get_one(Node, row.node_id)
+            if hooks.drain(s, site, node, job.actor).ran:
+                _set(s, row.id, drained=True)
+                row.drained = True
+                _event(s, job, "firmware.update.node.drained", row, f"{row.hostname}: drained before the update")
+    except Conflict as exc:
+        _end_node(sessions, job, row, "failed", f"drain refused: {exc.detail}")
+        return False
+    return True
+
+
+def _wait(threads: list[threading.Thread], heartbeat: Callable[[], None]) -> None:
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        heartbeat()
+        for t in threads:
+            t.join(timeout=1.0)
+            if t.is_alive():
+                break
+
+
+def _wave(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, rows: list[FirmwareUpdateNode],
+          heartbeat: Callable[[], None]) -> None:
+    go: list[FirmwareUpdateNode] = []
+    for r in rows:
+        if r.node_id is None:
+            _end_node(sessions, job, r, "failed", "the node was deleted")
+        elif r.status == "running" and r.task:
+            go.append(r)
+        elif r.status in ("uploading", "running"):
+            _end_node(sessions, job, r, "failed", "interrupted while the update was handed to the BMC; not repeated "
+                                                  "(check the BMC, then start a new update)")
+        elif _drain(sessions, site, job, r):
+            with session_scope(sessions) as s:
+                _set(s, r.id, status="uploading")
+            r.status = "uploading"
+            go.append(r)
+        heartbeat()
+    ok: dict[int, bool] = {}
+
+    def one(r: FirmwareUpdateNode) -> None:
+        ok[r.id] = _flash(sessions, site, job, pkg, r)
+
+    _wait([threading.Thread(target=one, args=(r,), daemon=True, name=f"dgxie-fw-{r.hostname}") for r in go], heartbeat)
+    with session_scope(sessions) as s:
+        for r in go:
+            if ok.get(r.id) and r.drained and r.node_id is not None:
+                hooks.resume(s, site, s.get_one(Node, r.node_id), job.actor)  # a failed one stays drained
+        nodes = [n for n in (s.get(Node, r.node_id) for r in go) if n is not None]
+        if nodes:
+            service.scan(s, site, nodes, actor=job.actor)
+
+
+def run_update(sessions: Sessions, site: Site, update_id: int, *, cancelled: Callable[[], bool],
+               heartbeat: Callable[[], None]) -> None:
+    """Run (or resume) the claimed job `update_id` to its end: `done`, `failed` or `cancelled`."""
+    with session_scope(sessions) as s:
+        job = update_jobs.get(s, update_id)
+        if job.status in update_jobs.FINAL:
+            return
+        resumed = job.started_at is not None
+        job.status, job.started_at = "running", job.started_at or _now()
+        s.flush()
+        s.expunge(job)
+        _event(s, job, "firmware.update.resumed" if resumed else "firmware.update.started", None,
+               f"firmware update {job.id} {'resumed' if resumed else 'started'}: {job.package}")
+    try:
+        pkg = update_jobs.find_package(site, job.package)
+    except DgxieError as exc:
+        return _finish(sessions, job, "failed", exc.detail)
+    waves = sorted({r.wave for r in _rows(sessions, job.id) if r.wave is not None})
+    for k in waves:
+        heartbeat()
+        rows = [r for r in _rows(sessions, job.id) if r.wave == k]
+        if any(r.status == "failed" for r in _rows(sessions, job.id) if r.wave is not None and r.wave < k):
+            _skip_rest(sessions, job, k, "an earlier wave failed")
             break
-        with ThreadPoolExecutor(len(group)) as pool:
-            results = list(pool.map(lambda n: _one(site, n, pkg, targets, multipart, timeout, poll), group))
-        for n, r in zip(group, results, strict=True):
-            if r.ok and n in drained:
-                hooks.resume(session, site, n, actor)  # a failed update leaves the node drained
-        for n, r in zip(group, results, strict=True):
-            record(session, actor=actor, kind="firmware.update" if r.ok else "firmware.update.failed", node=n,
-                   reason=f"{pkg.name}: {r.state}{': ' + r.detail if r.detail else ''}"[:500],
-                   data={"package": pkg.name, "sha256": pkg.sha256, "targets": targets or [], "task": r.task,
-                         "state": r.state, "method": "multipart" if multipart else "simple"})
-        service.scan(session, site, group, actor=actor)
-        out.extend(results)
-        if not all(r.ok for r in results):
-            out.extend(UpdateResult(n.hostname, "skipped", "an earlier batch failed") for n in nodes[start + batch:])
+        if cancelled() or _cancel_requested(sessions, job.id):
+            _cancel_rest(sessions, job)
             break
-    return out
+        _wave(sessions, site, job, pkg, [r for r in rows if r.status not in update_jobs.NODE_FINAL], heartbeat)
+    if cancelled() or _cancel_requested(sessions, job.id):
+        _cancel_rest(sessions, job)
+    rows = _rows(sessions, job.id)
+    failed = [r.hostname for r in rows if r.status == "failed"]
+    if failed:
+        _skip_rest(sessions, job, 0, "an earlier wave failed")
+        return _finish(sessions, job, "failed", f"{len(failed)} node(s) failed: {', '.join(failed[:10])}")
+    if any(r.status == "cancelled" for r in rows):
+        return _finish(sessions, job, "cancelled", None)
+    return _finish(sessions, job, "done", None)
+
+
+def _rows(sessions: Sessions, update_id: int) -> list[FirmwareUpdateNode]:
+    with session_scope(sessions) as s:
+        rows = update_jobs.rows_of(s, update_id)
+        s.expunge_all()
+        return rows
+
+
+def _cancel_requested(sessions: Sessions, update_id: int) -> bool:
+    with session_scope(sessions) as s:
+        return bool(update_jobs.get(s, update_id).cancel_requested)
+
+
+def _skip_rest(sessions: Sessions, job: FirmwareUpdate, from_wave: int, why: str) -> None:
+    for r in _rows(sessions, job.id):
+        if r.status == "pending" and (r.wave or 0) >= from_wave:
+            _end_node(sessions, job, r, "skipped", why)
+
+
+def _cancel_rest(sessions: Sessions, job: FirmwareUpdate) -> None:
+    with session_scope(sessions) as s:
+        s.execute(update(FirmwareUpdateNode).where(FirmwareUpdateNode.update_id == job.id,
+                                                   FirmwareUpdateNode.status == "pending")
+                  .values(status="cancelled", message="cancelled", finished_at=_now()))
+
+
+def _finish(sessions: Sessions, job: FirmwareUpdate, status: str, error: str | None) -> None:
+    with session_scope(sessions) as s:
+        s.execute(update(FirmwareUpdate).where(FirmwareUpdate.id == job.id)
+                  .values(status=status, error=error, finished_at=_now()))
+        kind = {"done": "finished", "failed": "failed", "cancelled": "cancelled"}[status]
+        _event(s, job, f"firmware.update.{kind}", None,
+               f"firmware update {job.id} {status}{': ' + error if error else ''}", status=status)

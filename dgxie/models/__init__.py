@@ -1,7 +1,7 @@
 """ORM models, one module per aggregate. Importing this package registers every table."""
 
 from dgxie.models.event import Event
-from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan
+from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan, FirmwareUpdate, FirmwareUpdateNode
 from dgxie.models.image import Image
 from dgxie.models.lease import DhcpLease
 from dgxie.models.mirror import MirrorJob, MirrorSnapshot, MirrorState
@@ -10,5 +10,6 @@ from dgxie.models.profile import Profile
 from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
 
-__all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "Event", "FirmwareReading", "FirmwareScan", "Image",
+__all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "Event", "FirmwareReading", "FirmwareScan", "FirmwareUpdate",
+           "FirmwareUpdateNode", "Image",
            "Interface", "MirrorJob", "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret"]

@@ -68,12 +68,15 @@ def test_rolling_update_stops_at_first_failed_batch(cli: Any, config_file: Any, 
             assert cli("node", "add", f"u{i}", "--mac", f"aa:00:00:00:05:0{i}", "--bmc", purl, "--bmc-user", "admin",
                        "--bmc-password-file", str(pw)).code == 0
         r = cli("firmware", "update", "u0", "u1", "u2", "--package", f"{sha}/bmc-2.0.0.bin", "--target",
-                f"{FW}/BMC", "--batch", "2", "--poll", "0.05", "--timeout", "20", "--json")
-        assert r.code == 1 and "2 node(s) not updated" in r.err
-        res = {x["node"]: x for x in json.loads(r.out)}
-        assert res["u0"]["state"] == "Completed"
-        assert res["u1"]["state"] == "Exception" and "image rejected" in res["u1"]["detail"]
-        assert res["u2"]["state"] == "skipped"
+                f"{FW}/BMC", "--batch", "2", "--poll", "0.05", "--timeout", "20", "--wait-server", "0", "--json")
+        assert r.code == 2 and "failed: 1 updated, 1 failed, 1 skipped" in r.err, r.err
+        job = json.loads(r.out)
+        assert job["status"] == "failed" and job["error"] == "1 node(s) failed: u1"
+        res = {x["node"]: x for x in job["nodes"]}
+        assert res["u0"]["status"] == "done" and res["u0"]["task_state"] == "Completed"
+        assert res["u1"]["status"] == "failed" and res["u1"]["task_state"] == "Exception"
+        assert "image rejected" in res["u1"]["message"]
+        assert res["u2"]["status"] == "skipped" and res["u2"]["message"] == "an earlier wave failed"
         assert peers[0][1].versions == {"BMC": "2.0.0", "BIOS": "1.0"} and peers[0][1].fetched == [url]
         assert peers[2][1].tasks == {} and peers[2][1].versions["BMC"] == "1.0.0"  # never touched
 
@@ -81,8 +84,8 @@ def test_rolling_update_stops_at_first_failed_batch(cli: Any, config_file: Any, 
         assert {x["component"]: x["installed"] for x in rows}["BMC"] == "2.0.0"  # rescanned after the task
         ev = {n: [e["kind"] for e in json.loads(cli("node", "show", n, "--json", "--events").out)["events"]]
               for n in ("u0", "u1", "u2")}
-        assert "firmware.update" in ev["u0"] and "firmware.update.failed" in ev["u1"]
-        assert not any(k.startswith("firmware.update") for k in ev["u2"])
+        assert "firmware.update.node.done" in ev["u0"] and "firmware.update.node.failed" in ev["u1"]
+        assert "firmware.update.node.skipped" in ev["u2"] and "firmware.update.node.started" not in ev["u2"]
 
 
 def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path: Path) -> None:
@@ -93,17 +96,17 @@ def test_multipart_push_update(cli: Any, config_file: Any, served: str, tmp_path
     with update_peer({"BMC": "1.0.0", "BIOS": "1.0"}) as (purl, peer):
         assert cli("node", "add", "m0", "--mac", "aa:00:00:00:06:01", "--bmc", purl).code == 0
         r = cli("firmware", "update", "m0", "--package", f"{sha}/bios-3.1.bin", "--target", f"{FW}/BIOS",
-                "--multipart", "--poll", "0.05", "--json")
+                "--multipart", "--poll", "0.05", "--wait-server", "0", "--json")
         assert r.code == 0, r.err
-        assert json.loads(r.out)[0]["state"] == "Completed"
+        assert json.loads(r.out)["nodes"][0]["task_state"] == "Completed"
         assert peer.versions == {"BMC": "1.0.0", "BIOS": "3.1"} and peer.fetched == []
     assert cli("firmware", "update", "m0", "--package", f"{'1' * 64}/nope.bin").code == 1
     # IPMI cannot update firmware: the driver says so (no BMC is contacted, so none listens here)
     assert cli("node", "add", "i0", "--mac", "aa:00:00:00:06:02", "--bmc", "ipmi://127.0.0.1:9").code == 0
-    r = cli("firmware", "update", "i0", "--package", f"{sha}/bios-3.1.bin", "--json")
-    assert r.code == 1
-    res = json.loads(r.out)[0]
-    assert res["state"] == "error" and res["detail"].startswith("BMC unsupported: ipmi://127.0.0.1:9: IPMI")
+    r = cli("firmware", "update", "i0", "--package", f"{sha}/bios-3.1.bin", "--wait-server", "0", "--json")
+    assert r.code == 2
+    res = json.loads(r.out)["nodes"][0]
+    assert res["status"] == "failed" and res["message"].startswith("BMC unsupported: ipmi://127.0.0.1:9: IPMI")
 
 
 def test_ready_nodes_are_drained_first_and_resumed_after(cli: Any, config_file: Any, served: str, make_ctx: Any,
@@ -131,11 +134,11 @@ def test_ready_nodes_are_drained_first_and_resumed_after(cli: Any, config_file: 
             for name in ("s0", "k0"):
                 service.get_node(s, name).state = "ready"
         r = cli("firmware", "update", "s0", "--package", f"{sha}/bmc-2.0.0.bin", "--target", f"{FW}/BMC",
-                "--poll", "0.05", "--json")
+                "--poll", "0.05", "--wait-server", "0", "--json")
         assert r.code == 0, r.err
         assert (marks / "drained-s0").exists() and (marks / "resumed-s0").exists()
         assert peer0.versions["BMC"] == "2.0.0"
         r = cli("firmware", "update", "k0", "--package", f"{sha}/bmc-2.0.0.bin", "--target", f"{FW}/BMC",
-                "--poll", "0.05", "--json")
-        assert r.code == 1 and "drain refused" in r.out
+                "--poll", "0.05", "--wait-server", "0", "--json")
+        assert r.code == 2 and "drain refused" in r.out
         assert peer1.tasks == {} and peer1.versions["BMC"] == "1.0.0"  # never touched

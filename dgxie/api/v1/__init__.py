@@ -2,7 +2,20 @@
 
 from fastapi import APIRouter
 
-from dgxie.api.v1 import drain, firmware, images, inventory, lifecycle, mirrors, nodes, power, profiles, secrets, tokens
+from dgxie.api.v1 import (
+    drain,
+    firmware,
+    firmware_updates,
+    images,
+    inventory,
+    lifecycle,
+    mirrors,
+    nodes,
+    power,
+    profiles,
+    secrets,
+    tokens,
+)
 
 router = APIRouter()
 router.include_router(nodes.router)
@@ -17,3 +30,4 @@ router.include_router(mirrors.router)
 router.include_router(power.router)
 router.include_router(power.bulk_router)
 router.include_router(firmware.router)
+router.include_router(firmware_updates.router)
