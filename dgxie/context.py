@@ -22,6 +22,7 @@ from dgxie.background import Service
 from dgxie.config import Settings
 from dgxie.db import Availability, Probe
 from dgxie.ipxe.cache import ScriptCache
+from dgxie.jobs.worker import JobKinds
 from dgxie.mirror.oci.store import OciReader
 from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
@@ -47,6 +48,7 @@ class Context:
     db_health: Availability  # outage and recovery, one log line each
     downloads: DownloadGate = field(default_factory=DownloadGate)  # big image files in flight (503 past it)
     power_jobs: PowerJobs = field(default_factory=PowerJobs)  # bulk power in waves (POST /api/v1/power)
+    job_kinds: JobKinds = field(default_factory=JobKinds)  # handlers of the job queue's kinds (dgxie/jobs/)
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 
     def service(self, name: str) -> Service | None:

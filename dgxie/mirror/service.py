@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.catalog.images import blob_store
@@ -59,18 +60,25 @@ def mirror_lock(root: Path, name: str) -> Iterator[None]:
 
 
 def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
+    """Queue a sync of mirror `name`; Conflict while one is queued or running. Across instances the
+    database arbitrates: at most one queued/running row per mirror (a unique partial index), so of
+    two instances starting the same sync at once one gets Conflict."""
     m = spec(site, name)
-    with session_scope(sessions) as s:
-        for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
-                                                      MirrorJob.status.in_(("queued", "running")))):
-            if not _stale(site, busy):
-                raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
-            busy.status, busy.finished_at = "failed", utcnow()
-            busy.error = "interrupted (the process running it stopped)"
-        j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
-        s.add(j)
-        s.flush()
-        return job_out(j)
+    try:
+        with session_scope(sessions) as s:
+            for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
+                                                          MirrorJob.status.in_(("queued", "running")))):
+                if not _stale(site, busy):
+                    raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
+                busy.status, busy.finished_at = "failed", utcnow()
+                busy.error = "interrupted (the process running it stopped)"
+            s.flush()
+            j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
+            s.add(j)
+            s.flush()
+            return job_out(j)
+    except IntegrityError:
+        raise Conflict(f"mirror {name} is already syncing (started by another instance)") from None
 
 
 def _stale(site: Site, j: MirrorJob) -> bool:
