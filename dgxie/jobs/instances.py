@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -41,19 +42,23 @@ def live(s: Session, expire: float) -> list[Instance]:
 
 
 class InstanceBeat:
-    """Writes this instance's heartbeat row every `heartbeat_seconds` (a background service)."""
+    """Writes this instance's heartbeat row every `heartbeat_seconds` (a background service), on a
+    thread of its own: a database that hangs must not take a thread of the default executor, which
+    the boot fast path uses."""
 
     name = "instance-heartbeat"
 
     def __init__(self, sessions: sessionmaker[Session], instance: InstanceConfig) -> None:
         self.sessions, self.instance = sessions, instance
         self._task: asyncio.Task[None] | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dgxie-instance-beat")
 
     async def _loop(self) -> None:
         starting = True
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await asyncio.to_thread(beat, self.sessions, self.instance, starting=starting)
+                await loop.run_in_executor(self._pool, lambda: beat(self.sessions, self.instance, starting=starting))
                 starting = False
             except Exception as exc:
                 log.debug("instance heartbeat: %s", exc)
@@ -65,3 +70,4 @@ class InstanceBeat:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        self._pool.shutdown(wait=False)
