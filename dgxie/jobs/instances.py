@@ -9,6 +9,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,7 +59,7 @@ class InstanceBeat:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await loop.run_in_executor(self._pool, lambda: beat(self.sessions, self.instance, starting=starting))
+                await loop.run_in_executor(self._pool, partial(beat, self.sessions, self.instance, starting=starting))
                 starting = False
             except Exception as exc:
                 log.debug("instance heartbeat: %s", exc)

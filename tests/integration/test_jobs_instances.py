@@ -82,7 +82,7 @@ def test_three_instances_each_job_once_and_takeover(tmp_path: Path, pg: str,
             assert not dead and time.monotonic() < deadline, (tmp_path / f"{(dead or ['i1'])[0]}.log").read_text()
             time.sleep(0.1)
         with db.session_scope(sessions) as s:
-            for i in range(JOBS):
+            for _ in range(JOBS):
                 queue.enqueue(s, "test.work", {"seconds": 0.6}, actor="test")
         # kill (SIGKILL) the first instance seen running a job, while it runs it
         deadline = time.monotonic() + 30

@@ -221,7 +221,7 @@ def test_singleton_runs_on_one_instance_and_moves(pools: Callable[[], sessionmak
         dead = singles.pop(first)
         assert dead._task is not None
         dead._task.cancel()  # dies: no release, no more renewals
-        killed_at, before = time.monotonic(), len(runs)
+        before = len(runs)
         took = await _until(lambda: holder() not in (None, first) and len(runs) > before, 5, "lease moved")
         await asyncio.sleep(0.5)
         second = holder()
