@@ -67,6 +67,8 @@ class MirrorJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(64))  # the instance running it (instance.id)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # renewed while it runs
 
     __table_args__ = (
         Index("ix_mirror_jobs_mirror_id", "mirror", "id"),

@@ -62,6 +62,9 @@ def upgrade() -> None:
         sa.Column("heartbeat_at", dgxie.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("mirror_jobs") as batch:
+        batch.add_column(sa.Column("owner", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("heartbeat_at", dgxie.models.types.UTCDateTime(timezone=True), nullable=True))
     # one queued/running sync per mirror, whichever instance starts it (the database is the arbiter);
     # older rows left active by a dead process are failed first, so the index can be built
     op.execute("UPDATE mirror_jobs SET status = 'failed', error = 'interrupted (upgrade to 0013)' "
@@ -72,6 +75,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ux_mirror_jobs_active", table_name="mirror_jobs")
+    with op.batch_alter_table("mirror_jobs") as batch:
+        batch.drop_column("heartbeat_at")
+        batch.drop_column("owner")
     op.drop_table("instances")
     op.drop_table("leases")
     op.drop_index("ux_jobs_active_key", table_name="jobs")
