@@ -155,3 +155,15 @@ def test_region_and_rack_processes(tmp_path: Path, pg_database: str) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def test_boot_role_serves_nodes_not_operators(make_ctx: Callable[..., Context]) -> None:
+    with TestClient(create_app(make_ctx(instance={"role": "boot"}))) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/metrics").status_code == 200
+        assert c.get("/boot/ipxe?mac=02:00:00:00:00:09").status_code == 200  # an unknown node's script
+        r = c.get("/api/v1/nodes")
+        assert r.status_code == 404 and "detail" in r.json()
+        assert c.get("/ui/", follow_redirects=False).status_code == 404
+    with TestClient(create_app(make_ctx(instance={"role": "api"}))) as c:
+        assert c.get("/api/v1/nodes").status_code == 401  # there, behind its tokens
