@@ -29,7 +29,8 @@ from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.jobs.instances import InstanceBeat
-from dgxie.jobs.worker import JobKinds, JobWorker, Leader, Singleton
+from dgxie.jobs.leader import Leader, Singleton
+from dgxie.jobs.worker import JobKinds, JobWorker
 from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node

@@ -1,12 +1,16 @@
-"""Background services running the queue: `JobWorker` (claims and runs jobs), `Singleton` (a
-periodic function run once per site), `Leader` (a whole service run by one instance at a time).
+"""`JobWorker`: the background service that claims queue jobs (dgxie/jobs/queue.py) and runs them.
 
-All three are `dgxie.background.Service`s and take who they are from `InstanceConfig` (id,
-heartbeat and expiry). Handlers run in worker threads; the event loop renews heartbeats, so a
-handler that blocks for minutes keeps its job as long as the process lives. An instance that
-dies (SIGKILL, power loss) stops heartbeating; after `expire_seconds` another instance claims its
-jobs (a takeover) and its leases, so the work resumes elsewhere. Handlers must therefore be
-idempotent (a takeover runs the handler again from the start; `Claimed.attempt` > 1 says so).
+Handlers are registered per kind in a `JobKinds` (`register(kind, fn)`); `fn(handle)` runs in one
+of the worker's own threads (never the event loop's default executor, which the boot fast path
+uses). The event loop renews the heartbeats of the jobs it runs every `heartbeat_seconds`, so a
+handler that blocks for minutes keeps its job as long as the process lives; an instance that dies
+stops heartbeating and after `expire_seconds` another instance claims its jobs again (a takeover:
+handlers must be idempotent; `handle.claimed.attempt` > 1 says it is one).
+
+A handler's outcome: returning is `done`; raising `Stopped` (what `handle.check()` raises once
+`cancelled()` is true) is `cancelled` if a cancel was requested, or hands the job back to the queue
+(`queued`) if this worker is stopping, or nothing if the job was taken over meanwhile; any other
+exception is `failed` with its first line as the error.
 """
 
 from __future__ import annotations
@@ -15,19 +19,26 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dgxie.background import Service, cancel
-from dgxie.jobs import lease, queue
+from dgxie.background import cancel
+from dgxie.jobs import queue
 from dgxie.jobs.queue import Claimed
 from dgxie.sections import InstanceConfig
 
 log = logging.getLogger("dgxie.jobs")
 
 Handler = Callable[["JobHandle"], None]
-STOP_GRACE = 2.0  # s a stopping worker waits for handlers that saw `cancelled()`
+T = TypeVar("T")
+STOP_GRACE = 2.0  # s a stopping worker waits for its handlers to see `cancelled()` and stop
+
+
+class Stopped(Exception):  # not an error: the handler stopped because it was asked to
+    """Raised by a handler (through `JobHandle.check()`) that stopped because `cancelled()`."""
 
 
 class JobKinds:
@@ -43,12 +54,12 @@ class JobKinds:
 
 
 class JobHandle:
-    """What a handler gets: the job's input, and heartbeat/progress/cancelled to talk back."""
+    """What a handler gets: the job's input, and heartbeat/progress/cancelled/check to talk back."""
 
     def __init__(self, worker: JobWorker, claimed: Claimed) -> None:
         self.worker, self.claimed = worker, claimed
-        self.cancel_requested = threading.Event()  # DELETE/cancel asked, or the worker stops
-        self.lost = threading.Event()  # another instance took the job over: stop, the outcome is not ours
+        self.cancel_requested = threading.Event()  # someone asked (queue.request_cancel)
+        self.lost = threading.Event()  # another instance took the job over: the outcome is not ours
 
     @property
     def id(self) -> int:
@@ -66,13 +77,18 @@ class JobHandle:
         return mine
 
     def progress(self, data: dict[str, Any]) -> None:
-        """Store `data` as the job's progress (JSON), shown by whoever reads the job."""
+        """Store `data` (JSON) as the job's progress, for whoever reads the job; renews it too."""
         if not queue.save_progress(self.worker.sessions, self.worker.instance.id, self.id, data):
             self.lost.set()
 
     def cancelled(self) -> bool:
-        """Whether the handler should stop now (cancel requested, worker stopping, job lost)."""
+        """Whether the handler should stop now: cancel requested, worker stopping, or job lost."""
         return self.cancel_requested.is_set() or self.lost.is_set() or self.worker.stopping.is_set()
+
+    def check(self) -> None:
+        """Raise `Stopped` if `cancelled()` (call it between steps)."""
+        if self.cancelled():
+            raise Stopped
 
 
 class JobWorker:
@@ -88,32 +104,47 @@ class JobWorker:
         self.running: dict[int, tuple[JobHandle, asyncio.Task[None]]] = {}
         self.stopping = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._handlers = ThreadPoolExecutor(concurrency, thread_name_prefix="dgxie-job")
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="dgxie-job-db")  # claims, beats, outcomes
+
+    async def _call(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kw))
+
+    def _outcome(self, handle: JobHandle, exc: BaseException | None) -> tuple[str, str] | None:
+        """(status, error) to record, or None when the job is no longer ours."""
+        if handle.lost.is_set():
+            return None
+        if exc is None:
+            return "done", ""
+        if isinstance(exc, Stopped):
+            if handle.cancel_requested.is_set():
+                return "cancelled", ""
+            return ("queued", "") if self.stopping.is_set() else ("failed", "stopped without a cancel")
+        error = (str(exc) or type(exc).__name__).splitlines()[0]
+        log.warning("job %d (%s) failed: %s", handle.id, handle.claimed.kind, error)
+        return "failed", error
 
     async def _run(self, handle: JobHandle) -> None:
         kind = handle.claimed.kind
-        status, error = "done", ""
+        raised: BaseException | None = None
         try:
             if self.on_execute is not None:
                 self.on_execute(kind)
-            await asyncio.to_thread(self.kinds.handlers[kind], handle)
-            if handle.cancel_requested.is_set():
-                status = "cancelled"
-            elif self.stopping.is_set() and not handle.lost.is_set():
-                status = "queued"  # handed back: the handler stopped early because we are stopping
+            await self._call(self._handlers, self.kinds.handlers[kind], handle)
         except Exception as exc:
-            status, error = "failed", (str(exc) or type(exc).__name__).splitlines()[0]
-            log.warning("job %d (%s) failed: %s", handle.id, kind, error)
+            raised = exc
         finally:
             self.running.pop(handle.id, None)
-        if not handle.lost.is_set():
-            await asyncio.to_thread(queue.finish, self.sessions, self.instance.id, handle.id, status, error)
+        outcome = self._outcome(handle, raised)
+        if outcome is not None:
+            await self._call(self._db, queue.finish, self.sessions, self.instance.id, handle.id, *outcome)
 
     async def _claim_loop(self) -> None:
         while True:
             try:
                 while len(self.running) < self.concurrency:
-                    got = await asyncio.to_thread(queue.claim, self.sessions, self.instance.id,
-                                                  sorted(self.kinds.handlers), expire=self.instance.expire_seconds)
+                    got = await self._call(self._db, queue.claim, self.sessions, self.instance.id,
+                                           sorted(self.kinds.handlers), expire=self.instance.expire_seconds)
                     if got is None:
                         break
                     log.info("job %d (%s) claimed by %s (attempt %d)", got.id, got.kind, self.instance.id, got.attempt)
@@ -128,8 +159,8 @@ class JobWorker:
             await asyncio.sleep(self.instance.heartbeat_seconds)
             ids = list(self.running)
             try:
-                mine = await asyncio.to_thread(queue.beat, self.sessions, self.instance.id, ids)
-                asked = await asyncio.to_thread(queue.cancel_asked, self.sessions, ids)
+                mine = await self._call(self._db, queue.beat, self.sessions, self.instance.id, ids)
+                asked = await self._call(self._db, queue.cancel_asked, self.sessions, ids)
             except Exception:
                 log.exception("job heartbeat")
                 continue
@@ -148,122 +179,15 @@ class JobWorker:
                        loop.create_task(self._beat_loop(), name="job-heartbeat")]
 
     async def stop(self) -> None:
+        """Claim no more; handlers see `cancelled()`. Those still running after `STOP_GRACE` keep
+        their job (the heartbeat stops with us: another instance takes them over after the expiry)."""
         self.stopping.set()
         await cancel(self._tasks[0] if self._tasks else None)
         runs = [t for _, t in self.running.values()]
-        if runs:  # handlers see cancelled(); those still running are left to expire and be taken over
+        if runs:
             await asyncio.wait(runs, timeout=STOP_GRACE)
         for t in self._tasks[1:]:
             await cancel(t)
         self._tasks = []
-
-
-class Singleton:
-    """Runs blocking `fn` every `every` s on exactly one instance of the site at a time: the
-    holder of lease `name`. The lease is renewed every heartbeat while `fn` runs; if the holder
-    dies, another instance takes the lease after the expiry and carries on with the schedule."""
-
-    def __init__(self, name: str, fn: Callable[[], object], every: float, sessions: sessionmaker[Session],
-                 instance: InstanceConfig, *, on_execute: Callable[[str], None] | None = None) -> None:
-        self._name, self.fn, self.every, self.on_execute = name, fn, every, on_execute
-        self.sessions, self.instance = sessions, instance
-        self.held = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def _renew(self) -> bool:
-        try:
-            self.held = await asyncio.to_thread(lease.acquire, self.sessions, self._name, self.instance.id,
-                                                self.instance.expire_seconds)
-        except Exception as exc:
-            log.debug("lease %s: %s", self._name, exc)
-            self.held = False
-        return self.held
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                if await self._renew() and await asyncio.to_thread(lease.due, self.sessions, self._name,
-                                                                   self.instance.id, self.every):
-                    if self.on_execute is not None:
-                        self.on_execute(self._name)
-                    run = asyncio.ensure_future(asyncio.to_thread(self.fn))
-                    while not run.done():  # keep the lease while fn runs
-                        await asyncio.wait({run}, timeout=self.instance.heartbeat_seconds)
-                        if not run.done():
-                            await self._renew()
-                    run.result()
-            except Exception:
-                log.exception("%s failed", self._name)
-            await asyncio.sleep(min(self.instance.heartbeat_seconds, self.every))
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self._name)
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        if self.held:
-            try:
-                await asyncio.to_thread(lease.release, self.sessions, self._name, self.instance.id)
-            except Exception as exc:
-                log.debug("lease %s release: %s", self._name, exc)
-            self.held = False
-
-
-class Leader:
-    """Runs a service only while this instance holds lease `name` (one instance of the site at a
-    time): `make()` builds a fresh one each time the lease is won; it is stopped as soon as a
-    renewal fails (before the lease can expire and another instance start its own)."""
-
-    def __init__(self, name: str, make: Callable[[], Service], sessions: sessionmaker[Session],
-                 instance: InstanceConfig) -> None:
-        self._name, self.make, self.sessions, self.instance = name, make, sessions, instance
-        self.inner: Service | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def _step(self) -> None:
-        try:
-            held = await asyncio.to_thread(lease.acquire, self.sessions, self._name, self.instance.id,
-                                           self.instance.expire_seconds)
-        except Exception as exc:
-            log.debug("lease %s: %s", self._name, exc)
-            held = False
-        if held and self.inner is None:
-            log.info("%s: instance %s leads; starting", self._name, self.instance.id)
-            inner = self.make()
-            await inner.start()
-            self.inner = inner
-        elif not held and self.inner is not None:
-            log.warning("%s: lease lost; stopping on instance %s", self._name, self.instance.id)
-            inner, self.inner = self.inner, None
-            await inner.stop()
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._step()
-            except Exception:
-                log.exception("%s", self._name)
-            await asyncio.sleep(self.instance.heartbeat_seconds)
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"leader-{self._name}")
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        if self.inner is not None:
-            inner, self.inner = self.inner, None
-            await inner.stop()
-            try:
-                await asyncio.to_thread(lease.release, self.sessions, self._name, self.instance.id)
-            except Exception as exc:
-                log.debug("lease %s release: %s", self._name, exc)
+        self._handlers.shutdown(wait=False)
+        self._db.shutdown(wait=False)

@@ -5,6 +5,7 @@
 - a job whose owner stopped heartbeating is taken over within the expiry, and the dead owner's
   late `finish` is refused;
 - a key dedupes; cancel stops a queued job at once and asks a running handler to stop;
+- outcomes: return -> done, an exception -> failed, `Stopped` at a worker's stop -> back in the queue;
 - a `Singleton` runs on one instance at a time and moves when its holder dies.
 """
 
@@ -23,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie import db
 from dgxie.errors import Conflict
 from dgxie.jobs import lease, queue
-from dgxie.jobs.worker import JobHandle, JobKinds, JobWorker, Singleton
+from dgxie.jobs.leader import Singleton
+from dgxie.jobs.worker import JobHandle, JobKinds, JobWorker
 from dgxie.models import Job, Lease
 from dgxie.sections import InstanceConfig
 
@@ -160,6 +162,7 @@ def test_key_dedupes_and_cancel(pools: Callable[[], sessionmaker[Session]]) -> N
         while not job.cancelled() and time.monotonic() < deadline:
             time.sleep(0.02)
         stopped.set()
+        job.check()  # raises Stopped: the outcome is `cancelled`
 
     kinds = JobKinds()
     kinds.register("t.c", handler)
@@ -236,3 +239,37 @@ def test_singleton_runs_on_one_instance_and_moves(pools: Callable[[], sessionmak
     switch = runs.index(second)
     assert set(runs[:switch]) == {first} and set(runs[switch:]) == {second}
     assert len(runs) >= 8  # every 0.1 s, once per site
+
+
+def test_outcomes_and_hand_back_at_stop(pools: Callable[[], sessionmaker[Session]]) -> None:
+    main = pools()
+    with db.session_scope(main) as s:
+        for kind in ("t.ok", "t.boom", "t.stop"):
+            queue.enqueue(s, kind, actor="test")
+
+    def stop_politely(job: JobHandle) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            job.check()
+            time.sleep(0.02)
+
+    def boom(job: JobHandle) -> None:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    kinds = JobKinds()
+    kinds.register("t.ok", lambda job: None)
+    kinds.register("t.boom", boom)
+    kinds.register("t.stop", stop_politely)
+    with pytest.raises(ValueError, match="already registered"):
+        kinds.register("t.ok", lambda job: None)
+    worker = JobWorker(pools(), _inst("w"), kinds, poll=0.05)
+
+    async def go() -> None:
+        await worker.start()
+        await _until(lambda: [j.status for j in _jobs(main)] == ["done", "failed", "running"], 5, "outcomes")
+        await worker.stop()
+
+    asyncio.run(go())
+    _, failed, handed = _jobs(main)
+    assert failed.error == "disk on fire"
+    assert (handed.status, handed.owner, handed.executions) == ("queued", None, 1)  # another instance may run it

@@ -14,7 +14,7 @@ from dgxie import db
 from dgxie.app import create_app
 from dgxie.compose.root import install_sweeper
 from dgxie.context import Context
-from dgxie.jobs.worker import Singleton
+from dgxie.jobs.leader import Singleton
 from dgxie.models import Event, Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import lifecycle, service

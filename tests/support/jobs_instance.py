@@ -4,8 +4,8 @@
 
 Wires the context exactly as `dgxie serve` does (`build_context`, the config's `instance:`
 section), registers the test kind `test.work` and runs the context's background services until
-SIGTERM (or SIGKILL). A `test.work` job sleeps `payload["seconds"]` in small steps (stopping early
-if `cancelled()`), then appends "JOB_ID INSTANCE_ID" to OUTDIR/done.log (O_APPEND: one line per
+SIGTERM (or SIGKILL). A `test.work` job sleeps `payload["seconds"]` in small steps (stopping early,
+`check()`, if cancelled), then appends "JOB_ID INSTANCE_ID" to OUTDIR/done.log (O_APPEND: one line per
 completed execution, whoever ran it); it appends the same to OUTDIR/started.log when it starts.
 """
 
@@ -41,8 +41,7 @@ def main(cfg: str, outdir: str) -> None:
         _append(out / "started.log", f"{job.id} {me}\n")
         end = time.monotonic() + float(job.payload.get("seconds", 0))
         while time.monotonic() < end:
-            if job.cancelled():
-                return
+            job.check()  # raises Stopped: cancelled, or this instance is stopping (the job goes back)
             time.sleep(0.02)
         _append(out / "done.log", f"{job.id} {me}\n")
 
