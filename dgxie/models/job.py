@@ -69,3 +69,4 @@ class Instance(Base):
     role: Mapped[str] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    process: Mapped[str] = mapped_column(String(128), default="")  # host:pid:nonce of the process that beat last

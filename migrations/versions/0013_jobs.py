@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=8), nullable=False),
         sa.Column("started_at", dgxie.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("heartbeat_at", dgxie.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("process", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("mirror_jobs") as batch:

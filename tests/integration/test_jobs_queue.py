@@ -273,3 +273,20 @@ def test_outcomes_and_hand_back_at_stop(pools: Callable[[], sessionmaker[Session
     _, failed, handed = _jobs(main)
     assert failed.error == "disk on fire"
     assert (handed.status, handed.owner, handed.executions) == ("queued", None, 1)  # another instance may run it
+
+
+def test_two_live_processes_with_one_instance_id_are_named(pools: Callable[[], sessionmaker[Session]]) -> None:
+    from dgxie.jobs import instances
+
+    main = pools()
+    inst = _inst("same")
+    assert instances.beat(main, inst, starting=True, process="host:1:a") is None
+    assert instances.beat(main, inst, process="host:1:a") is None  # itself
+    assert instances.beat(main, inst, process="host:2:b") == "host:1:a"  # a second live process
+    assert instances.beat(main, inst, process="host:1:a") == "host:2:b"
+    instances.leave(main, inst, process="host:1:a")  # a clean stop
+    assert instances.beat(main, inst, starting=True, process="host:3:c") is None
+    time.sleep(inst.expire_seconds + 0.2)
+    assert instances.beat(main, inst, process="host:4:d") is None  # host:3:c stopped beating: gone
+    with main() as s:
+        assert [i.id for i in instances.live(s, inst.expire_seconds)] == ["same"]
