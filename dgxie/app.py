@@ -66,7 +66,10 @@ def _errors(app: FastAPI, ctx: Context) -> None:
 
 
 def create_app(ctx: Context) -> FastAPI:
-    """The ASGI app for one context; its lifespan runs `ctx.services`."""
+    """The ASGI app for one context; its lifespan runs `ctx.services`. An instance whose role is
+    `boot` serves what nodes fetch (boot, install, agent, handoff, mirrors, firmware files) and
+    /healthz, /readyz, /metrics, but not the admin API (/api/v1) nor the dashboard: those are the
+    `api` instances' (docs/configuration.md, "Instances")."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,13 +98,16 @@ def create_app(ctx: Context) -> FastAPI:
     _errors(app, ctx)
     app.include_router(ops.router)
     app.include_router(firmware_files.router)
-    app.include_router(v1_router, prefix="/api/v1")
+    admin = ctx.settings.instance.role != "boot"  # a boot instance serves nodes, not operators
+    if admin:
+        app.include_router(v1_router, prefix="/api/v1")
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)
     app.include_router(mirror_api.router)
     app.include_router(agent_api.router)
     app.include_router(handoff_api.router)  # before install's /boot/n/{token}/{artifact}
     app.include_router(install.router)
-    web.install(app)  # the dashboard (/ui/) and the offline API docs (/docs)
+    if admin:
+        web.install(app)  # the dashboard (/ui/) and the offline API docs (/docs)
     app.include_router(boot.router)  # last: its /boot/{name:path} (iPXE binaries) would shadow /boot/n/...
     openapi.install(app)  # roles, every error status, the one Error body (dgxie/api/openapi.py)
     return app

@@ -29,6 +29,7 @@ from dgxie.sections import (
     FirmwareConfig,
     HandoffConfig,
     InstallConfig,
+    InstanceConfig,
     ProfileConfig,
     RoleConfig,
     SiteConfig,
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     install: InstallConfig = InstallConfig()
     bmc: BmcConfig = BmcConfig()
     firmware: FirmwareConfig = FirmwareConfig()
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
     _public_url_note: str = PrivateAttr(default="")
 
     @field_validator("database_url")

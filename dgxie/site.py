@@ -28,6 +28,7 @@ from dgxie.sections import (
     FirmwareConfig,
     HandoffConfig,
     InstallConfig,
+    InstanceConfig,
     ProfileConfig,
     RoleConfig,
     SiteConfig,
@@ -56,6 +57,7 @@ class Site:
     mirrors: tuple[AnyMirrorConfig, ...] = ()
     bmc: BmcConfig = field(default_factory=BmcConfig)
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    instance: InstanceConfig = field(default_factory=InstanceConfig)  # who this process is (jobs, leases)
 
     @property
     def templates_dir(self) -> Path | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie import db
@@ -28,6 +29,9 @@ from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
 from dgxie.ipxe.cache import ScriptCache
+from dgxie.jobs.instances import InstanceBeat
+from dgxie.jobs.leader import Leader, Singleton
+from dgxie.jobs.worker import JobKinds, JobWorker
 from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
@@ -41,6 +45,7 @@ from dgxie.site import Site
 from dgxie.tokens import TokenCache
 
 log = logging.getLogger("dgxie")
+Executed = Callable[[str], None]
 
 
 def reprovision_hooks() -> ReprovisionHooks:
@@ -53,8 +58,8 @@ def reprovision_hooks() -> ReprovisionHooks:
     return ReprovisionHooks(before=[drain_first], after=[bmc_reprovision_hook])
 
 
-def install_sweeper(sessions: sessionmaker[Session], site: Site) -> Periodic:
-    """Marks `failed` the installs silent for longer than `install.timeout_minutes`."""
+def install_sweeper(sessions: sessionmaker[Session], site: Site, on_execute: Executed | None = None) -> Singleton:
+    """Marks `failed` the installs silent for longer than `install.timeout_minutes` (once per site)."""
     timeout = timedelta(minutes=site.install.timeout_minutes)
 
     def sweep() -> list[str]:
@@ -64,16 +69,34 @@ def install_sweeper(sessions: sessionmaker[Session], site: Site) -> Periodic:
             log.warning("install of %s timed out: marked failed", name)
         return failed
 
-    return Periodic("install-timeout-sweep", sweep, site.install.sweep_seconds)
+    return Singleton("install-timeout-sweep", sweep, site.install.sweep_seconds, sessions, site.instance,
+                     on_execute=on_execute)
 
 
-def background(sessions: sessionmaker[Session], site: Site, probe: db.Probe) -> list[Service]:
-    """The background services every API process runs, in start order."""
-    services: list[Service] = [Periodic("db-probe", probe.check, db.PROBE_EVERY), install_sweeper(sessions, site),
-                               Scheduler(sessions, site)]
+def background(sessions: sessionmaker[Session], site: Site, probe: db.Probe, kinds: JobKinds,
+               on_execute: Executed | None = None) -> list[Service]:
+    """The background services this instance runs, in start order. Every instance probes the
+    database and writes its heartbeat; unless its role is `boot` it also runs the job worker and
+    the site-wide work, each under a leader lease so it runs on one instance of the site at a time
+    (docs/architecture.md, "Jobs and instances")."""
+    inst = site.instance
+    services: list[Service] = [Periodic("db-probe", probe.check, db.PROBE_EVERY), InstanceBeat(sessions, inst)]
+    if not inst.runs_jobs:
+        return services
+    services += [install_sweeper(sessions, site, on_execute),
+                 Leader("mirror-scheduler", lambda: Scheduler(sessions, site), sessions, inst),
+                 JobWorker(sessions, inst, kinds, concurrency=inst.job_concurrency, on_execute=on_execute)]
     if site.handoff.enabled:
-        services.append(BootstrapWorker(sessions, site))
+        services.append(Leader("handoff-worker", lambda: BootstrapWorker(sessions, site), sessions, inst))
     return services
+
+
+def job_metrics(registry: CollectorRegistry) -> Executed:
+    """`dgxie_job_executions_total{kind}`: handler starts on this instance (queue jobs by kind,
+    site-wide periodic work by its lease name); summed over instances, each job counts once."""
+    counter = Counter("dgxie_job_executions", "Background job executions started on this instance, by kind",
+                      ["kind"], registry=registry)
+    return lambda kind: counter.labels(kind=kind).inc()
 
 
 def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool = True) -> Context:
@@ -106,9 +129,10 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
                              on_admitted=metrics.http_admitted)
     metrics.in_flight.set_function(lambda: downloads.in_flight)
     power_jobs = PowerJobs()
+    kinds = JobKinds()
     fw_updates = UpdateWorker(sessions, site)
+    services = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs, fw_updates]
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
                    reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,
-                   power_jobs=power_jobs, firmware_updates=fw_updates,
-                   services=[*background(sessions, site, probe), power_jobs, fw_updates])
+                   power_jobs=power_jobs, firmware_updates=fw_updates, job_kinds=kinds, services=services)

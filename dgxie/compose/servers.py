@@ -97,7 +97,10 @@ def tftp_server(ctx: Context) -> TftpServer:
 
 
 def add_boot_servers(ctx: Context) -> None:
-    """Append TFTP and DHCP (as the config enables) to the context's background services."""
+    """Append TFTP and DHCP (as the config enables) to the context's background services; none on
+    an instance whose role is `api` (`instance.role`)."""
+    if not ctx.settings.instance.runs_boot_servers:
+        return
     if ctx.settings.tftp.enabled:
         ctx.services.append(tftp_server(ctx))
     if ctx.settings.dhcp.enabled:

@@ -21,4 +21,4 @@ def build_site(settings: Settings) -> Site:
                 boot=settings.boot, roles=MappingProxyType(dict(settings.roles)),
                 profiles=MappingProxyType(dict(settings.profiles)), install=settings.install,
                 handoff=settings.handoff, mirrors=tuple(settings.mirrors), bmc=settings.bmc,
-                firmware=settings.firmware)
+                firmware=settings.firmware, instance=settings.instance)

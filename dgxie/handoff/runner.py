@@ -7,8 +7,10 @@ process is run again at start; playbooks are idempotent), claims at most `concur
 time, kills a run after `timeout_seconds` (its whole process group), and keeps the last
 `output_tail_bytes` of the output in the node's `bootstrap.done` event. It also moves nodes whose
 role bootstraps with `none` to `ready`, and fails cloud-init nodes whose script never reported back
-within `timeout_seconds`. One worker per database: run one `dgxie serve` with
-`handoff.enabled: true` (PostgreSQL claims rows with SKIP LOCKED, so a second one only idles).
+within `timeout_seconds`. One worker per site: the composition root runs it under the leader lease
+"handoff-worker" (`dgxie.jobs.leader.Leader`), so however many instances run, one runs it; when
+that instance dies, the next leader's worker resumes the nodes it left `bootstrapping`. Its claims
+also use SKIP LOCKED on PostgreSQL, so even two workers would never claim one node twice.
 """
 
 from __future__ import annotations

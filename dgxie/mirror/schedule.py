@@ -35,7 +35,8 @@ def due(s: Session, site: Site) -> list[str]:
 
 class Scheduler:
     """Starts due syncs (a background service, dgxie/background.py); at start it first marks failed
-    the jobs a previous process left running."""
+    the jobs a previous process left running (no live heartbeat). The composition root runs it
+    under the leader lease "mirror-scheduler" (`dgxie.jobs.leader.Leader`): one per site."""
 
     name = "mirror-scheduler"
 

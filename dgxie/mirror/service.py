@@ -2,8 +2,10 @@
 
 Kind-agnostic: a sync runs the mirror's kind (`kinds.kind_for(cfg.kind).sync`, the `MirrorKind`
 protocol), which fetches, verifies and publishes; this module runs it as a job and records the
-outcome (records.py). One sync per mirror at a time, across processes: a `flock` on the mirror's
-directory (the CLI and the server may both start one), also taken by import and gc. Job rows
+outcome (records.py). One sync per mirror at a time, across processes and instances: at most one
+queued/running job row per mirror (a unique partial index: the database arbitrates between
+instances), a `flock` on the mirror's directory while it runs (also taken by import and gc), and a
+heartbeat on the row while it runs, so another host does not take a live sync for a dead one. Job rows
 carry the progress; they are updated at most twice a second from the syncing thread. A rollback
 writes a `mirror.rollback` event with its actor in the caller's transaction.
 """
@@ -21,7 +23,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.catalog.images import blob_store
@@ -59,29 +62,63 @@ def mirror_lock(root: Path, name: str) -> Iterator[None]:
 
 
 def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
+    """Queue a sync of mirror `name`; Conflict while one is queued or running. Across instances the
+    database arbitrates: at most one queued/running row per mirror (a unique partial index), so of
+    two instances starting the same sync at once one gets Conflict."""
     m = spec(site, name)
-    with session_scope(sessions) as s:
-        for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
-                                                      MirrorJob.status.in_(("queued", "running")))):
-            if not _stale(site, busy):
-                raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
-            busy.status, busy.finished_at = "failed", utcnow()
-            busy.error = "interrupted (the process running it stopped)"
-        j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
-        s.add(j)
-        s.flush()
-        return job_out(j)
+    try:
+        with session_scope(sessions) as s:
+            for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
+                                                          MirrorJob.status.in_(("queued", "running")))):
+                if not _stale(site, busy):
+                    raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
+                busy.status, busy.finished_at = "failed", utcnow()
+                busy.error = "interrupted (the process running it stopped)"
+            s.flush()
+            j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
+            s.add(j)
+            s.flush()
+            return job_out(j)
+    except IntegrityError:
+        raise Conflict(f"mirror {name} is already syncing (started by another instance)") from None
 
 
 def _stale(site: Site, j: MirrorJob) -> bool:
-    """A running job whose mirror lock nobody holds, or a job queued for over a minute, is dead."""
+    """A job queued for over a minute is dead; so is a running one whose mirror lock nobody holds
+    here and whose heartbeat (renewed by whichever instance runs it, `_beating`) is older than
+    `instance.expire_seconds`: a sync running on another host is not taken for dead."""
     if j.status == "queued":
         return j.created_at < utcnow() - timedelta(seconds=60)
     try:
         with mirror_lock(root_of(site, j.kind, j.mirror), j.mirror):
-            return True
+            pass
     except Conflict:
         return False
+    fresh = utcnow() - timedelta(seconds=site.instance.expire_seconds)
+    return j.heartbeat_at is None or j.heartbeat_at < fresh
+
+
+@contextmanager
+def _beating(sessions: sessionmaker[Session], site: Site, job_id: int) -> Iterator[None]:
+    """While inside: the job's `heartbeat_at` is renewed every `instance.heartbeat_seconds` (a
+    thread), so other instances see the sync is alive however long a download blocks."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(site.instance.heartbeat_seconds):
+            try:
+                with session_scope(sessions) as s:
+                    s.execute(update(MirrorJob).where(MirrorJob.id == job_id).values(heartbeat_at=utcnow()))
+            except Exception as exc:  # the database away for a moment: the next beat retries
+                log.debug("mirror job %d heartbeat: %s", job_id, exc)
+
+    t = threading.Thread(target=beat, name=f"dgxie-sync-beat-{job_id}", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(10)
 
 
 def _save_progress(sessions: sessionmaker[Session], job_id: int, p: Progress) -> None:
@@ -111,6 +148,7 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
             j = s.get(MirrorJob, job_id)
             assert j is not None
             j.status, j.started_at = "running", utcnow()
+            j.owner, j.heartbeat_at = site.instance.id, j.started_at
     progress = Progress()
     last = [0.0]
 
@@ -126,7 +164,8 @@ def run_job(sessions: sessionmaker[Session], site: Site, job_id: int,
     try:
         with mirror_lock(root, name):
             running()
-            snap = _sync(site, m, root, progress, tick)
+            with _beating(sessions, site, job_id):
+                snap = _sync(site, m, root, progress, tick)
         status = "succeeded"
     except Exception as exc:  # every failure is reported on the job, nothing is published
         error = _describe(exc)

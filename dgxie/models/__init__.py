@@ -3,6 +3,7 @@
 from dgxie.models.event import Event
 from dgxie.models.firmware import BmcEndpoint, FirmwareReading, FirmwareScan, FirmwareUpdate, FirmwareUpdateNode
 from dgxie.models.image import Image
+from dgxie.models.job import Instance, Job, Lease
 from dgxie.models.lease import DhcpLease
 from dgxie.models.mirror import MirrorJob, MirrorSnapshot, MirrorState
 from dgxie.models.node import Interface, Node
@@ -11,5 +12,5 @@ from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
 
 __all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "Event", "FirmwareReading", "FirmwareScan", "FirmwareUpdate",
-           "FirmwareUpdateNode", "Image",
-           "Interface", "MirrorJob", "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret"]
+           "FirmwareUpdateNode", "Image", "Instance", "Interface", "Job", "Lease", "MirrorJob", "MirrorSnapshot",
+           "MirrorState", "Node", "Profile", "Secret"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dgxie.db import Base
@@ -67,5 +67,12 @@ class MirrorJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(64))  # the instance running it (instance.id)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # renewed while it runs
 
-    __table_args__ = (Index("ix_mirror_jobs_mirror_id", "mirror", "id"),)
+    __table_args__ = (
+        Index("ix_mirror_jobs_mirror_id", "mirror", "id"),
+        # one queued/running sync per mirror across every instance (the database arbitrates)
+        Index("ux_mirror_jobs_active", "mirror", unique=True, postgresql_where=text("status IN ('queued', 'running')"),
+              sqlite_where=text("status IN ('queued', 'running')")),
+    )

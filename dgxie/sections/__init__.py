@@ -9,6 +9,7 @@ Every model is frozen: a service cannot change what the operator configured.
 One module per group (`serving`, `roles`, `mirrors`); import the names from this package.
 """
 
+from dgxie.sections.instance import ROLES, InstanceConfig, Role
 from dgxie.sections.mirrors import (
     OCI_REPOSITORY,
     AnyMirrorConfig,
@@ -37,6 +38,7 @@ from dgxie.sections.serving import (
 
 __all__ = [
     "OCI_REPOSITORY",
+    "ROLES",
     "AnyMirrorConfig",
     "ApiConfig",
     "AptMirrorConfig",
@@ -46,9 +48,11 @@ __all__ = [
     "FirmwareConfig",
     "HandoffConfig",
     "InstallConfig",
+    "InstanceConfig",
     "MirrorConfig",
     "OciMirrorConfig",
     "ProfileConfig",
+    "Role",
     "RoleConfig",
     "SiteConfig",
     "SubnetConfig",

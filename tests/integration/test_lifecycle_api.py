@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from dgxie import db
 from dgxie.app import create_app
-from dgxie.background import Periodic
 from dgxie.compose.root import install_sweeper
 from dgxie.context import Context
+from dgxie.jobs.leader import Singleton
 from dgxie.models import Event, Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import lifecycle, service
@@ -223,7 +223,7 @@ def test_sweeper_runs_in_the_app_lifespan(make_ctx: Callable[..., Context]) -> N
     import time
 
     sweeper = ctx.service("install-timeout-sweep")
-    assert isinstance(sweeper, Periodic)
+    assert isinstance(sweeper, Singleton)  # once per site: the holder of its lease runs it
     with TestClient(create_app(ctx)):
         assert sweeper._task is not None, "the lifespan started it"
         deadline = time.monotonic() + 20
