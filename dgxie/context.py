@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.background import Service
 from dgxie.config import Settings
 from dgxie.db import Availability, Probe
-from dgxie.firmware.update_worker import UpdateWorker
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.jobs.worker import JobKinds
 from dgxie.mirror.oci.store import OciReader
@@ -49,7 +48,6 @@ class Context:
     db_health: Availability  # outage and recovery, one log line each
     downloads: DownloadGate = field(default_factory=DownloadGate)  # big image files in flight (503 past it)
     power_jobs: PowerJobs = field(default_factory=PowerJobs)  # bulk power in waves (POST /api/v1/power)
-    firmware_updates: UpdateWorker | None = None  # runs firmware update jobs (POST /api/v1/firmware/updates)
     job_kinds: JobKinds = field(default_factory=JobKinds)  # handlers of the job queue's kinds (dgxie/jobs/)
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 

@@ -1,12 +1,12 @@
 """`dgxie firmware update`: create a firmware update job (as `POST /api/v1/firmware/updates` does)
 and follow it with a progress bar until it ends.
 
-The job is run by whoever claims it (`update_jobs.claim`): a running `dgxie serve` (its firmware
-update runner) normally takes it within `--wait-server` seconds; if none has by then, this
-command claims it and runs it itself (`--wait-server 0`: at once, claimed when created). Ctrl-C
-cancels the nodes that have not started and waits for those in flight; a second Ctrl-C leaves (a
-job this command was running stays `running` until a server's runner sees its heartbeat stale and
-resumes it).
+The job goes on the site's job queue and is run by whoever claims it: a running `dgxie serve`
+(any role but `boot`) normally takes it within `--wait-server` seconds; if none has by then, this
+command claims it and runs it itself (`--wait-server 0`: at once). Ctrl-C cancels the nodes that
+have not started and waits for those in flight; a second Ctrl-C leaves (a job this command was
+running stays `running` until its heartbeat is stale, `instance.expire_seconds`; then a server
+claims it and resumes it).
 
 Exit 0 when every node to update was updated (nodes skipped because they have no BMC or are
 compliant with the baseline do not count), 1 on bad input (nothing is queued), 2 when the job
@@ -28,7 +28,8 @@ from dgxie.cli.common import site as cli_site
 from dgxie.errors import Conflict, Invalid
 from dgxie.firmware import update_jobs
 from dgxie.firmware.update_jobs import UpdateIn, UpdateOut
-from dgxie.firmware.update_worker import run_claimed, runner_name
+from dgxie.firmware.update_worker import run_here
+from dgxie.models import Job
 
 NOT_UPDATED = 2  # the job failed or was cancelled: some nodes were not updated
 TICK = 0.2  # seconds between progress reads
@@ -58,18 +59,23 @@ def _last(job: UpdateOut) -> str:
         (f" (+{len(live) - 1})" if len(live) > 1 else "")
 
 
-def _follow(update_id: int, wait_server: float, claimed: bool, as_json: bool) -> UpdateOut:
-    site, sessions, me = cli_site(), cli_sessions(), runner_name()
+def _queued(job_id: int | None) -> bool:
+    """Whether the update's queue job still waits for a claimer."""
+    with session() as s:
+        job = s.get(Job, job_id) if job_id is not None else None
+        return job is not None and job.status == "queued"
+
+
+def _follow(update_id: int, job_id: int | None, wait_server: float, as_json: bool) -> UpdateOut:
+    site, sessions = cli_site(), cli_sessions()
     worker: threading.Thread | None = None
 
-    def run_here() -> threading.Thread:
-        t = threading.Thread(target=run_claimed, args=(sessions, site, update_id, me), daemon=True,
+    def start_here() -> threading.Thread:
+        t = threading.Thread(target=run_here, args=(sessions, site, job_id), daemon=True,
                              name=f"dgxie-fw-update-{update_id}")
         t.start()
         return t
 
-    if claimed:
-        worker = run_here()
     since, interrupted = time.monotonic(), 0
     job = _read(update_id)
     total = sum(1 for n in job.nodes if n.wave is not None)
@@ -84,10 +90,9 @@ def _follow(update_id: int, wait_server: float, claimed: bool, as_json: bool) ->
                 bar.update(task, completed=done, last=_last(job))
                 if job.status in update_jobs.FINAL and (worker is None or not worker.is_alive()):
                     return job
-                if worker is None and job.status == "queued" and time.monotonic() - since >= wait_server:
-                    with session() as s:
-                        if update_jobs.claim(s, update_id, me):
-                            worker = run_here()
+                if worker is None and job_id is not None and time.monotonic() - since >= wait_server \
+                        and _queued(job_id):
+                    worker = start_here()  # no server took it: run it here (its claim decides, once)
                 time.sleep(TICK)
             except KeyboardInterrupt:
                 interrupted += 1
@@ -125,10 +130,10 @@ def update_(node: list[str] = typer.Argument(None, help="nodes, updated in this 
                  drain=drain, multipart=multipart, timeout=timeout, poll=poll)
     if wait_server < 0:
         raise Invalid("--wait-server: 0 or more seconds")
-    here = runner_name() if wait_server == 0 else None
     with session() as s:
-        update_id = update_jobs.create(s, cli_site(), body, actor=actor(), runner=here).id
-    job = _follow(update_id, wait_server, here is not None, as_json)
+        made = update_jobs.create(s, cli_site(), body, actor=actor())
+        update_id, job_id = made.id, made.job_id
+    job = _follow(update_id, job_id, wait_server, as_json)
     if as_json:
         dump_json(job.model_dump(mode="json"))
     else:

@@ -24,7 +24,7 @@ from dgxie.compose.site import build_site
 from dgxie.config import CONFIG_ENV, Settings
 from dgxie.context import Context
 from dgxie.filemodes import loosened, private_dir, secret_config
-from dgxie.firmware.update_worker import UpdateWorker
+from dgxie.firmware import update_worker as firmware_updates
 from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
 from dgxie.handoff.service import check_roles
@@ -130,9 +130,9 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
     metrics.in_flight.set_function(lambda: downloads.in_flight)
     power_jobs = PowerJobs()
     kinds = JobKinds()
-    fw_updates = UpdateWorker(sessions, site)
-    services = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs, fw_updates]
+    firmware_updates.register(kinds, sessions, site)
+    services = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs]
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
                    reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,
-                   power_jobs=power_jobs, firmware_updates=fw_updates, job_kinds=kinds, services=services)
+                   power_jobs=power_jobs, job_kinds=kinds, services=services)

@@ -41,6 +41,7 @@ from dgxie.events import record
 from dgxie.firmware import service, update_jobs
 from dgxie.firmware.packages import Package
 from dgxie.handoff import hooks
+from dgxie.jobs.worker import Stopped
 from dgxie.models import FirmwareUpdate, FirmwareUpdateNode, Node
 from dgxie.nodes.power import endpoint_of
 from dgxie.site import Site
@@ -138,7 +139,7 @@ def _drain(sessions: Sessions, site: Site, job: FirmwareUpdate, row: FirmwareUpd
     return True
 
 
-def _wait(threads: list[threading.Thread], heartbeat: Callable[[], None]) -> None:
+def _wait(threads: list[threading.Thread], heartbeat: Callable[[], object]) -> None:
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
@@ -150,7 +151,7 @@ def _wait(threads: list[threading.Thread], heartbeat: Callable[[], None]) -> Non
 
 
 def _wave(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, rows: list[FirmwareUpdateNode],
-          heartbeat: Callable[[], None]) -> None:
+          heartbeat: Callable[[], object]) -> None:
     go: list[FirmwareUpdateNode] = []
     for r in rows:
         if r.node_id is None:
@@ -182,8 +183,10 @@ def _wave(sessions: Sessions, site: Site, job: FirmwareUpdate, pkg: Package, row
 
 
 def run_update(sessions: Sessions, site: Site, update_id: int, *, cancelled: Callable[[], bool],
-               heartbeat: Callable[[], None]) -> None:
-    """Run (or resume) the claimed job `update_id` to its end: `done`, `failed` or `cancelled`."""
+               heartbeat: Callable[[], object], stop: Callable[[], bool] = lambda: False) -> None:
+    """Run (or resume) the claimed job `update_id` to its end: `done`, `failed` or `cancelled`.
+    `stop()` true before a wave (this instance is stopping, or lost the job) raises `Stopped` and
+    leaves the job `running`, to be resumed where it stopped by whoever claims it next."""
     with session_scope(sessions) as s:
         job = update_jobs.get(s, update_id)
         if job.status in update_jobs.FINAL:
@@ -201,6 +204,8 @@ def run_update(sessions: Sessions, site: Site, update_id: int, *, cancelled: Cal
     waves = sorted({r.wave for r in _rows(sessions, job.id) if r.wave is not None})
     for k in waves:
         heartbeat()
+        if stop():
+            raise Stopped
         rows = [r for r in _rows(sessions, job.id) if r.wave == k]
         if any(r.status == "failed" for r in _rows(sessions, job.id) if r.wave is not None and r.wave < k):
             _skip_rest(sessions, job, k, "an earlier wave failed")

@@ -1,4 +1,4 @@
-"""Firmware update jobs: create, read, cancel and claim the rows of `firmware_updates`.
+"""Firmware update jobs: create, read and cancel the rows of `firmware_updates` (each runs as a queue job).
 
 A job names its nodes (`nodes`, in the order given, or `tags`: nodes with every tag, by
 hostname), a staged package (`SHA256/NAME`), Redfish `targets`, a wave size `batch`, whether to
@@ -8,23 +8,25 @@ components; the others are `skipped` at once with the reason, as are nodes witho
 A baseline names versions, not images, so a package is always given.
 
 `create()` is what the API (`POST /api/v1/firmware/updates`) and `dgxie firmware update` both
-call; `claim()` is the one way to start running a job (an atomic `queued -> running` update, or a
-takeover of a `running` job whose heartbeat is older than `stale`), so it runs once however many
-processes try; `dgxie.firmware.update.run_update()` runs it.
+call: it queues the job on the site's job queue (`dgxie.jobs`, kind `firmware.update`, one
+queue job per update), which runs it once however many instances run and resumes it on another
+instance when the one running it dies; `dgxie.firmware.update_worker` is the queue handler and
+`dgxie.firmware.update.run_update()` the work.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
 from dgxie.firmware import compliance, packages
+from dgxie.jobs import queue
 from dgxie.models import FirmwareUpdate, FirmwareUpdateNode, Node
 from dgxie.nodes import service as nodes_svc
 from dgxie.nodes.power_waves import PowerSelector, select_nodes
@@ -33,7 +35,7 @@ from dgxie.site import Site
 MAX_NODES = 10_000
 FINAL = ("done", "failed", "cancelled")  # a job's final states
 NODE_FINAL = ("done", "failed", "skipped", "cancelled")
-STALE = timedelta(seconds=60)  # a running job without a heartbeat for this long is taken over
+KIND = "firmware.update"  # the queue job kind that runs an update (payload {"update": id})
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 NodeStatus = Literal["pending", "draining", "uploading", "running", "done", "failed", "skipped", "cancelled"]
 
@@ -140,19 +142,18 @@ def _needs_update(session: Session, site: Site, node: Node, targets: list[str]) 
     return "baseline: already compliant"
 
 
-def create(session: Session, site: Site, body: UpdateIn, *, actor: str, runner: str | None = None) -> FirmwareUpdate:
-    """A `queued` job with its node rows (waves numbered from 1), recorded as `firmware.update.queued`;
-    with `runner`, claimed by it in the same transaction (no other runner can take it first)."""
+def create(session: Session, site: Site, body: UpdateIn, *, actor: str) -> FirmwareUpdate:
+    """A `queued` job with its node rows (waves numbered from 1) and its queue job (it runs once
+    the caller commits), recorded as `firmware.update.queued`."""
     find_package(site, body.package)
     chosen = _select(session, body)
     job = FirmwareUpdate(selector={"nodes": body.nodes} if body.nodes else {"tags": body.tags}, package=body.package,
                          baseline=body.baseline, targets=body.targets, batch=body.batch, drain=body.drain,
                          multipart=body.multipart, timeout=body.timeout, poll=body.poll, status="queued",
                          cancel_requested=False, actor=actor)
-    if runner is not None:
-        job.status, job.runner, job.heartbeat_at = "running", runner, datetime.now(UTC)
     session.add(job)
     session.flush()
+    job.job_id = queue.enqueue(session, KIND, {"update": job.id}, key=f"{KIND}:{job.id}", actor=actor).id
     todo = 0
     for n in chosen:
         why = "no BMC" if not n.bmc_url else _needs_update(session, site, n, body.targets) if body.baseline else None
@@ -212,39 +213,11 @@ def cancel(session: Session, update_id: int, *, actor: str) -> FirmwareUpdate:
     job.cancel_requested = True
     if job.status == "queued":
         job.status, job.finished_at = "cancelled", now
+    if job.job_id is not None:
+        queue.request_cancel(session, job.job_id)  # queued: never claimed; running: its handler is told
     kind = "firmware.update.cancelled" if job.status == "cancelled" else "firmware.update.cancel"
     record(session, actor=actor, kind=kind,
            reason=f"firmware update {update_id}: {len(gone)} node(s) not started cancelled",
            data={"update": update_id, "nodes": sorted(gone), "status": job.status})
     session.flush()
     return job
-
-
-def claim(session: Session, update_id: int, runner: str, *, stale: timedelta = STALE) -> bool:
-    """Take the job to run it: True for exactly one caller (a queued job, or a running one whose
-    runner's heartbeat is older than `stale`: that runner is presumed dead and the job resumed)."""
-    now = datetime.now(UTC)
-    res = session.execute(update(FirmwareUpdate).where(
-        FirmwareUpdate.id == update_id,
-        or_(FirmwareUpdate.status == "queued",
-            (FirmwareUpdate.status == "running") & (FirmwareUpdate.heartbeat_at < now - stale)))
-        .values(status="running", runner=runner, heartbeat_at=now).execution_options(synchronize_session=False))
-    return bool(res.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def claimable(session: Session, *, stale: timedelta = STALE) -> list[int]:
-    """Jobs waiting for a runner: queued ones, and running ones whose heartbeat is stale."""
-    now = datetime.now(UTC)
-    return list(session.scalars(select(FirmwareUpdate.id).where(or_(
-        FirmwareUpdate.status == "queued",
-        (FirmwareUpdate.status == "running") & (FirmwareUpdate.heartbeat_at < now - stale)))
-        .order_by(FirmwareUpdate.id)))
-
-
-def beat(session: Session, update_id: int, runner: str) -> None:
-    """The runner is alive: refresh the heartbeat (`Conflict` when another runner took the job over)."""
-    res = session.execute(update(FirmwareUpdate).where(FirmwareUpdate.id == update_id,
-                                                       FirmwareUpdate.runner == runner)
-                          .values(heartbeat_at=datetime.now(UTC)).execution_options(synchronize_session=False))
-    if res.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"firmware update {update_id} is run by another runner now")

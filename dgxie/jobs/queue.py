@@ -63,15 +63,19 @@ def _claimable(kinds: list[str], stale: Any) -> Any:
                                                                       Job.heartbeat_at < stale)))
 
 
-def claim(sessions: sessionmaker[Session], owner: str, kinds: list[str], *, expire: float) -> Claimed | None:
+def claim(sessions: sessionmaker[Session], owner: str, kinds: list[str], *, expire: float,
+          job_id: int | None = None) -> Claimed | None:
     """Take the oldest queued job of `kinds` (or a running one whose owner's heartbeat is older
-    than `expire` s) for `owner`; None if there is none (or another instance won the race)."""
+    than `expire` s) for `owner`; None if there is none (or another instance won the race).
+    With `job_id`, only that job (a CLI running the job it queued when no server took it)."""
     if not kinds:
         return None
     with session_scope(sessions) as s:
         now = utcnow()
         stale = now - timedelta(seconds=expire)
         q = select(Job).where(_claimable(kinds, stale)).order_by(Job.id).limit(1)
+        if job_id is not None:
+            q = q.where(Job.id == job_id)
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         job = s.scalars(q).first()

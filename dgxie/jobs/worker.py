@@ -173,6 +173,38 @@ class JobWorker:
                 if i in asked:
                     entry[0].cancel_requested.set()
 
+    def run_here(self, claimed: Claimed) -> str | None:
+        """Run one job this process claimed (`queue.claim(..., job_id=)`) in the calling thread,
+        without `start()`: the CLI running the job it queued when no server took it. A thread of
+        its own renews the heartbeat and reads cancel requests meanwhile. Returns the recorded
+        outcome (`done`, `failed`, `cancelled`), or None when the job was taken over."""
+        handle = JobHandle(self, claimed)
+        ended = threading.Event()
+
+        def beat() -> None:
+            while not ended.wait(self.instance.heartbeat_seconds):
+                try:
+                    handle.heartbeat()
+                    if queue.cancel_asked(self.sessions, [handle.id]):
+                        handle.cancel_requested.set()
+                except Exception:
+                    log.exception("job heartbeat")
+
+        threading.Thread(target=beat, daemon=True, name=f"dgxie-job-{handle.id}-beat").start()
+        raised: BaseException | None = None
+        try:
+            if self.on_execute is not None:
+                self.on_execute(claimed.kind)
+            self.kinds.handlers[claimed.kind](handle)
+        except Exception as exc:
+            raised = exc
+        finally:
+            ended.set()
+        outcome = self._outcome(handle, raised)
+        if outcome is None or not queue.finish(self.sessions, self.instance.id, handle.id, *outcome):
+            return None
+        return outcome[0]
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._claim_loop(), name="job-claim"),

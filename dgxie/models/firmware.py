@@ -72,8 +72,8 @@ class FirmwareReading(Base):
 class FirmwareUpdate(Base):
     """A firmware update job (API `POST /api/v1/firmware/updates` or `dgxie firmware update`):
     what to flash where, in waves of `batch`; `status` queued | running | done | failed | cancelled.
-    `cancel_requested` stops it before its next node; `runner`/`heartbeat_at` say who runs it
-    and when it last showed life (a job whose heartbeat is stale is taken over and resumed)."""
+    `cancel_requested` stops it before its next node. `job_id` is the queue job that runs it
+    (dgxie/jobs/: claimed by one instance, taken over and resumed when that instance dies)."""
 
     __tablename__ = "firmware_updates"
 
@@ -90,8 +90,7 @@ class FirmwareUpdate(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     actor: Mapped[str] = mapped_column(String(128))
-    runner: Mapped[str | None] = mapped_column(String(128))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,7 +1,7 @@
 """firmware update jobs: firmware_updates and their per-node progress (firmware_update_nodes)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013 (the job queue: `firmware_updates.job_id` names the queue job that runs it)
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from dgxie.models.types import JSONType, UTCDateTime
 
 revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0012"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -33,12 +33,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("runner", sa.String(length=128), nullable=True),
-        sa.Column("heartbeat_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("started_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_firmware_updates_job_id_jobs"),
+                                ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_firmware_updates")),
     )
     op.create_index("ix_firmware_updates_status", "firmware_updates", ["status"])

@@ -1,5 +1,5 @@
 """Firmware updates as jobs (issue 15, part 5): POST/GET/DELETE /api/v1/firmware/updates run by the
-server's runner, per-node progress with Redfish Task states, cancel of the nodes not started,
+server's job worker (the job queue), per-node progress with Redfish Task states, cancel of the nodes not started,
 resume after an interrupted runner without flashing a done node again, and the CLI following a job.
 
 The BMCs are tests/support/update_peer.py (see tests/integration/test_bmc_update.py for why: no
@@ -19,23 +19,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dgxie import db, tokens
 from dgxie.app import create_app
 from dgxie.context import Context
-from dgxie.errors import Conflict
 from dgxie.firmware import packages, service, update_jobs
 from dgxie.firmware.update import run_update
-from dgxie.firmware.update_jobs import UpdateIn
-from dgxie.models import Event, FirmwareUpdateNode
+from dgxie.firmware.update_jobs import KIND, UpdateIn
+from dgxie.jobs import queue
+from dgxie.models import Event, FirmwareUpdateNode, Job
+from dgxie.models.types import utcnow
 from dgxie.nodes.schemas import BmcIn, NodeCreate
 from dgxie.nodes.service import create_node, get_node
 from tests.support.bmc import INSECURE_HTTP, free_port
@@ -72,7 +72,7 @@ def add_node(ctx: Context, name: str, i: int, bmc: str | None) -> None:
 
 @pytest.fixture
 def server(make_ctx: Any, tmp_path: Path) -> Iterator[Server]:
-    """dgxie serving packages to the peers and running firmware update jobs (its background runner)."""
+    """dgxie serving packages to the peers and running firmware update jobs (its job worker)."""
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     baselines = tmp_path / "baselines"
@@ -148,6 +148,11 @@ def test_api_job_runs_to_done_with_task_progress(server: Server, tmp_path: Path)
     assert kinds[0] == "firmware.update.queued" and kinds[1] == "firmware.update.started"
     assert kinds[-1] == "firmware.update.finished"
     assert kinds.count("firmware.update.node.started") == 2 and kinds.count("firmware.update.node.done") == 2
+    with db.session_scope(server.ctx.sessions) as s:  # run as one job of the queue, by this instance, once
+        qjob = s.get(Job, update_jobs.get(s, job["id"]).job_id)
+        assert qjob is not None and (qjob.kind, qjob.status, qjob.executions, qjob.owner) == (
+            KIND, "done", 1, server.ctx.site.instance.id)
+    assert f'dgxie_job_executions_total{{kind="{KIND}"}} 1.0' in httpx.get(f"{server.url}/metrics").text
 
 
 def test_baseline_updates_only_the_outdated_nodes(server: Server, tmp_path: Path) -> None:
@@ -235,16 +240,18 @@ def test_cancel_of_a_queued_job_and_claim_runs_once(make_ctx: Any, tmp_path: Pat
         assert job.status == "cancelled"
     with db.session_scope(ctx.sessions) as s:
         assert [r.status for r in update_jobs.rows_of(s, a)] == ["cancelled"]
-        assert not update_jobs.claim(s, a, "r1")  # a cancelled job is never run
-        assert update_jobs.claimable(s) == [b]
-    with db.session_scope(ctx.sessions) as s:
-        assert update_jobs.claim(s, b, "r1")
-    with db.session_scope(ctx.sessions) as s:
-        assert not update_jobs.claim(s, b, "r2")  # claimed: runs once
-        assert update_jobs.claimable(s) == []
-        assert update_jobs.claim(s, b, "r2", stale=timedelta(0))  # r1 presumed dead: taken over
-    with db.session_scope(ctx.sessions) as s, pytest.raises(Conflict, match="another runner"):
-        update_jobs.beat(s, b, "r1")
+        qa, qb = update_jobs.get(s, a).job_id, update_jobs.get(s, b).job_id
+        assert s.get(Job, qa).status == "cancelled"  # its queue job too: never claimed
+    sessions = ctx.sessions
+    assert queue.claim(sessions, "r1", [KIND], expire=60, job_id=qa) is None  # a cancelled job is never run
+    got = queue.claim(sessions, "r1", [KIND], expire=60)
+    assert got is not None and got.id == qb and got.payload == {"update": b} and got.attempt == 1
+    assert queue.claim(sessions, "r2", [KIND], expire=60) is None  # claimed: runs once
+    time.sleep(0.01)
+    again = queue.claim(sessions, "r2", [KIND], expire=0)  # r1 presumed dead: taken over
+    assert again is not None and again.id == qb and again.attempt == 2
+    assert queue.beat(sessions, "r1", [qb]) == {qb: False}  # r1's heartbeat is refused now
+    assert not queue.finish(sessions, "r1", qb, "done")  # and so is its late outcome
 
 
 class Crash(Exception):
@@ -261,8 +268,12 @@ def test_resume_after_interruption_does_not_flash_a_done_node(server: Server, tm
         for i, (url, _) in enumerate(ps):
             server.node(f"r{i}", 20 + i, url)
         with db.session_scope(sessions) as s:
-            uid = update_jobs.create(s, site, UpdateIn(nodes=["r0", "r1", "r2"], package=pkg, poll=0.05),
-                                     actor="t", runner="dead").id
+            made = update_jobs.create(s, site, UpdateIn(nodes=["r0", "r1", "r2"], package=pkg, poll=0.05),
+                                      actor="t")
+            uid, qid = made.id, made.job_id
+            # held by a runner that is about to die (so the server's worker leaves it alone for now)
+            s.execute(update(Job).where(Job.id == qid).values(status="running", owner="dead", heartbeat_at=utcnow(),
+                                                              attempts=1, executions=1))
 
         def dies_after_wave_one() -> None:
             with db.session_scope(sessions) as s:
@@ -279,9 +290,10 @@ def test_resume_after_interruption_does_not_flash_a_done_node(server: Server, tm
             row = s.scalars(select(FirmwareUpdateNode).where(FirmwareUpdateNode.update_id == uid,
                                                              FirmwareUpdateNode.hostname == "r1")).one()
             row.status, row.task = "running", r.json()["@odata.id"]
-        with db.session_scope(sessions) as s:
-            assert update_jobs.claimable(s) == []  # its heartbeat is fresh: not taken over yet
-            assert update_jobs.claim(s, uid, "next", stale=timedelta(0))
+        assert queue.claim(sessions, "next", [KIND], expire=60, job_id=qid) is None  # fresh: not taken over yet
+        time.sleep(0.01)
+        got = queue.claim(sessions, "next", [KIND], expire=0, job_id=qid)  # "dead" presumed dead: taken over
+        assert got is not None and got.attempt == 2
         run_update(sessions, site, uid, cancelled=lambda: False, heartbeat=lambda: None)
         with db.session_scope(sessions) as s:
             job = update_jobs.to_out(s, update_jobs.get(s, uid))
@@ -311,7 +323,7 @@ def test_cli_follows_the_job_with_exit_codes(cli: Any, config_file: Any, server:
         assert r.code == 1 and "no staged package" in r.err
         r = cli("firmware", "update", "k0", "--package", f"{sha}/{image.name}", "--batch", "0")
         assert r.code == 1 and "batch" in r.err
-        # the server's runner takes the job (default --wait-server 3); the CLI follows it
+        # the server's job worker takes the job (default --wait-server 3); the CLI follows it
         r = cli("firmware", "update", "--tag", "lab", "--package", f"{sha}/{image.name}", "--poll", "0.05")
         assert r.code == 0, r.err
         assert "k0: done (Completed) - updated" in r.out

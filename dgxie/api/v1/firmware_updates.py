@@ -1,12 +1,13 @@
 """/api/v1/firmware/updates: firmware update jobs (`dgxie.firmware.update_jobs`), run in the
-background by the server's firmware update runner, with per-node progress (Redfish Task states)."""
+background by an instance's job worker (the `firmware.update` kind of the job queue), with per-node
+progress (Redfish Task states)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from dgxie.api.auth import Operator, Viewer
-from dgxie.api.deps import SessionDep, SiteDep, get_ctx
+from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import JsonRoute
 from dgxie.api.openapi import conflict, missing
 from dgxie.firmware import update_jobs
@@ -19,8 +20,7 @@ MAX_ID = 2**31 - 1
 
 @router.post("", response_model=UpdateOut, status_code=202,
              responses=missing("a node named in `nodes` does not exist"))
-def create_update(body: UpdateIn, request: Request, background: BackgroundTasks, s: SessionDep, site: SiteDep,
-                  who: Principal = Operator) -> UpdateOut:
+def create_update(body: UpdateIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> UpdateOut:
     """Queue a firmware update of the named nodes (`nodes`) or of the nodes with every tag
     (`tags`) with a staged package, `batch` nodes at a time, stopping after a wave with a failure;
     with `baseline`, only the nodes outdated against their baseline are updated. Ready nodes are
@@ -28,11 +28,7 @@ def create_update(body: UpdateIn, request: Request, background: BackgroundTasks,
     without a BMC are skipped. Runs in the background: follow it at
     `GET /api/v1/firmware/updates/{id}`. A package that is not staged, a selector matching no node
     or both/neither of `nodes` and `tags` is a 422; an unknown node a 404."""
-    job = update_jobs.create(s, site, body, actor=who.actor)
-    worker = get_ctx(request).firmware_updates
-    if worker is not None:
-        background.add_task(worker.wake)  # after the commit: the runner sees the job at once
-    return update_jobs.to_out(s, job)
+    return update_jobs.to_out(s, update_jobs.create(s, site, body, actor=who.actor))
 
 
 @router.get("", response_model=list[UpdateOut])
