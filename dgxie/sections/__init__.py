@@ -31,6 +31,7 @@ from dgxie.sections.serving import (
     BootConfig,
     DhcpConfig,
     FirmwareConfig,
+    HaConfig,
     SubnetConfig,
     TftpConfig,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "BootConfig",
     "DhcpConfig",
     "FirmwareConfig",
+    "HaConfig",
     "HandoffConfig",
     "InstallConfig",
     "MirrorConfig",

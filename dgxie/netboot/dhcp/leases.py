@@ -258,6 +258,18 @@ class LeaseTable:
                 n += 1
         return n
 
+    def adopt(self, leases: list[Lease], now: float) -> int:
+        """Take in unexpired bound leases another server wrote (the partner's, at takeover), but
+        only where this table holds neither the MAC nor the address: what it knows wins."""
+        n = 0
+        for lease in leases:
+            if (lease.expires >= now and lease.state == "bound" and lease.mac not in self.by_mac
+                    and lease.ip not in self.by_ip):
+                self.by_mac[lease.mac] = lease
+                self._set_ip(lease.ip, lease)
+                n += 1
+        return n
+
     def expire(self, now: float) -> int:
         """Forget expired leases (offers not taken up, ended bindings, declines served): their
         addresses are free again and the pool's `used` count drops. The database keeps an expired
