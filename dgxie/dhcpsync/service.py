@@ -9,8 +9,8 @@ The server (`dgxie.netboot.dhcp`) holds no SQL. This service
 - restores unexpired leases at start, so they survive a restart;
 - writes changed leases behind the packet path: every 0.25 s one transaction upserts the batch
   into `dhcp_leases` (and deletes released ones); a failed batch is retried with the next one;
-- with `dhcp.ha` (two servers on one segment), beats the heartbeat and takes over the partner's
-  clients when it is silent (`dgxie.dhcpsync.ha`);
+- with `dhcp.ha` (two servers on one segment), runs the heartbeat, takeover and lease merge of
+  `dgxie.dhcpsync.ha.HaSync` on a thread of its own;
 - creates the unknown MACs the discovery gate admitted as `discovered` nodes (actor "dhcp"),
   and records a `dhcp.discovery_limited` event (at most once a minute) when limits bite.
 
@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.background import cancel
 from dgxie.db import session_scope
 from dgxie.dhcpsync.discovery import create_discovered, record_limited
-from dgxie.dhcpsync.ha import HaMonitor, beat, partner_leases
+from dgxie.dhcpsync.ha import HaSync
 from dgxie.dhcpsync.store import Dirty, load_leases, purge_expired, write_leases
 from dgxie.models import Event, Interface, Node, Profile
 from dgxie.netboot.dhcp.ha import split_pool
@@ -131,12 +131,11 @@ class DhcpService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self.woken = 0
-        self.ha_config = ha
-        self.monitor: HaMonitor | None = None
+        self.ha: HaSync | None = None
         if ha is not None:
             assert responder.ha is not None, "dhcp.ha needs the responder's HaFilter"
-            self.monitor = HaMonitor(responder.ha, self.table, ha.takeover_seconds, ha.partner)
             self.ha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhcp-ha")
+            self.ha = HaSync(ha, responder.ha, self.table, self._ha_call)
         self.flushes = 0
         self.created = 0
         self.reports = 0
@@ -255,36 +254,12 @@ class DhcpService:
                 except Exception:
                     log.exception("dhcp: purging expired leases failed")
 
-    async def heartbeat(self) -> None:
-        """One HA heartbeat: beat, read the partner's, take over (adopting its leases) when it is
-        silent. A database error counts as silence (docs/dhcp.md, "Two servers on one segment")."""
-        assert self.monitor is not None and self.ha_config is not None
-        ha, now = self.ha_config, time.monotonic()
-        try:
-            if self._sqlite:
-                async with self._writes:
-                    partner = await self._call(self.ha_pool, beat, ha.this, ha.partner)
-            else:
-                partner = await self._call(self.ha_pool, beat, ha.this, ha.partner)
-        except Exception as exc:
-            log.debug("dhcp: heartbeat failed: %s", exc)
-            took = self.monitor.missed(time.monotonic())
-        else:
-            took = self.monitor.seen(partner, now)
-        if took:
-            try:
-                n = self.monitor.adopt(await self._call(self.ha_pool, partner_leases))
-                log.info("dhcp: adopted %d of the partner's leases", n)
-            except Exception:
-                log.exception("dhcp: reading the partner's leases failed; its clients get new addresses")
-
-    async def _ha_loop(self) -> None:
-        assert self.ha_config is not None
-        due = time.monotonic()
-        while True:
-            await self.heartbeat()
-            due = max(due + self.ha_config.heartbeat_seconds, time.monotonic())
-            await asyncio.sleep(due - time.monotonic())
+    async def _ha_call(self, fn: Any, *args: Any) -> Any:
+        """Run fn(session, *args) on the HA thread (taking turns with the lease writes on SQLite)."""
+        if not self._sqlite:
+            return await self._call(self.ha_pool, fn, *args)
+        async with self._writes:
+            return await self._call(self.ha_pool, fn, *args)
 
     async def _sync_loop(self) -> None:
         next_refresh = next_expire = time.monotonic()
@@ -317,8 +292,8 @@ class DhcpService:
         loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._lease_loop(), name="dhcp-leases"),
                        loop.create_task(self._sync_loop(), name="dhcp-sync")]
-        if self.monitor is not None:
-            self._tasks.append(loop.create_task(self._ha_loop(), name="dhcp-ha"))
+        if self.ha is not None:
+            self._tasks.append(loop.create_task(self.ha.loop(), name="dhcp-ha"))
 
     async def stop(self) -> None:
         """Stop creating nodes (within one node), write every lease changed so far, return."""
@@ -330,5 +305,5 @@ class DhcpService:
         self._loop = None
         self.lease_pool.shutdown(wait=False)
         self.sync_pool.shutdown(wait=False, cancel_futures=True)
-        if self.monitor is not None:
+        if self.ha is not None:
             self.ha_pool.shutdown(wait=False, cancel_futures=True)

@@ -24,7 +24,7 @@ class DhcpLease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_dhcp_leases_ip", "ip"),)
+    __table_args__ = (Index("ix_dhcp_leases_ip", "ip"), Index("ix_dhcp_leases_updated_at", "updated_at"))
 
 
 class DhcpPeer(Base):

@@ -1,4 +1,5 @@
-"""change notifications (PostgreSQL LISTEN/NOTIFY triggers) and the dhcp_peers heartbeat table
+"""change notifications (PostgreSQL LISTEN/NOTIFY triggers), the dhcp_peers heartbeat table and
+dhcp_leases.updated_at indexed (two DHCP servers merge each other's recent lease rows)
 
 Statement-level AFTER INSERT/UPDATE/DELETE triggers on nodes, interfaces, profiles and images call
 pg_notify('dgxie_changes', <table name>): every writer (any dgxie instance, the CLI, raw SQL) is
@@ -32,6 +33,7 @@ def upgrade() -> None:
         sa.Column("updated_at", dgxie.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_dhcp_peers")),
     )
+    op.create_index("ix_dhcp_leases_updated_at", "dhcp_leases", ["updated_at"])
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("""
@@ -50,4 +52,5 @@ def downgrade() -> None:
         for table in TABLES:
             op.execute(f"DROP TRIGGER IF EXISTS dgxie_notify_{table} ON {table}")
         op.execute("DROP FUNCTION IF EXISTS dgxie_notify_change()")
+    op.drop_index("ix_dhcp_leases_updated_at", table_name="dhcp_leases")
     op.drop_table("dhcp_peers")

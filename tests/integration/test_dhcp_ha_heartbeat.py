@@ -38,6 +38,7 @@ def server(ctx: Any, this: str, partner: str) -> DhcpService:
 
 def test_heartbeats_takeover_adopt_and_back(ctx: Any) -> None:
     a, b = server(ctx, "boot-a", "boot-b"), server(ctx, "boot-b", "boot-a")
+    assert a.ha is not None and b.ha is not None
     upper = split_pool((int(ipaddress.IPv4Address("10.202.0.100")), int(ipaddress.IPv4Address("10.202.0.199"))), 1)
     assert upper is not None
     theirs = str(ipaddress.IPv4Address(upper[0]))
@@ -51,20 +52,28 @@ def test_heartbeats_takeover_adopt_and_back(ctx: Any) -> None:
         a.table.by_mac.clear()  # boot-a did not know it (it started before the lease was written)
         a.table.by_ip.clear()
         for _ in range(10):  # both beat for 2 s: nobody takes over
-            await a.heartbeat()
-            await b.heartbeat()
+            await a.ha.heartbeat()
+            await b.ha.heartbeat()
             await asyncio.sleep(0.2)
-        assert a.monitor is not None and b.monitor is not None
-        assert not a.monitor.ha.partner_down and not b.monitor.ha.partner_down
+        assert not a.ha.monitor.ha.partner_down and not b.ha.monitor.ha.partner_down
         deadline = time.monotonic() + TAKEOVER + 2  # boot-b stops beating: boot-a takes over
-        while not a.monitor.ha.partner_down:
+        while not a.ha.monitor.ha.partner_down:
             assert time.monotonic() < deadline, "no takeover"
-            await a.heartbeat()
+            await a.ha.heartbeat()
             await asyncio.sleep(0.2)
         assert a.table.by_mac[mac(9)].ip == upper[0]  # the partner's lease was adopted
-        await b.heartbeat()
-        await a.heartbeat()
-        assert not a.monitor.ha.partner_down and a.monitor.takeovers == 1  # boot-b is back
+        await b.ha.heartbeat()
+        await a.ha.heartbeat()
+        assert not a.ha.monitor.ha.partner_down and a.ha.monitor.takeovers == 1  # boot-b is back
+        # boot-b renews the lease boot-a holds for mac(9): boot-a's next merge extends its copy
+        with db.session_scope(ctx.sessions) as s:
+            row = s.get(DhcpLease, mac(9).hex(":"))
+            assert row is not None
+            row.expires_at = datetime.now(UTC) + timedelta(hours=5)
+        before = a.table.by_mac[mac(9)].expires
+        assert await a.ha.sync_leases() == 1
+        assert a.table.by_mac[mac(9)].expires > before + 3 * 3600
+        assert await a.ha.sync_leases() == 0  # nothing new
 
     asyncio.run(run())
     with ctx.sessions() as s:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from dgxie.dhcpsync.ha import HaMonitor
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.ha import MIX, HaFilter, lb_hash, split_pool
-from dgxie.netboot.dhcp.leases import Lease, LeaseTable, Reservation
+from dgxie.netboot.dhcp.leases import Lease, LeaseTable, Reservation, Subnet
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
 from dgxie.sections import DhcpConfig, HaConfig
 from tests.support.dhcp import PUBLIC, SERVER, client_packet, ip_int, mac, subnets
@@ -101,13 +101,14 @@ def test_takeover_answers_partner_clients_from_own_half_and_keeps_adopted_leases
     theirs = [m for m in (mac(i) for i in range(60)) if HaFilter(0).owner(None, m) == 1]
     r0.table.set_reservations({m: Reservation("n", None, "enrolled") for m in theirs})
     assert all(offer(r0, l0, m) is None for m in theirs)
-    monitor = HaMonitor(r0.ha, r0.table, takeover=5.0, partner="b")  # type: ignore[arg-type]
+    assert r0.ha is not None
+    monitor = HaMonitor(r0.ha, takeover=5.0, partner="b")
     assert not monitor.seen(1, 100.0) and not monitor.seen(1, 104.0)
     assert monitor.seen(1, 105.5) and r0.ha is not None and r0.ha.partner_down  # silent 5.5 s: take over
     upper = split_pool(POOL, 1)
     assert upper is not None
     held = Lease(theirs[0], upper[0], "10.202.0.0/24", 10**10, "bound")  # given by the partner
-    assert monitor.adopt([held]) == 1
+    assert r0.table.merge([held], 1000.0) == 1
     assert offer(r0, l0, theirs[0]) == upper[0]  # its client keeps its address
     lower = split_pool(POOL, 0)
     assert lower is not None
@@ -125,7 +126,8 @@ def test_takeover_answers_partner_clients_from_own_half_and_keeps_adopted_leases
 
 def test_unreachable_database_counts_as_silence() -> None:
     (r0, _), _ = pair()
-    monitor = HaMonitor(r0.ha, r0.table, takeover=5.0, partner="b")  # type: ignore[arg-type]
+    assert r0.ha is not None
+    monitor = HaMonitor(r0.ha, takeover=5.0, partner="b")
     monitor.seen(3, 0.0)
     assert not monitor.missed(4.9) and monitor.missed(5.1) and monitor.takeovers == 1
     assert not monitor.missed(9.0) and monitor.takeovers == 1  # one takeover, not one per miss
@@ -147,3 +149,23 @@ def test_ha_config() -> None:
                 {"this": "a", "partner": "b", "heartbeat_seconds": 3, "takeover_seconds": 5}):
         with pytest.raises(ValidationError):
             HaConfig(**bad)
+
+
+def test_merge_extends_takes_in_and_never_overrides() -> None:
+    table = LeaseTable([Subnet(ipaddress.IPv4Network("10.202.0.0/24"), POOL, 600)])
+    sub = table.subnets[0]
+    a, b, x = mac(1), mac(2), mac(3)
+    mine = table.ack(sub, a, POOL[0], 100.0)
+    assert mine is not None and mine.expires == 700.0
+    table.take_dirty()
+    key = sub.key
+    rows = [Lease(a, POOL[0], key, 900.0, "bound"),  # the partner renewed a's binding: extend
+            Lease(b, POOL[0] + 1, key, 900.0, "bound"),  # unknown here: taken in
+            Lease(x, POOL[0], key, 900.0, "bound"),  # a's address for another MAC: a wins
+            Lease(mac(4), POOL[0] + 2, key, 50.0, "bound")]  # expired: ignored
+    assert table.merge(rows, 200.0) == 2
+    assert table.by_mac[a].expires == 900.0 and table.by_ip[POOL[0]].mac == a
+    assert table.by_mac[b].ip == POOL[0] + 1 and x not in table.by_mac and mac(4) not in table.by_mac
+    assert table.dirty == {} and sub.used == 2  # nothing to write back; both addresses count as used
+    assert table.merge(rows, 200.0) == 0  # idempotent
+    assert table.offer(sub, mac(5), 300.0) == POOL[0] + 2  # the next free one, not a merged address
