@@ -103,6 +103,7 @@ class HaSync:
         self._since = datetime.now(UTC) - timedelta(seconds=SYNC_MARGIN)  # `load()` read the rest
         self._next_sync = time.monotonic() + SYNC_EVERY
         self.merged = 0
+        self._sync_failing = False
 
     async def heartbeat(self) -> None:
         """One beat; take over (merging every unexpired lease) when the partner is silent. A
@@ -140,7 +141,11 @@ class HaSync:
                 self._next_sync = time.monotonic() + SYNC_EVERY
                 try:
                     await self.sync_leases()
-                except Exception:
-                    log.warning("dhcp: reading the partner's lease changes failed; retrying in %.0f s", SYNC_EVERY)
+                    self._sync_failing = False
+                except Exception as exc:
+                    if not self._sync_failing:  # one line per outage, not one per try
+                        log.warning("dhcp: reading the partner's lease changes failed (%s); retrying every %.0f s",
+                                    type(exc).__name__, SYNC_EVERY)
+                    self._sync_failing = True
             due = max(due + self.cfg.heartbeat_seconds, time.monotonic())
             await asyncio.sleep(due - time.monotonic())
