@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger("dgxie.changes")
 CHANNEL = "dgxie_changes"
 RETRY = 1.0  # seconds between reconnection attempts
-WAIT = 0.25  # longest wait for a notification before looking at the stop flag
+WAIT = 0.1  # longest wait for a notification before looking at the stop flag (bounds stop())
 
 
 def conninfo(engine: Engine) -> str | None:
@@ -78,15 +78,13 @@ class ChangeListener:
             try:
                 self._session(first)
                 return
-            except psycopg.Error as exc:
+            except Exception as exc:  # the database went away (or a bug): never let the thread die
                 self.connected.clear()
                 if not self._reported:
                     log.warning("changes: not listening (%s); polling until the database is back",
                                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
                     self._reported = True
-                if not first:
-                    self._dispatch("*")  # nothing may have been heard in between: poll once now
-                first = False
+                first = False  # the next session starts with "*": changes may have been missed
             if not self._stop.wait(RETRY):
                 continue
         self.connected.clear()
