@@ -64,7 +64,9 @@ class ChangeListener:
             conn.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
             self._reported = False
-            if not first:
+            if first:
+                log.info("changes: listening for committed changes (%s)", CHANNEL)
+            else:
                 log.warning("changes: listening again")
                 self._dispatch("*")
             while not self._stop.is_set():

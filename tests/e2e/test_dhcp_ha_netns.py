@@ -177,6 +177,8 @@ def test_two_servers_one_segment_kill_one(database: tuple[str, str], tmp_path: P
             assert part[0] <= int(ipaddress.IPv4Address(addr)) <= part[1], addr
             assert took < TAKEOVER_BOUND, f"dhclient {n} got {addr} only {took:.1f} s after the kill"
         assert "answering its clients too" in servers[SURVIVOR].text()
+        for s in servers.values():  # LISTEN/NOTIFY through the Unix socket too
+            assert "changes: listening for committed changes" in s.text()
         print(f"\nHA: first ACK by the survivor to a dead server's client {min(taken):.2f} s after the kill; "
               f"dhclients bound after {', '.join(f'{got[n][0]:.2f}' for n in sorted(got))} s; "
               f"{len(replies)} replies sniffed, {len(acked)} addresses ACKed, {leases[0]} lease rows, 0 duplicates")
