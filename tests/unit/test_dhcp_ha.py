@@ -169,3 +169,20 @@ def test_merge_extends_takes_in_and_never_overrides() -> None:
     assert table.dirty == {} and sub.used == 2  # nothing to write back; both addresses count as used
     assert table.merge(rows, 200.0) == 0  # idempotent
     assert table.offer(sub, mac(5), 300.0) == POOL[0] + 2  # the next free one, not a merged address
+
+
+def test_partner_down_gauge() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from dgxie.netboot.dhcp.metrics import DhcpCollector
+
+    (r0, _), _ = pair()
+    reg = CollectorRegistry()
+    reg.register(DhcpCollector(r0))
+    assert reg.get_sample_value("dgxie_dhcp_ha_partner_down") == 0
+    assert r0.ha is not None
+    r0.ha.partner_down = True
+    assert reg.get_sample_value("dgxie_dhcp_ha_partner_down") == 1
+    plain = CollectorRegistry()
+    plain.register(DhcpCollector(Responder(ResponderOptions(public_url=PUBLIC), LeaseTable(subnets()))))
+    assert plain.get_sample_value("dgxie_dhcp_ha_partner_down") is None  # no HA: no gauge
