@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie import db
 from dgxie.background import Periodic, Service
 from dgxie.catalog.profiles import sync_config_profiles
+from dgxie.changes import ChangeListener, conninfo
 from dgxie.compose.site import build_site
 from dgxie.config import CONFIG_ENV, Settings
 from dgxie.context import Context
@@ -131,7 +132,12 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
     power_jobs = PowerJobs()
     kinds = JobKinds()
     firmware_updates.register(kinds, sessions, site)
-    services = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs]
+    services: list[Service] = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs]
+    dsn = conninfo(engine)
+    if dsn is not None:  # PostgreSQL: other instances' changes arrive at once (dgxie.changes)
+        changes = ChangeListener(dsn)
+        changes.subscribe(lambda _table: scripts.invalidate())
+        services.insert(0, changes)
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
                    reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,

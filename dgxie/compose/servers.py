@@ -1,5 +1,8 @@
 """The boot servers `dgxie serve` runs beside the API: DHCP (and its database sync) and TFTP.
 
+With `dhcp.ha` the responder gets an `HaFilter` (this server's clients by RFC 3074 hash) and the
+pools are this server's half; on PostgreSQL the DHCP sync is woken by the change listener.
+
 Built from the `dhcp:` and `tftp:` sections when enabled and appended to the context's
 background services; the DHCP sockets are bound here, before serving, so a busy port or a
 missing privilege is one clear error line instead of a half-started server.
@@ -14,11 +17,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from dgxie.changes import ChangeListener
 from dgxie.context import Context
 from dgxie.dhcpsync.service import DhcpService, subnet_of
 from dgxie.errors import ConfigError
 from dgxie.netboot import sockbuf
 from dgxie.netboot.dhcp.discovery import DiscoveryGate, DiscoveryLimits
+from dgxie.netboot.dhcp.ha import HaFilter
 from dgxie.netboot.dhcp.leases import LeaseTable
 from dgxie.netboot.dhcp.metrics import DhcpCollector
 from dgxie.netboot.dhcp.responder import Listener, Responder, ResponderOptions
@@ -70,8 +75,9 @@ def dhcp_runner(ctx: Context) -> DhcpRunner:
         raise ConfigError("dhcp.interfaces: name at least one interface to serve DHCP on")
     table = LeaseTable([subnet_of(s, cfg) for s in cfg.subnets])
     gate = DiscoveryGate(DiscoveryLimits(cfg.discovery_max_nodes, cfg.discovery_rate, cfg.discovery_interval))
+    ha = HaFilter(cfg.ha.index) if cfg.ha is not None else None
     responder = Responder(ResponderOptions(public_url=ctx.settings.public_url, mode=cfg.mode,
-                                           discovery=cfg.discovery), table, gate=gate)
+                                           discovery=cfg.discovery), table, gate=gate, ha=ha)
     binds = []
     for iface in cfg.interfaces:
         try:
@@ -81,7 +87,11 @@ def dhcp_runner(ctx: Context) -> DhcpRunner:
         subnet = table.subnet_for(int(ipaddress.IPv4Address(addr)))
         ports = [cfg.listen_port] + ([PXE_PORT] if cfg.mode == "proxy" else [])
         binds += [Bind(iface, "0.0.0.0", p, Listener(addr, subnet)) for p in ports]
-    return DhcpRunner(DhcpServer(responder, binds), DhcpService(ctx.sessions, ctx.site, responder))
+    sync = DhcpService(ctx.sessions, ctx.site, responder, cfg.ha)
+    changes = ctx.service("changes")
+    if isinstance(changes, ChangeListener):  # PostgreSQL: reload at once on any instance's change
+        changes.subscribe(sync.wake)
+    return DhcpRunner(DhcpServer(responder, binds), sync)
 
 
 def tftp_server(ctx: Context) -> TftpServer:

@@ -2,11 +2,15 @@
 
 The server (`dgxie.netboot.dhcp`) holds no SQL. This service
 - loads every node's MACs (hostname, ip, state, whether its profile has an image) into the
-  server's reservation map at start, and reloads it when the nodes change (a cheap signature
-  query once a second on the events table's primary key);
+  server's reservation map at start, and reloads it when the nodes change: at once when woken by
+  a committed change (`wake()`, from the PostgreSQL change listener, `dgxie.changes`), and in any
+  case when a cheap signature query, once a second on the events table's primary key, moves
+  (the only signal on SQLite, and the fallback while the listener is away);
 - restores unexpired leases at start, so they survive a restart;
 - writes changed leases behind the packet path: every 0.25 s one transaction upserts the batch
   into `dhcp_leases` (and deletes released ones); a failed batch is retried with the next one;
+- with `dhcp.ha` (two servers on one segment), runs the heartbeat, takeover and lease merge of
+  `dgxie.dhcpsync.ha.HaSync` on a thread of its own;
 - creates the unknown MACs the discovery gate admitted as `discovered` nodes (actor "dhcp"),
   and records a `dhcp.discovery_limited` event (at most once a minute) when limits bite.
 
@@ -24,6 +28,7 @@ The event loop only swaps dicts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import threading
@@ -38,11 +43,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.background import cancel
 from dgxie.db import session_scope
 from dgxie.dhcpsync.discovery import create_discovered, record_limited
+from dgxie.dhcpsync.ha import HaSync
 from dgxie.dhcpsync.store import Dirty, load_leases, purge_expired, write_leases
 from dgxie.models import Event, Interface, Node, Profile
+from dgxie.netboot.dhcp.ha import split_pool
 from dgxie.netboot.dhcp.leases import LeaseTable, Reservation, Subnet
 from dgxie.netboot.dhcp.responder import Responder
-from dgxie.sections import DhcpConfig, SubnetConfig
+from dgxie.sections import DhcpConfig, HaConfig, SubnetConfig
 from dgxie.site import Site
 
 log = logging.getLogger("dgxie.dhcp")
@@ -61,9 +68,12 @@ def _ip(value: str | None) -> int | None:
 
 
 def subnet_of(cfg: SubnetConfig, dhcp: DhcpConfig | None = None) -> Subnet:
-    """The lease table's subnet for one `dhcp.subnets[]` entry (with `dhcp.pool_reserve`)."""
+    """The lease table's subnet for one `dhcp.subnets[]` entry (with `dhcp.pool_reserve`); with
+    `dhcp.ha` its pool is this server's half only (`dgxie.netboot.dhcp.ha.split_pool`)."""
     rng = cfg.pool_range()
     pool = (int(rng[0]), int(rng[1])) if rng else None
+    if pool is not None and dhcp is not None and dhcp.ha is not None:
+        pool = split_pool(pool, dhcp.ha.index)
     s = Subnet(cfg.cidr, pool, cfg.lease_seconds, tuple(r.packed for r in cfg.routers),
                tuple(d.packed for d in cfg.dns), cfg.domain)
     s.reserve = (dhcp or DhcpConfig()).reserve_of(s.size)
@@ -101,7 +111,8 @@ def signature(session: Session) -> tuple[Any, ...]:
 class DhcpService:
     """Keeps a `Responder`'s tables in step with the database, from inside the event loop."""
 
-    def __init__(self, sessions: sessionmaker[Session], site: Site, responder: Responder) -> None:
+    def __init__(self, sessions: sessionmaker[Session], site: Site, responder: Responder,
+                 ha: HaConfig | None = None) -> None:
         self.sessions = sessions
         self.site = site
         self.responder = responder
@@ -115,7 +126,16 @@ class DhcpService:
         self._inflight_since: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writes = asyncio.Lock()  # lease writes and node creation take turns (FIFO)
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
         self._last_report = float("-inf")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self.woken = 0
+        self.ha: HaSync | None = None
+        if ha is not None:
+            assert responder.ha is not None, "dhcp.ha needs the responder's HaFilter"
+            self.ha_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dhcp-ha")
+            self.ha = HaSync(ha, responder.ha, self.table, self._ha_call)
         self.flushes = 0
         self.created = 0
         self.reports = 0
@@ -182,10 +202,16 @@ class DhcpService:
         self.created += made
         return int(made)
 
-    async def refresh(self) -> bool:
-        """Reload reservations if the nodes changed; True if they did."""
+    def wake(self, _table: str = "*") -> None:
+        """A change was committed (any thread): reload the reservations now."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Reload reservations if the nodes changed (or `force`); True if they were reloaded."""
         sig = await self._call(self.sync_pool, signature)
-        if sig == self._sig:
+        if sig == self._sig and not force:
             return False
         self._sig = sig
         self.table.set_reservations(await self._call(self.sync_pool, load_reservations))
@@ -228,11 +254,23 @@ class DhcpService:
                 except Exception:
                     log.exception("dhcp: purging expired leases failed")
 
+    async def _ha_call(self, fn: Any, *args: Any) -> Any:
+        """Run fn(session, *args) on the HA thread (taking turns with the lease writes on SQLite)."""
+        if not self._sqlite:
+            return await self._call(self.ha_pool, fn, *args)
+        async with self._writes:
+            return await self._call(self.ha_pool, fn, *args)
+
     async def _sync_loop(self) -> None:
         next_refresh = next_expire = time.monotonic()
         while True:
             made = await self.create_discovered()
             now = time.monotonic()
+            woken = self._wake.is_set() and not made  # a discovery run keeps its slower reload pace
+            if woken:
+                self._wake.clear()
+                self.woken += 1
+                next_refresh = now
             if now >= next_expire:
                 next_expire = now + EXPIRE_EVERY
                 self.table.expire(time.time())
@@ -240,16 +278,22 @@ class DhcpService:
             if now >= next_refresh:  # a discovery run reloads less often: each reload reads every node
                 next_refresh = now + (REFRESH_DISCOVERING if made else REFRESH_EVERY)
                 try:
-                    await self.refresh()
+                    await self.refresh(force=woken)
                 except Exception:
                     log.exception("dhcp: reloading reservations failed")
             await self.report()
-            await asyncio.sleep(0 if made and self.responder.gate.pending else FLUSH_EVERY)
+            if made and self.responder.gate.pending:
+                await asyncio.sleep(0)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), FLUSH_EVERY)
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._lease_loop(), name="dhcp-leases"),
                        loop.create_task(self._sync_loop(), name="dhcp-sync")]
+        if self.ha is not None:
+            self._tasks.append(loop.create_task(self.ha.loop(), name="dhcp-ha"))
 
     async def stop(self) -> None:
         """Stop creating nodes (within one node), write every lease changed so far, return."""
@@ -258,5 +302,8 @@ class DhcpService:
             await cancel(task)
         self._tasks = []
         await self.flush_leases()
+        self._loop = None
         self.lease_pool.shutdown(wait=False)
         self.sync_pool.shutdown(wait=False, cancel_futures=True)
+        if self.ha is not None:
+            self.ha_pool.shutdown(wait=False, cancel_futures=True)

@@ -25,8 +25,9 @@ def mac_str(mac: bytes) -> str:
     return mac.hex(":")
 
 
-def load_leases(session: Session, now: datetime) -> list[Lease]:
-    rows = session.scalars(select(DhcpLease).where(DhcpLease.expires_at > now))
+def load_leases(session: Session, now: datetime, *where: Any) -> list[Lease]:
+    """The unexpired leases (and matching `where`, e.g. recently written ones)."""
+    rows = session.scalars(select(DhcpLease).where(DhcpLease.expires_at > now, *where))
     return [Lease(bytes.fromhex(r.mac.replace(":", "")), int(ipaddress.IPv4Address(r.ip)), r.subnet,
                   r.expires_at.timestamp(), "bound", r.hostname) for r in rows]
 

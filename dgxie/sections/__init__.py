@@ -32,6 +32,7 @@ from dgxie.sections.serving import (
     BootConfig,
     DhcpConfig,
     FirmwareConfig,
+    HaConfig,
     SubnetConfig,
     TftpConfig,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "BootConfig",
     "DhcpConfig",
     "FirmwareConfig",
+    "HaConfig",
     "HandoffConfig",
     "InstallConfig",
     "InstanceConfig",

@@ -96,6 +96,30 @@ class SubnetConfig(Strict):
         return self
 
 
+class HaConfig(Strict):
+    """Two DHCP servers on one segment (docs/dhcp.md, "Two servers on one segment"): this server's
+    name and its partner's; the name that sorts first is server 0 (lower half of every pool)."""
+
+    mode: Literal["load-balancing"] = "load-balancing"
+    this: str = Field(min_length=1, max_length=63)
+    partner: str = Field(min_length=1, max_length=63)
+    heartbeat_seconds: float = Field(default=1.0, gt=0, le=5)
+    takeover_seconds: float = Field(default=5.0, ge=2, le=9)  # the partner silent this long: serve its clients
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HaConfig:
+        if self.this == self.partner:
+            raise ValueError("this and partner must be different names")
+        if self.heartbeat_seconds * 2 > self.takeover_seconds:
+            raise ValueError("takeover_seconds must be at least twice heartbeat_seconds")
+        return self
+
+    @property
+    def index(self) -> int:
+        """0 or 1: this server's part of the pools and of the clients."""
+        return 0 if self.this < self.partner else 1
+
+
 class DhcpConfig(Strict):
     enabled: bool = False
     interfaces: list[str] = []
@@ -110,6 +134,7 @@ class DhcpConfig(Strict):
     pool_reserve: str = "10%"
     listen_port: int = 67
     subnets: list[SubnetConfig] = []
+    ha: HaConfig | None = None  # two servers on one segment (load balancing, takeover)
 
     @field_validator("pool_reserve", mode="before")
     @classmethod

@@ -258,6 +258,37 @@ class LeaseTable:
                 n += 1
         return n
 
+    def merge(self, leases: list[Lease], now: float) -> int:
+        """Bring in bound leases another server wrote (its partner's, dgxie.dhcpsync.ha). A row
+        for a binding this table holds (same MAC, same address) extends it if it lasts longer; a
+        row whose MAC and address are both unknown here (or held only by expired entries) is
+        taken in; anything else, this table's own knowledge wins. Nothing is marked dirty (the
+        rows are in the database already). Returns how many leases changed."""
+        n = 0
+        for row in leases:
+            if row.expires < now or row.state != "bound":
+                continue
+            mine = self.by_mac.get(row.mac)
+            if mine is not None and mine.ip == row.ip:
+                if row.expires > mine.expires or mine.state != "bound":
+                    mine.expires, mine.state = max(mine.expires, row.expires), "bound"
+                    n += 1
+                continue
+            holder = self.by_ip.get(row.ip)
+            if (mine is not None and mine.expires >= now) or (holder is not None and holder.expires >= now):
+                continue
+            for old in (mine, holder):
+                if old is not None:
+                    if self.by_ip.get(old.ip) is old:
+                        self._del_ip(old.ip)
+                    if self.by_mac.get(old.mac) is old:
+                        del self.by_mac[old.mac]
+            lease = Lease(row.mac, row.ip, row.subnet, row.expires, "bound", row.hostname)
+            self.by_mac[row.mac] = lease
+            self._set_ip(row.ip, lease)
+            n += 1
+        return n
+
     def expire(self, now: float) -> int:
         """Forget expired leases (offers not taken up, ended bindings, declines served): their
         addresses are free again and the pool's `used` count drops. The database keeps an expired

@@ -16,7 +16,8 @@ class DhcpCollector(Collector):
     """`dgxie_dhcp_packets_total{type,outcome}`, `dgxie_dhcp_leases_in_use{subnet}`,
     `dgxie_dhcp_discovery_refused_total{reason}` (cap, rate, reserve),
     `dgxie_dhcp_discovery_pending` and, given a `lag` callable (the sync service's),
-    `dgxie_dhcp_lease_write_lag_seconds`: the age of the oldest lease change not yet committed."""
+    `dgxie_dhcp_lease_write_lag_seconds`: the age of the oldest lease change not yet committed;
+    with `dhcp.ha`, `dgxie_dhcp_ha_partner_down` (1 while this server answers its partner's clients)."""
 
     def __init__(self, responder: Responder, lag: Callable[[], float] | None = None) -> None:
         self.responder = responder
@@ -40,6 +41,9 @@ class DhcpCollector(Collector):
         yield refused
         yield GaugeMetricFamily("dgxie_dhcp_discovery_pending", "Admitted unknown MACs whose discovered node "
                                 "is not created yet", value=len(gate.admitted))
+        if self.responder.ha is not None:
+            yield GaugeMetricFamily("dgxie_dhcp_ha_partner_down", "1 while the HA partner is silent and this "
+                                    "server answers its clients too", value=int(self.responder.ha.partner_down))
         if self.lag is not None:
             yield GaugeMetricFamily("dgxie_dhcp_lease_write_lag_seconds", "Age of the oldest lease change not "
                                     "yet committed to the database (0: all written)", value=self.lag())

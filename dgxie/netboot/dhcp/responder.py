@@ -9,6 +9,10 @@ Flood limits (issue 12): a chaddr that is not a 6-byte unicast MAC is dropped an
 (`dropped-bad-mac`) before anything else looks at it, so it can never reach the database; an
 unknown MAC is answered only if the `DiscoveryGate` admits it (cap and rate, `discovery-limited`);
 guests (unknown or `discovered` MACs) cannot take a subnet's reserved last addresses.
+
+Two servers on one segment (`ha`, `dgxie.netboot.dhcp.ha`): a client that belongs to the partner
+(RFC 3074 hash) is left unanswered (`ha-partner`) unless the partner is down or the client has a
+reservation with a fixed address (both servers answer those).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dgxie.boot.decide import BOOT_FILES, Action, Client, client_of, decide
 from dgxie.boot.urls import ipxe_script_url
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.discovery import DiscoveryGate, valid_mac
+from dgxie.netboot.dhcp.ha import HaFilter
 from dgxie.netboot.dhcp.leases import LeaseTable, Subnet
 
 _U32 = struct.Struct("!I")
@@ -54,6 +59,7 @@ class Responder:
     table: LeaseTable
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     gate: DiscoveryGate = field(default_factory=DiscoveryGate)  # unknown MACs admitted/to create
+    ha: HaFilter | None = None  # two servers on one segment: which clients are ours
     _subnet_opts: dict[str, bytes] = field(default_factory=dict)
     _lease_opts: dict[str, bytes] = field(default_factory=dict)
 
@@ -106,6 +112,15 @@ class Responder:
         # file; nothing answers there in authoritative mode -> "PXE-E16: No valid offer received".
         return f, server, c.opt(c.OPT_BOOTFILE, f) + tftp
 
+    def _ours(self, req: c.Packet) -> bool:
+        """Does this server answer `req` (two servers on one segment)? Fixed-address reservations:
+        always; everyone else: by the RFC 3074 hash, or all while the partner is down."""
+        assert self.ha is not None
+        res = self.table.reservations.get(req.mac)
+        if res is not None and res.ip is not None:
+            return True
+        return self.ha.serves(req.options.get(c.OPT_CLIENT_ID), req.mac)
+
     def _classify(self, req: c.Packet) -> tuple[Action, Client, bool]:
         """(boot action, client kind, known?) for this request, from the boot decision; known
         means enrolled (not unknown, not `discovered`)."""
@@ -129,6 +144,9 @@ class Responder:
             return None
         if not valid_mac(req.hlen, req.mac):  # multicast, broadcast, zero or not 6 bytes
             self.counts[name, "dropped-bad-mac"] += 1
+            return None
+        if self.ha is not None and not self._ours(req):
+            self.counts[name, "ha-partner"] += 1  # the partner answers this client
             return None
         action, client, known = self._classify(req)
         if not known and action is not Action.DISCOVERY:
