@@ -33,6 +33,7 @@ from dgxie.ipxe.cache import ScriptCache
 from dgxie.jobs.instances import InstanceBeat
 from dgxie.jobs.leader import Leader, Singleton
 from dgxie.jobs.worker import JobKinds, JobWorker
+from dgxie.mirror import service as mirror_service
 from dgxie.mirror.oci.store import OciReader
 from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
@@ -132,6 +133,7 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
     power_jobs = PowerJobs()
     kinds = JobKinds()
     firmware_updates.register(kinds, sessions, site)
+    kinds.register(mirror_service.SYNC_KIND, mirror_service.sync_handler(sessions, site))
     services: list[Service] = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs]
     dsn = conninfo(engine)
     if dsn is not None:  # PostgreSQL: other instances' changes arrive at once (dgxie.changes)

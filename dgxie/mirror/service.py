@@ -31,13 +31,16 @@ from dgxie.catalog.images import blob_store
 from dgxie.db import session_scope
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
+from dgxie.jobs import queue
+from dgxie.jobs.worker import JobHandle
 from dgxie.mirror import gc
 from dgxie.mirror.fetch import Fetcher
 from dgxie.mirror.kind import Progress, SyncContext, store_for
 from dgxie.mirror.kinds import kind_for
 from dgxie.mirror.records import drop_pruned, job_out, kind_of, record_current, root_of, spec, state_row
 from dgxie.mirror.schemas import JobOut
-from dgxie.models import MirrorJob
+from dgxie.models import Job, MirrorJob
+from dgxie.models.job import ACTIVE
 from dgxie.models.types import utcnow
 from dgxie.sections import AnyMirrorConfig
 from dgxie.site import Site
@@ -61,16 +64,23 @@ def mirror_lock(root: Path, name: str) -> Iterator[None]:
         os.close(fd)
 
 
-def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
+SYNC_KIND = "mirror.sync"  # the queue job kind that runs a sync in the background (payload {"job": id})
+
+
+def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: str, *,
+               background: bool = False) -> JobOut:
     """Queue a sync of mirror `name`; Conflict while one is queued or running. Across instances the
     database arbitrates: at most one queued/running row per mirror (a unique partial index), so of
-    two instances starting the same sync at once one gets Conflict."""
+    two instances starting the same sync at once one gets Conflict. With `background`, a queue job
+    (`SYNC_KIND`, key `mirror.sync:NAME`) is enqueued in the same transaction: one instance's job
+    worker runs it, and another takes it over (runs the sync again: it is incremental) when that
+    instance dies."""
     m = spec(site, name)
     try:
         with session_scope(sessions) as s:
             for busy in s.scalars(select(MirrorJob).where(MirrorJob.mirror == name,
                                                           MirrorJob.status.in_(("queued", "running")))):
-                if not _stale(site, busy):
+                if not _stale(s, site, busy):
                     raise Conflict(f"mirror {name} is already syncing (job {busy.id})")
                 busy.status, busy.finished_at = "failed", utcnow()
                 busy.error = "interrupted (the process running it stopped)"
@@ -78,15 +88,21 @@ def create_job(sessions: sessionmaker[Session], site: Site, name: str, trigger: 
             j = MirrorJob(mirror=name, kind=m.kind, status="queued", trigger=trigger)
             s.add(j)
             s.flush()
+            if background:
+                queue.enqueue(s, SYNC_KIND, {"job": j.id}, key=f"{SYNC_KIND}:{name}", actor=trigger)
             return job_out(j)
     except IntegrityError:
         raise Conflict(f"mirror {name} is already syncing (started by another instance)") from None
 
 
-def _stale(site: Site, j: MirrorJob) -> bool:
-    """A job queued for over a minute is dead; so is a running one whose mirror lock nobody holds
-    here and whose heartbeat (renewed by whichever instance runs it, `_beating`) is older than
+def _stale(s: Session, site: Site, j: MirrorJob) -> bool:
+    """Whether job `j` is dead. Never while the job queue still holds its sync (waiting for a free
+    worker, running, or to be taken over from a dead instance: the queue runs it again). Otherwise
+    a job queued for over a minute is dead; so is a running one (a foreground `dgxie mirror sync`)
+    whose mirror lock nobody holds here and whose heartbeat (`_beating`) is older than
     `instance.expire_seconds`: a sync running on another host is not taken for dead."""
+    if s.scalars(select(Job.id).where(Job.key == f"{SYNC_KIND}:{j.mirror}", Job.status.in_(ACTIVE))).first():
+        return False
     if j.status == "queued":
         return j.created_at < utcnow() - timedelta(seconds=60)
     try:
@@ -209,11 +225,17 @@ def _sync(site: Site, m: AnyMirrorConfig, root: Path, progress: Progress, tick: 
 
 
 def start_sync(sessions: sessionmaker[Session], site: Site, name: str, trigger: str) -> JobOut:
-    """Queue a sync and run it on a background thread; returns the queued job."""
-    job = create_job(sessions, site, name, trigger)
-    t = threading.Thread(target=run_job, args=(sessions, site, job.id), name=f"dgxie-sync-{name}", daemon=True)
-    t.start()
-    return job
+    """Queue a sync to run in the background on the site's job queue; returns the queued job."""
+    return create_job(sessions, site, name, trigger, background=True)
+
+
+def sync_handler(sessions: sessionmaker[Session], site: Site) -> Callable[[JobHandle], None]:
+    """The `mirror.sync` queue job: run the sync its payload names (again, after a takeover)."""
+
+    def run(job: JobHandle) -> None:
+        run_job(sessions, site, int(job.payload["job"]))  # a failed sync is recorded on its row
+
+    return run
 
 
 def sync_now(sessions: sessionmaker[Session], site: Site, name: str, trigger: str,
@@ -228,7 +250,7 @@ def collect_garbage(sessions: sessionmaker[Session], site: Site, *, dry_run: boo
     while any sync runs. Returns (files, bytes) removed."""
     with session_scope(sessions) as s:
         for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
-            if not _stale(site, j):
+            if not _stale(s, site, j):
                 raise Conflict(f"mirror {j.mirror} is syncing (job {j.id}); try again when it is done")
     with contextlib.ExitStack() as stack:
         for m in site.mirrors:
@@ -244,7 +266,7 @@ def fail_interrupted(sessions: sessionmaker[Session], site: Site) -> int:
     n = 0
     with session_scope(sessions) as s:
         for j in s.scalars(select(MirrorJob).where(MirrorJob.status.in_(("queued", "running")))):
-            if not _stale(site, j):
+            if not _stale(s, site, j):
                 continue
             j.status, j.error, j.finished_at = "failed", "interrupted (dgxie stopped during the sync)", utcnow()
             n += 1

@@ -125,27 +125,38 @@ def test_cli(up: World, cli: Callable[..., Any], config_file: Callable[..., Path
 def test_schedule(up: World, make_ctx: Callable[..., Any]) -> None:
     from datetime import timedelta
 
+    from dgxie.jobs.worker import JobWorker
     from dgxie.mirror.schedule import Scheduler, due
-    from dgxie.models import MirrorJob
+    from dgxie.mirror.service import SYNC_KIND
+    from dgxie.models import Job, MirrorJob
 
     ctx = make_ctx(mirrors=[up.mirror(interval="1m"), up.mirror("manual")])
     with ctx.sessions() as s:
         assert due(s, ctx.site) == ["up"]
     sched = Scheduler(ctx.sessions, ctx.site, check_every=0.1)
-    asyncio.run(sched.start())
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with ctx.sessions() as s:
-                jobs = s.query(MirrorJob).all()
-                if jobs and jobs[0].status == "succeeded":
-                    break
-            time.sleep(0.1)
-    finally:
-        asyncio.run(sched.stop())
+    worker = JobWorker(ctx.sessions, ctx.site.instance, ctx.job_kinds, poll=0.1)  # runs the queued sync
+
+    async def run() -> None:
+        await sched.start()
+        await worker.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with ctx.sessions() as s:
+                    jobs = s.query(MirrorJob).all()
+                    if jobs and jobs[0].status == "succeeded":
+                        break
+                await asyncio.sleep(0.1)
+        finally:
+            await worker.stop()
+            await sched.stop()
+
+    asyncio.run(run())
     with ctx.sessions() as s:
         jobs = s.query(MirrorJob).all()
         assert [(j.mirror, j.trigger, j.status) for j in jobs] == [("up", "schedule", "succeeded")]
+        runs = s.query(Job).all()  # the sync ran as one queue job, once
+        assert [(j.kind, j.key, j.status, j.executions) for j in runs] == [(SYNC_KIND, "mirror.sync:up", "done", 1)]
         assert due(s, ctx.site) == []
         jobs[0].created_at -= timedelta(seconds=61)
         s.commit()
