@@ -87,6 +87,8 @@ def test_api_deployment_service_and_pdb() -> None:
     assert c["args"] == ["serve", "--role", "api"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    live = c["livenessProbe"]  # /healthz is 503 while the database is away: no restart for a short outage
+    assert live["periodSeconds"] * live["failureThreshold"] >= 120
     assert {"cpu", "memory"} <= c["resources"]["requests"].keys()
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True

@@ -48,21 +48,22 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/* Probes on the instance's HTTP port: alive = /healthz, ready = /readyz (database reachable,
-     schema at head). Pass (list $ PORT). */}}
+     schema at head); timings from .Values.probes. Pass (list $ PORT). */}}
 {{- define "dgxie.probes" -}}
+{{- $p := (index . 0).Values.probes -}}
 {{- $port := index . 1 -}}
 livenessProbe:
   httpGet: {path: /healthz, port: {{ $port }}}
-  periodSeconds: 10
+  periodSeconds: {{ $p.liveness.periodSeconds }}
   timeoutSeconds: 5
-  failureThreshold: 6
+  failureThreshold: {{ $p.liveness.failureThreshold }}
 readinessProbe:
   httpGet: {path: /readyz, port: {{ $port }}}
-  periodSeconds: 5
+  periodSeconds: {{ $p.readiness.periodSeconds }}
   timeoutSeconds: 5
-  failureThreshold: 3
+  failureThreshold: {{ $p.readiness.failureThreshold }}
 startupProbe:
   httpGet: {path: /healthz, port: {{ $port }}}
   periodSeconds: 5
-  failureThreshold: 60
+  failureThreshold: {{ $p.startupFailureThreshold }}
 {{- end -}}
