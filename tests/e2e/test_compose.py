@@ -5,7 +5,7 @@ enrolled through the API with it, then `podman-compose restart`: both containers
 and the node, the token and the data directory's secret key are all still there.
 
 Time: cold (no rootfs cache, no image layers) about 2.5 min (the rootfs about 60 s, the dgxie image
-about 40 s); warm (cached rootfs, dependency layer reused) about 30 s, most of it the two starts.
+about 40 s, the test about 80 s in all with a cached rootfs); warm (image layers reused) about 20 s.
 """
 
 from __future__ import annotations

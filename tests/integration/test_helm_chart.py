@@ -11,15 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm  # the dev extra: Helm's Go SDK, no helm binary, no cluster
+import kubernetes_validate as kv  # the dev extra: Kubernetes OpenAPI schemas, offline
 import pytest
 import yaml
 
 import dgxie
 from dgxie.config import load
 from tests.support.paths import REPO
-
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk (dev extra) is not installed")
-kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (dev extra) is not installed")
 
 CHART = REPO / "deploy" / "helm" / "dgxie"
 KEY = "bmV2ZXItdXNlLXRoaXMta2V5LWluLXByb2R1Y3Rpb24="  # 32 url-safe base64 bytes, like a Fernet key

@@ -54,3 +54,4 @@ def build_images(env: dict[str, str]) -> None:
         build += ["--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
     run([*build, "-t", DB_IMAGE, str(REPO / "deploy/container/postgres")], env, timeout=600)
     run([*build, "-t", DGXIE_IMAGE, str(REPO)], env, timeout=1200)
+    run(["podman", "image", "prune", "-f"], env, timeout=300)  # the images these tags had before
