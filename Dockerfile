@@ -37,7 +37,8 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN /opt/dgxie/bin/pip install --no-cache-dir --no-deps /tmp/wheels/dgxie-*.whl && rm -rf /tmp/wheels
 # A system user for deployments that drop root (the Helm chart runs the API as uid 10001); the
 # boot services keep root with only NET_BIND_SERVICE and NET_RAW (docker-compose.yml, the chart).
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/dgxie --no-create-home dgxie \
+RUN groupadd --system --gid 10001 dgxie \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/dgxie --no-create-home dgxie \
  && install -d -m 700 -o dgxie -g dgxie /var/lib/dgxie
 
 ENV PATH=/opt/dgxie/bin:$PATH DGXIE_DATA_DIR=/var/lib/dgxie

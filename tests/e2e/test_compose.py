@@ -4,12 +4,17 @@ offline (tests/support/containers.py), the stack (dgxie + PostgreSQL with a name
 enrolled through the API with it, then `podman-compose restart`: both containers really restarted,
 and the node, the token and the data directory's secret key are all still there.
 
+Then the Helm chart's API container as rendered (image, user, dropped capabilities, its ConfigMap's
+dgxie.yaml, DGXIE_* from its Secret, probes' port) run with podman on the stack's database: a
+second instance on one PostgreSQL that answers its probes and sees the first one's node.
+
 Time: cold (no rootfs cache, no image layers) about 2.5 min (the rootfs about 60 s, the dgxie image
 about 40 s, the test about 80 s in all with a cached rootfs); warm (image layers reused) about 20 s.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -22,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.chart import KEY, one, render
 from tests.support.containers import COMPOSE, DB_IMAGE, DGXIE_IMAGE, build_images, podman_env, run
 from tests.support.net import free_port
 
@@ -116,3 +122,60 @@ def test_compose_stack_enrolls_and_survives_restart(stack: Stack) -> None:
     assert stack.exec("sh", "-c", "test ! -e /var/lib/dgxie/dgxie.db && echo no-sqlite").strip() == "no-sqlite"
     volumes = run(["podman", "volume", "ls", "--format", "{{.Name}}"], stack.env, timeout=60).split()
     assert f"{stack.project}_pgdata" in volumes
+
+
+def test_chart_api_container_runs_on_the_stack_database(stack: Stack, tmp_path: Path) -> None:
+    """The rendered Deployment's container, run as podman would run it in a pod: `podman kube play`
+    itself is not used (podman 4.3 cannot read a kube Secret back: "secret ... is not valid JSON").
+    Host network with its own port; `serve` without `--role api` until instance roles land."""
+    token = stack.exec("dgxie", "token", "create", "--role", "admin", "--name", "chart-test").strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    r = httpx.post(f"{stack.url}/api/v1/nodes", headers=auth, timeout=10,
+                   json={"hostname": "gpu02", "mac": "02:00:00:00:0c:02"})
+    assert r.status_code == 201, r.text
+    port = free_port()
+    db_url = (f"postgresql+psycopg://dgxie:{stack.env['DGXIE_DB_PASSWORD']}@127.0.0.1:"
+              f"{stack.env['DGXIE_DB_PORT']}/dgxie")
+    objs = render({"secretKey": KEY, "database": {"url": db_url}, "image": {"repository": "localhost/dgxie", "tag": "test"},
+                   "api": {"args": ["serve"], "port": port, "config": {"api": {"listen": f"127.0.0.1:{port}"}}}})
+    secret = {k: base64.b64decode(v).decode() for k, v in one(objs, "Secret", "-secrets")["data"].items()}
+    config = tmp_path / "dgxie.yaml"
+    config.write_text(one(objs, "ConfigMap", "-api")["data"]["dgxie.yaml"])
+    config.chmod(0o644)  # a ConfigMap volume's mode; read by the pod's non-root user
+    data = tmp_path / "data"  # as an emptyDir is made: mode 0777 (and fsGroup's group)
+    data.mkdir()
+    data.chmod(0o777)
+    pod = one(objs, "Deployment", "-api")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == DGXIE_IMAGE and c["livenessProbe"]["httpGet"]["port"] == "http"
+    assert c["ports"][0]["containerPort"] == port
+    env = [f"{e['name']}={e['value'] if 'value' in e else secret[e['valueFrom']['secretKeyRef']['key']]}" for e in c["env"]]
+    sc = pod["securityContext"]
+    name = f"{stack.project}_chartapi"
+    cmd = ["podman", "run", "-d", "--name", name, "--network", "host", "--user", f"{sc['runAsUser']}:{sc['runAsGroup']}",
+           "--group-add", str(sc["fsGroup"]), "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+           "-v", f"{config}:/etc/dgxie/dgxie.yaml:ro", "-v", f"{data}:/var/lib/dgxie",
+           *[a for e in env for a in ("-e", e)], c["image"], *c["args"]]
+    run(cmd, stack.env, timeout=120)
+    try:
+        chart_url = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 120
+        ready = None
+        while time.monotonic() < end and ready is None:
+            try:
+                r = httpx.get(chart_url + c["readinessProbe"]["httpGet"]["path"], timeout=3)
+                ready = r if r.status_code == 200 else None
+            except httpx.TransportError:
+                state = run(["podman", "inspect", "--format", "{{.State.Status}}", name], stack.env, timeout=60)
+                if state.strip() == "exited":
+                    break
+            time.sleep(1)
+        logs = subprocess.run(["podman", "logs", name], env=stack.env, capture_output=True, text=True, timeout=60)
+        assert ready is not None and ready.json()["status"] == "ready", logs.stdout[-2000:] + logs.stderr[-2000:]
+        assert httpx.get(chart_url + c["livenessProbe"]["httpGet"]["path"], timeout=3).status_code == 200
+        r = httpx.get(f"{chart_url}/api/v1/nodes/gpu02", headers=auth, timeout=10)
+        assert r.status_code == 200 and r.json()["mac"] == "02:00:00:00:0c:02", r.text
+        user = run(["podman", "exec", name, "id", "-u"], stack.env, timeout=60).strip()
+        assert user == str(sc["runAsUser"])
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-v", "-t", "5", name], env=stack.env, capture_output=True, timeout=120)

@@ -8,6 +8,7 @@ each ConfigMap carries is loaded with dgxie's own config loader.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +19,11 @@ import yaml
 
 import dgxie
 from dgxie.config import load
-from tests.support.paths import REPO
+from tests.support.chart import CHART, KEY, one, render
 
-CHART = REPO / "deploy" / "helm" / "dgxie"
-KEY = "bmV2ZXItdXNlLXRoaXMta2V5LWluLXByb2R1Y3Rpb24="  # 32 url-safe base64 bytes, like a Fernet key
 EXTERNAL = {"secretKey": KEY, "database": {"url": "postgresql+psycopg://dgxie:pw@db.example.com:5432/dgxie"}}
 BUNDLED = {"secretKey": KEY, "postgresql": {"enabled": True, "password": "s3cret"}}
 KUBE_VERSIONS = ("1.29", kv.utils.latest_version())  # the oldest one still supported upstream, the newest known
-
-
-def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every object `helm template site CHART -n prov` makes with VALUES."""
-    with helm.Chart.load(str(CHART)) as chart:
-        manifests = chart.render(values, name="site", namespace="prov")
-    return [doc for path, text in sorted(manifests.items()) if path.endswith(".yaml")
-            for doc in yaml.safe_load_all(text) if doc]
-
-
-def one(objs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
-    found = [o for o in objs if o["kind"] == kind and o["metadata"]["name"].endswith(suffix)]
-    assert len(found) == 1, [(o["kind"], o["metadata"]["name"]) for o in objs]
-    return found[0]
 
 
 def test_chart_version_follows_dgxie() -> None:
@@ -111,7 +96,7 @@ def test_boot_daemonset_on_labelled_nodes_with_host_network() -> None:
 def test_secrets_come_from_the_secret_and_configs_load(values: dict[str, Any], tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     objs = render(values)
-    secret = one(objs, "Secret", "-secrets")["stringData"]
+    secret = {k: base64.b64decode(v).decode() for k, v in one(objs, "Secret", "-secrets")["data"].items()}
     url = secret["database-url"]
     if values is BUNDLED:
         assert url == "postgresql+psycopg://dgxie:s3cret@site-dgxie-postgresql:5432/dgxie"
