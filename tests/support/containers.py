@@ -1,8 +1,9 @@
 """Podman for the container tests (tests/e2e/test_compose.py): the images built offline, and the
 settings podman needs inside this sandbox (docs/deploy-ha.md, "Podman in a restricted sandbox").
 
-- The base image comes from deploy/container/build-base.sh (mmdebstrap from the Debian mirror this
-  machine's APT reaches, `podman import`; the rootfs is cached under /var/cache/dgxie-test).
+- The base image comes from deploy/container/build-base.sh (mmdebstrap from the Debian archive and
+  release suite of this machine's APT sources, `podman import`; the rootfs is cached under
+  /var/cache/dgxie-test).
 - `CONTAINERS_CONF` points podman at a containers.conf whose default ulimits are at or below this
   process's hard limits: podman's defaults (nofile 1048576, nproc = the host's) need
   CAP_SYS_RESOURCE, which the sandbox lacks ("error setting rlimit type 7: operation not permitted").
@@ -19,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.debian_mirror import host_debian_source
 from tests.support.paths import REPO
 
 BASE_IMAGE = "localhost/dgxie-base:bookworm"
@@ -47,8 +49,9 @@ def run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = REPO) -
 
 def build_images(env: dict[str, str]) -> None:
     """The base image (cached), the PostgreSQL image and the dgxie image from this checkout."""
-    assert run(["bash", str(REPO / "deploy/container/build-base.sh")], {**env, "DGXIE_BASE_IMAGE": BASE_IMAGE},
-               timeout=1200).strip() == BASE_IMAGE
+    mirror, suite = host_debian_source()  # the Debian archive this machine's APT uses
+    base_env = {**env, "DGXIE_BASE_IMAGE": BASE_IMAGE, "DGXIE_BASE_MIRROR": mirror, "DGXIE_BASE_SUITE": suite}
+    assert run(["bash", str(REPO / "deploy/container/build-base.sh")], base_env, timeout=1200).strip() == BASE_IMAGE
     build = ["podman", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
     if CA_BUNDLE.is_file():
         build += ["--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
