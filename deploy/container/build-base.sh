@@ -7,7 +7,7 @@
 # tools dgxie runs) and the database (postgresql, see deploy/container/postgres/).
 #
 # The root filesystem tarball is cached under $DGXIE_TEST_CACHE (default /var/cache/dgxie-test)
-# /container-base/, keyed by suite, mirror and package list; the image carries the same key in its
+# /container-base/, keyed by suite, mirror, package list and this script; the image carries the same key in its
 # `dgxie.base.key` label, so a rerun with nothing changed does nothing (a second or so).
 #
 # Environment: DGXIE_BASE_IMAGE (default localhost/dgxie-base:bookworm), DGXIE_BASE_SUITE
@@ -26,7 +26,7 @@ PACKAGES=(
   postgresql postgresql-client
 )
 
-key=$(printf '%s\n' "$SUITE" "$MIRROR" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
+key=$( { printf '%s\n' "$SUITE" "$MIRROR" "${PACKAGES[@]}"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
 have=$("$ENGINE" image inspect --format '{{index .Config.Labels "dgxie.base.key"}}' "$IMAGE" 2>/dev/null || true)
 if [ "$have" = "$key" ]; then
   echo "$IMAGE"
