@@ -8,8 +8,8 @@ Then the Helm chart's API container as rendered (image, user, dropped capabiliti
 dgxie.yaml, DGXIE_* from its Secret, probes' port) run with podman on the stack's database: a
 second instance on one PostgreSQL that answers its probes and sees the first one's node.
 
-Time: cold (no rootfs cache, no image layers) about 2.5 min (the rootfs about 60 s, the dgxie image
-about 40 s, the test about 80 s in all with a cached rootfs); warm (image layers reused) about 20 s.
+Time: about 40 s with the rootfs and image layers cached; about 3.5 min with nothing cached (the
+rootfs about 60 s, the dgxie image about 40 s).
 """
 
 from __future__ import annotations
