@@ -141,7 +141,7 @@ def test_compose_stack_enrolls_and_survives_restart(stack: Stack) -> None:
 def test_chart_api_container_runs_on_the_stack_database(stack: Stack, tmp_path: Path) -> None:
     """The rendered Deployment's container, run as podman would run it in a pod: `podman kube play`
     itself is not used (podman 4.3 cannot read a kube Secret back: "secret ... is not valid JSON").
-    Host network with its own port; `serve` without `--role api` until instance roles land."""
+    Host network with its own port; `serve --role api`, as the chart passes it."""
     token = stack.exec("dgxie", "token", "create", "--role", "admin", "--name", "chart-test").strip()
     auth = {"Authorization": f"Bearer {token}"}
     r = httpx.post(f"{stack.url}/api/v1/nodes", headers=auth, timeout=10,
@@ -151,7 +151,7 @@ def test_chart_api_container_runs_on_the_stack_database(stack: Stack, tmp_path: 
     db_url = (f"postgresql+psycopg://dgxie:{stack.env['DGXIE_DB_PASSWORD']}@127.0.0.1:"
               f"{stack.env['DGXIE_DB_PORT']}/dgxie")
     objs = render({"secretKey": KEY, "database": {"url": db_url}, "image": {"repository": "localhost/dgxie", "tag": "test"},
-                   "api": {"args": ["serve"], "port": port, "config": {"api": {"listen": f"127.0.0.1:{port}"}}}})
+                   "api": {"port": port, "config": {"api": {"listen": f"127.0.0.1:{port}"}}}})
     secret = {k: base64.b64decode(v).decode() for k, v in one(objs, "Secret", "-secrets")["data"].items()}
     config = tmp_path / "dgxie.yaml"
     config.write_text(one(objs, "ConfigMap", "-api")["data"]["dgxie.yaml"])
