@@ -107,12 +107,15 @@ class Principal:
 class TokenCache:
     """Authenticated tokens, kept `ttl` seconds per process (keyed by the token's SHA-256, never
     the token), so a request does not hit the database each time; a token revoked in another
-    process stops working within `ttl` seconds, one revoked through this process at once."""
+    process stops working within `ttl` seconds, one revoked through this process at once.
+    `generation` counts the revocations through this process (caches built on a token check,
+    like the dashboard's sessions, drop what they cached before it changed)."""
 
     MAX_ENTRIES = 10_000
 
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
+        self.generation = 0
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -151,6 +154,7 @@ class TokenCache:
 
     def forget(self, name: str) -> None:
         """Drop a revoked token at once."""
+        self.generation += 1
         for key, (_, p) in list(self._entries.items()):
             if p.name == name:
                 del self._entries[key]

@@ -10,7 +10,8 @@ from dgxie.models.node import Interface, Node
 from dgxie.models.profile import Profile
 from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
+from dgxie.models.web_session import WebSessionRow
 
 __all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "DhcpPeer", "Event", "FirmwareReading", "FirmwareScan",
            "FirmwareUpdate", "FirmwareUpdateNode", "Image", "Instance", "Interface", "Job", "Lease", "MirrorJob",
-           "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret"]
+           "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret", "WebSessionRow"]

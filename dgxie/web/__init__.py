@@ -1,5 +1,5 @@
 """The web dashboard (docs/dashboard.md): server-rendered pages under /ui/, their static files,
-the session table, and the offline API docs at /docs. Above `dgxie.api` (it reuses its
+the session store, and the offline API docs at /docs. Above `dgxie.api` (it reuses its
 authentication, dependencies and event stream), below the app that installs it."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dgxie.web import actions, docs, firmware, mirrors, pages, tokens
-from dgxie.web.session import SessionTable, StreamSlots
+from dgxie.web.session import StreamSlots
+from dgxie.web.store import SessionStore
 
 # Not behind the API's admission gate (dgxie/api/admission.py): static files (no database work) and
 # the pages' event streams (bounded by `StreamSlots`, each poll a short query).
@@ -25,7 +26,7 @@ def static_dir() -> Path:
 
 def install(app: FastAPI) -> None:
     """Add the dashboard to `app` (create the app with docs_url=None, redoc_url=None)."""
-    app.state.web_sessions = SessionTable()
+    app.state.web_sessions = SessionStore()
     app.state.web_streams = StreamSlots()
     app.include_router(actions.router)
     app.include_router(pages.router)

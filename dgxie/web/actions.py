@@ -23,7 +23,7 @@ from dgxie.nodes import power, service
 from dgxie.nodes.enroll import erase_node
 from dgxie.nodes.reprovision import reprovision_node
 from dgxie.tokens import Role
-from dgxie.web.auth import for_action, principal_for, read_form, signed_in, table
+from dgxie.web.auth import for_action, read_form, signed_in, store
 from dgxie.web.pages import ACTIONS
 from dgxie.web.render import page, redirect
 from dgxie.web.session import COOKIE, check_origin, clear_cookie, set_cookie
@@ -42,18 +42,20 @@ async def login_form(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the API token; on success a new session (cookie) and a redirect to the fleet."""
-    public_url = get_ctx(request).site.public_url
+    ctx = get_ctx(request)
+    public_url = ctx.site.public_url
     check_origin(request, public_url)
     token = (await read_form(request)).get("token", "").strip()
     try:
         if not token or len(token) > 200:
             raise Unauthorized("no token")
-        await principal_for(request, token)
+        sid, _ = await run_in_threadpool(store(request).create, ctx.sessions, ctx.site.box, ctx.tokens, token)
     except Unauthorized:
         return page("login.html", status=401, title="Sign in", who=None, error=True,
                     message="That token is unknown or revoked.")
-    table(request).drop(request.cookies.get(COOKIE))  # a new id at every sign-in (no session fixation)
-    sid, _ = table(request).create(token)
+    old = request.cookies.get(COOKIE)
+    if old:  # a new id at every sign-in (no session fixation): the old one is deleted
+        await run_in_threadpool(store(request).drop, ctx.sessions, old)
     response = redirect("/ui/")
     set_cookie(request, response, sid, public_url)
     return response
@@ -62,7 +64,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await for_action(request, Role.VIEWER)
-    table(request).drop(request.cookies.get(COOKIE))
+    await run_in_threadpool(store(request).drop, get_ctx(request).sessions, request.cookies.get(COOKIE))
     response = redirect("/ui/login")
     clear_cookie(response)
     return response

@@ -1,4 +1,4 @@
-"""Who a dashboard request is: the session cookie -> the session row -> the API token's principal.
+"""Who a dashboard request is: the session cookie -> the session row and its API token's principal.
 
 Pages call `signed_in` (None: not signed in, or the token was revoked or the session expired;
 the page then redirects to the sign-in form). Actions call `for_action`, which also checks the
@@ -16,7 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from dgxie.api.deps import get_ctx
 from dgxie.errors import Forbidden, Invalid, Unauthorized
 from dgxie.tokens import RANK, Principal, Role
-from dgxie.web.session import COOKIE, SessionTable, WebSession, check_csrf, check_origin
+from dgxie.web.session import COOKIE, check_csrf, check_origin
+from dgxie.web.store import SessionStore, WebSession
 
 MAX_FORM_BYTES = 16 * 1024
 
@@ -32,30 +33,22 @@ class WebUser:
         return RANK[self.principal.role] >= RANK[Role.OPERATOR]
 
 
-def table(request: Request) -> SessionTable:
+def store(request: Request) -> SessionStore:
     sessions = request.app.state.web_sessions
-    assert isinstance(sessions, SessionTable), "dgxie.web.install() puts the table on app.state"
+    assert isinstance(sessions, SessionStore), "dgxie.web.install() puts the store on app.state"
     return sessions
 
 
-async def principal_for(request: Request, token: str) -> Principal:
-    """The API token's principal (cached like the API's bearer check), or Unauthorized."""
-    ctx = get_ctx(request)
-    hit = ctx.tokens.cached(token)
-    if hit is not None:
-        return hit
-    return await run_in_threadpool(ctx.tokens.lookup, ctx.sessions, token)
-
-
 async def signed_in(request: Request) -> WebUser | None:
-    row = table(request).get(request.cookies.get(COOKIE))
+    """The session of the request's cookie: from this process's short cache, else one query."""
+    sid = request.cookies.get(COOKIE)
+    if not sid:
+        return None
+    ctx = get_ctx(request)
+    row = store(request).cached(sid, ctx.tokens)
     if row is None:
-        return None
-    try:
-        return WebUser(row, await principal_for(request, row.token))
-    except Unauthorized:
-        table(request).drop(request.cookies.get(COOKIE))
-        return None
+        row = await run_in_threadpool(store(request).load, ctx.sessions, ctx.site.box, ctx.tokens, sid)
+    return None if row is None else WebUser(row, row.principal)
 
 
 async def read_form(request: Request) -> dict[str, str]:

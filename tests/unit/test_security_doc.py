@@ -60,3 +60,15 @@ def test_admission_defaults_in_the_doc_are_the_codes() -> None:
     api = ApiConfig()
     assert (api.max_inflight, api.queue, api.queue_wait, api.retry_after) == (8, 256, 0.5, 2)
     assert "requests (8)" in DOC and "(256)" in DOC and "(0.5 s)" in DOC and "(2 s," in DOC
+
+
+def test_dashboard_session_limits_in_the_doc_are_the_codes() -> None:
+    from dgxie.web import store
+
+    assert store.TTL_SECONDS == 8 * 3600 and "8 hours" in DOC
+    assert store.MAX_PER_TOKEN == 20 and "at most 20\n  sessions" in DOC
+    assert store.TOUCH_SECONDS == 60 and "at most every 60 s" in DOC
+    assert store.CACHE_SECONDS == 2.0 and "within 2 s" in DOC and "2 s, so a page load does not query" in DOC
+    assert "`web_sessions`" in DOC and "dgxie/web/store.py" in DOC
+    dashboard = (REPO / "docs" / "dashboard.md").read_text()
+    assert "within 2 s" in dashboard and "`web_sessions`" in dashboard
