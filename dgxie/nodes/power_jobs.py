@@ -143,7 +143,10 @@ def handler(sessions: sessionmaker[Session], site: Site,
     def handle(h: Handle) -> None:
         with session_scope(sessions) as s:
             row = _row(s, h.id)
-            job, actor, wave_at = to_out(row), row.actor, (row.progress or {}).get("wave_started_at")
+            job, actor, done = to_out(row), row.actor, row.progress or {}
+        if not done.get("started_at"):
+            job.started_at = None  # never started (the claim's time is not a start): a first run, not a resume
+        wave_at = done.get("wave_started_at")
         saver = _Saver(h, job, wave_at)
         hooks = Hooks(wave_started=saver.wave_started, wave_done=lambda k, rows: saver.save(force=True),
                       node_done=lambda r: saver.save())

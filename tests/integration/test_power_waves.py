@@ -123,6 +123,12 @@ def test_cli_failure_path_and_bad_selectors(cli: Any, config_file: Any, emulator
         assert r.err.count("\n") == 1 and says in r.err, (args, r.err)
 
 
+def job_actor(s: Any, job_id: int) -> str:
+    row = s.get(Job, job_id)
+    assert row is not None and row.actor.startswith("token:"), row.actor if row else None
+    return str(row.actor)
+
+
 def wait_for(client: TestClient, job_id: int, headers: dict[str, str], cond: Callable[[dict[str, Any]], bool],
              timeout: float = 30) -> dict[str, Any]:
     """GET the job until `cond(job)` (bounded by `timeout`); the job."""
@@ -186,6 +192,10 @@ def test_api_bulk_power_job(make_ctx: Any, auth: Any, emulator: tuple[str, Path]
         assert [j["id"] for j in client.get("/api/v1/power", headers=op).json()] == [second, second - 1]
         metrics = client.get("/metrics").text
         assert "dgxie_power_waves_total 3.0" in metrics
+        assert 'dgxie_job_executions_total{kind="power.bulk"} 2.0' in metrics
+        with ctx.sessions() as s:
+            bulk = list_events(s, kind="power.bulk")
+            assert len(bulk) == 2 and {e.actor for e in bulk} == {job_actor(s, second)}
         assert 'dgxie_power_nodes_total{outcome="failed"}' not in metrics
 
 
