@@ -270,6 +270,30 @@ def test_takeover_resumes_after_the_started_waves(make_ctx: Any, auth: Any, emul
         assert list_events(s, kind="power.bulk") == []  # the request's event is the first run's, never repeated
 
 
+def test_a_job_cancelled_while_its_owner_is_dead_is_not_resumed(make_ctx: Any, auth: Any,
+                                                                  emulator: tuple[str, Path]) -> None:
+    """A cancel asked while the instance running the job is dead: the instance taking it over
+    sees the request at its claim and starts no further wave (interval 0: it would at once)."""
+    url, log = emulator
+    ctx = make_ctx(bmc=INSECURE_HTTP | {"retries": 0}, instance={"id": "alive"} | FAST)
+    op = auth("operator")
+    with TestClient(create_app(make_ctx(bmc=INSECURE_HTTP | {"retries": 0}, instance={"id": "setup"}))) as client:
+        add_nodes(client, op, url, "cx", 2)
+        with db.session_scope(ctx.sessions) as s:
+            plan = power_waves.plan(s, PowerSelector(kind="tags", values=["cx"]), "on", 1, 0)
+            job_id = queue.enqueue(s, power_jobs.KIND, power_jobs.payload(plan), key=power_jobs.KIND, actor="t").id
+    assert queue.claim(ctx.sessions, "dead", [power_jobs.KIND], expire=5.0) is not None
+    plan.started_at, plan.waves_started, plan.nodes[0].status = datetime.now(UTC), 1, "done"
+    assert queue.save_progress(ctx.sessions, "dead", job_id, power_jobs.progress(plan, time.time() - 5))
+    since = log.stat().st_size
+    with TestClient(create_app(ctx)) as client:
+        assert client.delete(f"/api/v1/power/{job_id}", headers=op).status_code == 200
+        job = wait_for(client, job_id, op, lambda j: j["status"] not in ("queued", "running"))
+        assert job["status"] == "cancelled" and job["waves_started"] == 1, job
+        assert [n["status"] for n in job["nodes"]] == ["done", "pending"]
+    assert resets(log, since) == []
+
+
 def test_operator_guide_waves_as_written(cli: Any, config_file: Any, emulator: tuple[str, Path],
                                          tmp_path: Path) -> None:
     """docs/operator-guide.md, "Power on in waves": its command, run as written in its own process,
