@@ -26,7 +26,6 @@ from dgxie.jobs.worker import JobKinds
 from dgxie.mirror.oci.store import OciReader
 from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
-from dgxie.nodes.power_waves import PowerJobs
 from dgxie.nodes.reprovision import ReprovisionHooks
 from dgxie.site import Site
 from dgxie.tokens import TokenCache
@@ -47,7 +46,6 @@ class Context:
     db_probe: Probe  # the last background `SELECT 1`, for /healthz
     db_health: Availability  # outage and recovery, one log line each
     downloads: DownloadGate = field(default_factory=DownloadGate)  # big image files in flight (503 past it)
-    power_jobs: PowerJobs = field(default_factory=PowerJobs)  # bulk power in waves (POST /api/v1/power)
     job_kinds: JobKinds = field(default_factory=JobKinds)  # handlers of the job queue's kinds (dgxie/jobs/)
     services: list[Service] = field(default_factory=list)  # started in order by the app's lifespan
 

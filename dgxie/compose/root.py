@@ -39,9 +39,9 @@ from dgxie.mirror.schedule import Scheduler
 from dgxie.models import Node
 from dgxie.netboot.downloads import DownloadGate
 from dgxie.netboot.metrics import BootMetrics
+from dgxie.nodes import power_jobs
 from dgxie.nodes.lifecycle import sweep_install_timeouts
 from dgxie.nodes.power import reprovision_hook as bmc_reprovision_hook
-from dgxie.nodes.power_waves import PowerJobs
 from dgxie.nodes.reprovision import ReprovisionHooks
 from dgxie.site import Site
 from dgxie.tokens import TokenCache
@@ -130,11 +130,11 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
                              jitter=b.download_retry_jitter, on_throttled=metrics.http_throttled,
                              on_admitted=metrics.http_admitted)
     metrics.in_flight.set_function(lambda: downloads.in_flight)
-    power_jobs = PowerJobs()
     kinds = JobKinds()
     firmware_updates.register(kinds, sessions, site)
     kinds.register(mirror_service.SYNC_KIND, mirror_service.sync_handler(sessions, site))
-    services: list[Service] = [*background(sessions, site, probe, kinds, job_metrics(registry)), power_jobs]
+    kinds.register(power_jobs.KIND, power_jobs.handler(sessions, site, metrics))
+    services: list[Service] = background(sessions, site, probe, kinds, job_metrics(registry))
     dsn = conninfo(engine)
     if dsn is not None:  # PostgreSQL: other instances' changes arrive at once (dgxie.changes)
         changes = ChangeListener(dsn)
@@ -143,4 +143,4 @@ def build_context(settings: Settings, *, migrate: bool = True, check_modes: bool
     return Context(settings=settings, engine=engine, sessions=sessions, site=site, registry=registry,
                    boot_metrics=metrics, scripts=scripts, tokens=TokenCache(), oci=OciReader(site.data_dir),
                    reprovision=reprovision_hooks(), db_probe=probe, db_health=health, downloads=downloads,
-                   power_jobs=power_jobs, job_kinds=kinds, services=services)
+                   job_kinds=kinds, services=services)

@@ -40,6 +40,7 @@ class Claimed:
     key: str | None
     payload: dict[str, Any]
     attempt: int  # 1 on a first run, more on a takeover
+    cancel_requested: bool = False  # asked before this claim (a takeover of a job cancelled meanwhile)
 
 
 def enqueue(s: Session, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None,
@@ -92,7 +93,7 @@ def claim(sessions: sessionmaker[Session], owner: str, kinds: list[str], *, expi
             executions=Job.executions + 1).execution_options(synchronize_session=False))
         if res.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        return Claimed(job.id, job.kind, job.key, dict(job.payload or {}), job.attempts + 1)
+        return Claimed(job.id, job.kind, job.key, dict(job.payload or {}), job.attempts + 1, bool(job.cancel_requested))
 
 
 def beat(sessions: sessionmaker[Session], owner: str, ids: list[int]) -> dict[int, bool]:

@@ -59,6 +59,8 @@ class JobHandle:
     def __init__(self, worker: JobWorker, claimed: Claimed) -> None:
         self.worker, self.claimed = worker, claimed
         self.cancel_requested = threading.Event()  # someone asked (queue.request_cancel)
+        if claimed.cancel_requested:  # before this claim: seen at once, not at the next heartbeat
+            self.cancel_requested.set()
         self.lost = threading.Event()  # another instance took the job over: the outcome is not ours
 
     @property

@@ -11,9 +11,8 @@ no database connection is held during its BMC call (short sessions before and af
 
 Per-node outcome: `done` (the BMC already reports the end state), `requested` (accepted; the BMC
 still reports the old state, as BMCs apply a reset seconds later), `failed` (one-line reason),
-`skipped` (no BMC). `PowerJobs` runs one bulk request at a time in a background thread for the API
-(`POST /api/v1/power`); its jobs live in memory (the last `KEEP` of them) and end with the process,
-while the per-node events stay in the database.
+`skipped` (no BMC). The CLI runs `run()` in the foreground; the API queues it as a `power.bulk` job
+on the site's job queue (`dgxie.nodes.power_jobs`), which `run()` can resume after a takeover.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from dgxie.bmc.base import POWER_ACTIONS, POWER_TARGET, BmcError, PowerAction, P
 from dgxie.bmc.drivers import connect
 from dgxie.boot.state import State
 from dgxie.db import session_scope
-from dgxie.errors import Conflict, DgxieError, Invalid, NotFound
+from dgxie.errors import DgxieError, Invalid
 from dgxie.events import record
 from dgxie.models import Node
 from dgxie.nodes import power as power_svc
@@ -58,8 +57,8 @@ def _session(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield s
 MAX_BATCH = 10_000
 MAX_INTERVAL = 3600.0
-KEEP = 50  # finished jobs kept in memory for GET
 MAX_JOB_ID = 2**31 - 1
+INTERRUPTED = "interrupted: the instance running its wave stopped; the power state is unknown"
 
 
 class PowerSelector(BaseModel):
@@ -169,10 +168,12 @@ def plan(session: Session, sel: PowerSelector, action: str, batch: int, interval
 
 @dataclass
 class Hooks:
-    """What a caller sees while a job runs (the CLI prints, the API job only updates its rows)."""
+    """What a caller sees while a job runs (the CLI prints, the queue job stores its progress).
+    `node_done` is called from the wave's threads, as each node's call returns."""
 
     wave_started: Callable[[int, list[PowerNodeOut]], None] = lambda k, rows: None
     wave_done: Callable[[int, list[PowerNodeOut]], None] = lambda k, rows: None
+    node_done: Callable[[PowerNodeOut], None] = lambda row: None
 
 
 def _one(sessions: sessionmaker[Session], site: Site, row: PowerNodeOut, action: PowerAction, actor: str) -> None:
@@ -225,32 +226,65 @@ def _parallel(fn: Callable[[PowerNodeOut], None], rows: list[PowerNodeOut], work
         t.join()
 
 
+def _wait(until: float, stopped: Callable[[], bool]) -> bool:
+    """Sleep until monotonic time `until`; True (at once) if `stopped()` becomes true first."""
+    while not stopped():
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.2))
+    return True
+
+
 def run(sessions: sessionmaker[Session], site: Site, job: PowerJobOut, *, actor: str,
         metrics: PowerMetrics | None = None, hooks: Hooks | None = None,
-        stop: threading.Event | None = None) -> PowerJobOut:
-    """Run `job` (from `plan()`) to its end, updating its rows in place; returns it. `stop` set
-    between waves ends it early (`cancelled`; the nodes not reached stay `pending`)."""
-    hooks, stop = hooks or Hooks(), stop or threading.Event()
-    with session_scope(sessions) as s:
-        record(s, actor=actor, kind="power.bulk", reason=f"power {job.action} in waves of {job.batch}",
-               data={"action": job.action, "selector": job.selector.model_dump(), "batch": job.batch,
-                     "interval": job.interval, "nodes": len(job.nodes),
-                     "skipped": [r.node for r in job.nodes if r.status == "skipped"]})
-    job.status, job.started_at = "running", datetime.now(UTC)
+        stopped: Callable[[], bool] | None = None, last_wave_at: float | None = None) -> PowerJobOut:
+    """Run `job` (from `plan()`) to its end, updating its rows in place; returns it. `stopped()`
+    true before a wave ends it early (`cancelled`; the nodes not reached stay `pending`).
+
+    Resume: a job with `started_at` set (its stored progress, after a takeover) is continued, not
+    restarted. The waves already started are not run again: their nodes keep their outcome, and
+    those without one (calls in flight when the instance died) become `failed` (`INTERRUPTED`);
+    the next wave starts `interval` s after `last_wave_at` (epoch s: when the last started wave
+    started), or at once if that has passed. No second `power.bulk` event is recorded."""
+    hooks, stopped = hooks or Hooks(), stopped or (lambda: False)
+    if job.started_at is None:
+        with session_scope(sessions) as s:
+            record(s, actor=actor, kind="power.bulk", reason=f"power {job.action} in waves of {job.batch}",
+                   data={"action": job.action, "selector": job.selector.model_dump(), "batch": job.batch,
+                         "interval": job.interval, "nodes": len(job.nodes),
+                         "skipped": [r.node for r in job.nodes if r.status == "skipped"]})
+        job.started_at = datetime.now(UTC)
+        for r in job.nodes:
+            if r.status == "skipped" and metrics:
+                metrics.power_node("skipped")
     for r in job.nodes:
-        if r.status == "skipped" and metrics:
-            metrics.power_node("skipped")
+        if r.wave is not None and r.wave <= job.waves_started and r.status in ("pending", "running"):
+            r.status, r.reason = "failed", INTERRUPTED
+            if metrics:
+                metrics.power_node("failed")
+    job.status = "running"
     waves = [list(g) for _, g in itertools.groupby([r for r in job.nodes if r.wave], key=lambda r: r.wave)]
-    t0 = time.monotonic()
+    next_at = time.monotonic()
+    if job.waves_started and last_wave_at is not None:
+        next_at += min(job.interval, max(0.0, last_wave_at + job.interval - time.time()))
+
+    def one(r: PowerNodeOut) -> None:
+        _one(sessions, site, r, job.action, actor)
+        hooks.node_done(r)
+
     for k, rows in enumerate(waves, 1):
-        if k > 1 and stop.wait(max(0.0, t0 + (k - 1) * job.interval - time.monotonic())):
+        if k <= job.waves_started:
+            continue
+        if _wait(next_at, stopped):
             job.status = "cancelled"
             break
+        next_at = time.monotonic() + job.interval  # the next wave: `interval` after this one started
         job.waves_started = k
         if metrics:
             metrics.power_wave()
         hooks.wave_started(k, rows)
-        _parallel(lambda r: _one(sessions, site, r, job.action, actor), rows, MAX_PARALLEL)
+        _parallel(one, rows, MAX_PARALLEL)
         if metrics:
             for r in rows:
                 metrics.power_node(r.status)
@@ -259,61 +293,3 @@ def run(sessions: sessionmaker[Session], site: Site, job: PowerJobOut, *, actor:
         job.status = "finished"
     job.finished_at = datetime.now(UTC)
     return job
-
-
-class PowerJobs:
-    """Bulk power jobs of this process, one running at a time (a second is a `Conflict`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[int, PowerJobOut] = {}
-        self._ids = itertools.count(1)
-        self._stop = threading.Event()
-
-    def submit(self, sessions: sessionmaker[Session], site: Site, sel: PowerSelector, action: str, batch: int,
-              interval: float, *, actor: str, metrics: PowerMetrics | None = None) -> PowerJobOut:
-        with session_scope(sessions) as s:
-            job = plan(s, sel, action, batch, interval)
-        with self._lock:
-            busy = [j.id for j in self._jobs.values() if j.status in ("queued", "running")]
-            if busy:
-                raise Conflict(f"bulk power job {busy[0]} is still running (GET /api/v1/power/{busy[0]})")
-            job.id = next(self._ids)
-            self._jobs[job.id] = job
-            for old in sorted(self._jobs)[:-KEEP]:
-                del self._jobs[old]
-        threading.Thread(target=self._run, args=(sessions, site, job, actor, metrics), daemon=True,
-                         name=f"dgxie-power-job-{job.id}").start()
-        return job.model_copy(deep=True)
-
-    def _run(self, sessions: sessionmaker[Session], site: Site, job: PowerJobOut, actor: str,
-             metrics: PowerMetrics | None) -> None:
-        try:
-            run(sessions, site, job, actor=actor, metrics=metrics, stop=self._stop)
-        except Exception as exc:
-            log.exception("bulk power job %d failed", job.id)
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            job.finished_at = datetime.now(UTC)
-
-    def get(self, job_id: int) -> PowerJobOut:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise NotFound(f"no bulk power job {job_id} (jobs live in memory: the last {KEEP})")
-            return job.model_copy(deep=True)
-
-    def list(self) -> Sequence[PowerJobOut]:
-        with self._lock:
-            return [j.model_copy(deep=True) for j in sorted(self._jobs.values(), key=lambda j: -j.id)]
-
-    def cancel(self) -> None:
-        """Cancel running jobs at their next wave (their nodes not reached stay `pending`)."""
-        self._stop.set()
-
-    name = "power-jobs"  # a background service (dgxie/background.py): stopping it cancels the jobs
-
-    async def start(self) -> None:
-        self._stop.clear()
-
-    async def stop(self) -> None:
-        self.cancel()

@@ -1,17 +1,19 @@
 """/api/v1/nodes/{ref}/power and /bootdev: power and one-time boot through the node's BMC; and
-/api/v1/power: bulk power in waves (a background job, `dgxie.nodes.power_waves`)."""
+/api/v1/power: bulk power in waves (a `power.bulk` job on the site's job queue, `dgxie.nodes.power_jobs`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from dgxie.api.auth import Operator, Viewer
-from dgxie.api.deps import SessionDep, SiteDep, get_ctx
+from dgxie.api.deps import SessionDep, SiteDep
 from dgxie.api.limits import JsonRoute
 from dgxie.api.openapi import Responses, conflict, missing
 from dgxie.bmc.base import BootDevice, PowerAction
-from dgxie.nodes import power, power_waves, service
+from dgxie.errors import Conflict
+from dgxie.jobs import queue
+from dgxie.nodes import power, power_jobs, power_waves, service
 from dgxie.nodes.power_waves import MAX_BATCH, MAX_INTERVAL, PowerJobOut, PowerSelector
 from dgxie.nodes.schemas import BootOut, PowerOut, PowerStatusOut
 from dgxie.tokens import Principal
@@ -62,31 +64,48 @@ class BulkPowerIn(BaseModel):
     interval: float = Field(10.0, ge=0, le=MAX_INTERVAL)
 
 
-RUNNING = conflict("another bulk power job is still running")
+RUNNING = conflict("another bulk power job is queued or running (on any instance)")
 
 
 @bulk_router.post("", response_model=PowerJobOut, status_code=202,
                   responses=RUNNING | missing("a node named in a `nodes` selector does not exist"))
-def bulk_power(body: BulkPowerIn, request: Request, site: SiteDep, who: Principal = Operator) -> PowerJobOut:
+def bulk_power(body: BulkPowerIn, s: SessionDep, who: Principal = Operator) -> PowerJobOut:
     """Power the selected nodes in waves of `batch` through their BMCs, a wave every `interval`
     seconds (or when the previous wave's BMC calls have returned, if later); nodes without a BMC
-    are skipped. Runs in the background: follow it at `GET /api/v1/power/{id}`. A selector that
-    matches no node is a 422, an unknown node in a `nodes` selector a 404; a second job while one
-    runs is a 409. Jobs are kept in memory (the last 50, until the server restarts); each node's
-    action is also a `node.power` event."""
-    ctx = get_ctx(request)
-    return ctx.power_jobs.submit(ctx.sessions, site, body.selector, body.action, body.batch, body.interval,
-                                 actor=who.actor, metrics=ctx.boot_metrics)
+    are skipped. Runs in the background as a `power.bulk` job on the site's job queue (whichever
+    instance takes it; another one resumes it if that one dies): follow it at
+    `GET /api/v1/power/{id}`. A selector that matches no node is a 422, an unknown node in a
+    `nodes` selector a 404; a second job while one is queued or running (on any instance) is a
+    409. Each node's action is also a `node.power` event."""
+    job = power_waves.plan(s, body.selector, body.action, body.batch, body.interval)
+    if (running := power_jobs.busy(s)) is not None:
+        raise running
+    try:
+        row = queue.enqueue(s, power_jobs.KIND, power_jobs.payload(job), key=power_jobs.KIND, actor=who.actor)
+    except Conflict:  # another instance queued one in the meantime
+        raise power_jobs.busy(s) or Conflict("another bulk power job is still running") from None
+    return power_jobs.to_out(row)
 
 
 @bulk_router.get("", response_model=list[PowerJobOut])
-def bulk_jobs(request: Request, _: Principal = Viewer) -> list[PowerJobOut]:
-    """The bulk power jobs this server process ran, newest first."""
-    return list(get_ctx(request).power_jobs.list())
+def bulk_jobs(s: SessionDep, _: Principal = Viewer) -> list[PowerJobOut]:
+    """The newest 50 bulk power jobs of the site (every instance's), newest first."""
+    return power_jobs.list_jobs(s)
 
 
 @bulk_router.get("/{job_id}", response_model=PowerJobOut)
-def bulk_job(request: Request, _: Principal = Viewer,
-             job_id: int = Path(ge=1, le=power_waves.MAX_JOB_ID)) -> PowerJobOut:
+def bulk_job(s: SessionDep, _: Principal = Viewer, job_id: int = Path(ge=1, le=power_waves.MAX_JOB_ID)) -> PowerJobOut:
     """One bulk power job: its status, waves started, and every node's outcome so far."""
-    return get_ctx(request).power_jobs.get(job_id)
+    return power_jobs.get(s, job_id)
+
+
+@bulk_router.delete("/{job_id}", response_model=PowerJobOut, responses=conflict("the job has ended"))
+def cancel_bulk_job(s: SessionDep, who: Principal = Operator,
+                    job_id: int = Path(ge=1, le=power_waves.MAX_JOB_ID)) -> PowerJobOut:
+    """Cancel a bulk power job: a queued one at once; a running one stops before its next wave
+    (the wave in flight runs to its end; the nodes not reached stay `pending`) and ends
+    `cancelled`. 409 when the job has already ended."""
+    row = power_jobs.cancelling(s, job_id, actor=who.actor)
+    queue.request_cancel(s, job_id)
+    s.flush()
+    return power_jobs.to_out(row)
