@@ -34,7 +34,8 @@ def test_where_does_x_go_names_real_places() -> None:
 
 def test_docs_name_modules_and_files_that_exist() -> None:
     """Every `dgxie/...py` path and `dgxie.a.b` name in docs/ and the README is real (after a move,
-    the docs follow); `dgxie.url=` (a kernel parameter in deploy.md) is no module name."""
+    the docs follow); `dgxie.url=` (a kernel parameter in deploy.md), `dgxie.io/boot` (a Kubernetes
+label) and file names like `dgxie.yaml` are no module names."""
     import importlib
 
     texts = [p.read_text() for p in sorted((REPO / "docs").glob("*.md"))] + [(REPO / "README.md").read_text()]
@@ -43,7 +44,9 @@ def test_docs_name_modules_and_files_that_exist() -> None:
         for path in set(re.findall(r"\bdgxie/[A-Za-z0-9_/]+\.py\b", text)):
             if not (REPO / path).exists():
                 missing.append(path)
-        for dotted in set(re.findall(r"(?<![\w/.-])dgxie(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?![\w=-])", text)):
+        for dotted in set(re.findall(r"(?<![\w/.-])dgxie(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?![\w=/-])", text)):
+            if dotted.endswith((".yaml", ".service", ".conf")):
+                continue  # a file name (dgxie.yaml, dgxie.service), not a module
             parts = dotted.split(".")
             for i in range(len(parts), 0, -1):
                 try:
