@@ -1,7 +1,7 @@
 """Several dgxie instances on one PostgreSQL, one killed with SIGKILL, at the issue's size.
 
     sudo .venv/bin/python bench/scaleout/run.py [--dhcp-clients 2000] [--api-clients 200]
-        [--updates 12] [--nodes-per-update 6] [--seconds 40] [--kill-after 15] [--rate 200]
+        [--updates 12] [--nodes-per-update 10] [--seconds 40] [--kill-after 15] [--rate 200]
         [--work DIR] [--json out.json]
 
 The scenario is tests/support/scaleout.py (the same one tests/e2e/test_scaleout_kill.py runs small):
@@ -30,7 +30,7 @@ def main() -> int:
     p.add_argument("--dhcp-clients", type=int, default=2000)
     p.add_argument("--api-clients", type=int, default=200)
     p.add_argument("--updates", type=int, default=12)
-    p.add_argument("--nodes-per-update", type=int, default=6)
+    p.add_argument("--nodes-per-update", type=int, default=10)
     p.add_argument("--seconds", type=float, default=40)
     p.add_argument("--kill-after", type=float, default=15)
     p.add_argument("--rate", type=int, default=200)

@@ -13,8 +13,8 @@ sniffed), `api_clients` threads enrolling nodes (`POST /api/v1/nodes`; a write c
 acknowledged with 201) and reading each back, and `updates` firmware update jobs (kind
 `firmware.update`, multipart push, poll 0.5 s) against one fake Redfish BMC per node
 (tests/support/update_peer.py, served from this process on the bridge). When one of boot-a/boot-b
-runs a firmware job whose current node has a Redfish Task it is SIGKILLed (boot-a if both), about
-`kill_after` s into the load.
+runs a firmware job whose current node has a Redfish Task it is SIGKILLed (boot-a if both), from
+`kill_after` s into the load on (the updates are posted at 1 s: make them long enough to be running).
 
 `run()` returns the figures (`Figures`); `check()` asserts the issue's bounds on them.
 """
@@ -254,7 +254,6 @@ def _scenario(work: Path, size: Size, url: str, socket_url: str, dh: dict[int, s
     t_start = time.monotonic()
     for t in load.threads:
         t.start()
-    time.sleep(max(0.0, size.kill_after - 4 - (time.monotonic() - t_start)))
     answers: list[httpx.Response] = []
 
     def post_update(nodes: list[str]) -> None:
@@ -268,10 +267,12 @@ def _scenario(work: Path, size: Size, url: str, socket_url: str, dh: dict[int, s
         answers.append(r)
 
     posters = [threading.Thread(target=post_update, args=(nodes,)) for nodes in jobs_nodes]
+    time.sleep(1)  # the updates are posted at 1 s, under load, and run while the kill comes
     for t in posters:
         t.start()
     for t in posters:
         t.join(120)
+    time.sleep(max(0.0, size.kill_after - (time.monotonic() - t_start)))
     assert len(answers) == len(jobs_nodes) and all(r.status_code == 202 for r in answers), [r.text for r in answers]
     updates = sorted(r.json()["id"] for r in answers)
     sql_running = "SELECT owner, id FROM jobs WHERE kind = 'firmware.update' AND status = 'running'"

@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import http.server
 import json
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -35,6 +36,10 @@ class Peer(http.server.ThreadingHTTPServer):
         self.pending: dict[str, tuple[list[str], str | None, str]] = {}
         self.lock = threading.Lock()
         self.fetched: list[str] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-request: not news
+            super().handle_error(request, client_address)
 
     def docs(self, path: str) -> dict[str, Any] | None:
         fw = f"{R}/UpdateService/FirmwareInventory"
