@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.paths import REPO
+
 BRIDGE_NS, GEN = "ddhabr", "ddhagen"
 SERVERS = {"boot-a": ("ddhasrv1", "10.203.0.1"), "boot-b": ("ddhasrv2", "10.203.0.2")}
 GEN_IP = "10.203.0.10"
@@ -182,3 +184,25 @@ def dhclient_conf(work: Path) -> Path:
     conf = work / "dhclient.conf"  # retry about every second (backoff-cutoff), give up after 20 s
     conf.write_text("timeout 20;\nretry 1;\ninitial-interval 1;\nbackoff-cutoff 1;\n")
     return conf
+
+
+def run_dhclient(n: int, work: Path, conf: Path, out: dict[int, tuple[float, str | None]], t0: float,
+                 p: str = "ddha") -> None:
+    """ISC dhclient -1 in client namespace n: out[n] = (seconds from `t0` to bound, the address or
+    None); its log in work/dhcN.log; then stopped (-x: the lease is kept, no RELEASE)."""
+    ns, dev = client_ns(n, p), f"{p}c{n}"
+    script = REPO.parent / "shared" / "harness" / "tools" / "dhclient-script.sh"
+    args = ["-sf", str(script)] if script.exists() else []
+    files = ["-cf", str(conf), "-lf", str(work / f"dhc{n}.leases"), "-pf", str(work / f"dhc{n}.pid")]
+    r = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-1", "-v", *args, *files, dev],
+                       capture_output=True, text=True, timeout=60)
+    took = time.time() - t0
+    (work / f"dhc{n}.log").write_text(r.stdout + r.stderr)
+    words = in_ns(ns, "ip", "-4", "-o", "addr", "show", "dev", dev).stdout.split()
+    addr = words[words.index("inet") + 1].split("/")[0] if "inet" in words else None
+    if addr is None:  # no -sf script: read the bound address from dhclient's log
+        for line in (r.stdout + r.stderr).splitlines():
+            if line.startswith("bound to "):
+                addr = line.split()[2]
+    out[n] = (took, addr)
+    subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-x", *args, *files, dev], capture_output=True, timeout=30)

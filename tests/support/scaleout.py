@@ -44,6 +44,7 @@ from dgxie import db, tokens
 from dgxie.netboot.dhcp import codec as c
 from dgxie.netboot.dhcp.ha import HaFilter, split_pool
 from tests.support import dhcp_ha_netns as ha
+from tests.support.api_load import ApiLoad, pct
 from tests.support.net import free_port
 from tests.support.paths import REPO
 from tests.support.update_peer import Peer, update_peer
@@ -71,59 +72,6 @@ def owner(mac: bytes) -> int:
     """The server (0 = boot-a, 1 = boot-b) a client belongs to (RFC 3074 hash; perfdhcp sends
     option 61 = 01 + MAC, our dhclients none)."""
     return HaFilter(0).owner(None if mac.startswith(DHCLIENT_OUI) else b"\x01" + mac, mac)
-
-
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 4) if s else float("nan")
-
-
-class ApiLoad:
-    """`n` threads, each enrolling nodes and reading them back until `stop` is set. A 503 (the
-    server shedding load) is waited out as its Retry-After says (at most 1 s) and the same request
-    sent again; `shed` counts them, `errors` every other answer that is not 201/200."""
-
-    def __init__(self, url: str, token: str, n: int) -> None:
-        self.url, self.headers, self.stop = url, {"Authorization": f"Bearer {token}"}, threading.Event()
-        self.acked: list[str] = []
-        self.lat: dict[str, list[float]] = {"write": [], "read": []}  # first try to answer, 503 retries included
-        self.last: dict[str, list[float]] = {"write": [], "read": []}  # the answered try alone
-        self.errors: Counter[str] = Counter()
-        self.shed = 0
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(n)]
-
-    def client(self, i: int) -> None:
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as cl:
-            k = 0
-            while not self.stop.is_set():
-                name, mac = f"api-{i}-{k}", f"02:aa:{i >> 8:02x}:{i & 255:02x}:{k >> 8:02x}:{k & 255:02x}"
-                k += 1
-                for op in ("write", "read"):
-                    t = time.monotonic()
-                    while True:
-                        t_try = time.monotonic()
-                        try:
-                            r = (cl.post("/api/v1/nodes", json={"hostname": name, "mac": mac}) if op == "write"
-                                 else cl.get(f"/api/v1/nodes/{name}"))
-                            code = str(r.status_code)
-                        except httpx.HTTPError as exc:
-                            code = type(exc).__name__
-                        if code != "503" or self.stop.is_set():
-                            break
-                        with self.lock:
-                            self.shed += 1
-                        time.sleep(min(1.0, float(r.headers.get("retry-after") or 0.5)))
-                    with self.lock:
-                        self.lat[op].append(time.monotonic() - t)
-                        self.last[op].append(time.monotonic() - t_try)
-                        if code == ("201" if op == "write" else "200"):
-                            if op == "write":
-                                self.acked.append(name)
-                        else:
-                            self.errors[f"{op} {code}"] += 1
-                    if op == "write" and code != "201":
-                        break
 
 
 def _database() -> tuple[str, str, str]:
@@ -288,7 +236,7 @@ def _scenario(work: Path, size: Size, url: str, socket_url: str, dh: dict[int, s
     held = {i for o, i in _q(url, sql_running) if o == victim}
     got: dict[int, tuple[float, str | None]] = {}
     conf = ha.dhclient_conf(work)
-    dhc = threading.Thread(target=_dhclient, args=(vi, work, conf, got, t_kill))
+    dhc = threading.Thread(target=ha.run_dhclient, args=(vi, work, conf, got, t_kill, NET))
     dhc.start()
     sql_held = "SELECT id, owner FROM jobs WHERE id = ANY(%s)"
     taken_at: dict[int, float] = {}  # held job -> seconds from the kill to its claim by another instance
@@ -355,21 +303,6 @@ def _scenario(work: Path, size: Size, url: str, socket_url: str, dh: dict[int, s
                  "bmcs": len(peers), "updates": updates},
         "survivor_took_over": "answering its clients too" in servers[survivor].text(),
     }
-
-
-def _dhclient(n: int, work: Path, conf: Path, out: dict[int, tuple[float, str | None]], t0: float) -> None:
-    """dhclient in client namespace n (its MAC belongs to server n), started at the kill."""
-    ns, dev = ha.client_ns(n, NET), f"{NET}c{n}"
-    files = ["-cf", str(conf), "-lf", str(work / f"dhc{n}.leases"), "-pf", str(work / f"dhc{n}.pid")]
-    script = REPO.parent / "shared" / "harness" / "tools" / "dhclient-script.sh"
-    args = ["-sf", str(script)] if script.exists() else []
-    r = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-1", "-v", *args, *files, dev],
-                       capture_output=True, text=True, timeout=60)
-    took = time.time() - t0
-    (work / f"dhc{n}.log").write_text(r.stdout + r.stderr)
-    addr = next((line.split()[2] for line in (r.stdout + r.stderr).splitlines() if line.startswith("bound to ")), None)
-    out[n] = (took, addr)
-    subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-x", *args, *files, dev], capture_output=True, timeout=30)
 
 
 def check(fig: dict[str, Any]) -> None:
