@@ -84,25 +84,6 @@ def beats(url: str) -> dict[str, int]:
         return {str(n): int(b) for n, b in conn.execute("SELECT name, beat FROM dhcp_peers")}
 
 
-def run_dhclient(n: int, work: Path, conf: Path, out: dict[int, tuple[float, str | None]], t0: float) -> None:
-    ns, dev = ha.client_ns(n), f"ddhac{n}"
-    script = REPO.parent / "shared" / "harness" / "tools" / "dhclient-script.sh"
-    args = ["-sf", str(script)] if script.exists() else []
-    files = ["-cf", str(conf), "-lf", str(work / f"dhc{n}.leases"), "-pf", str(work / f"dhc{n}.pid")]
-    r = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-1", "-v", *args, *files, dev],
-                       capture_output=True, text=True, timeout=60)
-    took = time.time() - t0
-    (work / f"dhc{n}.log").write_text(r.stdout + r.stderr)
-    words = ha.in_ns(ns, "ip", "-4", "-o", "addr", "show", "dev", dev).stdout.split()
-    addr = words[words.index("inet") + 1].split("/")[0] if "inet" in words else None
-    if addr is None:  # no -sf script: read the bound address from dhclient's log
-        for line in (r.stdout + r.stderr).splitlines():
-            if line.startswith("bound to "):
-                addr = line.split()[2]
-    out[n] = (took, addr)
-    subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-x", *args, *files, dev], capture_output=True, timeout=30)
-
-
 def test_two_servers_one_segment_kill_one(database: tuple[str, str], tmp_path: Path) -> None:
     url, socket_url = database
     macs = dhclient_macs()
@@ -131,7 +112,7 @@ def test_two_servers_one_segment_kill_one(database: tuple[str, str], tmp_path: P
         t_kill = time.time()
         got: dict[int, tuple[float, str | None]] = {}
         conf = ha.dhclient_conf(tmp_path)
-        threads = [threading.Thread(target=run_dhclient, args=(n, tmp_path, conf, got, t_kill))
+        threads = [threading.Thread(target=ha.run_dhclient, args=(n, tmp_path, conf, got, t_kill))
                    for n in range(len(macs))]
         for t in threads:
             t.start()

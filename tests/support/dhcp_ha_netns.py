@@ -4,8 +4,11 @@
       |-- ddhas1 <-> netns ddhasrv1: 10.203.0.1/16  `dgxie serve` boot-a (server 0, lower half)
       |-- ddhas2 <-> netns ddhasrv2: 10.203.0.2/16  `dgxie serve` boot-b (server 1, upper half)
       |-- ddhag  <-> netns ddhagen:  10.203.0.10/16 perfdhcp (a relay agent, broadcasting) + reply sniffer
-      `-- ddhacN <-> netns ddhacliN: dhclient with a chosen MAC
-The servers reach PostgreSQL through its Unix socket (the file system is not namespaced). No
+      |-- ddhacN <-> netns ddhacliN: dhclient with a chosen MAC
+      `-- ddhahb <-> ddhah in this (the test's) namespace: 10.203.0.20/16, only with setup(bmc_port=True):
+          the fake BMCs the scale-out test serves from its own process (tests/support/scaleout.py)
+Every name takes a prefix `p` (default "ddha"; tests/support/scaleout.py uses "ddso", so the
+two tests can run at once). The servers reach PostgreSQL through its Unix socket (the file system is not namespaced). No
 namespace has a route out; `teardown()` kills every process in them and deletes them.
 """
 
@@ -18,12 +21,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from tests.support.paths import REPO
 
 BRIDGE_NS, GEN = "ddhabr", "ddhagen"
 SERVERS = {"boot-a": ("ddhasrv1", "10.203.0.1"), "boot-b": ("ddhasrv2", "10.203.0.2")}
 GEN_IP = "10.203.0.10"
+BMC_IP = "10.203.0.20"  # the test process's own address on the bridge (setup(bmc_port=True))
 POOL = ("10.203.1.0", "10.203.8.255")
 API_PORT = 18093
 
@@ -66,26 +73,34 @@ def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProces
     return sh("ip", "netns", "exec", ns, *args, check=check)
 
 
-def client_ns(n: int) -> str:
-    return f"ddhacli{n}"
+def client_ns(n: int, p: str = "ddha") -> str:
+    return f"{p}cli{n}"
 
 
-def all_ns(clients: int) -> list[str]:
-    return [BRIDGE_NS, GEN, *(ns for ns, _ in SERVERS.values()), *(client_ns(n) for n in range(clients))]
+def gen_ns(p: str = "ddha") -> str:
+    return f"{p}gen"
 
 
-def teardown(clients: int) -> None:
-    for ns in all_ns(clients):
+def server_ns(name: str, p: str = "ddha") -> str:
+    return f"{p}srv{list(SERVERS).index(name) + 1}"
+
+
+def all_ns(clients: int, p: str = "ddha") -> list[str]:
+    return [f"{p}br", gen_ns(p), *(server_ns(n, p) for n in SERVERS), *(client_ns(n, p) for n in range(clients))]
+
+
+def teardown(clients: int, p: str = "ddha") -> None:
+    for ns in all_ns(clients, p):
         for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         sh("ip", "netns", "del", ns, check=False)
 
 
-def _port(ns: str, stem: str, addr: str | None, mac: str | None = None) -> None:
-    in_ns(BRIDGE_NS, "ip", "link", "add", f"{stem}b", "type", "veth", "peer", "name", stem, "netns", ns)
-    in_ns(BRIDGE_NS, "ip", "link", "set", f"{stem}b", "master", "ddhabr0")
-    in_ns(BRIDGE_NS, "ip", "link", "set", f"{stem}b", "up")
+def _port(p: str, ns: str, stem: str, addr: str | None, mac: str | None = None) -> None:
+    in_ns(f"{p}br", "ip", "link", "add", f"{stem}b", "type", "veth", "peer", "name", stem, "netns", ns)
+    in_ns(f"{p}br", "ip", "link", "set", f"{stem}b", "master", f"{p}br0")
+    in_ns(f"{p}br", "ip", "link", "set", f"{stem}b", "up")
     if mac:
         in_ns(ns, "ip", "link", "set", stem, "address", mac)
     if addr:
@@ -93,30 +108,41 @@ def _port(ns: str, stem: str, addr: str | None, mac: str | None = None) -> None:
     in_ns(ns, "ip", "link", "set", stem, "up")
 
 
-def setup(client_macs: list[str]) -> None:
-    teardown(len(client_macs))
-    for ns in all_ns(len(client_macs)):
+def setup(client_macs: list[str], bmc_port: bool = False, p: str = "ddha") -> None:
+    """The namespaces and links above; client n (netns `client_ns(n)`, device {p}c{n}) has MAC n;
+    the generator's device is {p}g. `bmc_port`: also this namespace's {p}h with BMC_IP."""
+    teardown(len(client_macs), p)
+    sh("ip", "link", "del", f"{p}h", check=False)
+    for ns in all_ns(len(client_macs), p):
         sh("ip", "netns", "add", ns)
         in_ns(ns, "ip", "link", "set", "lo", "up")
         in_ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-    in_ns(BRIDGE_NS, "ip", "link", "add", "ddhabr0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
-    in_ns(BRIDGE_NS, "ip", "link", "set", "ddhabr0", "up")
-    for i, (ns, addr) in enumerate(SERVERS.values(), 1):
-        _port(ns, f"ddhas{i}", addr)
-    _port(GEN, "ddhag", GEN_IP)
+    in_ns(f"{p}br", "ip", "link", "add", f"{p}br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
+    in_ns(f"{p}br", "ip", "link", "set", f"{p}br0", "up")
+    for i, (name, (_, addr)) in enumerate(SERVERS.items(), 1):
+        _port(p, server_ns(name, p), f"{p}s{i}", addr)
+    _port(p, gen_ns(p), f"{p}g", GEN_IP)
     for n, mac in enumerate(client_macs):
-        _port(client_ns(n), f"ddhac{n}", None, mac)
+        _port(p, client_ns(n, p), f"{p}c{n}", None, mac)
+    if bmc_port:  # deleted with the bridge's namespace (its peer end lives there)
+        sh("ip", "link", "add", f"{p}h", "type", "veth", "peer", "name", f"{p}hb", "netns", f"{p}br")
+        in_ns(f"{p}br", "ip", "link", "set", f"{p}hb", "master", f"{p}br0")
+        in_ns(f"{p}br", "ip", "link", "set", f"{p}hb", "up")
+        sh("ip", "addr", "add", f"{BMC_IP}/16", "dev", f"{p}h")
+        sh("ip", "link", "set", f"{p}h", "up")
 
 
-def write_config(work: Path, name: str, db_url: str) -> Path:
+def write_config(work: Path, name: str, db_url: str, extra: dict[str, Any] | None = None, p: str = "ddha") -> Path:
+    """Server `name`'s config; `extra` adds top-level sections (e.g. `instance`, `bmc`)."""
     addr = SERVERS[name][1]
     partner = next(n for n in SERVERS if n != name)
     cfg = {"database_url": db_url, "data_dir": str(work / name), "public_url": f"http://{addr}:8080",
            "api": {"listen": f"127.0.0.1:{API_PORT}"},
-           "dhcp": {"enabled": True, "interfaces": [f"ddhas{list(SERVERS).index(name) + 1}"], "discovery": True,
+           "dhcp": {"enabled": True, "interfaces": [f"{p}s{list(SERVERS).index(name) + 1}"], "discovery": True,
                     "discovery_max_nodes": 100000, "discovery_rate": 100000, "discovery_interval": 1,
                     "pool_reserve": 0, "ha": {"this": name, "partner": partner},
-                    "subnets": [{"cidr": "10.203.0.0/16", "pool": f"{POOL[0]}-{POOL[1]}", "lease_seconds": 600}]}}
+                    "subnets": [{"cidr": "10.203.0.0/16", "pool": f"{POOL[0]}-{POOL[1]}", "lease_seconds": 600}]},
+           **(extra or {})}
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -125,12 +151,13 @@ def write_config(work: Path, name: str, db_url: str) -> Path:
 class Serve:
     """`dgxie serve --config` in the server's netns (`ip netns exec` execs it: same pid)."""
 
-    def __init__(self, work: Path, name: str, db_url: str) -> None:
+    def __init__(self, work: Path, name: str, db_url: str, extra: dict[str, Any] | None = None,
+                 p: str = "ddha") -> None:
         self.name, self.log = name, work / f"{name}.log"
-        cfg = write_config(work, name, db_url)
+        cfg = write_config(work, name, db_url, extra, p)
         dgxie = Path(sys.executable).parent / "dgxie"
         with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", SERVERS[name][0], str(dgxie), "serve", "--config",
+            self.proc = subprocess.Popen(["ip", "netns", "exec", server_ns(name, p), str(dgxie), "serve", "--config",
                                           str(cfg)], stdout=fh, stderr=subprocess.STDOUT)
 
     def text(self) -> str:
@@ -157,3 +184,25 @@ def dhclient_conf(work: Path) -> Path:
     conf = work / "dhclient.conf"  # retry about every second (backoff-cutoff), give up after 20 s
     conf.write_text("timeout 20;\nretry 1;\ninitial-interval 1;\nbackoff-cutoff 1;\n")
     return conf
+
+
+def run_dhclient(n: int, work: Path, conf: Path, out: dict[int, tuple[float, str | None]], t0: float,
+                 p: str = "ddha") -> None:
+    """ISC dhclient -1 in client namespace n: out[n] = (seconds from `t0` to bound, the address or
+    None); its log in work/dhcN.log; then stopped (-x: the lease is kept, no RELEASE)."""
+    ns, dev = client_ns(n, p), f"{p}c{n}"
+    script = REPO.parent / "shared" / "harness" / "tools" / "dhclient-script.sh"
+    args = ["-sf", str(script)] if script.exists() else []
+    files = ["-cf", str(conf), "-lf", str(work / f"dhc{n}.leases"), "-pf", str(work / f"dhc{n}.pid")]
+    r = subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-1", "-v", *args, *files, dev],
+                       capture_output=True, text=True, timeout=60)
+    took = time.time() - t0
+    (work / f"dhc{n}.log").write_text(r.stdout + r.stderr)
+    words = in_ns(ns, "ip", "-4", "-o", "addr", "show", "dev", dev).stdout.split()
+    addr = words[words.index("inet") + 1].split("/")[0] if "inet" in words else None
+    if addr is None:  # no -sf script: read the bound address from dhclient's log
+        for line in (r.stdout + r.stderr).splitlines():
+            if line.startswith("bound to "):
+                addr = line.split()[2]
+    out[n] = (took, addr)
+    subprocess.run(["ip", "netns", "exec", ns, "dhclient", "-x", *args, *files, dev], capture_output=True, timeout=30)

@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import http.server
 import json
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -27,14 +28,18 @@ R = "/redfish/v1"
 class Peer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, versions: dict[str, str], fail: bool = False) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, versions: dict[str, str], fail: bool = False, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), Handler)
         self.fail = fail
         self.versions = dict(versions)
         self.tasks: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, tuple[list[str], str | None, str]] = {}
         self.lock = threading.Lock()
         self.fetched: list[str] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-request: not news
+            super().handle_error(request, client_address)
 
     def docs(self, path: str) -> dict[str, Any] | None:
         fw = f"{R}/UpdateService/FirmwareInventory"
@@ -141,12 +146,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def update_peer(versions: dict[str, str], fail: bool = False) -> Iterator[tuple[str, Peer]]:
-    srv = Peer(versions, fail)
+def update_peer(versions: dict[str, str], fail: bool = False, host: str = "127.0.0.1") -> Iterator[tuple[str, Peer]]:
+    srv = Peer(versions, fail, host)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", srv
+        yield f"http://{host}:{srv.server_address[1]}", srv
     finally:
         srv.shutdown()
         srv.server_close()

@@ -25,3 +25,11 @@ def test_architecture_section_states_the_limits() -> None:
     section = doc.split("## Jobs and instances", 1)[1].split("\n## ", 1)[0]
     assert f"`MAX_ATTEMPTS` ({MAX_ATTEMPTS})" in section
     assert f"(default {InstanceConfig(id='x').expire_seconds:g} s)" in section
+
+
+def test_architecture_section_names_the_proof() -> None:
+    section = (REPO / "docs" / "architecture.md").read_text().split("## Jobs and instances", 1)[1].split("\n## ", 1)[0]
+    for path in re.findall(r"`((?:tests|bench)/[\w/]+\.py)`", section):
+        assert (REPO / path).is_file(), path
+    assert "`tests/e2e/test_scaleout_kill.py`" in section and "`make bench-scaleout`" in section
+    assert "bench-scaleout:" in (REPO / "Makefile").read_text()
