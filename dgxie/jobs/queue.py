@@ -59,22 +59,25 @@ def enqueue(s: Session, kind: str, payload: dict[str, Any] | None = None, *, key
     return job
 
 
-def _claimable(kinds: list[str], stale: Any) -> Any:
-    return and_(Job.kind.in_(kinds), or_(Job.status == "queued", and_(Job.status == "running",
-                                                                      Job.heartbeat_at < stale)))
+def _claimable(kinds: list[str], stale: Any, takeovers_only: bool = False) -> Any:
+    dead = and_(Job.status == "running", Job.heartbeat_at < stale)
+    return and_(Job.kind.in_(kinds), dead if takeovers_only else or_(Job.status == "queued", dead))
 
 
 def claim(sessions: sessionmaker[Session], owner: str, kinds: list[str], *, expire: float,
-          job_id: int | None = None) -> Claimed | None:
-    """Take the oldest queued job of `kinds` (or a running one whose owner's heartbeat is older
-    than `expire` s) for `owner`; None if there is none (or another instance won the race).
-    With `job_id`, only that job (a CLI running the job it queued when no server took it)."""
+          job_id: int | None = None, takeovers_only: bool = False) -> Claimed | None:
+    """Take a job of `kinds` for `owner`: first the oldest running one whose owner's heartbeat is
+    older than `expire` s (a takeover: work already under way goes before new work), else the
+    oldest queued one; None if there is none (or another instance won the race). With
+    `takeovers_only`, only a takeover; with `job_id`, only that job (a CLI running the job it
+    queued when no server took it)."""
     if not kinds:
         return None
     with session_scope(sessions) as s:
         now = utcnow()
         stale = now - timedelta(seconds=expire)
-        q = select(Job).where(_claimable(kinds, stale)).order_by(Job.id).limit(1)
+        q = select(Job).where(_claimable(kinds, stale, takeovers_only)).order_by(
+            (Job.status == "running").desc(), Job.id).limit(1)
         if job_id is not None:
             q = q.where(Job.id == job_id)
         if s.get_bind().dialect.name == "postgresql":
@@ -88,7 +91,7 @@ def claim(sessions: sessionmaker[Session], owner: str, kinds: list[str], *, expi
                 error=f"abandoned: its owner stopped {job.attempts} times (last {job.owner})")
                 .execution_options(synchronize_session=False))
             return None
-        res = s.execute(update(Job).where(Job.id == job.id, _claimable(kinds, stale)).values(
+        res = s.execute(update(Job).where(Job.id == job.id, _claimable(kinds, stale, takeovers_only)).values(
             status="running", owner=owner, heartbeat_at=now, started_at=now, attempts=Job.attempts + 1,
             executions=Job.executions + 1).execution_options(synchronize_session=False))
         if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -94,7 +94,10 @@ class JobHandle:
 
 
 class JobWorker:
-    """Claims jobs of the registered kinds, up to `concurrency` at once, and runs them."""
+    """Claims jobs of the registered kinds, up to `concurrency` at once, and runs them; past that,
+    up to `concurrency` more taken over from dead instances (their work already under way must not
+    wait for this instance's own long jobs: a takeover within the expiry, not the expiry plus the
+    longest job here). Takeovers are claimed before new queued jobs."""
 
     name = "job-worker"
 
@@ -103,10 +106,11 @@ class JobWorker:
                  on_execute: Callable[[str], None] | None = None) -> None:
         self.sessions, self.instance, self.kinds = sessions, instance, kinds
         self.concurrency, self.poll, self.on_execute = concurrency, poll, on_execute
+        self.takeover_slots = concurrency  # more jobs, taken over from dead instances only
         self.running: dict[int, tuple[JobHandle, asyncio.Task[None]]] = {}
         self.stopping = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._handlers = ThreadPoolExecutor(concurrency, thread_name_prefix="dgxie-job")
+        self._handlers = ThreadPoolExecutor(concurrency + self.takeover_slots, thread_name_prefix="dgxie-job")
         self._db = ThreadPoolExecutor(1, thread_name_prefix="dgxie-job-db")  # claims, beats, outcomes
 
     async def _call(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -144,9 +148,12 @@ class JobWorker:
     async def _claim_loop(self) -> None:
         while True:
             try:
-                while len(self.running) < self.concurrency:
+                while len(self.running) < self.concurrency + self.takeover_slots:
+                    # past `concurrency`, only takeovers: a dead instance's jobs resume within
+                    # the expiry even when every slot here is busy with long jobs of its own
                     got = await self._call(self._db, queue.claim, self.sessions, self.instance.id,
-                                           sorted(self.kinds.handlers), expire=self.instance.expire_seconds)
+                                           sorted(self.kinds.handlers), expire=self.instance.expire_seconds,
+                                           takeovers_only=len(self.running) >= self.concurrency)
                     if got is None:
                         break
                     log.info("job %d (%s) claimed by %s (attempt %d)", got.id, got.kind, self.instance.id, got.attempt)

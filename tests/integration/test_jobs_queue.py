@@ -124,6 +124,39 @@ def test_dead_owner_job_is_taken_over(pools: Callable[[], sessionmaker[Session]]
     assert not queue.finish(main, "dead", job_id, "done")  # the dead owner's late outcome is refused
 
 
+def test_takeover_does_not_wait_for_a_busy_worker(pools: Callable[[], sessionmaker[Session]]) -> None:
+    """A worker whose one slot runs a long job of its own still takes over a dead instance's job
+    within the expiry (a takeover slot), while a new queued job waits for the slot."""
+    main = pools()
+    release = threading.Event()
+    ran: list[str] = []
+    kinds = JobKinds()
+    kinds.register("t.long", lambda job: (ran.append("long"), release.wait(20)))
+    kinds.register("t.resumed", lambda job: ran.append(f"resumed{job.claimed.attempt}"))
+    kinds.register("t.new", lambda job: ran.append("new"))
+    with db.session_scope(main) as s:
+        queue.enqueue(s, "t.resumed", actor="test")
+    assert queue.claim(pools(), "dead", ["t.resumed"], expire=1.0) is not None  # then never heartbeats
+    with db.session_scope(main) as s:
+        queue.enqueue(s, "t.long", actor="test")
+        queue.enqueue(s, "t.new", actor="test")
+    worker = JobWorker(pools(), _inst("busy"), kinds, concurrency=1, poll=0.05)
+
+    async def go() -> float:
+        await worker.start()
+        await _until(lambda: ran[:1] == ["long"], 5, "the long job")
+        took = await _until(lambda: "resumed2" in ran, 10, "takeover while busy")
+        assert "new" not in ran  # new work waits for the slot; only takeovers go past it
+        release.set()
+        await _until(lambda: "new" in ran, 10, "the new job after the long one")
+        await worker.stop()
+        return took
+
+    assert asyncio.run(go()) < 1.0 + 1.5
+    assert [(j.kind, j.status, j.executions) for j in _jobs(main)] == [
+        ("t.resumed", "done", 2), ("t.long", "done", 1), ("t.new", "done", 1)]
+
+
 def test_running_job_keeps_its_owner_while_heartbeating(pools: Callable[[], sessionmaker[Session]]) -> None:
     main = pools()
     with db.session_scope(main) as s:
