@@ -3,7 +3,8 @@ and follow it with a progress bar until it ends.
 
 The job goes on the site's job queue and is run by whoever claims it: a running `dgxie serve`
 (any role but `boot`) normally takes it within `--wait-server` seconds; if none has by then, this
-command claims it and runs it itself (`--wait-server 0`: at once). Ctrl-C cancels the nodes that
+command claims it and runs it itself (`--wait-server 0`: at once, the job born claimed by it, so no
+server can take it first). Ctrl-C cancels the nodes that
 have not started and waits for those in flight; a second Ctrl-C leaves (a job this command was
 running stays `running` until its heartbeat is stale, `instance.expire_seconds`; then a server
 claims it and resumes it).
@@ -28,7 +29,7 @@ from dgxie.cli.common import site as cli_site
 from dgxie.errors import Conflict, Invalid
 from dgxie.firmware import update_jobs
 from dgxie.firmware.update_jobs import UpdateIn, UpdateOut
-from dgxie.firmware.update_worker import run_here
+from dgxie.firmware.update_worker import cli_owner, run_here
 from dgxie.models import Job
 
 NOT_UPDATED = 2  # the job failed or was cancelled: some nodes were not updated
@@ -66,16 +67,18 @@ def _queued(job_id: int | None) -> bool:
         return job is not None and job.status == "queued"
 
 
-def _follow(update_id: int, job_id: int | None, wait_server: float, as_json: bool) -> UpdateOut:
+def _follow(update_id: int, job_id: int | None, wait_server: float, claimed: bool, as_json: bool) -> UpdateOut:
     site, sessions = cli_site(), cli_sessions()
     worker: threading.Thread | None = None
 
     def start_here() -> threading.Thread:
-        t = threading.Thread(target=run_here, args=(sessions, site, job_id), daemon=True,
-                             name=f"dgxie-fw-update-{update_id}")
+        t = threading.Thread(target=run_here, args=(sessions, site, job_id), kwargs={"claimed": claimed},
+                             daemon=True, name=f"dgxie-fw-update-{update_id}")
         t.start()
         return t
 
+    if claimed:
+        worker = start_here()
     since, interrupted = time.monotonic(), 0
     job = _read(update_id)
     total = sum(1 for n in job.nodes if n.wave is not None)
@@ -130,10 +133,11 @@ def update_(node: list[str] = typer.Argument(None, help="nodes, updated in this 
                  drain=drain, multipart=multipart, timeout=timeout, poll=poll)
     if wait_server < 0:
         raise Invalid("--wait-server: 0 or more seconds")
+    owner = cli_owner(cli_site()) if wait_server == 0 else None  # 0: born claimed by this process
     with session() as s:
-        made = update_jobs.create(s, cli_site(), body, actor=actor())
+        made = update_jobs.create(s, cli_site(), body, actor=actor(), owner=owner)
         update_id, job_id = made.id, made.job_id
-    job = _follow(update_id, job_id, wait_server, as_json)
+    job = _follow(update_id, job_id, wait_server, owner is not None, as_json)
     if as_json:
         dump_json(job.model_dump(mode="json"))
     else:

@@ -142,9 +142,10 @@ def _needs_update(session: Session, site: Site, node: Node, targets: list[str]) 
     return "baseline: already compliant"
 
 
-def create(session: Session, site: Site, body: UpdateIn, *, actor: str) -> FirmwareUpdate:
+def create(session: Session, site: Site, body: UpdateIn, *, actor: str, owner: str | None = None) -> FirmwareUpdate:
     """A `queued` job with its node rows (waves numbered from 1) and its queue job (it runs once
-    the caller commits), recorded as `firmware.update.queued`."""
+    the caller commits; with `owner`, that queue job is born claimed by it), recorded as
+    `firmware.update.queued`."""
     find_package(site, body.package)
     chosen = _select(session, body)
     job = FirmwareUpdate(selector={"nodes": body.nodes} if body.nodes else {"tags": body.tags}, package=body.package,
@@ -153,7 +154,8 @@ def create(session: Session, site: Site, body: UpdateIn, *, actor: str) -> Firmw
                          cancel_requested=False, actor=actor)
     session.add(job)
     session.flush()
-    job.job_id = queue.enqueue(session, KIND, {"update": job.id}, key=f"{KIND}:{job.id}", actor=actor).id
+    job.job_id = queue.enqueue(session, KIND, {"update": job.id}, key=f"{KIND}:{job.id}", actor=actor,
+                               owner=owner).id
     todo = 0
     for n in chosen:
         why = "no BMC" if not n.bmc_url else _needs_update(session, site, n, body.targets) if body.baseline else None

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from dgxie.firmware.update import run_update
 from dgxie.firmware.update_jobs import KIND
 from dgxie.jobs import queue
+from dgxie.jobs.queue import Claimed
 from dgxie.jobs.worker import Handler, JobHandle, JobKinds, JobWorker, Stopped
+from dgxie.models import Job
 from dgxie.site import Site
 
 
@@ -44,14 +46,25 @@ def register(kinds: JobKinds, sessions: sessionmaker[Session], site: Site) -> No
     kinds.register(KIND, handler(sessions, site))
 
 
-def run_here(sessions: sessionmaker[Session], site: Site, job_id: int) -> str | None:
-    """Claim queue job `job_id` for this process (as `<instance id>:cli:<pid>`) and run it here;
-    the outcome (`done`, `failed`, `cancelled`), or None when another instance holds it (or took
-    it over meanwhile)."""
-    inst = site.instance.model_copy(update={"id": f"{site.instance.id}:cli:{os.getpid()}"[:64]})
+def cli_owner(site: Site) -> str:
+    """The job owner name of this CLI process: `<instance id>:cli:<pid>`."""
+    return f"{site.instance.id}:cli:{os.getpid()}"[:64]
+
+
+def run_here(sessions: sessionmaker[Session], site: Site, job_id: int, *, claimed: bool = False) -> str | None:
+    """Run queue job `job_id` in this process as `cli_owner()`: claim it first, unless it was born
+    claimed by this process (`update_jobs.create(..., owner=cli_owner(site))`). The outcome (`done`,
+    `failed`, `cancelled`), or None when another instance holds it (or took it over meanwhile)."""
+    inst = site.instance.model_copy(update={"id": cli_owner(site)})
     kinds = JobKinds()
     register(kinds, sessions, site)
-    claimed = queue.claim(sessions, inst.id, [KIND], expire=inst.expire_seconds, job_id=job_id)
-    if claimed is None:
+    if claimed:
+        with sessions() as s:
+            job = s.get(Job, job_id)
+            mine = job is not None and job.owner == inst.id and job.status == "running"
+            got = Claimed(job.id, job.kind, job.key, dict(job.payload or {}), job.attempts) if mine and job else None
+    else:
+        got = queue.claim(sessions, inst.id, [KIND], expire=inst.expire_seconds, job_id=job_id)
+    if got is None:
         return None
-    return JobWorker(sessions, inst, kinds, concurrency=1).run_here(claimed)
+    return JobWorker(sessions, inst, kinds, concurrency=1).run_here(got)

@@ -44,12 +44,18 @@ class Claimed:
 
 
 def enqueue(s: Session, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None,
-            actor: str = "") -> Job:
+            actor: str = "", owner: str | None = None) -> Job:
     """Queue a job in the caller's transaction (it runs once committed). With `key`, at most one
-    queued or running job has it: a second enqueue raises Conflict (a unique partial index)."""
+    queued or running job has it: a second enqueue raises Conflict (a unique partial index).
+    With `owner`, the job is born claimed by it (running, first execution): no worker can take it
+    before that owner runs it (`JobWorker.run_here`), only after its heartbeat lapses."""
     if key is not None and s.scalars(select(Job.id).where(Job.key == key, Job.status.in_(ACTIVE))).first():
         raise Conflict(f"a job with key {key!r} is already queued or running")
     job = Job(kind=kind, key=key, payload=dict(payload or {}), status="queued", actor=actor, progress={})
+    if owner is not None:
+        now = utcnow()
+        job.status, job.owner, job.heartbeat_at, job.started_at = "running", owner, now, now
+        job.attempts, job.executions = 1, 1
     try:
         with s.begin_nested():
             s.add(job)

@@ -99,8 +99,9 @@ def _stale(s: Session, site: Site, j: MirrorJob) -> bool:
     """Whether job `j` is dead. Never while the job queue still holds its sync (waiting for a free
     worker, running, or to be taken over from a dead instance: the queue runs it again). Otherwise
     a job queued for over a minute is dead; so is a running one (a foreground `dgxie mirror sync`)
-    whose mirror lock nobody holds here and whose heartbeat (`_beating`) is older than
-    `instance.expire_seconds`: a sync running on another host is not taken for dead."""
+    whose mirror lock nobody holds here, if it ran here (this instance id) or its heartbeat
+    (`_beating`) is older than `instance.expire_seconds`: a sync running on another host is not
+    taken for dead."""
     if s.scalars(select(Job.id).where(Job.key == f"{SYNC_KIND}:{j.mirror}", Job.status.in_(ACTIVE))).first():
         return False
     if j.status == "queued":
@@ -110,6 +111,8 @@ def _stale(s: Session, site: Site, j: MirrorJob) -> bool:
             pass
     except Conflict:
         return False
+    if j.owner == site.instance.id:
+        return True  # it ran on this host, whose lock is free: its process is gone (killed, crashed)
     fresh = utcnow() - timedelta(seconds=site.instance.expire_seconds)
     return j.heartbeat_at is None or j.heartbeat_at < fresh
 

@@ -157,6 +157,30 @@ def test_takeover_does_not_wait_for_a_busy_worker(pools: Callable[[], sessionmak
         ("t.resumed", "done", 2), ("t.long", "done", 1), ("t.new", "done", 1)]
 
 
+def test_a_job_born_claimed_is_not_taken_while_its_owner_lives(pools: Callable[[], sessionmaker[Session]]) -> None:
+    """`enqueue(..., owner=)` (the CLI running the job it creates): a worker polling meanwhile
+    never takes it first; it runs where it was born, once."""
+    main = pools()
+    with db.session_scope(main) as s:
+        job_id = queue.enqueue(s, "t.mine", actor="test", owner="cli:1").id
+    seen: list[str] = []
+    kinds = JobKinds()
+    kinds.register("t.mine", lambda job: seen.append(job.worker.instance.id))
+    other = JobWorker(pools(), _inst("server"), kinds, poll=0.02)
+
+    async def go() -> None:
+        await other.start()
+        await asyncio.sleep(0.5)  # 25 polls, within the owner's fresh heartbeat
+        await other.stop()
+
+    asyncio.run(go())
+    assert seen == [] and _jobs(main)[0].owner == "cli:1"
+    got = queue.Claimed(job_id, "t.mine", None, {}, 1)
+    assert JobWorker(main, _inst("cli:1"), kinds, concurrency=1).run_here(got) == "done"
+    (row,) = _jobs(main)
+    assert (seen, row.status, row.executions) == (["cli:1"], "done", 1)
+
+
 def test_running_job_keeps_its_owner_while_heartbeating(pools: Callable[[], sessionmaker[Session]]) -> None:
     main = pools()
     with db.session_scope(main) as s:
