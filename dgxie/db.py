@@ -25,7 +25,7 @@ from dgxie import resources
 from dgxie.errors import DgxieError
 from dgxie.filemodes import private_file, sqlite_path
 
-SCHEMA_HEAD = "0017"  # the Alembic head this code is written for (a unit test checks it against migrations/)
+SCHEMA_HEAD = "0018"  # the Alembic head this code is written for (a unit test checks it against migrations/)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,7 +35,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def answer(self, request: Request, session: Session, what: Hashable,
+    def answer(self, request: Request, session: Session | Connection, what: Hashable,
                build: Callable[[], BaseModel | dict[str, Any] | list[Any]], status: int = 200) -> Response:
         """The cached answer to `what`, built (and kept) when the inventory changed since."""
         key = (what, generation(session))

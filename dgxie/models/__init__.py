@@ -6,7 +6,7 @@ from dgxie.models.image import Image
 from dgxie.models.job import Instance, Job, Lease
 from dgxie.models.lease import DhcpLease, DhcpPeer
 from dgxie.models.mirror import MirrorJob, MirrorSnapshot, MirrorState
-from dgxie.models.node import Interface, Node
+from dgxie.models.node import Interface, Node, NodeTag
 from dgxie.models.profile import Profile
 from dgxie.models.secret import Secret
 from dgxie.models.token import ApiToken
@@ -14,4 +14,4 @@ from dgxie.models.web_session import WebSessionRow
 
 __all__ = ["ApiToken", "BmcEndpoint", "DhcpLease", "DhcpPeer", "Event", "FirmwareReading", "FirmwareScan",
            "FirmwareUpdate", "FirmwareUpdateNode", "Image", "Instance", "Interface", "Job", "Lease", "MirrorJob",
-           "MirrorSnapshot", "MirrorState", "Node", "Profile", "Secret", "WebSessionRow"]
+           "MirrorSnapshot", "MirrorState", "Node", "NodeTag", "Profile", "Secret", "WebSessionRow"]

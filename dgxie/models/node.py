@@ -69,3 +69,16 @@ class Interface(Base):
     name: Mapped[str | None] = mapped_column(String(32))
 
     node: Mapped[Node] = relationship(back_populates="interfaces")
+
+
+class NodeTag(Base):
+    """One of a node's tags, for indexed tag filters (issue 14): written only by the database's own
+    triggers on `nodes` (migration 0018), so every writer keeps it in step; `nodes.tags` stays the
+    record. A tag filter is an index lookup here instead of a scan of every node's JSON."""
+
+    __tablename__ = "node_tags"
+
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(63), primary_key=True)
+
+    __table_args__ = (Index("ix_node_tags_tag", "tag", "node_id"),)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dgxie.boot.state import State
 from dgxie.errors import Invalid
 from dgxie.models import Interface, Node, Profile
-from dgxie.nodes.service import _tag_clause
+from dgxie.nodes.service import tag_clause
 
 SORTS: dict[str, Any] = {"hostname": Node.hostname, "ip": Node.ip, "state": Node.state, "role": Node.role,
                          "profile": Profile.name, "changed": Node.state_changed_at}
@@ -82,7 +82,7 @@ def fleet_page(session: Session, fq: FleetQuery) -> FleetPage:
     if fq.profile:
         q = q.where(Profile.name == fq.profile)
     if fq.tag:
-        q = q.where(_tag_clause(session, fq.tag))
+        q = q.where(tag_clause(fq.tag))
     if fq.hostnames is not None:
         q = q.where(Node.hostname.in_(sorted(fq.hostnames)[:MAX_HOSTNAMES]))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0

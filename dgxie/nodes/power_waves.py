@@ -144,7 +144,7 @@ def select_nodes(session: Session, sel: PowerSelector) -> list[Node]:
         q = q.where(Node.state.in_(sel.values))
     elif sel.kind == "tags":
         for tag in sel.values:  # every tag given
-            q = q.where(service._tag_clause(session, tag))
+            q = q.where(service.tag_clause(tag))
     elif sel.kind == "nodes":
         ids = {service.get_node(session, ref).id for ref in sel.values}
         q = q.where(Node.id.in_(ids))

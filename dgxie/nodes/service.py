@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from dgxie.boot.state import INITIAL, State
 from dgxie.catalog.profiles import profile_by_name, profile_for_mac
 from dgxie.errors import Conflict, Invalid, NotFound
 from dgxie.events import record
-from dgxie.models import Interface, Node
+from dgxie.models import Interface, Node, NodeTag
 from dgxie.nodes.bmcs import apply_bmc
 from dgxie.nodes.credentials import rotate_boot_token
 from dgxie.nodes.macs import canonical_mac
@@ -191,10 +191,9 @@ def delete_node(session: Session, node: Node, *, actor: str) -> None:
     flush_or_conflict(session)
 
 
-def _tag_clause(session: Session, tag: str) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return text("nodes.tags @> jsonb_build_array(CAST(:tag AS text))").bindparams(tag=tag)
-    return text("EXISTS (SELECT 1 FROM json_each(nodes.tags) WHERE json_each.value = :tag)").bindparams(tag=tag)
+def tag_clause(tag: str) -> Any:
+    """Nodes that carry `tag`: an index lookup in `node_tags` (kept by triggers, migration 0018)."""
+    return Node.id.in_(select(NodeTag.node_id).where(NodeTag.tag == tag))
 
 
 def list_nodes(session: Session, *, state: str | None = None, role: str | None = None, tag: str | None = None,
@@ -212,7 +211,7 @@ def list_nodes(session: Session, *, state: str | None = None, role: str | None =
     if role is not None:
         q = q.where(Node.role == role)
     if tag is not None:
-        q = q.where(_tag_clause(session, tag))
+        q = q.where(tag_clause(tag))
     if profile is not None:
         q = q.where(Node.profile_id == profile_by_name(session, profile).id)
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from dgxie import events
 from dgxie.api import readcache
 from dgxie.api.auth import Operator, Viewer
-from dgxie.api.deps import SessionDep, SiteDep
+from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.api.limits import MAX_INT, JsonRoute
 from dgxie.api.openapi import conflict, example
 from dgxie.boot.state import State
 from dgxie.events import EventOut
-from dgxie.nodes import bulk, service
+from dgxie.nodes import bulk, reads, service
 from dgxie.nodes.schemas import NodeBrief, NodeBulkIn, NodeBulkOut, NodeCreate, NodeOut, NodePage, NodeUpdate
 from dgxie.tokens import Principal
 
@@ -32,19 +33,20 @@ def _json(model: BaseModel, status: int = 200) -> Response:
 
 
 @router.get("", response_model=NodePage)
-def list_nodes(request: Request, s: SessionDep, _: Principal = Viewer, state: State | None = None,
-               role: str | None = None, tag: str | None = None, profile: str | None = None,
-               limit: int = Query(100, ge=1, le=service.MAX_PAGE),
-               offset: int = Query(0, ge=0, le=MAX_INT)) -> Response:
+async def list_nodes(request: Request, _: Principal = Viewer, state: State | None = None, role: str | None = None,
+                     tag: str | None = None, profile: str | None = None,
+                     limit: int = Query(100, ge=1, le=service.MAX_PAGE),
+                     offset: int = Query(0, ge=0, le=MAX_INT)) -> Response:
     """One page of nodes ordered by hostname, filtered by state, role, tag and profile; `total`
     counts every match. Carries an `ETag`; `If-None-Match` with it is 304 while nothing changed."""
+    cache, engine = readcache.of(request), get_ctx(request).engine
 
-    def build() -> NodePage:
-        nodes, total = service.list_nodes(s, state=state, role=role, tag=tag, profile=profile, limit=limit,
-                                          offset=offset)
-        return NodePage(items=[service.to_out(n) for n in nodes], total=total, limit=limit, offset=offset)
+    def answer() -> Response:  # one worker-thread hop, one pooled connection, no ORM (nodes.reads)
+        with engine.connect() as conn:
+            return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
+                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset))
 
-    return readcache.of(request).answer(request, s, ("list", state, role, tag, profile, limit, offset), build)
+    return await run_in_threadpool(answer)
 
 
 @router.post("", response_model=NodeOut, status_code=201, responses=TAKEN)
@@ -66,10 +68,16 @@ def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal 
 
 
 @router.get("/{ref}", response_model=NodeOut)
-def get_node(ref: str, s: SessionDep, _: Principal = Viewer) -> Response:
+async def get_node(request: Request, ref: str, _: Principal = Viewer) -> Response:
     """One node by hostname or MAC (any of its interfaces). Not cached: one indexed lookup costs
     less than the cache's change signal (measured, bench/RESULTS.md)."""
-    return _json(service.to_out(service.get_node(s, ref)))
+    engine = get_ctx(request).engine
+
+    def answer() -> Response:  # one worker-thread hop, one pooled connection, no ORM (nodes.reads)
+        with engine.connect() as conn:
+            return _json(reads.get(conn, ref))
+
+    return await run_in_threadpool(answer)
 
 
 @router.patch("/{ref}", response_model=NodeOut, responses=TAKEN)
