@@ -134,7 +134,8 @@ def test_operator_starts_and_cancels_a_viewer_cannot(web: TestClient, ctx: Conte
     fw = web.get("/ui/firmware").text
     assert "Start a rollout" in fw and f'<option value="{pkg}">' in fw
     r = web.post("/ui/firmware/updates", data=form | {"csrf": csrf}, headers=ORIGIN)
-    assert r.status_code == 303 and (m := re.fullmatch(r"/ui/firmware/updates/(\d+)", r.headers["location"]))
+    m = re.fullmatch(r"/ui/firmware/updates/(\d+)", r.headers.get("location", ""))
+    assert r.status_code == 303 and m is not None, r.text
     uid = int(m.group(1))
     page = web.get(r.headers["location"]).text
     assert "rollout " + str(uid) + " queued: 2 node(s) to update" in page and "Cancel rollout" in page
