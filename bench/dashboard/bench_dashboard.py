@@ -12,7 +12,10 @@ in their facts (N `node.create` events in the log).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +41,21 @@ def seed(url: str, auth: dict[str, str], n: int) -> None:
         httpx.post(f"{url}/api/v1/nodes/bulk", headers=auth, json={"nodes": nodes}, timeout=300).raise_for_status()
 
 
+def rollouts(url: str, auth: dict[str, str], config: Path) -> None:
+    """A staged package and 5 firmware update jobs: one on every node (tag `gpu`; no node has a BMC,
+    so the job ends at once with every node skipped), four on 40 nodes each."""
+    image = config.parent / "bmc.bin"
+    image.write_text("VERSION=2.0.0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")} | {"DGXIE_CONFIG": str(config)}
+    out = subprocess.run([sys.executable, "-m", "dgxie", "firmware", "stage", str(image), "--json"], check=True,
+                         env=env, capture_output=True, text=True)
+    pkg = json.loads(out.stdout)
+    package = f"{pkg['sha256']}/{pkg['name']}"
+    bodies = [{"tags": ["gpu"], "package": package}] + [{"tags": [f"rack{r}"], "package": package} for r in range(4)]
+    for body in bodies:
+        httpx.post(f"{url}/api/v1/firmware/updates", headers=auth, json=body, timeout=300).raise_for_status()
+
+
 def timed(client: httpx.Client, path: str, runs: int) -> tuple[float, float, int]:
     lat = []
     for _ in range(runs):
@@ -56,14 +74,17 @@ def bench(db_url: str, label: str, n: int, runs: int) -> None:
                                                              "k8s": {"groups": ["kube-node"]}}) as srv:
         t = time.perf_counter()
         seed(srv.url, srv.auth, n)
-        print(f"\n{label}: {n} nodes enrolled in {time.perf_counter() - t:.1f} s")
+        rollouts(srv.url, srv.auth, Path(tmp) / "dgxie.yaml")
+        print(f"\n{label}: {n} nodes enrolled (and 5 firmware rollouts) in {time.perf_counter() - t:.1f} s")
         c = httpx.Client(base_url=srv.url, timeout=60, follow_redirects=True)
         c.post("/ui/login", data={"token": srv.token}, headers={"Origin": srv.url}).raise_for_status()
         mid = f"n{n // 2:05d}"
         pages = ["/ui/", "/ui/?page=100", f"/ui/?q=SN-{n // 2:06d}", "/ui/?q=02:00:00:00:1",
                  "/ui/?role=slurmd&tag=rack7&sort=changed&desc=1", "/ui/?sort=ip&desc=1&page=50",
                  "/ui/?firmware=outdated", f"/ui/nodes/{mid}", "/ui/events", f"/ui/events?node={mid}",
-                 "/ui/events?kind=node.*&actor=token:t", "/ui/firmware", "/ui/mirrors", "/ui/tokens"]
+                 "/ui/events?kind=node.*&actor=token:t", "/ui/firmware", "/ui/firmware/updates/1",
+                 f"/ui/firmware/updates/1?page={max(1, n // 200)}", "/ui/firmware/updates/1.json", "/ui/mirrors",
+                 "/ui/tokens"]
         print("| page | median | p95 | HTML bytes |\n|---|---|---|---|")
         for path in pages:
             med, p95, size = timed(c, path, runs)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Conflict, Invalid, NotFound
@@ -178,10 +178,32 @@ def get(session: Session, update_id: int) -> FirmwareUpdate:
     return job
 
 
-def rows_of(session: Session, update_id: int) -> list[FirmwareUpdateNode]:
+def rows_of(session: Session, update_id: int, offset: int = 0, limit: int | None = None) -> list[FirmwareUpdateNode]:
+    """The job's node rows in wave order (skipped ones last), `limit` of them from `offset`."""
     return list(session.scalars(select(FirmwareUpdateNode).where(FirmwareUpdateNode.update_id == update_id)
                                 .order_by(FirmwareUpdateNode.wave.is_(None), FirmwareUpdateNode.wave,
-                                          FirmwareUpdateNode.id)))
+                                          FirmwareUpdateNode.id).offset(offset).limit(limit)))
+
+
+def counts_of(session: Session, update_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each job's number of nodes per node status, in one aggregate query (no node row loaded)."""
+    out: dict[int, dict[str, int]] = {i: {} for i in update_ids}
+    if update_ids:
+        for uid, status, n in session.execute(
+                select(FirmwareUpdateNode.update_id, FirmwareUpdateNode.status, func.count())
+                .where(FirmwareUpdateNode.update_id.in_(update_ids))
+                .group_by(FirmwareUpdateNode.update_id, FirmwareUpdateNode.status)):
+            out[uid][status] = n
+    return out
+
+
+def out_of(job: FirmwareUpdate, counts: dict[str, int], rows: list[FirmwareUpdateNode]) -> UpdateOut:
+    """The job as `UpdateOut` with the given counts and node rows (all of them, a page, or none)."""
+    fields: dict[str, Any] = {k: getattr(job, k) for k in UpdateOut.model_fields if k not in ("counts", "nodes")}
+    return UpdateOut(**fields, counts=counts, nodes=[
+        UpdateNodeOut(node=r.hostname, wave=r.wave, status=r.status,
+                      task=r.task, task_state=r.task_state, percent=r.percent, message=r.message,
+                      started_at=r.started_at, finished_at=r.finished_at) for r in rows])
 
 
 def to_out(session: Session, job: FirmwareUpdate) -> UpdateOut:
@@ -189,11 +211,7 @@ def to_out(session: Session, job: FirmwareUpdate) -> UpdateOut:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    fields: dict[str, Any] = {k: getattr(job, k) for k in UpdateOut.model_fields if k not in ("counts", "nodes")}
-    return UpdateOut(**fields, counts=counts, nodes=[
-        UpdateNodeOut(node=r.hostname, wave=r.wave, status=r.status,
-                      task=r.task, task_state=r.task_state, percent=r.percent, message=r.message,
-                      started_at=r.started_at, finished_at=r.finished_at) for r in rows])
+    return out_of(job, counts, rows)
 
 
 def list_jobs(session: Session, limit: int = 50) -> list[FirmwareUpdate]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dgxie.web import actions, docs, firmware, mirrors, pages, tokens
+from dgxie.web import actions, docs, firmware, mirrors, pages, rollouts, tokens
 from dgxie.web.session import StreamSlots
 from dgxie.web.store import SessionStore
 
@@ -31,6 +31,7 @@ def install(app: FastAPI) -> None:
     app.include_router(actions.router)
     app.include_router(pages.router)
     app.include_router(firmware.router)
+    app.include_router(rollouts.router)
     app.include_router(mirrors.router)
     app.include_router(tokens.router)
     app.include_router(docs.router)

@@ -1,7 +1,8 @@
 """/ui/firmware: the compliance matrix (nodes x components, each cell the installed version with
 its verdict against the baseline), filtered by component glob, status and node; the nodes with no
 verdict (no scan, or a model without a baseline) listed apart; CSV and JSON downloads of the same
-rows (`dgxie.firmware.compliance`, as `GET /api/v1/firmware/compliance`)."""
+rows (`dgxie.firmware.compliance`, as `GET /api/v1/firmware/compliance`); the latest rollouts
+(firmware update jobs) and, for operators, the form that starts one (`dgxie.web.rollouts`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dgxie.api.deps import get_ctx
 from dgxie.db import session_scope
 from dgxie.errors import NotFound
 from dgxie.firmware import compliance
+from dgxie.web import rollouts
 from dgxie.web.auth import signed_in
 from dgxie.web.render import page, redirect
 
@@ -66,16 +68,18 @@ async def firmware_download(fmt: str, request: Request, component: str = Compone
 @router.get("/firmware")
 async def firmware_page(request: Request, component: str = Component, status: str = Status, node: str = NodeQ,
                         page_no: int = Query(1, alias="page", ge=1, le=10_000)) -> Response:
-    """The matrix, 200 nodes a page, and the nodes with no verdict."""
+    """The matrix, 200 nodes a page, the nodes with no verdict, the latest rollouts."""
     who = await signed_in(request)
     if who is None:
         return redirect("/ui/login")
     rows = await run_in_threadpool(_load, request, node, component, status)
     comps, grid, unknown = matrix(rows)
+    jobs, staged = await run_in_threadpool(rollouts.recent, request)
     start = (page_no - 1) * MAX_NODES
     f = {"component": component, "status": status, "node": node}
     query = urlencode({k: v for k, v in f.items() if v})
-    return page("firmware.html", title="Firmware", page="firmware", who=who, f=f, query=query,
+    return page("firmware.html", request=request, title="Firmware", page="firmware", who=who, f=f, query=query,
+                jobs=jobs, staged=staged,
                 summary=compliance.summary(rows), comps=comps[:MAX_COMPONENTS], cut=len(comps) > MAX_COMPONENTS,
                 grid=grid[start:start + MAX_NODES], total=len(grid), unknown=unknown[:500], unknown_n=len(unknown),
                 page_no=page_no, more=start + MAX_NODES < len(grid))

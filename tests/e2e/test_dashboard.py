@@ -10,10 +10,14 @@ or critical accessibility violations.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from tests.support.browser import Guard, axe_source, axe_violations, browser
 from tests.support.mirror_apt import World, world
 from tests.support.paths import REPO
 from tests.support.serve import Served, served
+from tests.support.update_peer import update_peer
 
 pytestmark = pytest.mark.browser
 SYS_OFF = "/redfish/v1/Systems/11111111-1111-4111-8111-111111111111"
@@ -311,9 +316,60 @@ def test_api_docs_load_from_dgxie_alone(chromium: Browser, site: Any) -> None:
     assert guard.problems == []
 
 
+def stage(srv: Served, tmp: Path, version: str) -> str:
+    """A package staged on the served dgxie (`dgxie firmware stage`, its config): `SHA256/NAME`."""
+    image = tmp / f"bmc-{version}.bin"
+    image.write_text(f"VERSION={version}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")}
+    out = subprocess.run([sys.executable, "-m", "dgxie", "firmware", "stage", str(image), "--json"], check=True,
+                         env=env | {"DGXIE_CONFIG": str(srv.log.parent / "dgxie.yaml")}, capture_output=True, text=True)
+    pkg = json.loads(out.stdout)
+    return f"{pkg['sha256']}/{pkg['name']}"
+
+
+def test_an_operator_starts_a_firmware_rollout_and_watches_it_live(chromium: Browser, site: Any, axe: str,
+                                                                    tmp_path: Path) -> None:
+    """Two nodes whose BMCs are update peers (tests/support/update_peer.py, which fetch the package
+    from dgxie), one a wave: the job page's rows change in place (no reload until the job ends)."""
+    srv, toks = site
+    pkg = stage(srv, tmp_path, "2.0.0")
+    with ExitStack() as st:
+        peers = [st.enter_context(update_peer({"BMC": "1.0.0"})) for _ in range(2)]
+        for i, (url, _) in enumerate(peers, start=1):
+            httpx.post(f"{srv.url}/api/v1/nodes", headers=srv.auth, timeout=10, json={
+                "hostname": f"fw{i:02d}", "mac": f"02:00:00:00:02:{i:02x}", "bmc": {"url": url}}).raise_for_status()
+        page, guard = new_page(chromium, srv)
+        sign_in(page, toks["operator"])
+        page.get_by_role("link", name="Firmware").click()
+        expect(page.locator("table.rollouts tbody")).to_contain_text("No rollout yet.")
+        page.get_by_label("Package").select_option(pkg)
+        page.get_by_label("Nodes", exact=True).fill("fw01, fw02")
+        page.get_by_label("Targets (optional, one per line)").fill("/redfish/v1/UpdateService/FirmwareInventory/BMC")
+        page.get_by_role("button", name="Start rollout").click()
+        expect(page).to_have_url(re.compile(r"/ui/firmware/updates/\d+$"))
+        expect(page.locator(".flash")).to_contain_text("queued: 2 node(s) to update")
+        page.evaluate("window.dgxieNotReloaded = true")
+        first, second = (page.locator(f'tr[data-update-node="fw0{i}"]') for i in (1, 2))
+        expect(first.locator('[data-field="status"]')).to_have_text("done", timeout=90_000)
+        expect(first.locator('[data-field="task_state"]')).to_have_text("Completed")
+        expect(first.locator("progress")).to_have_attribute("value", "100")
+        assert page.evaluate("window.dgxieNotReloaded === true")  # updated in place, not by a reload
+        expect(page.locator('[data-field="job-status"]')).to_have_text("running")  # fw02 is the second wave
+        expect(second.locator('[data-field="status"]')).to_have_text("done", timeout=90_000)
+        expect(page.locator('[data-field="job-status"]')).to_have_text("done", timeout=15_000)
+        expect(page.locator(".rollout")).to_contain_text("done 2")
+        expect(page.get_by_role("button", name="Cancel rollout")).to_have_count(0)  # reloaded: the job ended
+        assert [p.versions["BMC"] for _, p in peers] == ["2.0.0", "2.0.0"]
+        shoot(page, "firmware-rollout", axe)
+        page.get_by_role("link", name="All rollouts").click()
+        expect(page.locator("table.rollouts tbody tr").first).to_contain_text("done 2")
+        assert guard.problems == []
+
+
 def test_screenshots_are_in_the_docs() -> None:
     text = (REPO / "docs" / "dashboard.md").read_text()
-    for name in ("sign-in", "fleet", "node", "events", "firmware", "mirrors", "tokens", "api-docs"):
+    for name in ("sign-in", "fleet", "node", "events", "firmware", "firmware-rollout", "mirrors", "tokens",
+                 "api-docs"):
         assert f"img/dashboard-{name}.png" in text and (IMG / f"dashboard-{name}.png").is_file()
 
 

@@ -66,24 +66,55 @@ function live() {
 
 live();
 
-// Mirrors page: poll each queued or running job once a second (at most an hour) until it ends,
-// then reload the page for its new snapshot.
-for (const el of document.querySelectorAll("[data-job]")) {
-  if (!["queued", "running"].includes(el.dataset.status)) continue;
+// A queued or running job (mirror sync, firmware rollout): poll its JSON once a second (at most an
+// hour), show it in place, and when it ends load `reloadTo` (the page again, without a flash message).
+const LIVE_JOB = ["queued", "running"];
+function follow(el, url, show, reloadTo) {
+  if (!LIVE_JOB.includes(el.dataset.status)) return;
   let polls = 0;
   const tick = async () => {
     if (++polls > 3600) return;
-    const r = await fetch(el.dataset.job, {cache: "no-store"});
+    const r = await fetch(url, {cache: "no-store"});
     if (!r.ok) return;
     const j = await r.json();
     if (!j) return;
+    show(j);
+    if (LIVE_JOB.includes(j.status)) setTimeout(tick, 1000);
+    else window.location.href = reloadTo;
+  };
+  setTimeout(tick, 1000);
+}
+
+// Mirrors page: each mirror's job, then the page again for its new snapshot.
+for (const el of document.querySelectorAll("[data-job]")) {
+  follow(el, el.dataset.job, (j) => {
     el.querySelector('[data-field="status"]').textContent = `#${j.id} ${j.status} (${j.phase})`;
     el.querySelector('[data-field="files"]').textContent = `${j.files_done}/${j.files_total} files`;
     const bar = el.querySelector("progress");
     bar.max = j.bytes_total || 1;
     bar.value = j.bytes_done;
-    if (["queued", "running"].includes(j.status)) setTimeout(tick, 1000);
-    else window.location.href = window.location.pathname;  // without the flash message of the sync
-  };
-  setTimeout(tick, 1000);
+  }, window.location.pathname);
+}
+
+// Firmware rollout page: the job's status and counts, and each node row of the page.
+const when = (t) => (t ? t.replace("T", " ").slice(0, 19) : "—");
+for (const el of document.querySelectorAll("[data-rollout]")) {
+  follow(el, el.dataset.rollout, (j) => {
+    const cancelling = j.cancel_requested && j.status === "running" ? " (cancel requested)" : "";
+    el.querySelector('[data-field="job-status"]').textContent = j.status + cancelling;
+    const counts = Object.keys(j.counts).sort().map((k) => `${k} ${j.counts[k]}`);
+    el.querySelector('[data-field="counts"]').textContent = counts.join(", ") || "none";
+    for (const n of j.nodes) {
+      const row = document.querySelector(`tr[data-update-node="${CSS.escape(n.node)}"]`);
+      if (!row) continue;
+      const fields = {wave: n.wave || "—", status: n.status, task_state: n.task_state || "", message: n.message,
+                      percent: n.percent === null ? "" : `${n.percent}%`, started_at: when(n.started_at),
+                      finished_at: when(n.finished_at)};
+      for (const [name, value] of Object.entries(fields)) {
+        row.querySelector(`[data-field="${name}"]`).textContent = String(value);
+      }
+      row.querySelector('[data-field="status"]').className = `state u-${n.status}`;
+      row.querySelector("progress").value = n.percent || 0;
+    }
+  }, window.location.pathname + window.location.search);
 }
