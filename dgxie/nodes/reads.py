@@ -71,6 +71,12 @@ def get(conn: Connection, ref: str) -> NodeOut:
     return _outs(conn, [row])[0]
 
 
+def many(conn: Connection, ids: Sequence[int]) -> dict[int, NodeOut]:
+    """The nodes with these ids (those that exist), by id."""
+    rows = conn.execute(_select().where(N.c.id.in_(list(ids)))).all() if ids else []
+    return {n.id: n for n in _outs(conn, rows)}
+
+
 def page(conn: Connection, *, state: str | None = None, role: str | None = None, tag: str | None = None,
          profile: str | None = None, limit: int = 100, offset: int = 0) -> NodePage:
     """One page of nodes ordered by hostname and the total that match, as `service.list_nodes`

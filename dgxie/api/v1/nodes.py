@@ -14,7 +14,7 @@ from dgxie.api.limits import MAX_INT, JsonRoute
 from dgxie.api.openapi import conflict, example
 from dgxie.boot.state import State
 from dgxie.events import EventOut
-from dgxie.nodes import bulk, reads, service
+from dgxie.nodes import bulk, enroll_batch, reads, service
 from dgxie.nodes.schemas import NodeBrief, NodeBulkIn, NodeBulkOut, NodeCreate, NodeOut, NodePage, NodeUpdate
 from dgxie.tokens import Principal
 
@@ -50,10 +50,21 @@ async def list_nodes(request: Request, _: Principal = Viewer, state: State | Non
 
 
 @router.post("", response_model=NodeOut, status_code=201, responses=TAKEN)
-def create_node(body: NodeCreate, s: SessionDep, site: SiteDep, who: Principal = Operator) -> Response:
+async def create_node(request: Request, body: NodeCreate, who: Principal = Operator) -> Response:
     """Enroll a node (or record it `discovered`); its boot token is made here. Facts and vars are
-    bounded (docs/api.md)."""
-    return _json(service.to_out(service.create_node(s, site, body, actor=who.actor)), 201)
+    bounded (docs/api.md). Enrollments arriving together are written together, each answered as
+    if alone (`nodes.enroll_batch`)."""
+    return _json(await _batcher(request).enroll(body, who.actor), 201)
+
+
+def _batcher(request: Request) -> enroll_batch.EnrollBatcher:
+    """The app's batcher (made on first use: one per app and event loop)."""
+    state = request.app.state
+    batcher: enroll_batch.EnrollBatcher | None = getattr(state, "enroll_batcher", None)
+    if batcher is None:
+        ctx = get_ctx(request)
+        batcher = state.enroll_batcher = enroll_batch.EnrollBatcher(ctx.sessions, ctx.site)
+    return batcher
 
 
 @router.post("/bulk", response_model=NodeBulkOut, status_code=201,
