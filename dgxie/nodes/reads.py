@@ -100,6 +100,9 @@ def page(conn: Connection, *, state: str | None = None, role: str | None = None,
             raise Invalid(f"unknown profile {profile!r}")
         where.append(N.c.profile_id == pid)
     total = conn.execute(select(func.count()).select_from(N).where(*where)).scalar() or 0
-    rows = conn.execute(_select().where(*where).order_by(N.c.hostname).limit(limit).offset(offset)).all() \
-        if total > offset else []
+    # the page's ids first (the hostname index alone), then their rows: one statement with the
+    # rows and the profile join walked every skipped row (12 ms at offset 5,000 of 10,000 on SQLite)
+    ids = conn.execute(select(N.c.id).where(*where).order_by(N.c.hostname).limit(limit).offset(offset)) \
+        .scalars().all() if total > offset else []
+    rows = conn.execute(_select().where(N.c.id.in_(ids)).order_by(N.c.hostname)).all() if ids else []
     return NodePage.model_construct(items=_outs(conn, rows), total=total, limit=limit, offset=offset)
