@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from dgxie.cli.common import actor, session, site
+from dgxie.cli.common import actor, session, sessions, site
 from dgxie.errors import Invalid
 from dgxie.handoff.service import check_roles
 from dgxie.nodes import importer, importing
@@ -54,6 +54,7 @@ def import_(
     plan = importer.ImportPlan()
     for f in files:
         plan.extend(importer.parse_file(f.name, _read(f), http_port=http_port))
+    sessions()  # first, as context() did: the data directory's modes, then the schema
     the_site = site()  # not context(): an import needs none of the server's wiring (0.25 s of imports)
     check_roles(the_site)  # as context() did: a role's missing template or playbook is a config error
     sources = importing.Sources(files_dir=files_dir, proxy=proxy)
