@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+_CANONICAL = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 _SEP6 = re.compile(r"^[0-9a-f]{1,2}([:-])[0-9a-f]{1,2}(\1[0-9a-f]{1,2}){4}$")
 _CISCO = re.compile(r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$")
@@ -16,6 +17,10 @@ _CISCO = re.compile(r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$")
 def canonical_mac(value: str) -> str:
     """Return `value` as `aa:bb:cc:dd:ee:ff`, or raise ValueError naming the bad input."""
     v = value.strip().lower()
+    if _CANONICAL.fullmatch(v):  # already the stored form (most imports): nothing to rebuild
+        if int(v[0:2], 16) & 1:
+            raise ValueError(f"{value!r} is a multicast address, not a NIC's MAC")
+        return v
     if _SEP6.match(v):
         digits = "".join(p.zfill(2) for p in re.split(r"[:-]", v))
     elif _CISCO.match(v):

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from dgxie import db
 from dgxie.errors import Conflict
-from dgxie.models import Event, Node
+from dgxie.models import Event, Interface, Node
 from dgxie.nodes import bulk
 from dgxie.nodes.schemas import NodeCreate
 
@@ -95,3 +95,34 @@ def test_a_value_taken_after_the_check_is_a_conflict_and_nothing_is_written(clie
     with pytest.raises(Conflict), db.session_scope(ctx.sessions) as s:
         bulk.create_nodes(s, ctx.site, rows, actor="test", checked=True)
     assert (_count(ctx, Node), _count(ctx, Event)) == before
+
+
+def test_ids_are_each_rows_own_and_sqlite_inserts_the_nodes_in_two_statements(client, auth, ctx) -> None:
+    """`create_nodes` returns each row's id (its interface and event name that node) after deletes
+    left gaps and freed the highest id; on SQLite the nodes take two INSERTs, not one per row."""
+    for i in range(3):
+        assert client.post("/api/v1/nodes", json={"hostname": f"old{i}", "mac": _mac(800 + i)},
+                           headers=auth("operator")).status_code == 201
+    for name in ("old0", "old2"):  # a gap, and the highest id freed (SQLite gives it out again)
+        assert client.delete(f"/api/v1/nodes/{name}", headers=auth("admin")).status_code == 204
+    rows = [bulk.Row(f"r{i}", NodeCreate.model_validate(r)) for i, r in enumerate(_rows(700))]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(ctx.engine, "before_cursor_execute", seen)
+    try:
+        with db.session_scope(ctx.sessions) as s:
+            made = bulk.create_nodes(s, ctx.site, rows, actor="test")
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", seen)
+    assert [m.hostname for m in made] == [r.data.hostname for r in rows] and len({m.id for m in made}) == 700
+    with ctx.sessions() as s:
+        by_id = dict(s.execute(select(Node.id, Node.hostname)).all())
+        macs = dict(s.execute(select(Interface.node_id, Interface.mac)).all())
+        events = dict(s.execute(select(Event.node_id, Event.hostname).where(Event.kind == "node.create")).all())
+    for m in made:
+        assert (by_id[m.id], macs[m.id], events[m.id]) == (m.hostname, m.mac, m.hostname)
+    if ctx.engine.dialect.name == "sqlite":
+        assert sum(1 for st in statements if st.startswith("INSERT INTO nodes")) == 2

@@ -91,3 +91,30 @@ def test_import_all_or_nothing(cli, tmp_path: Path) -> None:
     dns.write_text("dhcp-host=02:00:00:00:00:0c,login01,10.0.0.7\n")  # login01's name on another MAC
     r = cli("node", "import", str(dns))
     assert r.code == 1 and "dnsmasq.conf line 1 (login01): hostname login01 is already enrolled" in r.err
+
+
+def test_node_import_loads_no_server_wiring_and_still_checks_roles(config_file, tmp_path: Path) -> None:
+    """`dgxie node import` takes the site, not the whole server's wiring (compose.root: the job worker,
+    BMC drivers, mirrors, the change listener), yet refuses a config whose role template is missing."""
+    import os
+    import subprocess
+    import sys
+
+    csv = tmp_path / "n.csv"
+    csv.write_text("hostname,mac,role,tags\nn1,02:00:00:00:00:01,k8s-worker,rack1\nn2,02:00:00:00:00:02,,\n")
+    code = ("import sys\nfrom dgxie.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print('RC', e.code, sorted(m for m in ('dgxie.compose.root', 'dgxie.changes', "
+            "'dgxie.firmware.update_worker') if m in sys.modules))")
+
+    def run(cfg: Path) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DGXIE_")} | {"DGXIE_CONFIG": str(cfg)}
+        return subprocess.run([sys.executable, "-c", code, "node", "import", str(csv)], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    r = run(config_file())
+    assert r.stdout.splitlines() == ["created node n1", "created node n2", "RC 0 []"], (r.stdout, r.stderr)
+    assert r.stderr.endswith("2 created, 0 updated, 0 unchanged\n"), r.stderr
+    cloudy = {"bootstrap": "cloud-init", "script": "no-such-template.j2", "groups": ["cloudy"]}
+    r = run(config_file(roles={"cloudy": cloudy}))
+    assert "roles.cloudy.script: template no-such-template.j2 not found" in r.stderr, r.stderr
+    assert r.stdout.strip().startswith("RC 1"), r.stdout
