@@ -13,11 +13,11 @@ password: only whether one is set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
 
 from dgxie.boot.state import State
 from dgxie.errors import Invalid, NotFound
@@ -32,17 +32,28 @@ _COLUMNS = (N.c.id, N.c.hostname, N.c.ip, P.c.name.label("profile"), N.c.role, N
             N.c.state_changed_at, N.c.created_at, N.c.updated_at)
 
 
-def _select() -> Any:
-    return select(*_COLUMNS).select_from(N.outerjoin(P, N.c.profile_id == P.c.id))
+_BASE = select(*_COLUMNS).select_from(N.outerjoin(P, N.c.profile_id == P.c.id))  # built once: 5% of a read
 
 
-def _outs(conn: Connection, rows: Sequence[Row[Any]]) -> list[NodeOut]:
+# statements built once (building and cache-keying them was a fifth of a node read)
+_IFACES = select(IFS.c.node_id, IFS.c.mac, IFS.c.name).order_by(IFS.c.id)
+_IFACES_OF_ONE = _IFACES.where(IFS.c.node_id == bindparam("node_id"))
+_IFACES_OF_MANY = _IFACES.where(IFS.c.node_id.in_(bindparam("node_ids", expanding=True)))
+_BY_HOSTNAME = _BASE.where(N.c.hostname == bindparam("hostname"))
+_BY_IDS = _BASE.where(N.c.id.in_(bindparam("ids", expanding=True)))
+_BY_MAC = _BASE.where(N.c.id == select(IFS.c.node_id).where(IFS.c.mac == bindparam("mac")).scalar_subquery())
+
+
+def _outs(conn: Connection, rows: Sequence[Any]) -> list[NodeOut]:
     """`NodeOut`s of `rows`, each with its interfaces in id order (one query for all of them)."""
     ifaces: dict[int, list[InterfaceOut]] = {r.id: [] for r in rows}
-    if ifaces:
-        for node_id, mac, name in conn.execute(select(IFS.c.node_id, IFS.c.mac, IFS.c.name)
-                                               .where(IFS.c.node_id.in_(list(ifaces))).order_by(IFS.c.id)):
-            ifaces[node_id].append(InterfaceOut.model_construct(mac=mac, name=name))
+    found: Iterable[Any] = []
+    if len(ifaces) == 1:
+        found = conn.execute(_IFACES_OF_ONE, {"node_id": rows[0].id})
+    elif ifaces:
+        found = conn.execute(_IFACES_OF_MANY, {"node_ids": list(ifaces)})
+    for node_id, mac, name in found:
+        ifaces[node_id].append(InterfaceOut.model_construct(mac=mac, name=name))
     out = []
     for r in rows:
         its = ifaces[r.id]
@@ -57,15 +68,14 @@ def _outs(conn: Connection, rows: Sequence[Row[Any]]) -> list[NodeOut]:
 
 def get(conn: Connection, ref: str) -> NodeOut:
     """A node by hostname or by any of its MACs (any accepted MAC spelling), as `service.get_node`."""
-    row = conn.execute(_select().where(N.c.hostname == ref.strip().lower())).first()
+    row = conn.execute(_BY_HOSTNAME, {"hostname": ref.strip().lower()}).first()
     if row is None:
         try:
             mac = canonical_mac(ref)
         except ValueError:
             mac = None
         if mac is not None:
-            row = conn.execute(_select().where(N.c.id == select(IFS.c.node_id).where(IFS.c.mac == mac)
-                                               .scalar_subquery())).first()
+            row = conn.execute(_BY_MAC, {"mac": mac}).first()
     if row is None:
         raise NotFound(f"no node {ref!r}")
     return _outs(conn, [row])[0]
@@ -73,7 +83,7 @@ def get(conn: Connection, ref: str) -> NodeOut:
 
 def many(conn: Connection, ids: Sequence[int]) -> dict[int, NodeOut]:
     """The nodes with these ids (those that exist), by id."""
-    rows = conn.execute(_select().where(N.c.id.in_(list(ids)))).all() if ids else []
+    rows = conn.execute(_BY_IDS, {"ids": list(ids)}).all() if ids else []
     return {n.id: n for n in _outs(conn, rows)}
 
 
@@ -104,5 +114,5 @@ def page(conn: Connection, *, state: str | None = None, role: str | None = None,
     # rows and the profile join walked every skipped row (12 ms at offset 5,000 of 10,000 on SQLite)
     ids = conn.execute(select(N.c.id).where(*where).order_by(N.c.hostname).limit(limit).offset(offset)) \
         .scalars().all() if total > offset else []
-    rows = conn.execute(_select().where(N.c.id.in_(ids)).order_by(N.c.hostname)).all() if ids else []
+    rows = conn.execute(_BY_IDS.order_by(N.c.hostname), {"ids": list(ids)}).all() if ids else []
     return NodePage.model_construct(items=_outs(conn, rows), total=total, limit=limit, offset=offset)
