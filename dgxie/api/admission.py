@@ -10,9 +10,9 @@ in first out, at most `api.queue_wait` seconds; any other request is answered at
 stretched up to `api.retry_after_max` while refusals outnumber answers (`Gate.retry_after`).
 
 A request whose client has gone while it waited is dropped when its turn comes, before any
-database work (`client_gone`; a request admitted at once is not checked: the check cost ~9% of
-the CPU of a node read). `/healthz` and `/metrics` are not gated: they must answer while the
-API is busy.
+database work (`client_gone`; only after a wait of `GONE_CHECK_AFTER` seconds or more: the check
+cost ~10% of the CPU of a node read, and a client gives up after seconds, not milliseconds).
+`/healthz` and `/metrics` are not gated: they must answer while the API is busy.
 Everything here runs on the event loop thread; nothing locks.
 """
 
@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Answered while the API is saturated (their few database queries use the pool's reserve).
 UNGATED = frozenset({"/healthz", "/readyz", "/metrics"})
+GONE_CHECK_AFTER = 0.25  # seconds in the queue after which an admitted request is checked for a gone client
 # Paths under these prefixes are not gated either: files with no database work, and long-lived
 # event streams, which would otherwise hold a slot each for minutes (8 open dashboard pages would
 # take every slot); their own bound is elsewhere (`dgxie.web.StreamSlots`). Given by the app.
@@ -187,7 +188,9 @@ class Admission:
         if scope["type"] != "http" or scope["path"] in UNGATED or scope["path"].startswith(self.ungated_prefixes):
             await self.app(scope, receive, send)
             return
-        waits = not self.gate.free  # a request admitted at once cannot have been given up on
+        # A request admitted at once, or after a short wait, is not checked for a gone client:
+        # the check cost ~10% of the CPU of a node read, and a client gives up after seconds.
+        since = None if self.gate.free else time.monotonic()
         refused = await self.gate.acquire()
         if refused is not None:
             self.shed.labels(refused).inc()
@@ -195,7 +198,7 @@ class Admission:
                 await send(msg)
             return
         try:
-            if waits:
+            if since is not None and time.monotonic() - since >= GONE_CHECK_AFTER:
                 gone, receive = await client_gone(receive)
                 if gone:
                     self.gone.inc()
