@@ -58,43 +58,62 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[i:i + CHUNK]
 
 
+_N, _I, _P = Node.__table__, Interface.__table__, Profile.__table__  # Core: no ORM loading for the checks
+
+
 def _taken(session: Session, rows: Sequence[Row]) -> dict[tuple[str, str], str]:
     """(kind, value) -> the enrolled node holding it, for every hostname, MAC and IP of `rows`."""
     names = sorted({r.data.hostname for r in rows})
     macs = sorted({m for r in rows for m in [r.data.mac, *[i.mac for i in r.data.interfaces]]})
     ips = sorted({r.data.ip for r in rows if r.data.ip})
     held: dict[tuple[str, str], str] = {}
+    conn = session.connection()
     for part in _chunks(names):
-        held.update((("hostname", h), h) for h in session.scalars(select(Node.hostname).where(Node.hostname.in_(part))))
+        held.update((("hostname", h), h) for h in conn.execute(select(_N.c.hostname).where(_N.c.hostname.in_(part)))
+                    .scalars())
     for part in _chunks(macs):
-        q = select(Interface.mac, Node.hostname).join(Node, Interface.node_id == Node.id).where(Interface.mac.in_(part))
-        held.update((("MAC", m), h) for m, h in session.execute(q))
+        q = select(_I.c.mac, _N.c.hostname).join(_N, _I.c.node_id == _N.c.id).where(_I.c.mac.in_(part))
+        held.update((("MAC", m), h) for m, h in conn.execute(q))
     for part in _chunks(ips):
-        by_ip = select(Node.ip, Node.hostname).where(Node.ip.in_(part))
-        held.update((("IP", str(ip)), h) for ip, h in session.execute(by_ip))
+        by_ip = select(_N.c.ip, _N.c.hostname).where(_N.c.ip.in_(part))
+        held.update((("IP", str(ip)), h) for ip, h in conn.execute(by_ip))
     return held
+
+
+@dataclass(frozen=True)
+class ProfileRef:
+    """What enrolment needs of a profile (read with Core: loading ORM profiles, each with its image
+    joined, was an eighth of a small batch)."""
+
+    id: int
+    name: str
+    role: str | None
+    vars: dict[str, Any]
 
 
 class _Profiles:
     """The profiles a batch names, and DGXIE's `mac_match` rule (catalog.profiles.profile_for_mac)
     with every profile loaded and every pattern compiled once."""
 
+    COLUMNS = (_P.c.id, _P.c.name, _P.c.role, _P.c.vars)
+
     def __init__(self, session: Session, rows: Sequence[Row]) -> None:
         wanted = sorted({r.data.profile for r in rows if r.data.profile})
-        self.by_name: dict[str, Profile] = {}
+        self.by_name: dict[str, ProfileRef] = {}
+        self._conn = session.connection()
         for part in _chunks(wanted):
-            self.by_name.update((p.name, p) for p in session.scalars(select(Profile).where(Profile.name.in_(part))))
-        self._matchers: list[tuple[re.Pattern[str], Profile]] | None = None
-        self._session = session
+            self.by_name.update((r.name, ProfileRef(*r)) for r in self._conn.execute(
+                select(*self.COLUMNS).where(_P.c.name.in_(part))))
+        self._matchers: list[tuple[re.Pattern[str], ProfileRef]] | None = None
 
-    def for_mac(self, mac: str) -> Profile | None:
+    def for_mac(self, mac: str) -> ProfileRef | None:
         if self._matchers is None:
             self._matchers = []
-            for p in self._session.scalars(select(Profile).order_by(Profile.id)).unique():
-                pattern = p.vars.get(MAC_MATCH_VAR)
+            for r in self._conn.execute(select(*self.COLUMNS).order_by(_P.c.id)):
+                pattern = (r.vars or {}).get(MAC_MATCH_VAR)
                 if isinstance(pattern, str):
                     try:
-                        self._matchers.append((re.compile(pattern), p))
+                        self._matchers.append((re.compile(pattern), ProfileRef(*r)))
                     except re.error:
                         continue
         return next((p for rx, p in self._matchers if rx.match(mac.lower())), None)
@@ -134,7 +153,7 @@ def _check_row(site: Site, profiles: _Profiles, d: NodeCreate) -> None:
     site.check_role(d.role or (profile.role if profile else None))
 
 
-def _profile_of(profiles: _Profiles, d: NodeCreate) -> Profile | None:
+def _profile_of(profiles: _Profiles, d: NodeCreate) -> ProfileRef | None:
     if d.profile:
         return profiles.by_name[d.profile]
     return profiles.for_mac(d.mac) if "profile" not in d.model_fields_set else None
@@ -161,7 +180,7 @@ def create_nodes(session: Session, site: Site, rows: Sequence[Row], *, actor: st
         raise BulkRefused(errors)
     profiles = _Profiles(session, rows)
     values: list[dict[str, Any]] = []
-    made: list[tuple[str, str, Profile | None, str]] = []
+    made: list[tuple[str, str, ProfileRef | None, str]] = []
     for row in rows:
         d = row.data
         profile = _profile_of(profiles, d)
