@@ -23,11 +23,17 @@ from sqlalchemy.orm import Session
 from dgxie.models import Event, Node, Profile
 
 
-def generation(session: Session | Connection) -> tuple[Any, ...]:
+def _statement() -> Any:
     top = select(func.max(Event.id)).scalar_subquery()
-    row = session.execute(select(
+    return select(
         top,
         select(func.count(Event.id)).where(Event.id > func.coalesce(top, 0) - 1000).scalar_subquery(),
         select(func.max(Node.updated_at)).scalar_subquery(),
-        select(func.max(Profile.updated_at)).scalar_subquery())).one()
-    return tuple(row)
+        select(func.max(Profile.updated_at)).scalar_subquery())
+
+
+_STATEMENT = _statement()  # built once: building it was half the cost of a cached page
+
+
+def generation(session: Session | Connection) -> tuple[Any, ...]:
+    return tuple(session.execute(_STATEMENT).one())
