@@ -154,7 +154,9 @@ def test_a_change_committed_here_reaches_the_cached_script_at_once(make_ctx: Cal
     from dgxie.nodes.lifecycle import transition
     from tests.support.lifecycle import enroll
 
-    ctx = make_ctx(boot={"script_cache_seconds": 60})
+    # no handoff: its worker would start the installed node's bootstrap (a change, which drops the
+    # cache) at any moment, racing the read-only check below
+    ctx = make_ctx(boot={"script_cache_seconds": 60}, handoff={"enabled": False})
     enroll(ctx, "n9", "52:54:00:00:09:01", state="installing")
     with TestClient(create_app(ctx)) as client:
         assert "kernel " in client.get("/boot/ipxe?mac=52:54:00:00:09:01").text
