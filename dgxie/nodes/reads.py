@@ -19,12 +19,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
-from dgxie.boot.state import State
 from dgxie.errors import Invalid, NotFound
 from dgxie.models import Interface, Node, Profile
-from dgxie.nodes.macs import canonical_mac
 from dgxie.nodes.schemas import BmcOut, InterfaceOut, NodeOut, NodePage
-from dgxie.nodes.service import MAX_PAGE, tag_clause
+from dgxie.nodes.service import check_page, mac_of_ref, tag_clause
 
 N, IFS, P = Node.__table__, Interface.__table__, Profile.__table__
 _COLUMNS = (N.c.id, N.c.hostname, N.c.ip, P.c.name.label("profile"), N.c.role, N.c.state, N.c.tags, N.c.facts,
@@ -69,13 +67,9 @@ def _outs(conn: Connection, rows: Sequence[Any]) -> list[NodeOut]:
 def get(conn: Connection, ref: str) -> NodeOut:
     """A node by hostname or by any of its MACs (any accepted MAC spelling), as `service.get_node`."""
     row = conn.execute(_BY_HOSTNAME, {"hostname": ref.strip().lower()}).first()
-    if row is None:
-        try:
-            mac = canonical_mac(ref)
-        except ValueError:
-            mac = None
-        if mac is not None:
-            row = conn.execute(_BY_MAC, {"mac": mac}).first()
+    mac = mac_of_ref(ref) if row is None else None
+    if mac is not None:
+        row = conn.execute(_BY_MAC, {"mac": mac}).first()
     if row is None:
         raise NotFound(f"no node {ref!r}")
     return _outs(conn, [row])[0]
@@ -91,12 +85,7 @@ def page(conn: Connection, *, state: str | None = None, role: str | None = None,
          profile: str | None = None, limit: int = 100, offset: int = 0) -> NodePage:
     """One page of nodes ordered by hostname and the total that match, as `service.list_nodes`
     (the same filters, the same refusals)."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"limit: must be 1..{MAX_PAGE}")
-    if offset < 0:
-        raise Invalid("offset: must be >= 0")
-    if state is not None and state not in {s.value for s in State}:
-        raise Invalid(f"state: unknown state {state!r}")
+    check_page(limit=limit, offset=offset, state=state)
     where = []
     if state is not None:
         where.append(N.c.state == state)

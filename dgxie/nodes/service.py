@@ -38,16 +38,30 @@ def to_out(node: Node) -> NodeOut:
     )
 
 
+def mac_of_ref(ref: str) -> str | None:
+    """The MAC a node reference spells (any accepted spelling), or None: then it is a hostname."""
+    try:
+        return canonical_mac(ref)
+    except ValueError:
+        return None
+
+
+def check_page(*, limit: int, offset: int, state: str | None) -> None:
+    """The refusals of a node page's arguments (`list_nodes`, `reads.page`)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit: must be 1..{MAX_PAGE}")
+    if offset < 0:
+        raise Invalid("offset: must be >= 0")
+    if state is not None and state not in {s.value for s in State}:
+        raise Invalid(f"state: unknown state {state!r}")
+
+
 def get_node(session: Session, ref: str) -> Node:
     """A node by hostname or by any of its MACs (any accepted MAC spelling)."""
     node = session.scalar(select(Node).where(Node.hostname == ref.strip().lower()))
-    if node is None:
-        try:
-            mac = canonical_mac(ref)
-        except ValueError:
-            mac = None
-        if mac is not None:
-            node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
+    mac = mac_of_ref(ref) if node is None else None
+    if mac is not None:
+        node = session.scalar(select(Node).join(Interface).where(Interface.mac == mac))
     if node is None:
         raise NotFound(f"no node {ref!r}")
     return node
@@ -199,12 +213,7 @@ def tag_clause(tag: str) -> Any:
 def list_nodes(session: Session, *, state: str | None = None, role: str | None = None, tag: str | None = None,
                profile: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Node], int]:
     """One page of nodes ordered by hostname, and the total that match the filters."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"limit: must be 1..{MAX_PAGE}")
-    if offset < 0:
-        raise Invalid("offset: must be >= 0")
-    if state is not None and state not in {s.value for s in State}:
-        raise Invalid(f"state: unknown state {state!r}")
+    check_page(limit=limit, offset=offset, state=state)
     q = select(Node)
     if state is not None:
         q = q.where(Node.state == state)
