@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse
 
 from dgxie import __version__, db, web
 from dgxie.api import agent as agent_api
-from dgxie.api import boot, firmware_files, install, openapi, ops, registry
+from dgxie.api import answers, boot, firmware_files, install, openapi, ops, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
 from dgxie.api.admission import Admission, Gate
 from dgxie.api.fastpath import BootFastPath, fast_protocol
+from dgxie.api.hotpath import HotPath
 from dgxie.api.limits import BodyLimit, RefuseNul
 from dgxie.api.metrics import HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
@@ -38,21 +39,15 @@ log = logging.getLogger("dgxie")
 
 
 def _errors(app: FastAPI, ctx: Context) -> None:
-    retry_after = str(ctx.settings.api.retry_after)
-
     async def _db_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        """The one place a database outage becomes an answer: 503 + Retry-After, and one log line
-        per outage (`Availability.down`), not a traceback per request."""
-        ctx.db_health.down(exc)
-        return JSONResponse({"detail": "database unavailable"}, status_code=503,
-                            headers={"Retry-After": retry_after})
+        return answers.db_unavailable(ctx, exc)
 
     for cls in db.UNAVAILABLE:
         app.add_exception_handler(cls, _db_unavailable)
 
     @app.exception_handler(DgxieError)
     async def _dgxie(_: Request, exc: DgxieError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return answers.dgxie_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,12 +78,18 @@ def create_app(ctx: Context) -> FastAPI:
             await supervisor.stop()
 
     app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Bare-metal provisioning for GPU clusters")
+                  description="Bare-metal provisioning for GPU clusters",
+                  # dgxie's metrics are Prometheus's (/metrics); FastAPI's own OpenTelemetry check
+                  # read the environment on every request (~3% of a trivial route, py-spy)
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.ctx = ctx
     for collector in (NodeStateCollector(ctx.sessions), FirmwareCollector(ctx.sessions, ctx.site),
                       MirrorCollector(ctx.sessions)):
         ctx.registry.register(collector)
     api = ctx.settings.api
+    admin = ctx.settings.instance.role != "boot"  # a boot instance serves nodes, not operators
+    if admin:  # innermost: inside the gate and the metrics, before the router
+        app.add_middleware(HotPath, ctx=ctx)
     app.add_middleware(HttpMetrics, registry=ctx.registry)  # counts and times admitted requests
     app.add_middleware(Admission, gate=Gate(api.max_inflight, api.queue, api.queue_wait, api.retry_after,
                                             api.retry_after_max), registry=ctx.registry,
@@ -98,7 +99,6 @@ def create_app(ctx: Context) -> FastAPI:
     _errors(app, ctx)
     app.include_router(ops.router)
     app.include_router(firmware_files.router)
-    admin = ctx.settings.instance.role != "boot"  # a boot instance serves nodes, not operators
     if admin:
         app.include_router(v1_router, prefix="/api/v1")
     app.include_router(registry.router)  # OCI mirrors: /v2/ (distribution API, read-only)

@@ -30,7 +30,7 @@ MAX_INT = 2**31 - 1
 __all__ = ["MAX_INT", "MAX_JSON_DEPTH", "BodyLimit", "JsonRoute", "RefuseNul", "parse_json", "read_body"]
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
@@ -61,7 +61,7 @@ class JsonRoute(APIRoute):
         async def checked(request: Request) -> Response:
             request = _JsonRequest(request.scope, request.receive)
             if self.body_field is not None and not form and await request.body():
-                if _is_json(request.headers.get("content-type", "")):
+                if is_json(request.headers.get("content-type", "")):
                     await request.json()  # Invalid here is answered by the app's error handler
                 else:
                     try:

@@ -45,14 +45,7 @@ async def list_nodes(request: Request, _: Principal = Viewer, state: State | Non
                      offset: int = Query(0, ge=0, le=MAX_INT)) -> Response:
     """One page of nodes ordered by hostname, filtered by state, role, tag and profile; `total`
     counts every match. Carries an `ETag`; `If-None-Match` with it is 304 while nothing changed."""
-    cache, engine = readcache.of(request), get_ctx(request).engine
-
-    def answer() -> Response:  # one worker-thread hop, one pooled connection, no ORM (nodes.reads)
-        with _reading(engine) as conn:
-            return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
-                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset))
-
-    return await _read(request, answer)
+    return await read(request, list_answer(request, state, role, tag, profile, limit, offset))
 
 
 @router.post("", response_model=NodeOut, status_code=201, responses=TAKEN)
@@ -60,7 +53,12 @@ async def create_node(request: Request, body: NodeCreate, who: Principal = Opera
     """Enroll a node (or record it `discovered`); its boot token is made here. Facts and vars are
     bounded (docs/api.md). Enrollments arriving together are written together, each answered as
     if alone (`nodes.enroll_batch`)."""
-    return _json(await _batcher(request).enroll(body, who.actor), 201)
+    return await enroll_answer(request, body, who.actor)
+
+
+async def enroll_answer(request: Request, body: NodeCreate, actor: str) -> Response:
+    """201 and the enrolled node, through the app's batcher; shared by the route and `api.hotpath`."""
+    return _json(await _batcher(request).enroll(body, actor), 201)
 
 
 def _batcher(request: Request) -> enroll_batch.EnrollBatcher:
@@ -88,13 +86,33 @@ def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal 
 async def get_node(request: Request, ref: str, _: Principal = Viewer) -> Response:
     """One node by hostname or MAC (any of its interfaces). Not cached: one indexed lookup costs
     less than the cache's change signal (measured, bench/RESULTS.md)."""
+    return await read(request, get_answer(request, ref))
+
+
+def list_answer(request: Request, state: str | None, role: str | None, tag: str | None, profile: str | None,
+                limit: int, offset: int) -> Callable[[], Response]:
+    """The answer to a node page, to run on the read threads (`read`): from the app's read cache,
+    else built by `nodes.reads` on one pooled connection, with no ORM. Shared by the route and
+    `api.hotreads`."""
+    cache, engine = readcache.of(request), get_ctx(request).engine
+
+    def answer() -> Response:
+        with _reading(engine) as conn:
+            return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
+                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset))
+
+    return answer
+
+
+def get_answer(request: Request, ref: str) -> Callable[[], Response]:
+    """The answer to one node by hostname or MAC, to run on the read threads (`read`)."""
     engine = get_ctx(request).engine
 
-    def answer() -> Response:  # one worker-thread hop, one pooled connection, no ORM (nodes.reads)
+    def answer() -> Response:
         with _reading(engine) as conn:
             return _json(reads.get(conn, ref))
 
-    return await _read(request, answer)
+    return answer
 
 
 @contextmanager
@@ -108,7 +126,7 @@ def _reading(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-async def _read(request: Request, fn: Callable[[], Response]) -> Response:
+async def read(request: Request, fn: Callable[[], Response]) -> Response:
     """`fn()` on the app's node-read threads (`READ_THREADS` of their own, as the boot path's
     `boot.db_threads`: the loop's default pool handed the GIL around among its threads, and anyio's
     hop costs ~9% of a node read in cancel-scope bookkeeping)."""
