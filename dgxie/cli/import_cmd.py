@@ -7,15 +7,13 @@ change by running the whole import and rolling it back.
 
 from __future__ import annotations
 
-import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from dgxie.cli.common import actor, session, sessions, site
+from dgxie.cli.gcpause import gc_paused
 from dgxie.errors import Invalid
 from dgxie.handoff.checks import check_roles
 from dgxie.nodes import importer, importing
@@ -24,22 +22,6 @@ from dgxie.nodes.dgxie_machines import DEFAULT_HTTP_PORT, parse_env
 
 class _RollBack(Exception):
     """Raised inside the session to undo a dry run (or a run with errors)."""
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the block (on again after, if it was on).
-
-    Nearly everything an import allocates lives to its end (each row's dict, model and values
-    written) and holds no cycle; the collector's full passes over it, and over every imported
-    module's objects, were ~0.28 s of a 10,000-row import and found next to nothing to free."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _read(path: Path) -> str:
@@ -70,7 +52,7 @@ def import_(
     if proxy is not None and not proxy.startswith(("http://", "https://")):
         raise Invalid(f"--proxy {proxy!r}: not an http(s) URL")
     http_port = parse_env(_read(env)).get("HTTP_PORT", DEFAULT_HTTP_PORT) if env is not None else DEFAULT_HTTP_PORT
-    with _gc_paused():
+    with gc_paused():  # nearly all it allocates lives to the end, without cycles (cli/gcpause.py)
         _import(files, dry_run=dry_run, sources=importing.Sources(files_dir=files_dir, proxy=proxy),
                 http_port=http_port)
 
