@@ -15,9 +15,9 @@
 
 Column values are plain Python (JSON columns take dicts and lists); Python-side column defaults
 (`default=utcnow`, `default=list`) are applied here (COPY knows only server defaults), each
-evaluated once per call: a batch's rows are written at one instant (their `created_at`s, and
-a batch's events' `time`s, are equal; one transaction's rows anyway). A row missing a key that
-others have gets that column's default, or NULL.
+function called once per call: a batch is written at one instant (every row's `created_at`,
+`updated_at` and `state_changed_at`, and every event's `time`, is the same `utcnow()`: one
+transaction's rows). A row missing a key that others have gets that column's default, or NULL.
 A unique violation is `sqlalchemy.exc.IntegrityError` on both paths, so callers catch one thing.
 """
 
@@ -53,13 +53,19 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
 
 def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
     """The columns to write (every key of `rows`, then each other column with a Python-side
-    default but the id) and those defaults' values, each evaluated once for the whole batch."""
+    default but the id) and those defaults' values: each default function called once for the
+    whole batch (one `utcnow()` for every row's `created_at`, `updated_at`, `state_changed_at`)."""
     given = sorted(set().union(*(r.keys() for r in rows)) - {"id"})
     defaults: dict[str, Any] = {}
+    made: dict[Any, Any] = {}  # each default function called once: `created_at == updated_at`
     for c in table.columns:
         if c.name != "id" and c.default is not None and c.name not in given:
             arg = getattr(c.default, "arg", None)
-            defaults[c.name] = arg(None) if callable(arg) else arg
+            if callable(arg):
+                fn = getattr(arg, "__wrapped__", arg)  # SQLAlchemy's wrapper of `utcnow` -> utcnow
+                defaults[c.name] = made[fn] if fn in made else made.setdefault(fn, arg(None))
+            else:
+                defaults[c.name] = arg
     return [*given, *defaults], defaults
 
 
