@@ -6,10 +6,12 @@ an import's rows (each row's dict, model and values written). The collector's fu
 them found nothing to free and cost ~0.05 s of loading a command and ~0.28 s of a 10,000-row
 `dgxie node import`. Never for a server's lifetime: only around a bounded piece of work.
 
-At the block's end everything the collector tracks is frozen (`gc.freeze`, its permanent
-generation) before it is turned on again: otherwise its first pass walks every object the
-block allocated (~0.02 s after a command's imports, as much after an import's rows). A garbage
-cycle made inside the block is then freed only at exit: the price of a bounded block.
+In a process that runs one command and exits (`FREEZE`, set by `dgxie.cli.main` when it reads
+the process's own argv), everything the collector tracks is frozen at the block's end
+(`gc.freeze`: its permanent generation) before it is turned on again; otherwise its first pass
+walks every object the block allocated (~0.02 s after a command's imports, as much after an
+import's rows). A garbage cycle made inside the block is then freed only at exit. In-process
+callers (tests calling `main([...])`) get the collector back unfrozen.
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+FREEZE = [False]  # [0]: this process runs one command, then exits
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The collector off for the block; after it, what is tracked frozen and the collector on
-    again if it was on (nested blocks: the outer one turns it back on)."""
+    """The collector off for the block; after it, what is tracked frozen (with `FREEZE`) and the
+    collector on again if it was on (nested blocks: the outer one turns it back on)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
-            gc.freeze()
+            if FREEZE[0]:
+                gc.freeze()
             gc.enable()
