@@ -53,20 +53,21 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
 
 def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
     """The columns to write (every key of `rows`, then each other column with a Python-side
-    default but the id) and those defaults' values: each default function called once for the
-    whole batch (one `utcnow()` for every row's `created_at`, `updated_at`, `state_changed_at`)."""
+    default but the id) and every such column's default value, for the rows that lack its key:
+    each default function called once for the whole batch (one `utcnow()` for every row's
+    `created_at`, `updated_at`, `state_changed_at`)."""
     given = sorted(set().union(*(r.keys() for r in rows)) - {"id"})
     defaults: dict[str, Any] = {}
     made: dict[Any, Any] = {}  # each default function called once: `created_at == updated_at`
     for c in table.columns:
-        if c.name != "id" and c.default is not None and c.name not in given:
+        if c.name != "id" and c.default is not None:
             arg = getattr(c.default, "arg", None)
             if callable(arg):
                 fn = getattr(arg, "__wrapped__", arg)  # SQLAlchemy's wrapper of `utcnow` -> utcnow
                 defaults[c.name] = made[fn] if fn in made else made.setdefault(fn, arg(None))
             else:
                 defaults[c.name] = arg
-    return [*given, *defaults], defaults
+    return [*given, *(name for name in defaults if name not in given)], defaults
 
 
 def _sqlite(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, ids: bool) -> list[int]:
