@@ -37,7 +37,7 @@ class SecretBox:
     def derive(self, label: str, message: str) -> str:
         """HMAC-SHA256(site key, label NUL message) as 43 url-safe characters: a value only the
         holder of the key can compute (the boot token from a node's public nonce)."""
-        mac = hmac.new(self._mac_key, label.encode() + b"\0" + message.encode(), hashlib.sha256).digest()
+        mac = hmac.digest(self._mac_key, label.encode() + b"\0" + message.encode(), "sha256")  # one-shot: C
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def open(self, ciphertext: bytes) -> str:

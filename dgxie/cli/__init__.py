@@ -17,7 +17,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer
 
 from dgxie import CONFIG_ENV, __version__
-from dgxie.cli import common
+from dgxie.cli import common, gcpause
 from dgxie.cli.lazy import Lazy, group
 from dgxie.errors import ConfigError, DgxieError
 
@@ -89,6 +89,7 @@ def _take_config(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    gcpause.FREEZE[0] = argv is None  # the process's own command line: it exits after the command
     try:
         args = _take_config(args)
         rc = app(args=args, prog_name="dgxie", standalone_mode=False)

@@ -13,8 +13,9 @@ from pathlib import Path
 import typer
 
 from dgxie.cli.common import actor, session, sessions, site
+from dgxie.cli.gcpause import gc_paused
 from dgxie.errors import Invalid
-from dgxie.handoff.service import check_roles
+from dgxie.handoff.checks import check_roles
 from dgxie.nodes import importer, importing
 from dgxie.nodes.dgxie_machines import DEFAULT_HTTP_PORT, parse_env
 
@@ -51,13 +52,19 @@ def import_(
     if proxy is not None and not proxy.startswith(("http://", "https://")):
         raise Invalid(f"--proxy {proxy!r}: not an http(s) URL")
     http_port = parse_env(_read(env)).get("HTTP_PORT", DEFAULT_HTTP_PORT) if env is not None else DEFAULT_HTTP_PORT
+    with gc_paused():  # nearly all it allocates lives to the end, without cycles (cli/gcpause.py)
+        _import(files, dry_run=dry_run, sources=importing.Sources(files_dir=files_dir, proxy=proxy),
+                http_port=http_port)
+
+
+def _import(files: list[Path], *, dry_run: bool, sources: importing.Sources, http_port: str) -> None:
+    """The import itself (see the module's docstring): parse every file, apply, print what changed."""
     plan = importer.ImportPlan()
     for f in files:
         plan.extend(importer.parse_file(f.name, _read(f), http_port=http_port))
     sessions()  # first, as context() did: the data directory's modes, then the schema
     the_site = site()  # not context(): an import needs none of the server's wiring (0.25 s of imports)
     check_roles(the_site)  # as context() did: a role's missing template or playbook is a config error
-    sources = importing.Sources(files_dir=files_dir, proxy=proxy)
     outcome = importing.Outcome()
     try:
         with session() as s:

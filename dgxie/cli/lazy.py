@@ -22,6 +22,8 @@ import typer
 from typer import _click as click  # typer 0.29 vendors click; its classes, not the click package's
 from typer.core import TyperCommand, TyperGroup
 
+from dgxie.cli.gcpause import gc_paused
+
 
 @dataclass(frozen=True)
 class Lazy:
@@ -33,7 +35,8 @@ class Lazy:
 
 def load(name: str, spec: Lazy) -> click.Command:
     """The click command `spec` names, built the way typer builds an eagerly registered one."""
-    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    with gc_paused():  # imports: objects that live to the end (cli/gcpause.py)
+        target = getattr(importlib.import_module(spec.module), spec.attribute)
     cmd: click.Command
     if isinstance(target, typer.Typer):
         cmd = typer.main.get_group(target)

@@ -26,9 +26,9 @@ from dgxie.config import CONFIG_ENV, Settings
 from dgxie.context import Context
 from dgxie.filemodes import loosened, private_dir, secret_config
 from dgxie.firmware import update_worker as firmware_updates
+from dgxie.handoff.checks import check_roles
 from dgxie.handoff.hooks import drain
 from dgxie.handoff.runner import BootstrapWorker
-from dgxie.handoff.service import check_roles
 from dgxie.ipxe.cache import ScriptCache
 from dgxie.jobs.instances import InstanceBeat
 from dgxie.jobs.leader import Leader, Singleton

@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dgxie.boot import templates
-from dgxie.errors import ConfigError, Invalid, NotFound
+from dgxie.errors import Invalid, NotFound
 from dgxie.handoff import ansible, slurm
 from dgxie.handoff.records import NodeRecord, flat_facts
 from dgxie.models import Node
@@ -68,22 +67,6 @@ def slurm_config(session: Session, site: Site, *, by: str = "role", reserve_perc
         raise Invalid("memory reserve: must be 0..99 percent")
     recs = node_records(session, site, states=None if all_states else DEFAULT_STATES)
     return slurm.render(recs, by=by, reserve_percent=reserve_percent)  # type: ignore[arg-type]
-
-
-def check_roles(site: Site) -> None:
-    """Startup check of what config validation cannot see: script templates and playbooks exist."""
-    problems: list[str] = []
-    override = site.handoff.templates_dir
-    for name, role in sorted(site.roles.items()):
-        if role.bootstrap == "cloud-init" and role.script and templates.find(role.script, override) is None:
-            where = ", ".join(map(str, templates.search_path(override)))
-            problems.append(f"roles.{name}.script: template {role.script} not found under {where}")
-        if role.bootstrap == "ansible" and role.playbook and site.handoff.playbook_dir is not None:
-            pb = site.handoff.playbook_dir / role.playbook
-            if not pb.is_file():
-                problems.append(f"roles.{name}.playbook: {pb} not found")
-    if problems:
-        raise ConfigError("\n".join(problems))
 
 
 def role_of(site: Site, node: Node) -> str:

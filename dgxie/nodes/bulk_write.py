@@ -4,22 +4,26 @@
   (psycopg's binary-safe row writer): SQLAlchemy's multi-row INSERT spends most of its time in
   the driver re-parsing a statement with thousands of parameters (measured: ~3,000 nodes/s with
   three INSERTs, the Python side the bottleneck).
-- SQLite: the first row by `INSERT ... RETURNING id`, the rest by one Core executemany with their
+- SQLite: the first row by `INSERT ... RETURNING id`, the rest by one driver executemany with their
   ids given (the next ones after it). SQLite gives a new row max(id) + 1 and the first INSERT takes
   its database write lock, held to the commit, so no other writer can take those ids; SQLAlchemy's
-  `sort_by_parameter_order` RETURNING was one statement per row on SQLite (0.6 s per 10,000).
+  `sort_by_parameter_order` RETURNING was one statement per row on SQLite (0.6 s per 10,000). Each
+  value goes through its column type's bind processor, as SQLAlchemy's executemany would send it
+  (JSON text, SQLite's DATETIME strings), without that executemany's per-row Python (~20 us a row).
 - Anything else: one `INSERT ... RETURNING` per page through SQLAlchemy, ids in parameter order
   (`sort_by_parameter_order`).
 
 Column values are plain Python (JSON columns take dicts and lists); Python-side column defaults
-(`default=utcnow`, `default=list`) are applied here for COPY, which knows only server defaults.
+(`default=utcnow`, `default=list`) are applied here (COPY knows only server defaults), each
+function called once per call: a batch is written at one instant (every row's `created_at`,
+`updated_at` and `state_changed_at`, and every event's `time`, is the same `utcnow()`: one
+transaction's rows). A row missing a key that others have gets that column's default, or NULL.
 A unique violation is `sqlalchemy.exc.IntegrityError` on both paths, so callers catch one thing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import groupby
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table, insert, text
@@ -47,17 +51,56 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
                                 list(rows)))
 
 
+def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """The columns to write (every key of `rows`, then each other column with a Python-side
+    default but the id) and every such column's default value, for the rows that lack its key:
+    each default function called once for the whole batch (one `utcnow()` for every row's
+    `created_at`, `updated_at`, `state_changed_at`)."""
+    given = sorted(set().union(*(r.keys() for r in rows)) - {"id"})
+    defaults: dict[str, Any] = {}
+    made: dict[Any, Any] = {}  # each default function called once: `created_at == updated_at`
+    for c in table.columns:
+        if c.name != "id" and c.default is not None:
+            arg = getattr(c.default, "arg", None)
+            if callable(arg):
+                fn = getattr(arg, "__wrapped__", arg)  # SQLAlchemy's wrapper of `utcnow` -> utcnow
+                defaults[c.name] = made[fn] if fn in made else made.setdefault(fn, arg(None))
+            else:
+                defaults[c.name] = arg
+    return [*given, *(name for name in defaults if name not in given)], defaults
+
+
 def _sqlite(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, ids: bool) -> list[int]:
-    """Core executemany (the ORM's bulk INSERT costs as much again in Python), one per run of rows
-    naming the same columns, in order; with `ids`, the first row alone first (see the module's docstring)."""
+    """One executemany through the driver, each value converted by its column's type as SQLAlchemy
+    would (SQLAlchemy's own executemany spent more in Python per row than SQLite in the insert);
+    with `ids`, the first row alone first (see the module's docstring)."""
+    conn = session.connection()
+    dialect = conn.dialect
+    names, defaults = _columns(table, rows)
+    procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    preparer = dialect.identifier_preparer
+    sql = (f"INSERT INTO {preparer.format_table(table)} (id, {', '.join(preparer.quote(n) for n in names)}) "
+           f"VALUES ({', '.join('?' * (len(names) + 1))})")
+    missing = object()
+
+    def values(row_id: int | None, row: dict[str, Any]) -> tuple[Any, ...]:
+        out: list[Any] = [row_id]
+        for name, proc in zip(names, procs, strict=True):
+            value = row.get(name, missing)
+            if value is missing:
+                value = defaults.get(name)
+            out.append(value if proc is None else proc(value))
+        return tuple(out)
+
     new: list[int] = []
     if ids:
-        first = session.scalar(insert(table).returning(table.c.id), dict(rows[0]))
-        assert first is not None
+        first = conn.exec_driver_sql(f"{sql} RETURNING id", values(None, rows[0])).scalar_one()
         new = list(range(first, first + len(rows)))
-        rows = [{**row, "id": row_id} for row_id, row in zip(new[1:], rows[1:], strict=True)]
-    for _, run in groupby(rows, key=lambda row: row.keys()):
-        session.execute(insert(table), list(run))
+        rest = [values(row_id, row) for row_id, row in zip(new[1:], rows[1:], strict=True)]
+    else:
+        rest = [values(None, row) for row in rows]
+    if rest:
+        conn.exec_driver_sql(sql, rest)
     return new
 
 
@@ -67,24 +110,25 @@ def _copy(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> lis
 
     ids = list(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
                                {"t": table.name, "n": len(rows)}))
-    given = sorted(set().union(*(r.keys() for r in rows)))
-    defaults = sorted((c.name, getattr(c.default, "arg", None)) for c in table.columns
-                      if c.name not in given and c.name != "id" and c.default is not None)
-    names = ["id", *given, *(name for name, _ in defaults)]
+    names, defaults = _columns(table, rows)
     json_cols = {c.name for c in table.columns  # JSON, or a decorator of it (models.types.JSONType)
                  if isinstance(c.type, JSON) or isinstance(getattr(c.type, "impl", None), JSON)}
     raw = session.connection().connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
 
-    def cell(name: str, value: Any) -> Any:
-        return Jsonb(value) if name in json_cols and value is not None else value
-
+    missing = object()
+    columns = [(n, n in json_cols, defaults.get(n)) for n in names]
     try:
         with raw.cursor() as cur, cur.copy(
-                f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:  # names: our own columns
+                f"COPY {table.name} (id, {', '.join(names)}) FROM STDIN") as cp:  # names: our own columns
             for row_id, row in zip(ids, rows, strict=True):
-                cp.write_row([row_id, *[cell(n, row.get(n)) for n in given],
-                              *[cell(n, arg(None) if callable(arg) else arg) for n, arg in defaults]])
+                cells: list[Any] = [row_id]
+                for name, is_json, default in columns:
+                    value = row.get(name, missing)
+                    if value is missing:
+                        value = default
+                    cells.append(Jsonb(value) if is_json and value is not None else value)
+                cp.write_row(cells)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(f"COPY {table.name}", None, exc) from None
     return ids

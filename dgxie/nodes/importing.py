@@ -199,10 +199,14 @@ def apply(session: Session, site: Site, plan: ImportPlan, *, data_dir: Path, sou
 
 
 def _nodes_by_mac(session: Session, macs: list[str]) -> dict[str, Node]:
-    """The enrolled node holding each of `macs` (any of its interfaces), one query per 500 MACs."""
-    found: dict[str, Node] = {}
-    for i in range(0, len(macs), bulk.CHUNK):
-        q = select(Interface.mac, Node).join(Node, Interface.node_id == Node.id).where(
-            Interface.mac.in_(macs[i:i + bulk.CHUNK]))
-        found.update((mac, node) for mac, node in session.execute(q).unique())
-    return found
+    """The enrolled node holding each of `macs` (any of its interfaces): Core queries for the
+    MACs (`bulk.among`), then the ORM loads only the nodes found (none, for a file of new nodes)."""
+    iface = Interface.__table__
+    conn = session.connection()
+    held: dict[str, int] = {}
+    for cond in bulk.among(conn, iface.c.mac, macs):
+        held.update((mac, node_id) for mac, node_id in conn.execute(select(iface.c.mac, iface.c.node_id).where(cond)))
+    nodes: dict[int, Node] = {}
+    for cond in bulk.among(conn, Node.__table__.c.id, sorted(set(held.values()))):
+        nodes.update((n.id, n) for n in session.scalars(select(Node).where(cond)))
+    return {mac: nodes[node_id] for mac, node_id in held.items()}

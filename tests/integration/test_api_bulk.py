@@ -126,3 +126,37 @@ def test_ids_are_each_rows_own_and_sqlite_inserts_the_nodes_in_two_statements(cl
         assert (by_id[m.id], macs[m.id], events[m.id]) == (m.hostname, m.mac, m.hostname)
     if ctx.engine.dialect.name == "sqlite":
         assert sum(1 for st in statements if st.startswith("INSERT INTO nodes")) == 2
+
+
+def test_insert_rows_fills_defaults_once_per_batch_and_a_missing_key(ctx) -> None:
+    """`bulk_write.insert_rows`: a key one row lacks takes the column's default (NULL without one),
+    every default function is called once for the batch (one instant for every timestamp), the
+    values are stored as the ORM stores them (JSON, UTC datetimes), ids in row order."""
+    from dgxie.nodes.bulk_write import insert_rows
+
+    rows: list[dict[str, Any]] = [{"actor": "a", "kind": "k", "reason": "r", "data": {"x": [1, "é"]}, "hostname": "h"},
+                                  {"actor": "b", "kind": "k", "reason": "r"}, {"actor": "c", "kind": "k"}]
+    with db.session_scope(ctx.sessions) as s:
+        ids = insert_rows(s, Event, rows)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    with ctx.sessions() as s:
+        got = {e.id: e for e in s.scalars(select(Event).where(Event.id.in_(ids)))}
+    assert [(got[i].actor, got[i].data, got[i].hostname, got[i].reason) for i in ids] == [
+        ("a", {"x": [1, "é"]}, "h", "r"), ("b", {}, None, "r"), ("c", {}, None, "")]
+    assert len({got[i].time for i in ids}) == 1 and got[ids[0]].time.utcoffset() is not None
+    with db.session_scope(ctx.sessions) as s:
+        made = bulk.create_nodes(s, ctx.site, [bulk.Row(f"r{i}", NodeCreate.model_validate(r))
+                                               for i, r in enumerate(_rows(3, start=900))], actor="test")
+    with ctx.sessions() as s:
+        stamps = s.execute(select(Node.created_at, Node.updated_at, Node.state_changed_at)
+                           .where(Node.id.in_([m.id for m in made]))).all()
+    assert len({t for row in stamps for t in row}) == 1
+
+
+def test_sqlite_statement_journals_are_in_memory(ctx) -> None:
+    """`PRAGMA temp_store=MEMORY` on every SQLite connection: a statement on a table with triggers
+    (nodes) keeps a statement journal, a temporary file per statement otherwise."""
+    if ctx.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with ctx.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2
