@@ -1,6 +1,6 @@
 """Write many rows of one table in the caller's transaction, fast, and learn their ids in order.
 
-- PostgreSQL: ids drawn from the table's sequence in one query, then `COPY ... FROM STDIN`
+- PostgreSQL, from `COPY_FROM` rows: ids drawn from the table's sequence in one query, then `COPY ... FROM STDIN`
   (psycopg's binary-safe row writer): SQLAlchemy's multi-row INSERT spends most of its time in
   the driver re-parsing a statement with thousands of parameters (measured: ~3,000 nodes/s with
   three INSERTs, the Python side the bottleneck).
@@ -10,7 +10,9 @@
   `sort_by_parameter_order` RETURNING was one statement per row on SQLite (0.6 s per 10,000). Each
   value goes through its column type's bind processor, as SQLAlchemy's executemany would send it
   (JSON text, SQLite's DATETIME strings), without that executemany's per-row Python (~20 us a row).
-- Anything else: one `INSERT ... RETURNING` per page through SQLAlchemy, ids in parameter order
+- Anything else, and fewer than `COPY_FROM` rows on PostgreSQL (a group commit of single
+  enrolments: the ids' `nextval` and the COPY's start and end were three round trips per table):
+  one `INSERT ... RETURNING` per page through SQLAlchemy, ids in parameter order
   (`sort_by_parameter_order`).
 
 Column values are plain Python (JSON columns take dicts and lists); Python-side column defaults
@@ -32,6 +34,8 @@ from sqlalchemy.orm import Session
 
 from dgxie.db import Base
 
+COPY_FROM = 32  # rows from which COPY beats a multi-row INSERT on PostgreSQL (COPY costs 2 round trips more)
+
 
 def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *,
                 ids: bool = True) -> list[int]:
@@ -40,10 +44,13 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
     if not rows:
         return []
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return _copy(session, cast(Table, model.__table__), rows)
+    table = cast(Table, model.__table__)
+    if dialect == "postgresql" and len(rows) >= COPY_FROM:
+        return _copy(session, table, rows)
     if dialect == "sqlite":
-        return _sqlite(session, cast(Table, model.__table__), rows, ids=ids)
+        return _sqlite(session, table, rows, ids=ids)
+    names, defaults = _columns(table, rows)  # one instant for the batch, as on the other paths
+    rows = [{n: row.get(n, defaults.get(n)) for n in names} for row in rows]
     if not ids:
         session.execute(insert(model), list(rows))
         return []
