@@ -93,7 +93,7 @@ def list_answer(request: Request, state: str | None, role: str | None, tag: str 
                 limit: int, offset: int) -> Callable[[], Response]:
     """The answer to a node page, to run on the read threads (`read`): from the app's read cache,
     else built by `nodes.reads` on one pooled connection, with no ORM. Shared by the route and
-    `api.hotreads`."""
+    `api.hotpath`."""
     cache, engine = readcache.of(request), get_ctx(request).engine
 
     def answer() -> Response:
