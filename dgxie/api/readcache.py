@@ -7,12 +7,18 @@ so any committed change to a node, an interface or a profile is a miss at the ne
 every instance (the signal is read from the database, not from this process). Each answer also
 carries an `ETag` of that key, and `If-None-Match` with it is `304 Not Modified` (RFC 9110
 section 13.1.2). At most `SIZE` answers are kept per app, least recently used first out.
+
+A request that says when it arrived (`arrived`, `time.monotonic()`) shares the change signal read
+by another request if that read *started* after it arrived: the read's snapshot then holds every
+change committed before the request came, as its own read would. Under load most queued requests
+share one read (the signal's statement cost PostgreSQL ~0.45 ms per page request at 10,000 nodes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -33,12 +39,29 @@ class ReadCache:
         self.size = size
         self._items: OrderedDict[Hashable, tuple[bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self._signal: tuple[float, tuple[Any, ...]] | None = None  # (when its read started, the signal)
+        self.hits = self.misses = self.shared = 0
+
+    def signal(self, session: Session | Connection, arrived: float | None = None) -> tuple[Any, ...]:
+        """The change signal as of a read started after `arrived` (shared), else read now."""
+        with self._lock:
+            last = self._signal
+        if arrived is not None and last is not None and last[0] >= arrived:
+            with self._lock:
+                self.shared += 1
+            return last[1]
+        started = time.monotonic()
+        value = generation(session)
+        with self._lock:
+            if self._signal is None or started > self._signal[0]:
+                self._signal = (started, value)
+        return value
 
     def answer(self, request: Request, session: Session | Connection, what: Hashable,
-               build: Callable[[], BaseModel | dict[str, Any] | list[Any]], status: int = 200) -> Response:
+               build: Callable[[], BaseModel | dict[str, Any] | list[Any]], status: int = 200,
+               arrived: float | None = None) -> Response:
         """The cached answer to `what`, built (and kept) when the inventory changed since."""
-        key = (what, generation(session))
+        key = (what, self.signal(session, arrived))
         with self._lock:
             found = self._items.get(key)
             if found is not None:

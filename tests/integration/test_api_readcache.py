@@ -52,3 +52,36 @@ def test_every_change_is_seen_and_etags_answer_304(client, auth, make_ctx, ctx) 
     assert client.get("/api/v1/inventory/ansible", headers=h | {"If-None-Match": inv.headers["etag"]}).status_code == 304
     assert client.patch("/api/v1/nodes/n2", json={"role": None}, headers=h).status_code == 200
     assert "n2" not in client.get("/api/v1/inventory/ansible", headers=h).json()["_meta"]["hostvars"]
+
+
+def test_a_signal_read_started_after_a_request_came_is_shared(ctx) -> None:
+    """A request shares the change signal read by another only if that read started after the
+    request arrived: every change committed before it came is then in the shared snapshot."""
+    import time
+
+    from sqlalchemy import event
+
+    from dgxie import db
+    from dgxie.api.readcache import ReadCache
+    from dgxie.nodes.schemas import NodeCreate
+    from dgxie.nodes.service import create_node
+
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "max(events.id)" in statement:
+            reads.append(statement)
+
+    event.listen(ctx.engine, "before_cursor_execute", count)
+    cache = ReadCache()
+    with ctx.engine.connect() as conn:
+        came = time.monotonic()
+        first = cache.signal(conn, came)
+        assert cache.signal(conn, came) == first and len(reads) == 1 and cache.shared == 1
+        assert cache.signal(conn) == first and len(reads) == 2  # a caller without an arrival reads
+        with db.session_scope(ctx.sessions) as s:
+            create_node(s, ctx.site, NodeCreate(hostname="late", mac="02:00:00:00:0a:01"), actor="t")
+        came = time.monotonic()  # after the commit, and after every read so far started
+        assert cache.signal(conn, came) != first and len(reads) == 3
+        assert cache.signal(conn, came - 60) != first and len(reads) == 3  # an earlier arrival shares
+    event.remove(ctx.engine, "before_cursor_execute", count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -94,12 +95,12 @@ def list_answer(request: Request, state: str | None, role: str | None, tag: str 
     """The answer to a node page, to run on the read threads (`read`): from the app's read cache,
     else built by `nodes.reads` on one pooled connection, with no ORM. Shared by the route and
     `api.hotpath`."""
-    cache, engine = readcache.of(request), get_ctx(request).engine
+    cache, engine, arrived = readcache.of(request), get_ctx(request).engine, time.monotonic()
 
     def answer() -> Response:
         with _reading(engine) as conn:
             return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
-                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset))
+                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset), arrived=arrived)
 
     return answer
 
