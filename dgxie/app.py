@@ -26,7 +26,7 @@ from dgxie.api.admission import Admission, Gate
 from dgxie.api.fastpath import BootFastPath, fast_protocol
 from dgxie.api.hotpath import HotPath
 from dgxie.api.limits import BodyLimit, RefuseNul
-from dgxie.api.metrics import HttpMetrics, NodeStateCollector
+from dgxie.api.metrics import EnrollCollector, HttpMetrics, NodeStateCollector
 from dgxie.api.v1 import router as v1_router
 from dgxie.background import Supervisor
 from dgxie.context import Context
@@ -83,7 +83,8 @@ def create_app(ctx: Context) -> FastAPI:
                   # read the environment on every request (~3% of a trivial route, py-spy)
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.ctx = ctx
-    for collector in (NodeStateCollector(ctx.sessions), FirmwareCollector(ctx.sessions, ctx.site),
+    for collector in (NodeStateCollector(ctx.sessions), EnrollCollector(app.state),
+                      FirmwareCollector(ctx.sessions, ctx.site),
                       MirrorCollector(ctx.sessions)):
         ctx.registry.register(collector)
     api = ctx.settings.api

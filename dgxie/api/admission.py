@@ -13,6 +13,10 @@ A request whose client has gone while it waited is dropped when its turn comes, 
 database work (`client_gone`; only after a wait of `GONE_CHECK_AFTER` seconds or more: the check
 cost ~10% of the CPU of a node read, and a client gives up after seconds, not milliseconds).
 `/healthz` and `/metrics` are not gated: they must answer while the API is busy.
+
+A request that stops doing database work of its own before it ends gives its slot back early
+(`give_back`): a `POST /api/v1/nodes` parked in the enrolment batcher waits for a writer that holds
+its own connection (`nodes.enroll_batch`), so the slot it held would only keep the batch small.
 Everything here runs on the event loop thread; nothing locks.
 """
 
@@ -160,6 +164,31 @@ async def client_gone(receive: Receive) -> tuple[bool, Receive]:
     return False, replay
 
 
+SLOT = "dgxie.admission.slot"  # the scope key of an admitted request's `Slot`
+
+
+class Slot:
+    """An admitted request's hold on the gate, released once: by `give_back` or at its end."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate: Gate | None = gate
+
+    def release(self) -> None:
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            gate.release()
+
+
+def give_back(scope: Scope) -> None:
+    """Release the request's admission slot now: it does no more database work on a connection
+    of its own (no-op for an ungated request, or one that gave it back already)."""
+    slot = scope.get(SLOT)
+    if slot is not None:
+        slot.release()
+
+
 def busy_response(retry_after: int) -> tuple[Message, Message]:
     """The ASGI messages of the deliberate 503 (same JSON shape as every dgxie error)."""
     body = json.dumps({"detail": "server busy, retry later"}).encode()
@@ -197,6 +226,7 @@ class Admission:
             for msg in busy_response(self.gate.retry_after()):
                 await send(msg)
             return
+        slot = scope[SLOT] = Slot(self.gate)
         try:
             if since is not None and time.monotonic() - since >= GONE_CHECK_AFTER:
                 gone, receive = await client_gone(receive)
@@ -205,4 +235,4 @@ class Admission:
                     return
             await self.app(scope, receive, send)
         finally:
-            self.gate.release()
+            slot.release()

@@ -1,12 +1,14 @@
-"""Prometheus metrics for the API: request counts and latency, nodes by state (read at scrape)."""
+"""Prometheus metrics for the API: request counts and latency, nodes by state (read at scrape),
+the enrolment batcher's waiters and batches."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +29,28 @@ class NodeStateCollector(Collector):
             for state, count in s.execute(select(Node.state, func.count()).group_by(Node.state)):
                 g.add_metric([state], count)
         yield g
+
+
+class EnrollCollector(Collector):
+    """`dgxie_enroll_waiting` (single enrolments waiting for the batch writer, their admission
+    slots given back), `dgxie_enroll_writing` (in the batch being written now),
+    `dgxie_enroll_batches_total` and `dgxie_enroll_batch_rows_total` (nodes written together:
+    rows / batches is the mean batch), read off the app's `EnrollBatcher` at
+    scrape time (none before the first `POST /api/v1/nodes`: all 0)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state  # the app's `state`, where `api.v1.nodes` keeps its batcher
+
+    def collect(self) -> Iterator[Metric]:
+        batcher = getattr(self.state, "enroll_batcher", None)
+        yield GaugeMetricFamily("dgxie_enroll_waiting", "Enrolments waiting for the batch writer",
+                                value=batcher.waiting if batcher else 0)
+        yield GaugeMetricFamily("dgxie_enroll_writing", "Enrolments in the batch being written",
+                                value=batcher.writing if batcher else 0)
+        yield CounterMetricFamily("dgxie_enroll_batches", "Enrolment batches written",
+                                  value=batcher.batches if batcher else 0)
+        yield CounterMetricFamily("dgxie_enroll_batch_rows", "Nodes written by enrolment batches",
+                                  value=batcher.rows if batcher else 0)
 
 
 def route_label(scope: Scope) -> str:

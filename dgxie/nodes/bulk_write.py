@@ -51,11 +51,11 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         return _sqlite(session, table, rows, ids=ids)
     names, defaults = _columns(table, rows)  # one instant for the batch, as on the other paths
     rows = [{n: row.get(n, defaults.get(n)) for n in names} for row in rows]
+    conn = session.connection()  # Core: the ORM's bulk INSERT path cost ~1 ms more per statement
     if not ids:
-        session.execute(insert(model), list(rows))
+        conn.execute(insert(table), list(rows))
         return []
-    return list(session.scalars(insert(model).returning(model.__table__.c.id, sort_by_parameter_order=True),
-                                list(rows)))
+    return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)).scalars())
 
 
 def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:

@@ -28,7 +28,7 @@ from dgxie.catalog.profiles import create_profile, profile_for_mac, update_profi
 from dgxie.catalog.schemas import ImageIn, ProfileIn, ProfileUpdate
 from dgxie.errors import DgxieError
 from dgxie.models import Image, Interface, Node, Profile
-from dgxie.nodes import bulk
+from dgxie.nodes import bulk, bulk_checks
 from dgxie.nodes.bulk import Row
 from dgxie.nodes.dgxie_machines import Machine
 from dgxie.nodes.import_nodes import node_changes, unique_in_file
@@ -188,11 +188,12 @@ def apply(session: Session, site: Site, plan: ImportPlan, *, data_dir: Path, sou
         except DgxieError as exc:
             out.errors.append(f"{where} ({data.hostname}): {exc.detail}")
     if new:
-        problems = [p.line for p in bulk.problems(session, site, new)]
+        found = bulk.profiles(session, new)
+        problems = [p.line for p in bulk.problems(session, site, new, found)]
         if problems or out.errors:  # nothing is written anyway: list every problem, create nothing
             out.errors += problems
         else:
-            for made in bulk.create_nodes(session, site, new, actor=actor, checked=True):
+            for made in bulk.create_nodes(session, site, new, actor=actor, checked=True, found=found):
                 out.changes.append(Change("node", made.hostname, "create",
                                           f"profile {made.profile}" if made.profile else ""))
     return out
@@ -200,13 +201,13 @@ def apply(session: Session, site: Site, plan: ImportPlan, *, data_dir: Path, sou
 
 def _nodes_by_mac(session: Session, macs: list[str]) -> dict[str, Node]:
     """The enrolled node holding each of `macs` (any of its interfaces): Core queries for the
-    MACs (`bulk.among`), then the ORM loads only the nodes found (none, for a file of new nodes)."""
+    MACs (`bulk_checks.among`), then the ORM loads only the nodes found (none, for a file of new nodes)."""
     iface = Interface.__table__
     conn = session.connection()
     held: dict[str, int] = {}
-    for cond in bulk.among(conn, iface.c.mac, macs):
+    for cond in bulk_checks.among(conn, iface.c.mac, macs):
         held.update((mac, node_id) for mac, node_id in conn.execute(select(iface.c.mac, iface.c.node_id).where(cond)))
     nodes: dict[int, Node] = {}
-    for cond in bulk.among(conn, Node.__table__.c.id, sorted(set(held.values()))):
+    for cond in bulk_checks.among(conn, Node.__table__.c.id, sorted(set(held.values()))):
         nodes.update((n.id, n) for n in session.scalars(select(Node).where(cond)))
     return {mac: nodes[node_id] for mac, node_id in held.items()}

@@ -48,8 +48,9 @@ class ApiConfig(Strict):
 
     @property
     def pool_size(self) -> int:
-        """Connections in the pool: one per admitted request plus RESERVED_CONNECTIONS."""
-        return self.max_inflight + RESERVED_CONNECTIONS
+        """Connections in the pool: one per admitted request, one for the enrolment batcher's
+        writer (its waiters give their slots back), plus RESERVED_CONNECTIONS."""
+        return self.max_inflight + 1 + RESERVED_CONNECTIONS
 
 
 class SubnetConfig(Strict):

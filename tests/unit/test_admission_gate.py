@@ -12,7 +12,7 @@ import asyncio
 import pydantic
 import pytest
 
-from dgxie.api.admission import Gate
+from dgxie.api.admission import SLOT, Gate, Slot, give_back
 from dgxie.sections import ApiConfig
 
 
@@ -33,6 +33,21 @@ def test_limit_then_queue_then_refusal() -> None:
         gate.release()
         gate.release()
         assert gate.inflight == 0
+
+    run(go())
+
+
+def test_a_slot_given_back_early_is_released_once() -> None:
+    async def go() -> None:
+        gate = Gate(limit=1, queue=1, wait=30)
+        assert await gate.acquire() is None
+        scope = {SLOT: Slot(gate)}
+        give_back(scope)  # the request does no more database work of its own
+        assert gate.inflight == 0 and await gate.acquire() is None  # another is admitted at once
+        give_back(scope)
+        scope[SLOT].release()  # the request's end: nothing more to release
+        assert gate.inflight == 1
+        give_back({})  # an ungated request: nothing to give back
 
     run(go())
 
@@ -104,8 +119,8 @@ def test_a_few_refusals_do_not_stretch_retry_after() -> None:
 
 def test_api_config_sizes_the_pool_and_refuses_more_inflight_than_threads() -> None:
     api = ApiConfig()
-    assert (api.threads, api.max_inflight, api.pool_size) == (40, 8, 18)
-    assert ApiConfig(max_inflight=30, threads=32).pool_size == 40
+    assert (api.threads, api.max_inflight, api.pool_size) == (40, 8, 19)  # + the enrolment batcher's writer
+    assert ApiConfig(max_inflight=30, threads=32).pool_size == 41
     with pytest.raises(pydantic.ValidationError, match="must leave 2 of the 8 threads free"):
         ApiConfig(max_inflight=7, threads=8)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
 from dgxie import events
-from dgxie.api import readcache
+from dgxie.api import admission, readcache
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.api.limits import MAX_INT, JsonRoute
@@ -58,8 +58,13 @@ async def create_node(request: Request, body: NodeCreate, who: Principal = Opera
 
 
 async def enroll_answer(request: Request, body: NodeCreate, actor: str) -> Response:
-    """201 and the enrolled node, through the app's batcher; shared by the route and `api.hotpath`."""
-    return _json(await _batcher(request).enroll(body, actor), 201)
+    """201 and the enrolled node, through the app's batcher; shared by the route and `api.hotpath`.
+    While it waits for the batch writer (its own connection), the request's admission slot is
+    given back, unless the batcher is full."""
+    batcher = _batcher(request)
+    if batcher.room:
+        admission.give_back(request.scope)
+    return _json(await batcher.enroll(body, actor), 201)
 
 
 def _batcher(request: Request) -> enroll_batch.EnrollBatcher:
