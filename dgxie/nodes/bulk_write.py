@@ -10,10 +10,14 @@
   `sort_by_parameter_order` RETURNING was one statement per row on SQLite (0.6 s per 10,000). Each
   value goes through its column type's bind processor, as SQLAlchemy's executemany would send it
   (JSON text, SQLite's DATETIME strings), without that executemany's per-row Python (~20 us a row).
-- Anything else, and fewer than `COPY_FROM` rows on PostgreSQL (a group commit of single
-  enrolments: the ids' `nextval` and the COPY's start and end were three round trips per table):
-  one `INSERT ... RETURNING` per page through SQLAlchemy, ids in parameter order
-  (`sort_by_parameter_order`).
+- PostgreSQL, fewer than `COPY_FROM` rows (a group commit of single enrolments: the ids'
+  `nextval` and the COPY's start and end were three round trips per table): one single-row
+  `INSERT ... RETURNING id` sent for every row in one pipeline (psycopg's `executemany`, one
+  round trip), ids in row order. SQLAlchemy's multi-row INSERT had a new text for each batch size
+  and past 50 parameters psycopg parsed it anew every time (~15% of the writer's CPU); one
+  single-row text is parsed once and prepared by the server after five uses.
+- Anything else: one `INSERT ... RETURNING` per page through SQLAlchemy Core, ids in parameter
+  order (`sort_by_parameter_order`).
 
 Column values are plain Python (JSON columns take dicts and lists); Python-side column defaults
 (`default=utcnow`, `default=list`) are applied here (COPY knows only server defaults), each
@@ -45,8 +49,8 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         return []
     dialect = session.get_bind().dialect.name
     table = cast(Table, model.__table__)
-    if dialect == "postgresql" and len(rows) >= COPY_FROM:
-        return _copy(session, table, rows)
+    if dialect == "postgresql":
+        return _copy(session, table, rows) if len(rows) >= COPY_FROM else _pipelined(session, table, rows, ids=ids)
     if dialect == "sqlite":
         return _sqlite(session, table, rows, ids=ids)
     names, defaults = _columns(table, rows)  # one instant for the batch, as on the other paths
@@ -111,31 +115,62 @@ def _sqlite(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, i
     return new
 
 
-def _copy(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+def _pg_cells(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[Any, list[str], Any]:
+    """The raw psycopg connection, the column names, and each row's values as psycopg takes them
+    (JSON columns wrapped in `Jsonb`, defaults filled), for COPY and the pipelined INSERTs."""
     import psycopg
     from psycopg.types.json import Jsonb
 
-    ids = list(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-                               {"t": table.name, "n": len(rows)}))
     names, defaults = _columns(table, rows)
     json_cols = {c.name for c in table.columns  # JSON, or a decorator of it (models.types.JSONType)
                  if isinstance(c.type, JSON) or isinstance(getattr(c.type, "impl", None), JSON)}
     raw = session.connection().connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-
     missing = object()
     columns = [(n, n in json_cols, defaults.get(n)) for n in names]
+
+    def cells(row: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for name, is_json, default in columns:
+            value = row.get(name, missing)
+            if value is missing:
+                value = default
+            out.append(Jsonb(value) if is_json and value is not None else value)
+        return out
+
+    return raw, names, cells
+
+
+def _pipelined(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, ids: bool) -> list[int]:
+    import psycopg
+
+    raw, names, cells = _pg_cells(session, table, rows)
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+           + (" RETURNING id" if ids else ""))  # names: our own columns
+    new: list[int] = []
+    try:
+        with raw.cursor() as cur:
+            cur.executemany(sql, [cells(row) for row in rows], returning=ids)
+            while ids:
+                new.append(cur.fetchone()[0])
+                if not cur.nextset():
+                    break
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(f"INSERT INTO {table.name}", None, exc) from None
+    return new
+
+
+def _copy(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    import psycopg
+
+    ids = list(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                               {"t": table.name, "n": len(rows)}))
+    raw, names, cells = _pg_cells(session, table, rows)
     try:
         with raw.cursor() as cur, cur.copy(
                 f"COPY {table.name} (id, {', '.join(names)}) FROM STDIN") as cp:  # names: our own columns
             for row_id, row in zip(ids, rows, strict=True):
-                cells: list[Any] = [row_id]
-                for name, is_json, default in columns:
-                    value = row.get(name, missing)
-                    if value is missing:
-                        value = default
-                    cells.append(Jsonb(value) if is_json and value is not None else value)
-                cp.write_row(cells)
+                cp.write_row([row_id, *cells(row)])
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(f"COPY {table.name}", None, exc) from None
     return ids
