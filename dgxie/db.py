@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from dgxie import resources
+from dgxie import dbjson, resources
 from dgxie.errors import DgxieError
 from dgxie.filemodes import private_file, sqlite_path
 
@@ -68,7 +68,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
         else:
             for key in ("pool_size", "max_overflow", "pool_timeout"):
                 kw.pop(key, None)  # :memory: uses SingletonThreadPool
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_deserializer=dbjson.loads, **kw)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -86,7 +87,7 @@ def make_engine(url: str, **kw: Any) -> Engine:
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 10)
         kw.setdefault("max_overflow", 20)
-    engine = create_engine(url, **kw)
+    engine = create_engine(url, json_deserializer=dbjson.loads, **kw)
     if not kw.get("pool_pre_ping"):
         ping_when_idle(engine)
     return engine
