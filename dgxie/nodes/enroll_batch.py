@@ -4,9 +4,17 @@ Each POST was its own transaction through the ORM: three uniqueness lookups, a u
 of the node, its interfaces and its event, a commit (~4 ms of a core). Enrollments that arrive
 while one is being written now wait for it and are then written together, as one
 `bulk.create_nodes` transaction: the checks and rows of `POST /api/v1/nodes/bulk`, one
-`node.create` event per node, one commit for the lot. Nothing waits for company: a request that
-finds nobody writing is written at once (a batch of one), so an idle server answers as before and
-a busy one shares its commits (a database's group commit, without a delay).
+`node.create` event per node, one commit for the lot. A request that finds nobody
+writing is written at once (a batch of one), so an idle server answers as before and a busy one
+shares its commits (a database's group commit).
+
+Under load a batch waits a little for company. After a batch of `LINGER_AFTER` or more, the next
+waits for the last batch's clients to come back (as many as it held, plus those already waiting),
+at most half the last write's duration (2-20 ms): those clients are answered, send their next
+request and are parsed on the event loop while the writer is idle, so without the wait one or two
+early arrivals made a batch of their own and the batches alternated 1 and 15 (each batch costs a
+commit and ~8 round trips whatever its size: 16 as one batch wrote 1.6x more per second on
+PostgreSQL, bench/RESULTS.md). A lone client's batches are of one: it never waits.
 
 Each request still gets the answer it would get written alone, in arrival order:
 - a row that collides with an enrolled node gets the single POST's 409 (`hostname gpu01 is
@@ -29,6 +37,7 @@ its slot while it waits, so the gate's queue and its 503s hold the rest back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from anyio import to_thread
@@ -42,6 +51,8 @@ from dgxie.site import Site
 
 MAX_BATCH = 256
 MAX_WAITING = 256  # waiters beyond which a request keeps its admission slot while it waits
+LINGER_AFTER = 2  # after a batch at least this big, the next waits a little for company (below)
+LINGER_SHARE, LINGER_MIN, LINGER_MAX = 0.5, 0.002, 0.020  # that wait: half the last write, within 2-20 ms
 Outcome = NodeOut | DgxieError
 
 
@@ -83,6 +94,8 @@ class EnrollBatcher:
         self._task: asyncio.Task[None] | None = None
         self.batches = self.rows = 0
         self.writing = 0  # requests in the batch being written now
+        self._want = 0  # waiters a lingering writer waits for
+        self._more = asyncio.Event()  # set when that many wait
 
     @property
     def waiting(self) -> int:
@@ -99,16 +112,33 @@ class EnrollBatcher:
         ask = _Ask(data, actor, asyncio.get_running_loop().create_future())
         ask.future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved if nobody waits
         self._waiting.append(ask)
+        if len(self._waiting) >= self._want:
+            self._more.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await asyncio.shield(ask.future)  # a client gone away does not stop its batch
 
     async def _drain(self) -> None:
-        while self._waiting:
+        last, took = 0, 0.0
+        loop = asyncio.get_running_loop()
+        self._more = asyncio.Event()  # of this task's loop
+        while True:
+            if last >= LINGER_AFTER:  # under load: wait for the last batch's clients to come back
+                self._want = min(last + len(self._waiting), MAX_BATCH)
+                if len(self._waiting) < self._want:
+                    self._more.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(max(took * LINGER_SHARE, LINGER_MIN), LINGER_MAX)):
+                            await self._more.wait()
+                self._want = 0
+            if not self._waiting:
+                return
             batch = self._take()
-            self.writing = len(batch)
+            last = self.writing = len(batch)
+            started = loop.time()
             try:
                 outcomes: list[Outcome] = await to_thread.run_sync(self._write, batch)
+                took = loop.time() - started
             except Exception as exc:  # the database itself: every waiter's error
                 for ask in batch:
                     if not ask.future.done():

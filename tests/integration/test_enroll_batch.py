@@ -6,6 +6,7 @@ a unique violation found only at insert costs only the loser its node. Both data
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from dgxie import db
 from dgxie.context import Context
 from dgxie.errors import DgxieError
 from dgxie.models import Event, Node
-from dgxie.nodes import bulk, reads, service
+from dgxie.nodes import bulk, enroll_batch, reads, service
 from dgxie.nodes.enroll_batch import EnrollBatcher
 from dgxie.nodes.schemas import InterfaceIn, NodeCreate, NodeOut
 
@@ -48,6 +49,36 @@ def test_concurrent_enrollments_share_commits_and_match_a_lone_enroll(ctx: Conte
             assert o.model_dump_json() == reads.get(conn, o.hostname).model_dump_json()
         events = {e.hostname: e.actor for e in s.scalars(select(Event).where(Event.kind == "node.create"))}
     assert len(events) == 60 and events["gpu005"] == "token:b" and events["gpu006"] == "token:a"
+
+
+def test_after_a_batch_the_next_waits_a_little_for_company(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a batch of 4, the next waits for 4 (at most its linger): two requests and two more
+    0.1 s later are one batch; then two alone wait out the linger (0.4 s here, made long so that
+    the test does not depend on the machine's speed) and are written. A lone request never waits."""
+    monkeypatch.setattr(enroll_batch, "LINGER_SHARE", 1e6)
+    monkeypatch.setattr(enroll_batch, "LINGER_MIN", 0.4)
+    monkeypatch.setattr(enroll_batch, "LINGER_MAX", 0.4)
+    batcher = EnrollBatcher(ctx.sessions, ctx.site)
+
+    async def main() -> list[int]:
+        sizes = []
+        await asyncio.gather(*(batcher.enroll(_node(i), "t") for i in range(4)))
+        sizes.append(batcher.rows)
+        first = [asyncio.ensure_future(batcher.enroll(_node(i), "t")) for i in (4, 5)]
+        await asyncio.sleep(0.1)
+        await asyncio.gather(*first, *(batcher.enroll(_node(i), "t") for i in (6, 7)))
+        sizes.append(batcher.batches)
+        t = time.monotonic()
+        await asyncio.gather(*(batcher.enroll(_node(i), "t") for i in (8, 9)))
+        sizes.append(int(time.monotonic() - t >= 0.3))
+        return sizes
+
+    assert asyncio.run(main()) == [4, 2, 1]  # one batch of 4, then 4 together, then a linger waited out
+    alone = EnrollBatcher(ctx.sessions, ctx.site)
+    t = time.monotonic()
+    _run(alone, [(_node(20), "t")])
+    _run(alone, [(_node(21), "t")])
+    assert time.monotonic() - t < 0.4 and alone.batches == 2  # batches of one: no wait
 
 
 def test_each_request_gets_its_own_refusal(ctx: Context) -> None:
