@@ -55,11 +55,12 @@ lint: venv
 	$(BIN)/lint-imports
 
 test: venv deps lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not deploy" $(PYTEST_ARGS)
 
-# The real deploy end to end (issue 11; also part of `make test`): mirror, image and agent builds
-# (cached under /var/cache/dgxie-test), then QEMU VMs from power-on to ready. DGXIE_DEPLOY_FIRMWARE=bios
-# skips the UEFI run.
+# The real deploy end to end (issue 11), not in `make test`: mirror, image and agent builds (cached
+# under /var/cache/dgxie-test), then six QEMU VMs from power-on to ready, RAID 1 and three failures.
+# Under TCG a VM takes ~10 minutes on a slow 2-core machine (2026-12-01), so with them `make test`
+# no longer fits CI's 90 minutes there. DGXIE_DEPLOY_FIRMWARE=bios skips the UEFI run.
 e2e-deploy: venv deps
 	$(BIN)/pytest -m deploy tests/e2e/test_deploy_vm.py $(PYTEST_ARGS)
 
