@@ -47,8 +47,8 @@ def pools(db_url: str) -> Iterator[Callable[[], sessionmaker[Session]]]:
         e.dispose()
 
 
-def _inst(name: str) -> InstanceConfig:
-    return InstanceConfig(id=name, **FAST)
+def _inst(name: str, **timing: float) -> InstanceConfig:
+    return InstanceConfig(id=name, **(FAST | timing))
 
 
 def _jobs(sessions: sessionmaker[Session]) -> list[Job]:
@@ -81,7 +81,10 @@ def test_each_job_runs_once_across_workers(pools: Callable[[], sessionmaker[Sess
     kinds = JobKinds()
     kinds.register("t.count", handler)
     executed: Counter[str] = Counter()
-    workers = [JobWorker(pools(), _inst(f"w{n}"), kinds, concurrency=4, poll=0.05,
+    # No owner dies here: the default expiry, so that a loaded machine's pause of more than FAST's
+    # 1 s (seen once in a CI run on a slow 2-core machine) is not a takeover and a second run.
+    workers = [JobWorker(pools(), _inst(f"w{n}", heartbeat_seconds=5, expire_seconds=15), kinds, concurrency=4,
+                         poll=0.05,
                          on_execute=lambda kind: executed.update([kind])) for n in range(3)]
 
     async def go() -> None:
