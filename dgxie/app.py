@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from dgxie import __version__, db, web
 from dgxie.api import agent as agent_api
-from dgxie.api import answers, boot, firmware_files, install, openapi, ops, registry
+from dgxie.api import answers, boot, firmware_files, install, openapi, ops, readers, registry
 from dgxie.api import handoff as handoff_api
 from dgxie.api import mirror as mirror_api
 from dgxie.api.admission import Admission, Gate
@@ -75,6 +75,7 @@ def create_app(ctx: Context) -> FastAPI:
         try:
             yield
         finally:
+            readers.close(app.state)  # their kept connections back to the pool
             await supervisor.stop()
 
     app = FastAPI(title="dgxie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -114,10 +114,16 @@ def ping_when_idle(engine: Engine, idle: float = PING_IDLE) -> None:
         if (since is not None and time.monotonic() - since < idle and not getattr(dbapi_conn, "closed", False)
                 and not getattr(dbapi_conn, "broken", False)):
             return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:
-            raise sa_exc.DisconnectionError(describe(exc)) from exc
+        ping(engine, dbapi_conn)
+
+
+def ping(engine: Engine, dbapi_conn: Any) -> None:
+    """One round trip on the driver's connection (the dialect's `SELECT 1`); a failure is a
+    `DisconnectionError` naming its cause (`describe`)."""
+    try:
+        engine.dialect.do_ping(dbapi_conn)
+    except Exception as exc:
+        raise sa_exc.DisconnectionError(describe(exc)) from exc
 
 
 def describe(exc: BaseException) -> str:

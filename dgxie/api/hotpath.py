@@ -162,7 +162,7 @@ class HotPath:
             answer = nodes_api.list_answer(request, **args)
         else:
             scope["route"], scope["path_params"] = _GET_ROUTE, {"ref": ref}
-            answer = nodes_api.get_answer(request, ref)
+            answer = nodes_api.get_answer(ref)
         return await self._answered(nodes_api.read(request, answer))
 
     async def _enroll(self, scope: Scope, body: bytes | None) -> Response | None:

@@ -14,6 +14,8 @@ from dgxie.sections.common import Strict, hostport
 # mirror scheduler, handoff worker, DHCP sync), the boot fast path's lookups (asyncio's default
 # executor: up to 6 threads on 2 cores) and /healthz. See docs/configuration.md, "Concurrency".
 RESERVED_CONNECTIONS = 10
+# Threads of the node reads (`api.readers`), each keeping a connection between reads.
+NODE_READERS = 2
 
 
 class ApiConfig(Strict):
@@ -49,8 +51,9 @@ class ApiConfig(Strict):
     @property
     def pool_size(self) -> int:
         """Connections in the pool: one per admitted request, one for the enrolment batcher's
-        writer (its waiters give their slots back), plus RESERVED_CONNECTIONS."""
-        return self.max_inflight + 1 + RESERVED_CONNECTIONS
+        writer (its waiters give their slots back), one kept by each node-read thread
+        (`NODE_READERS`), plus RESERVED_CONNECTIONS."""
+        return self.max_inflight + 1 + NODE_READERS + RESERVED_CONNECTIONS
 
 
 class SubnetConfig(Strict):

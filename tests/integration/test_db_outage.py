@@ -21,6 +21,9 @@ def test_postgres_outage_is_503_logged_once_and_recovers(tmp_path: Path) -> None
         nodes = f"{srv.url}/api/v1/nodes"
         assert httpx.post(nodes, json={"hostname": "n1", "mac": "02:00:00:00:00:01"}, headers=srv.auth,
                           timeout=10).status_code == 201
+        # the node readers now keep their connections (api.readers): the outage breaks them
+        assert httpx.get(f"{nodes}/n1", headers=srv.auth, timeout=10).status_code == 200
+        assert httpx.get(nodes, headers=srv.auth, timeout=10).status_code == 200
         pg.stop()
         answers = []
         for i in range(5):

@@ -119,8 +119,8 @@ def test_a_few_refusals_do_not_stretch_retry_after() -> None:
 
 def test_api_config_sizes_the_pool_and_refuses_more_inflight_than_threads() -> None:
     api = ApiConfig()
-    assert (api.threads, api.max_inflight, api.pool_size) == (40, 8, 19)  # + the enrolment batcher's writer
-    assert ApiConfig(max_inflight=30, threads=32).pool_size == 41
+    assert (api.threads, api.max_inflight, api.pool_size) == (40, 8, 21)  # + the batch writer, the node readers
+    assert ApiConfig(max_inflight=30, threads=32).pool_size == 43
     with pytest.raises(pydantic.ValidationError, match="must leave 2 of the 8 threads free"):
         ApiConfig(max_inflight=7, threads=8)
 

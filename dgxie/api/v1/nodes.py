@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from dgxie import events
-from dgxie.api import admission, readcache
+from dgxie.api import admission, readcache, readers
 from dgxie.api.auth import Operator, Viewer
 from dgxie.api.deps import SessionDep, SiteDep, get_ctx
 from dgxie.api.limits import MAX_INT, JsonRoute
@@ -25,7 +22,6 @@ from dgxie.nodes.schemas import NodeBrief, NodeBulkIn, NodeBulkOut, NodeCreate, 
 from dgxie.tokens import Principal
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], route_class=JsonRoute)
-READ_THREADS = 2
 TAKEN = conflict("the hostname, a MAC or the IP belongs to another node")
 EVENT = {"id": 42, "time": "2026-11-30T08:00:00Z", "actor": "installer", "node": "gpu01", "kind": "state",
          "from_state": "installing", "to_state": "installed", "reason": "installer finished", "data": {}}
@@ -92,55 +88,31 @@ def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal 
 async def get_node(request: Request, ref: str, _: Principal = Viewer) -> Response:
     """One node by hostname or MAC (any of its interfaces). Not cached: one indexed lookup costs
     less than the cache's change signal (measured, bench/RESULTS.md)."""
-    return await read(request, get_answer(request, ref))
+    return await read(request, get_answer(ref))
 
 
 def list_answer(request: Request, state: str | None, role: str | None, tag: str | None, profile: str | None,
-                limit: int, offset: int) -> Callable[[], Response]:
-    """The answer to a node page, to run on the read threads (`read`): from the app's read cache,
-    else built by `nodes.reads` on one pooled connection, with no ORM. Shared by the route and
-    `api.hotpath`."""
-    cache, engine, arrived = readcache.of(request), get_ctx(request).engine, time.monotonic()
+                limit: int, offset: int) -> Callable[[Connection], Response]:
+    """The answer to a node page, to run on the node readers (`read`): from the app's read cache,
+    else built by `nodes.reads`, with no ORM. Shared by the route and `api.hotpath`."""
+    cache, arrived = readcache.of(request), time.monotonic()
 
-    def answer() -> Response:
-        with _reading(engine) as conn:
-            return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
-                conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset), arrived=arrived)
+    def answer(conn: Connection) -> Response:
+        return cache.answer(request, conn, ("list", state, role, tag, profile, limit, offset), lambda: reads.page(
+            conn, state=state, role=role, tag=tag, profile=profile, limit=limit, offset=offset), arrived=arrived)
 
     return answer
 
 
-def get_answer(request: Request, ref: str) -> Callable[[], Response]:
-    """The answer to one node by hostname or MAC, to run on the read threads (`read`)."""
-    engine = get_ctx(request).engine
-
-    def answer() -> Response:
-        with _reading(engine) as conn:
-            return _json(reads.get(conn, ref))
-
-    return answer
+def get_answer(ref: str) -> Callable[[Connection], Response]:
+    """The answer to one node by hostname or MAC, to run on the node readers (`read`)."""
+    return lambda conn: _json(reads.get(conn, ref))
 
 
-@contextmanager
-def _reading(engine: Engine) -> Iterator[Connection]:
-    """A pooled connection for a read. On PostgreSQL in autocommit: its default isolation (read
-    committed) gives each statement its own snapshot anyway, so a transaction only added a BEGIN
-    and a ROLLBACK round trip to every read."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
-
-
-async def read(request: Request, fn: Callable[[], Response]) -> Response:
-    """`fn()` on the app's node-read threads (`READ_THREADS` of their own, as the boot path's
-    `boot.db_threads`: the loop's default pool handed the GIL around among its threads, and anyio's
-    hop costs ~9% of a node read in cancel-scope bookkeeping)."""
-    state = request.app.state
-    pool: ThreadPoolExecutor | None = getattr(state, "node_read_pool", None)
-    if pool is None:
-        pool = state.node_read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dgxie-api-read")
-    return await asyncio.get_running_loop().run_in_executor(pool, fn)
+async def read(request: Request, fn: Callable[[Connection], Response]) -> Response:
+    """`fn(conn)` on the app's node readers: threads of their own, each keeping its connection
+    between reads (`api.readers`)."""
+    return await readers.of(request).run(fn)
 
 
 @router.patch("/{ref}", response_model=NodeOut, responses=TAKEN)
