@@ -75,13 +75,13 @@ def _batcher(request: Request) -> enroll_batch.EnrollBatcher:
 
 @router.post("/bulk", response_model=NodeBulkOut, status_code=201,
              responses=conflict("a hostname, MAC or IP belongs to another node or row; every such row is named"))
-def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> NodeBulkOut:
+def create_nodes(body: NodeBulkIn, s: SessionDep, site: SiteDep, who: Principal = Operator) -> Response:
     """Enroll up to 5,000 nodes in one transaction: all of them, or none and one error naming every
     bad row (`nodes[i]: ...`). Each node is enrolled as by `POST /api/v1/nodes`, with its event."""
     rows = [bulk.Row(f"nodes[{i}]", n) for i, n in enumerate(body.nodes)]
     made = bulk.create_nodes(s, site, rows, actor=who.actor)
-    return NodeBulkOut(created=len(made), nodes=[NodeBrief(id=n.id, hostname=n.hostname, mac=n.mac,
-                                                           profile=n.profile, state=n.state) for n in made])
+    return _json(NodeBulkOut.model_construct(created=len(made), nodes=[NodeBrief.model_construct(
+        id=n.id, hostname=n.hostname, mac=n.mac, profile=n.profile, state=n.state) for n in made]), 201)
 
 
 @router.get("/{ref}", response_model=NodeOut)
