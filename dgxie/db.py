@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from dgxie import dbjson, resources
@@ -94,6 +94,17 @@ def make_engine(url: str, **kw: Any) -> Engine:
 
 
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before its checkout pings it
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection for reads only. On PostgreSQL in autocommit: its default isolation (read
+    committed) gives each statement its own snapshot anyway, so a transaction would only add a
+    BEGIN and a ROLLBACK round trip; SQLite's snapshot ends when the connection goes back."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def ping_when_idle(engine: Engine, idle: float = PING_IDLE) -> None:

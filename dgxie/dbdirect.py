@@ -1,4 +1,5 @@
-"""A SQLAlchemy Core `SELECT` run on the driver's own cursor (issue 14), for the hottest reads.
+"""A SQLAlchemy Core `SELECT` run on the driver's own cursor (issue 14), for the hottest reads
+(one node by hostname or MAC, a MAC's boot target).
 
 `Connection.execute` of a prebuilt statement still pays, on every call, for SQLAlchemy's execution
 context, its result metadata, its events and its row objects: ~40% of a one-node read's CPU on
@@ -64,3 +65,18 @@ class Direct:
                 values[i] = process(values[i])
             rows.append(self._make(values))
         return rows
+
+
+class Prepared:
+    """`stmt` as a `Direct` for whichever dialect runs it (compiled at its first use there)."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, Direct] = {}
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        found = self._compiled.get(conn.dialect.name)
+        if found is None:
+            found = self._compiled[conn.dialect.name] = Direct(self.stmt, conn.dialect)
+        return found.all(conn, params)
+

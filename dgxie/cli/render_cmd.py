@@ -42,7 +42,7 @@ def _ipxe(s: Session, site: Site, ref: str) -> tuple[str, Merged | None, str]:
         mac = service.get_node(s, ref).mac or ref
     except NotFound:
         mac = ref
-    script = boot_render.ipxe_script(s, site, mac)
+    script = boot_render.ipxe_script(s.connection(), site, mac)
     return script.text, None, script.template
 
 
@@ -60,7 +60,7 @@ def ipxe_explain(s: Session, site: Site, ref: str) -> list[str]:
         mac = service.get_node(s, ref).mac or ref
     except NotFound:
         mac = ref
-    script = boot_render.ipxe_script(s, site, mac)
+    script = boot_render.ipxe_script(s.connection(), site, mac)
     decision = script.decision
     return [f"# decision: {decision.action.value} ({decision.reason})", template_line(site, script.template),
             *[f"# note: {n}" for n in script.notes]]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from dgxie.boot.decide import Decision
-from dgxie.db import on_commit_of_change, session_scope
+from dgxie.db import on_commit_of_change, reading
 from dgxie.ipxe.render import Script, ipxe_script
 from dgxie.site import Site
 
@@ -28,6 +29,7 @@ class ScriptCache:
     def __init__(self, sessions: sessionmaker[Session], site: Site, *, ttl: float = 2.0,
                  on_decision: Callable[[Decision], None] | None = None) -> None:
         self.sessions, self.site, self.ttl = sessions, site, ttl
+        self.engine: Engine = sessions.kw["bind"]
         self.on_decision = on_decision
         self._entries: dict[str, tuple[float, Script]] = {}
         on_commit_of_change(sessions, self.invalidate)
@@ -46,8 +48,8 @@ class ScriptCache:
         hit = self.cached(mac)
         if hit is not None:
             return hit
-        with session_scope(self.sessions) as s:
-            script = ipxe_script(s, self.site, mac)
+        with reading(self.engine) as conn:  # no transaction, nothing to commit
+            script = ipxe_script(conn, self.site, mac)
         if self.ttl > 0:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()

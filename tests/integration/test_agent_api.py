@@ -190,7 +190,7 @@ def test_erase_boots_the_agent_and_returns_to_discovered(actx: Context, node_cli
     assert r.status_code == 200 and r.json()["state"] == "erasing"
     assert node_client.get("/agent/v1/plan", headers=bearer(tok)).status_code == 401
     with db.session_scope(actx.sessions) as s:
-        script = ipxe_script(s, actx.site, MAC)
+        script = ipxe_script(s.connection(), actx.site, MAC)
     assert "vmlinuz" in script.text and f"dgxie.mac={MAC}" in script.text and "/boot/n/" not in script.text
     h = hello(node_client, first="0")
     assert h["DGXIE_MODE"] == "erase"
@@ -203,7 +203,7 @@ def test_erase_boots_the_agent_and_returns_to_discovered(actx: Context, node_cli
 
 def test_discovery_boots_the_agent_without_a_node_secret(actx: Context) -> None:
     with db.session_scope(actx.sessions) as s:
-        script = ipxe_script(s, actx.site, "52:54:00:aa:00:09")
+        script = ipxe_script(s.connection(), actx.site, "52:54:00:aa:00:09")
     assert script.decision.action == "discovery"
     assert "dgxie.url=http://127.0.0.1:8080 dgxie.mac=52:54:00:aa:00:09" in script.text
     assert "/boot/n/" not in script.text

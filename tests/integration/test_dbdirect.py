@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from dgxie import db
 from dgxie.context import Context
-from dgxie.dbdirect import Direct
+from dgxie.dbdirect import Direct, Prepared
 from dgxie.models import Node
 from dgxie.nodes import service
 from dgxie.nodes.reads import _Statements
@@ -60,3 +60,11 @@ def test_statements_needing_sqlalchemys_execution_are_refused(engine: Engine) ->
         Direct(select(N.c.id).where(N.c.id.in_(bindparam("ids", expanding=True))), engine.dialect)
     with pytest.raises(ValueError, match="bind processor"):
         Direct(select(N.c.id).where(N.c.created_at > bindparam("t", type_=N.c.created_at.type)), engine.dialect)
+
+
+def test_prepared_compiles_for_the_dialect_that_runs_it(engine: Engine) -> None:
+    stmt = select(N.c.id, N.c.created_at).where(N.c.hostname == bindparam("h"))
+    prepared = Prepared(stmt)
+    with engine.connect() as conn:
+        assert prepared.all(conn, {"h": "nobody"}) == []
+        assert prepared._compiled[engine.dialect.name].sql == Direct(stmt, engine.dialect).sql
