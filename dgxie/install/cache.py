@@ -34,13 +34,14 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jinja2
 
 from dgxie.boot import templates
-from dgxie.install import seed
+from dgxie.install import fingerprint, seed
+from dgxie.install.fingerprint import Fingerprint
 from dgxie.models import Node
 from dgxie.models.types import utcnow
 from dgxie.nodes import credentials
@@ -60,6 +61,7 @@ class _Entry:
     template: str
     text: str  # with `stand_in` where the credential goes (only the text: a few KiB per node)
     stand_in: str
+    fingerprint: Fingerprint | None = None  # the rows of the last render it answered (`refetch`)
 
 
 def _key(values: dict[str, Any]) -> str:
@@ -79,7 +81,7 @@ class SeedCache:
         self._entries: dict[tuple[int, str], _Entry] = {}
         self._held: dict[int, str] = {}  # node id -> the install credential this process minted last
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.refetches = 0
 
     def render(self, site: Site, node: Node, artifact: str, *, credential: str) -> seed.Rendered:
         """`seed.render(site, node, artifact, credential=credential)`, from the cache when valid."""
@@ -95,6 +97,10 @@ class SeedCache:
                 current = ()
             if len(current) == len(hit.parts) and all(a is b for a, b in zip(current, hit.parts, strict=True)):
                 self.hits += 1
+                fp = fingerprint.of_node(node)
+                if hit.fingerprint != fp:
+                    with self._lock:
+                        self._entries[slot] = replace(hit, fingerprint=fp)
                 text = hit.text.replace(hit.stand_in, credential) if hit.stand_in else hit.text
                 return seed.Rendered(artifact=artifact, template=template, text=text, merged=merged)
         self.misses += 1
@@ -105,28 +111,52 @@ class SeedCache:
             names = before = None  # seed.render reports it, naming template and line
         if artifact not in seed.CREDENTIAL_ARTIFACTS:
             first = seed.render(site, node, artifact, credential=credential)
-            self._store(slot, site, key, names, before, first, "")
+            self._store(slot, site, node, key, names, before, first, "")
             return first
         one, two = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         first = seed.render(site, node, artifact, credential=one)  # checked and validated
         values = {k: v.replace(one, two) if isinstance(v, str) else v for k, v in first.merged.values.items()}
         second = seed.render_template(site.templates_dir, template, values)  # the same, but for the credential
         if one in first.text and first.text.replace(one, two) == second:
-            self._store(slot, site, key, names, before, first, one)
+            self._store(slot, site, node, key, names, before, first, one)
             return seed.Rendered(artifact=artifact, template=template, text=first.text.replace(one, credential),
                                  merged=merged)
         return seed.render(site, node, artifact, credential=credential)  # the credential is transformed
 
-    def _store(self, slot: tuple[int, str], site: Site, key: str, names: tuple[str, ...] | None,
+    def _store(self, slot: tuple[int, str], site: Site, node: Node, key: str, names: tuple[str, ...] | None,
                before: tuple[jinja2.Template, ...] | None, rendered: seed.Rendered, stand_in: str) -> None:
         """Keep `rendered` unless a template file changed while it was rendered (or has a dynamic include)."""
         if names is None or before is None or _parts(site, names) != before:
             return
-        entry = _Entry(site, key, names, before, rendered.template, rendered.text, stand_in)
+        entry = _Entry(site, key, names, before, rendered.template, rendered.text, stand_in, fingerprint.of_node(node))
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[slot] = entry
+
+    def refetch(self, site: Site, node_id: int, artifact: str, fp: Fingerprint) -> tuple[str, str] | None:
+        """(text, stand-in) of the render kept for (node, artifact) if it was made for
+        `site` from exactly the rows `fp` and its template files are unchanged; else None."""
+        hit = self._entries.get((node_id, artifact))
+        if hit is None or hit.site is not site or hit.fingerprint != fp:
+            return None
+        try:
+            current = _parts(site, hit.names)
+        except jinja2.TemplateNotFound:
+            return None
+        if len(current) != len(hit.parts) or not all(a is b for a, b in zip(current, hit.parts, strict=True)):
+            return None
+        return hit.text, hit.stand_in
+
+    def refetched(self) -> None:
+        """Count a fetch `install.refetch` answered from an entry (a hit, without the ORM)."""
+        with self._lock:
+            self.hits += 1
+            self.refetches += 1
+
+    def held_for(self, node_id: int) -> str | None:
+        """The install credential this process minted last for node `node_id` (unchecked)."""
+        return self._held.get(node_id)
 
     def held(self, node: Node) -> str | None:
         """The `install` credential this process minted for `node`, if the database still says it

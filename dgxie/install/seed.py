@@ -55,15 +55,23 @@ LINE_BASED = ("preseed", "kickstart")  # one line per setting: no value may hold
 
 
 @dataclass(frozen=True)
-class Rendered:
+class Served:
+    """What a node gets for a config fetch: the text of `artifact`."""
+
     artifact: str
-    template: str
     text: str
-    merged: Merged
 
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES.get(self.artifact, "text/plain") + "; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Rendered(Served):
+    """A render: the text, the template it came from and the variables with their layers."""
+
+    template: str
+    merged: Merged
 
 
 def _template_line(exc: BaseException, override: Path | None) -> tuple[str | None, int | None]:

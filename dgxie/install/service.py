@@ -28,7 +28,7 @@ from dgxie.db import session_scope
 from dgxie.errors import Conflict, DgxieError, Invalid, NotFound
 from dgxie.events import record
 from dgxie.handoff.bootstrap import on_installed
-from dgxie.install import cache, seed
+from dgxie.install import cache, refetch, seed
 from dgxie.models import Node
 from dgxie.nodes import callbacks, credentials, origin
 from dgxie.nodes.schemas import CallbackOut
@@ -49,11 +49,15 @@ def _servable(node: Node, artifact: str) -> None:
 
 
 def serve_config(sessions: sessionmaker[Session], site: Site, token: str, artifact: str,
-                 peer: str) -> seed.Rendered | None:
+                 peer: str) -> seed.Served | None:
     """The rendered `artifact` for the node holding `token`, fetched from `peer`; NotFound (one
     message for a wrong token, an unknown node and an artefact its template set lacks), Forbidden
     for another address, Conflict for a state that has no use for it, or None when it cannot be
-    rendered."""
+    rendered. A pure re-fetch is answered without the ORM (`install.refetch`), byte for byte."""
+    again = refetch.answer(sessions.kw["bind"], site, token, artifact, peer, states=INSTALLER_STATES,
+                           image_states=IMAGE_STATES)
+    if again is not None:
+        return again
     refused: DgxieError | None = None
     with session_scope(sessions) as s:
         node = credentials.node_by_boot_token(s, site.box, token, lock=True)

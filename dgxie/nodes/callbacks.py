@@ -168,9 +168,20 @@ def apply(session: Session, node: Node, cb: Callback, *, interval: float, author
     return CallbackOut(state=node.state, changed=changed, logged=logged)
 
 
+def writes_on_fetch(artifact: str, state: str, seen: datetime | None, now: datetime) -> bool:
+    """Whether `note_fetch` changes anything for a fetch of `artifact` by a node in `state` whose
+    last contact was `seen`: an enrolled node starting its install, or an installing one whose
+    contact is older than SEEN_RESOLUTION."""
+    if artifact in SEED_ARTIFACTS and state == State.ENROLLED.value:
+        return True
+    return state == State.INSTALLING.value and (seen is None or (now - seen).total_seconds() >= SEEN_RESOLUTION)
+
+
 def note_fetch(session: Session, node: Node, artifact: str, *, now: datetime | None = None) -> None:
     """A node fetched its config: an enrolled node is now installing; an installing one is alive."""
     now = now or utcnow()
+    if not writes_on_fetch(artifact, node.state, node.install_seen_at, now):
+        return
     if artifact in SEED_ARTIFACTS and node.state == State.ENROLLED.value:
         transition(session, node, State.INSTALLING, actor=INSTALLER, kind="install.start",
                    reason=f"fetched {artifact}", data={"artifact": artifact})

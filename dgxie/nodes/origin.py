@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from dgxie.errors import Forbidden
@@ -64,14 +65,29 @@ def trusted(peer: str, networks: Sequence[Network]) -> bool:
 def node_addresses(session: Session, node: Node | None, macs: Sequence[str] = (),
                    now: datetime | None = None) -> set[str]:
     """The addresses that are `node`'s now: its reservation and live leases of its MACs (or `macs`)."""
-    now = now or datetime.now(UTC)
-    out = {node.ip} if node is not None and node.ip else set()
     all_macs = set(macs) | ({i.mac for i in node.interfaces} if node is not None else set())
-    if all_macs:
-        out |= set(session.scalars(select(DhcpLease.ip).where(DhcpLease.mac.in_(all_macs),
-                                                              DhcpLease.expires_at > now)))
-        out |= LIVE_LEASES.of(all_macs)
+    return addresses(session, node.ip if node is not None else None, all_macs, now)
+
+
+def addresses(db: Session | Connection, ip: str | None, macs: Iterable[str], now: datetime | None = None) -> set[str]:
+    """The reservation `ip` and the live leases of `macs` (written, or held by this process's DHCP
+    server: `LIVE_LEASES`)."""
+    now = now or datetime.now(UTC)
+    out = {ip} if ip else set()
+    macs = set(macs)
+    if macs:
+        out |= set(db.scalars(select(DhcpLease.ip).where(DhcpLease.mac.in_(macs), DhcpLease.expires_at > now)))
+        out |= LIVE_LEASES.of(macs)
     return out
+
+
+def allowed(db: Session | Connection, ip: str | None, macs: Iterable[str], peer: str,
+            networks: Sequence[Network]) -> bool:
+    """`speaks_for` from a node's reservation and MACs instead of its ORM object."""
+    if trusted(peer, networks):
+        return True
+    addr = _address(peer)
+    return addr is not None and str(addr) in addresses(db, ip, macs)
 
 
 def speaks_for(session: Session, node: Node | None, peer: str, networks: Sequence[Network], *,

@@ -36,7 +36,7 @@ _COLUMNS = (N.c.id, N.c.hostname, N.c.ip, P.c.name.label("profile"), N.c.role, N
             N.c.state_changed_at, N.c.created_at, N.c.updated_at)
 
 
-def _interfaces(dialect: str) -> Any:
+def interfaces_column(dialect: str) -> Any:
     """The node's interfaces as one JSON array of `[mac, name]` in id order, a correlated scalar
     subquery (one statement for the nodes and their interfaces, not two: a round trip fewer)."""
     i = IFS.alias("i")
@@ -54,7 +54,7 @@ class _Statements:
     """A dialect's statements, built once (building and cache-keying them was a fifth of a read)."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.base = base = select(*_COLUMNS, _interfaces(dialect.name).label("ifaces")).select_from(
+        self.base = base = select(*_COLUMNS, interfaces_column(dialect.name).label("ifaces")).select_from(
             N.outerjoin(P, N.c.profile_id == P.c.id))
         # one node: on the driver's cursor (`dbdirect`: SQLAlchemy's execution was 40% of its CPU)
         self.by_hostname = Direct(base.where(N.c.hostname == bindparam("hostname")), dialect)
